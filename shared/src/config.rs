@@ -1,0 +1,264 @@
+//! Typed configuration read from the environment once per process.
+//!
+//! Every error names the variable that is missing or wrong, and never echoes a
+//! secret's value. Lookups go through a function so tests (and the local CLI)
+//! can supply values without touching the process environment.
+
+use std::time::Duration;
+
+use http::HeaderName;
+use secrecy::SecretString;
+use thiserror::Error;
+
+use crate::locale::Locale;
+use crate::okta::HookDefaults;
+use crate::phone::Region;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{var} is not set")]
+    Missing { var: &'static str },
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+/// Everything the ingress needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub auth: AuthConfig,
+    pub defaults: HookDefaults,
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthConfig {
+    OAuth(OAuthConfig),
+    HeaderSecret(HeaderSecretConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    pub issuer: String,
+    pub jwks_url: reqwest::Url,
+    pub audience: String,
+    pub client_ids: Vec<String>,
+    pub required_scope: String,
+    pub leeway: Duration,
+    pub jwks_ttl: Duration,
+    pub jwks_refresh_cooldown: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderSecretConfig {
+    pub header: HeaderName,
+    pub secret: SecretString,
+}
+
+/// Okta's own verifiers accept up to two minutes of clock skew.
+const MAX_LEEWAY_SECS: u64 = 120;
+/// Shorter secrets are guessable; Okta lets admins paste any length.
+const MIN_SECRET_LEN: usize = 16;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let auth = match env.opt("AUTH_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("oauth") => AuthConfig::OAuth(oauth(&env)?),
+            Some("header") => AuthConfig::HeaderSecret(header_secret(&env)?),
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: "AUTH_MODE",
+                    reason: "expected oauth or header".into(),
+                });
+            }
+        };
+        let locale = match env.opt("DEFAULT_LOCALE") {
+            None => Locale::parse("en").map_err(|_| invalid("DEFAULT_LOCALE", "built-in default"))?,
+            Some(s) => Locale::parse(&s).map_err(|_| invalid("DEFAULT_LOCALE", "not a language tag such as en or en-US"))?,
+        };
+        let region = match env.opt("DEFAULT_REGION") {
+            None => "US".parse().map_err(|_| invalid("DEFAULT_REGION", "built-in default"))?,
+            Some(s) => s
+                .parse::<Region>()
+                .map_err(|_| invalid("DEFAULT_REGION", "not an ISO 3166 region code such as US"))?,
+        };
+        Ok(Config {
+            auth,
+            defaults: HookDefaults { locale, region },
+        })
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// A set, non-blank value.
+    fn opt(&self, var: &str) -> Option<String> {
+        (self.0)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn req(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.opt(var).ok_or(ConfigError::Missing { var })
+    }
+
+    fn secs(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        match self.opt(var) {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| invalid(var, "expected a whole number of seconds")),
+        }
+    }
+}
+
+fn invalid(var: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.to_owned(),
+    }
+}
+
+fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
+    let issuer = env.req("OKTA_ISSUER")?.trim_end_matches('/').to_owned();
+    let issuer_url = reqwest::Url::parse(&issuer).map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?;
+    check_transport("OKTA_ISSUER", &issuer_url)?;
+    let jwks_url = match env.opt("OKTA_JWKS_URL") {
+        Some(u) => reqwest::Url::parse(&u).map_err(|_| invalid("OKTA_JWKS_URL", "not a URL"))?,
+        None => reqwest::Url::parse(&format!("{issuer}/v1/keys")).map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?,
+    };
+    check_transport("OKTA_JWKS_URL", &jwks_url)?;
+    let client_ids: Vec<String> = env
+        .req("OKTA_CLIENT_IDS")?
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if client_ids.is_empty() {
+        return Err(invalid("OKTA_CLIENT_IDS", "no client id listed"));
+    }
+    let leeway = env.secs("JWT_LEEWAY_SECONDS", 60)?;
+    if leeway.as_secs() > MAX_LEEWAY_SECS {
+        return Err(invalid("JWT_LEEWAY_SECONDS", "at most 120"));
+    }
+    let jwks_ttl = env.secs("JWKS_CACHE_TTL_SECONDS", 3600)?;
+    let jwks_refresh_cooldown = env.secs("JWKS_REFRESH_COOLDOWN_SECONDS", 30)?;
+    Ok(OAuthConfig {
+        issuer,
+        jwks_url,
+        audience: env.opt("OKTA_AUDIENCE").unwrap_or_else(|| "api://default".to_owned()),
+        client_ids,
+        required_scope: env.req("OKTA_REQUIRED_SCOPE")?,
+        leeway,
+        jwks_ttl,
+        jwks_refresh_cooldown,
+    })
+}
+
+/// Keys must come over HTTPS. Plain HTTP is allowed to loopback only, for
+/// the local issuer of `telehook serve` and for tests.
+fn check_transport(var: &'static str, url: &reqwest::Url) -> Result<(), ConfigError> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        _ => Err(invalid(var, "must be an https URL (http only for loopback)")),
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+fn header_secret(env: &Env<'_>) -> Result<HeaderSecretConfig, ConfigError> {
+    let name = env.opt("AUTH_HEADER_NAME").unwrap_or_else(|| "authorization".to_owned());
+    let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .map_err(|_| invalid("AUTH_HEADER_NAME", "not a valid HTTP header name"))?;
+    // Not trimmed: a secret is exactly what the admin pasted into Okta.
+    let secret = (env.0)("AUTH_HEADER_SECRET")
+        .filter(|s| !s.is_empty())
+        .ok_or(ConfigError::Missing { var: "AUTH_HEADER_SECRET" })?;
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(invalid("AUTH_HEADER_SECRET", "shorter than 16 characters"));
+    }
+    Ok(HeaderSecretConfig {
+        header,
+        secret: SecretString::from(secret),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    const OK: &[(&str, &str)] = &[
+        ("OKTA_ISSUER", "https://example.okta.com/oauth2/default/"),
+        ("OKTA_CLIENT_IDS", "0oa1, 0oa2"),
+        ("OKTA_REQUIRED_SCOPE", "okta.telephony.hook"),
+    ];
+
+    #[test]
+    fn oauth_defaults() {
+        let c = cfg(OK).unwrap();
+        let AuthConfig::OAuth(o) = c.auth else { panic!("oauth") };
+        assert_eq!(o.issuer, "https://example.okta.com/oauth2/default");
+        assert_eq!(o.jwks_url.as_str(), "https://example.okta.com/oauth2/default/v1/keys");
+        assert_eq!(o.audience, "api://default");
+        assert_eq!(o.client_ids, vec!["0oa1", "0oa2"]);
+        assert_eq!(c.defaults.locale.as_str(), "en");
+        assert_eq!(c.defaults.region.as_str(), "US");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        assert_eq!(cfg(&[]).unwrap_err(), ConfigError::Missing { var: "OKTA_ISSUER" });
+        let mut v = OK.to_vec();
+        v.retain(|(k, _)| *k != "OKTA_REQUIRED_SCOPE");
+        assert_eq!(cfg(&v).unwrap_err(), ConfigError::Missing { var: "OKTA_REQUIRED_SCOPE" });
+        for (var, bad) in [
+            ("OKTA_ISSUER", "http://example.okta.com/oauth2/default"),
+            ("OKTA_JWKS_URL", "ftp://x"),
+            ("JWT_LEEWAY_SECONDS", "600"),
+            ("DEFAULT_LOCALE", "english!"),
+            ("DEFAULT_REGION", "XX"),
+            ("AUTH_MODE", "magic"),
+        ] {
+            let mut v = OK.to_vec();
+            v.push((var, bad));
+            let err = cfg(&v).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { var: got, .. } if got == var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn loopback_http_is_allowed() {
+        let mut v = OK.to_vec();
+        v[0] = ("OKTA_ISSUER", "http://127.0.0.1:8080/oauth2/default");
+        assert!(cfg(&v).is_ok());
+    }
+
+    #[test]
+    fn header_mode_never_echoes_the_secret() {
+        let c = cfg(&[("AUTH_MODE", "header"), ("AUTH_HEADER_SECRET", "s3cr3t-s3cr3t-s3cr3t")]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let err = cfg(&[("AUTH_MODE", "HEADER"), ("AUTH_HEADER_SECRET", "tiny-val")]).unwrap_err();
+        assert!(!err.to_string().contains("tiny-val"), "{err}");
+        assert_eq!(err, invalid("AUTH_HEADER_SECRET", "shorter than 16 characters"));
+        assert_eq!(cfg(&[("AUTH_MODE", "header")]).unwrap_err(), ConfigError::Missing { var: "AUTH_HEADER_SECRET" });
+    }
+}

@@ -1,0 +1,28 @@
+//! telehook: Okta one-time passcodes by SMS and voice through the operator's
+//! own AWS account.
+//!
+//! This crate holds all the logic; the Lambda binaries and the CLI are thin
+//! shells that build dependencies once and call the handlers here.
+//!
+//! - [`okta`]: the hook's wire types, validation into a `DeliveryRequest`,
+//!   response builders.
+//! - [`auth`]: bearer JWT verification with a JWKS cache, header secrets.
+//! - [`phone`], [`otp`], [`locale`], [`channel`]: newtypes that parse,
+//!   normalise and redact.
+//! - [`ingress`]: the API Gateway handler and its error-to-response mapping.
+//! - [`delivery`]: the port the ingress delivers through.
+//! - [`config`]: typed configuration from the environment.
+//! - [`telemetry`]: log setup.
+//! - [`dev_issuer`]: a local OAuth signing key for local mode and tests.
+
+pub mod auth;
+pub mod channel;
+pub mod config;
+pub mod delivery;
+pub mod dev_issuer;
+pub mod ingress;
+pub mod locale;
+pub mod okta;
+pub mod otp;
+pub mod phone;
+pub mod telemetry;
