@@ -116,7 +116,7 @@ pub enum Principal {
 /// The configured authentication mode, ready to check requests.
 #[derive(Debug)]
 pub enum Authenticator {
-    OAuth(JwtVerifier),
+    OAuth(Box<JwtVerifier>),
     HeaderSecret(HeaderSecret),
 }
 
@@ -126,7 +126,7 @@ impl Authenticator {
     /// short.
     pub fn from_config(config: &AuthConfig) -> Result<Self, reqwest::Error> {
         Ok(match config {
-            AuthConfig::OAuth(c) => Authenticator::OAuth(JwtVerifier::new(c)?),
+            AuthConfig::OAuth(c) => Authenticator::OAuth(Box::new(JwtVerifier::new(c)?)),
             AuthConfig::HeaderSecret(c) => Authenticator::HeaderSecret(HeaderSecret::new(c)),
         })
     }
@@ -269,42 +269,60 @@ impl JwtVerifier {
         // algorithm check does not depend on which algorithms the JWT library
         // happens to know: `none`, `HS256` and friends stop here.
         let mut segments = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (segments.next(), segments.next(), segments.next(), segments.next())
-        else {
+        let (Some(h), Some(p), Some(s), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
             return Err(AuthError::Malformed);
         };
-        if h.is_empty() || p.is_empty() || s.is_empty() {
+        if h.is_empty() || p.is_empty() {
             return Err(AuthError::Malformed);
         }
-        let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| AuthError::Malformed)?;
-        let header: JoseHeader = serde_json::from_slice(&header_bytes).map_err(|_| AuthError::Malformed)?;
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(h)
+            .map_err(|_| AuthError::Malformed)?;
+        let header: JoseHeader =
+            serde_json::from_slice(&header_bytes).map_err(|_| AuthError::Malformed)?;
         if header.alg != "RS256" {
-            return Err(AuthError::AlgorithmNotAllowed(
-                header.alg.chars().take(16).collect(),
-            ));
+            // Only a short, printable prefix: the header is attacker data.
+            let alg = header
+                .alg
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(16)
+                .collect();
+            return Err(AuthError::AlgorithmNotAllowed(alg));
         }
-        let kid = header.kid.filter(|k| !k.is_empty()).ok_or(AuthError::MissingKid)?;
+        if s.is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        let kid = header
+            .kid
+            .filter(|k| !k.is_empty())
+            .ok_or(AuthError::MissingKid)?;
         let key = self.jwks.key(&kid).await?;
 
-        let data = jsonwebtoken::decode::<OktaClaims>(token, &key, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind as K;
-            match e.kind() {
-                K::InvalidSignature => AuthError::BadSignature,
-                K::ExpiredSignature => AuthError::Expired,
-                K::ImmatureSignature => AuthError::NotYetValid,
-                K::InvalidIssuer => AuthError::WrongIssuer,
-                K::InvalidAudience => AuthError::WrongAudience,
-                K::MissingRequiredClaim(c) => AuthError::MissingClaim(match c.as_str() {
-                    "exp" => "exp",
-                    "iss" => "iss",
-                    "aud" => "aud",
-                    _ => "required",
-                }),
-                K::InvalidAlgorithm => AuthError::AlgorithmNotAllowed("RS256 mismatch".into()),
-                _ => AuthError::Malformed,
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<OktaClaims>(token, &key, &self.validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                match e.kind() {
+                    K::InvalidSignature => AuthError::BadSignature,
+                    K::ExpiredSignature => AuthError::Expired,
+                    K::ImmatureSignature => AuthError::NotYetValid,
+                    K::InvalidIssuer => AuthError::WrongIssuer,
+                    K::InvalidAudience => AuthError::WrongAudience,
+                    K::MissingRequiredClaim(c) => AuthError::MissingClaim(match c.as_str() {
+                        "exp" => "exp",
+                        "iss" => "iss",
+                        "aud" => "aud",
+                        _ => "required",
+                    }),
+                    K::InvalidAlgorithm => AuthError::AlgorithmNotAllowed("RS256 mismatch".into()),
+                    _ => AuthError::Malformed,
+                }
+            })?;
         let claims = data.claims;
 
         if let Some(iat) = claims.iat {
@@ -367,7 +385,11 @@ struct RawJwks {
 }
 
 impl JwksCache {
-    pub fn new(url: reqwest::Url, ttl: Duration, cooldown: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        url: reqwest::Url,
+        ttl: Duration,
+        cooldown: Duration,
+    ) -> Result<Self, reqwest::Error> {
         // Okta allows 3 s for the whole hook; a key fetch gets a small share.
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
@@ -409,11 +431,14 @@ impl JwksCache {
         }
         let may_fetch = {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-            state.last_attempt.is_none_or(|t| t.elapsed() >= self.cooldown)
+            state
+                .last_attempt
+                .is_none_or(|t| t.elapsed() >= self.cooldown)
         };
         let mut fetch_error = None;
         if may_fetch {
-            self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.fetches
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let result = self.fetch().await;
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             state.last_attempt = Some(Instant::now());
@@ -435,19 +460,30 @@ impl JwksCache {
         }
         match (fetch_error, state.fetched_at) {
             (Some(e), None) => Err(AuthError::KeysUnavailable(e)),
-            (None, None) => Err(AuthError::KeysUnavailable("waiting for refresh cooldown".into())),
+            (None, None) => Err(AuthError::KeysUnavailable(
+                "waiting for refresh cooldown".into(),
+            )),
             _ => Err(AuthError::UnknownKid),
         }
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<DecodingKey>>, String> {
         let attempt = || async {
-            let resp = self.client.get(self.url.clone()).header("accept", "application/json").send().await?;
+            let resp = self
+                .client
+                .get(self.url.clone())
+                .header("accept", "application/json")
+                .send()
+                .await?;
             let resp = resp.error_for_status()?;
             resp.bytes().await
         };
         let body = attempt
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_times(1))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_times(1),
+            )
             .when(|e: &reqwest::Error| {
                 e.is_timeout() || e.is_connect() || e.status().is_some_and(|s| s.is_server_error())
             })
@@ -464,7 +500,8 @@ impl JwksCache {
         if body.len() > MAX_JWKS_BYTES {
             return Err("JWKS document too large".to_owned());
         }
-        let raw: RawJwks = serde_json::from_slice(&body).map_err(|_| "JWKS is not a JSON key set".to_owned())?;
+        let raw: RawJwks =
+            serde_json::from_slice(&body).map_err(|_| "JWKS is not a JSON key set".to_owned())?;
         let mut keys = HashMap::new();
         for value in raw.keys {
             // One odd key (another key type, say) must not hide the others.
@@ -487,10 +524,12 @@ fn usable_rs256_key(jwk: &Jwk) -> Option<(String, DecodingKey)> {
     if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
         return None;
     }
-    if let Some(alg) = jwk.common.key_algorithm {
-        if alg != jsonwebtoken::jwk::KeyAlgorithm::RS256 {
-            return None;
-        }
+    if jwk
+        .common
+        .key_algorithm
+        .is_some_and(|alg| alg != jsonwebtoken::jwk::KeyAlgorithm::RS256)
+    {
+        return None;
     }
     let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
         return None;
@@ -509,7 +548,9 @@ pub struct HeaderSecret {
 
 impl std::fmt::Debug for HeaderSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeaderSecret").field("header", &self.header).finish_non_exhaustive()
+        f.debug_struct("HeaderSecret")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
     }
 }
 
@@ -571,9 +612,15 @@ mod tests {
         });
         let mut headers = HeaderMap::new();
         assert_eq!(h.check(&headers), Err(AuthError::MissingCredentials));
-        headers.insert("X-Okta-Secret", "correct horse battery stapl".parse().unwrap());
+        headers.insert(
+            "X-Okta-Secret",
+            "correct horse battery stapl".parse().unwrap(),
+        );
         assert_eq!(h.check(&headers), Err(AuthError::BadSecret));
-        headers.insert("X-OKTA-SECRET", "correct horse battery staple".parse().unwrap());
+        headers.insert(
+            "X-OKTA-SECRET",
+            "correct horse battery staple".parse().unwrap(),
+        );
         assert_eq!(h.check(&headers), Ok(Principal::SharedSecret));
         assert!(!format!("{h:?}").contains("staple"));
     }

@@ -31,7 +31,12 @@ impl Channel {
             .filter(|w| !w.is_empty())
             .map(str::to_ascii_lowercase)
             .collect();
-        match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        match words
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
             [] => Err(ChannelError::Missing),
             ["sms"] => Ok(Channel::Sms),
             ["call"] | ["voice"] | ["voice", "call"] | ["voicecall"] => Ok(Channel::Voice),
@@ -62,7 +67,15 @@ mod tests {
         for s in ["SMS", "sms", "Sms", " sms "] {
             assert_eq!(Channel::parse(s), Ok(Channel::Sms), "{s}");
         }
-        for s in ["CALL", "call", "voice call", "Voice", "VOICE", "VOICE CALL", "voice_call"] {
+        for s in [
+            "CALL",
+            "call",
+            "voice call",
+            "Voice",
+            "VOICE",
+            "VOICE CALL",
+            "voice_call",
+        ] {
             assert_eq!(Channel::parse(s), Ok(Channel::Voice), "{s}");
         }
     }

@@ -65,7 +65,12 @@ impl Config {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&get);
-        let auth = match env.opt("AUTH_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let auth = match env
+            .opt("AUTH_MODE")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("oauth") => AuthConfig::OAuth(oauth(&env)?),
             Some("header") => AuthConfig::HeaderSecret(header_secret(&env)?),
             Some(_) => {
@@ -76,11 +81,16 @@ impl Config {
             }
         };
         let locale = match env.opt("DEFAULT_LOCALE") {
-            None => Locale::parse("en").map_err(|_| invalid("DEFAULT_LOCALE", "built-in default"))?,
-            Some(s) => Locale::parse(&s).map_err(|_| invalid("DEFAULT_LOCALE", "not a language tag such as en or en-US"))?,
+            None => {
+                Locale::parse("en").map_err(|_| invalid("DEFAULT_LOCALE", "built-in default"))?
+            }
+            Some(s) => Locale::parse(&s)
+                .map_err(|_| invalid("DEFAULT_LOCALE", "not a language tag such as en or en-US"))?,
         };
         let region = match env.opt("DEFAULT_REGION") {
-            None => "US".parse().map_err(|_| invalid("DEFAULT_REGION", "built-in default"))?,
+            None => "US"
+                .parse()
+                .map_err(|_| invalid("DEFAULT_REGION", "built-in default"))?,
             Some(s) => s
                 .parse::<Region>()
                 .map_err(|_| invalid("DEFAULT_REGION", "not an ISO 3166 region code such as US"))?,
@@ -97,7 +107,9 @@ struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 impl Env<'_> {
     /// A set, non-blank value.
     fn opt(&self, var: &str) -> Option<String> {
-        (self.0)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     fn req(&self, var: &'static str) -> Result<String, ConfigError> {
@@ -124,11 +136,13 @@ fn invalid(var: &'static str, reason: &str) -> ConfigError {
 
 fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
     let issuer = env.req("OKTA_ISSUER")?.trim_end_matches('/').to_owned();
-    let issuer_url = reqwest::Url::parse(&issuer).map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?;
+    let issuer_url =
+        reqwest::Url::parse(&issuer).map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?;
     check_transport("OKTA_ISSUER", &issuer_url)?;
     let jwks_url = match env.opt("OKTA_JWKS_URL") {
         Some(u) => reqwest::Url::parse(&u).map_err(|_| invalid("OKTA_JWKS_URL", "not a URL"))?,
-        None => reqwest::Url::parse(&format!("{issuer}/v1/keys")).map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?,
+        None => reqwest::Url::parse(&format!("{issuer}/v1/keys"))
+            .map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?,
     };
     check_transport("OKTA_JWKS_URL", &jwks_url)?;
     let client_ids: Vec<String> = env
@@ -149,7 +163,9 @@ fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
     Ok(OAuthConfig {
         issuer,
         jwks_url,
-        audience: env.opt("OKTA_AUDIENCE").unwrap_or_else(|| "api://default".to_owned()),
+        audience: env
+            .opt("OKTA_AUDIENCE")
+            .unwrap_or_else(|| "api://default".to_owned()),
         client_ids,
         required_scope: env.req("OKTA_REQUIRED_SCOPE")?,
         leeway,
@@ -164,7 +180,10 @@ fn check_transport(var: &'static str, url: &reqwest::Url) -> Result<(), ConfigEr
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        _ => Err(invalid(var, "must be an https URL (http only for loopback)")),
+        _ => Err(invalid(
+            var,
+            "must be an https URL (http only for loopback)",
+        )),
     }
 }
 
@@ -180,13 +199,17 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 fn header_secret(env: &Env<'_>) -> Result<HeaderSecretConfig, ConfigError> {
-    let name = env.opt("AUTH_HEADER_NAME").unwrap_or_else(|| "authorization".to_owned());
+    let name = env
+        .opt("AUTH_HEADER_NAME")
+        .unwrap_or_else(|| "authorization".to_owned());
     let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
         .map_err(|_| invalid("AUTH_HEADER_NAME", "not a valid HTTP header name"))?;
     // Not trimmed: a secret is exactly what the admin pasted into Okta.
     let secret = (env.0)("AUTH_HEADER_SECRET")
         .filter(|s| !s.is_empty())
-        .ok_or(ConfigError::Missing { var: "AUTH_HEADER_SECRET" })?;
+        .ok_or(ConfigError::Missing {
+            var: "AUTH_HEADER_SECRET",
+        })?;
     if secret.len() < MIN_SECRET_LEN {
         return Err(invalid("AUTH_HEADER_SECRET", "shorter than 16 characters"));
     }
@@ -202,7 +225,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -215,9 +241,14 @@ mod tests {
     #[test]
     fn oauth_defaults() {
         let c = cfg(OK).unwrap();
-        let AuthConfig::OAuth(o) = c.auth else { panic!("oauth") };
+        let AuthConfig::OAuth(o) = c.auth else {
+            panic!("oauth")
+        };
         assert_eq!(o.issuer, "https://example.okta.com/oauth2/default");
-        assert_eq!(o.jwks_url.as_str(), "https://example.okta.com/oauth2/default/v1/keys");
+        assert_eq!(
+            o.jwks_url.as_str(),
+            "https://example.okta.com/oauth2/default/v1/keys"
+        );
         assert_eq!(o.audience, "api://default");
         assert_eq!(o.client_ids, vec!["0oa1", "0oa2"]);
         assert_eq!(c.defaults.locale.as_str(), "en");
@@ -226,10 +257,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        assert_eq!(cfg(&[]).unwrap_err(), ConfigError::Missing { var: "OKTA_ISSUER" });
+        assert_eq!(
+            cfg(&[]).unwrap_err(),
+            ConfigError::Missing { var: "OKTA_ISSUER" }
+        );
         let mut v = OK.to_vec();
         v.retain(|(k, _)| *k != "OKTA_REQUIRED_SCOPE");
-        assert_eq!(cfg(&v).unwrap_err(), ConfigError::Missing { var: "OKTA_REQUIRED_SCOPE" });
+        assert_eq!(
+            cfg(&v).unwrap_err(),
+            ConfigError::Missing {
+                var: "OKTA_REQUIRED_SCOPE"
+            }
+        );
         for (var, bad) in [
             ("OKTA_ISSUER", "http://example.okta.com/oauth2/default"),
             ("OKTA_JWKS_URL", "ftp://x"),
@@ -241,7 +280,10 @@ mod tests {
             let mut v = OK.to_vec();
             v.push((var, bad));
             let err = cfg(&v).unwrap_err();
-            assert!(matches!(err, ConfigError::Invalid { var: got, .. } if got == var), "{var}: {err}");
+            assert!(
+                matches!(err, ConfigError::Invalid { var: got, .. } if got == var),
+                "{var}: {err}"
+            );
         }
     }
 
@@ -254,11 +296,23 @@ mod tests {
 
     #[test]
     fn header_mode_never_echoes_the_secret() {
-        let c = cfg(&[("AUTH_MODE", "header"), ("AUTH_HEADER_SECRET", "s3cr3t-s3cr3t-s3cr3t")]).unwrap();
+        let c = cfg(&[
+            ("AUTH_MODE", "header"),
+            ("AUTH_HEADER_SECRET", "s3cr3t-s3cr3t-s3cr3t"),
+        ])
+        .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
         let err = cfg(&[("AUTH_MODE", "HEADER"), ("AUTH_HEADER_SECRET", "tiny-val")]).unwrap_err();
         assert!(!err.to_string().contains("tiny-val"), "{err}");
-        assert_eq!(err, invalid("AUTH_HEADER_SECRET", "shorter than 16 characters"));
-        assert_eq!(cfg(&[("AUTH_MODE", "header")]).unwrap_err(), ConfigError::Missing { var: "AUTH_HEADER_SECRET" });
+        assert_eq!(
+            err,
+            invalid("AUTH_HEADER_SECRET", "shorter than 16 characters")
+        );
+        assert_eq!(
+            cfg(&[("AUTH_MODE", "header")]).unwrap_err(),
+            ConfigError::Missing {
+                var: "AUTH_HEADER_SECRET"
+            }
+        );
     }
 }

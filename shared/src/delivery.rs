@@ -17,7 +17,10 @@ use crate::okta::{ActionStatus, DeliveryRequest, EventId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     /// The provider accepted the message; `transaction_id` is its id.
-    Successful { transaction_id: String, metadata: Option<String> },
+    Successful {
+        transaction_id: String,
+        metadata: Option<String>,
+    },
     /// Durably queued, not yet confirmed.
     Pending { metadata: Option<String> },
     /// Will not be delivered by us; Okta should use its own provider.
@@ -60,7 +63,10 @@ impl RecordingDelivery {
 
     /// The requests received so far, oldest first.
     pub fn requests(&self) -> Vec<DeliveryRequest> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -74,6 +80,22 @@ impl Delivery for RecordingDelivery {
         Ok(DeliveryOutcome::Successful {
             transaction_id: format!("rec-{}-{}", requests.len(), random_hex(8)),
             metadata: Some(format!("channel={channel}; event={event_id}")),
+        })
+    }
+}
+
+/// Delivers nothing and answers FAILED, so that Okta sends the code through
+/// its own provider. The safe choice while no provider is configured, and a
+/// kill switch for a bad day.
+#[derive(Debug, Default)]
+pub struct OktaFallbackDelivery;
+
+#[async_trait]
+impl Delivery for OktaFallbackDelivery {
+    async fn deliver(&self, request: DeliveryRequest) -> Result<DeliveryOutcome, DeliveryError> {
+        tracing::warn!(event_id = %request.event_id, "no delivery pipeline configured; Okta will use its own provider");
+        Ok(DeliveryOutcome::Failed {
+            summary: crate::okta::SUMMARY_NOT_DELIVERED.to_owned(),
         })
     }
 }

@@ -36,7 +36,9 @@ pub struct DevKey {
 
 impl std::fmt::Debug for DevKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("DevKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -57,7 +59,13 @@ pub struct TokenClaims {
 
 impl TokenClaims {
     /// A token valid now for `expires_in` seconds (negative: already expired).
-    pub fn new(issuer: &str, audience: &str, client_id: &str, scopes: &[&str], expires_in: i64) -> Self {
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        client_id: &str,
+        scopes: &[&str],
+        expires_in: i64,
+    ) -> Self {
         let now = chrono::Utc::now().timestamp();
         TokenClaims {
             iss: issuer.to_owned(),
@@ -76,7 +84,8 @@ impl TokenClaims {
 impl DevKey {
     /// A fresh RSA-2048 key.
     pub fn generate() -> Result<Self, DevIssuerError> {
-        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| DevIssuerError::KeyGeneration)?;
+        let pair =
+            KeyPair::generate(KeySize::Rsa2048).map_err(|_| DevIssuerError::KeyGeneration)?;
         let der = pair.as_der().map_err(|_| DevIssuerError::KeyGeneration)?;
         Self::from_pkcs8_der(der.as_ref())
     }
@@ -89,7 +98,8 @@ impl DevKey {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, n.as_bytes());
         let kid = URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
         let pem = to_pem(der);
-        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| DevIssuerError::BadKey)?;
+        let encoding =
+            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| DevIssuerError::BadKey)?;
         Ok(DevKey {
             kid,
             pkcs8_der: der.to_vec(),
@@ -140,7 +150,11 @@ impl DevKey {
 
     /// Signs arbitrary JSON claims with an arbitrary header, for tests that
     /// need tokens no honest issuer would mint.
-    pub fn sign_raw(&self, header: &Header, claims: &serde_json::Value) -> Result<String, DevIssuerError> {
+    pub fn sign_raw(
+        &self,
+        header: &Header,
+        claims: &serde_json::Value,
+    ) -> Result<String, DevIssuerError> {
         Ok(jsonwebtoken::encode(header, claims, &self.encoding)?)
     }
 
@@ -149,7 +163,11 @@ impl DevKey {
         let pair = KeyPair::from_pkcs8(&self.pkcs8_der).ok();
         let der = pair
             .as_ref()
-            .and_then(|p| PublicKeyComponents::<Vec<u8>>::from(p.public_key()).as_der().ok())
+            .and_then(|p| {
+                PublicKeyComponents::<Vec<u8>>::from(p.public_key())
+                    .as_der()
+                    .ok()
+            })
             .map(|d| d.as_ref().to_vec())
             .unwrap_or_default();
         wrap_pem("PUBLIC KEY", &der)

@@ -72,17 +72,25 @@ impl IngressError {
         match self {
             IngressError::Unauthorized(_) => {
                 let mut r = json_response(401, &HookResponse::error("Unauthorized", vec![]));
-                r.headers.insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                r.headers.insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer"),
+                );
                 r
             }
             IngressError::MethodNotAllowed => {
                 let mut r = json_response(405, &HookResponse::error("Method not allowed", vec![]));
-                r.headers.insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+                r.headers
+                    .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
                 r
             }
-            IngressError::BadEvent => json_response(400, &HookResponse::error("Bad request", vec![])),
+            IngressError::BadEvent => {
+                json_response(400, &HookResponse::error("Bad request", vec![]))
+            }
             IngressError::Invalid(e) => json_response(200, &e.to_response()),
-            IngressError::Delivery(_) => json_response(200, &HookResponse::error(SUMMARY_NOT_DELIVERED, vec![])),
+            IngressError::Delivery(_) => {
+                json_response(200, &HookResponse::error(SUMMARY_NOT_DELIVERED, vec![]))
+            }
         }
     }
 }
@@ -91,7 +99,10 @@ impl IngressError {
 /// a proxy event (a header value API Gateway would never pass, say) gets a
 /// 400 here instead of failing the invocation, and serde's message, which can
 /// quote header values, is not logged.
-pub async fn telehook_json(deps: &IngressDeps, payload: serde_json::Value) -> ApiGatewayProxyResponse {
+pub async fn telehook_json(
+    deps: &IngressDeps,
+    payload: serde_json::Value,
+) -> ApiGatewayProxyResponse {
     match serde_json::from_value::<ApiGatewayProxyRequest>(payload) {
         Ok(event) => telehook(deps, event).await,
         Err(e) => {
@@ -102,7 +113,10 @@ pub async fn telehook_json(deps: &IngressDeps, payload: serde_json::Value) -> Ap
 }
 
 /// The ingress handler.
-pub async fn telehook(deps: &IngressDeps, event: ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+pub async fn telehook(
+    deps: &IngressDeps,
+    event: ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
     let request_id = event.request_context.request_id.clone().unwrap_or_default();
     let span = tracing::info_span!("hook", request_id = %request_id, event_id = field::Empty);
     async move {
@@ -129,7 +143,10 @@ pub async fn telehook(deps: &IngressDeps, event: ApiGatewayProxyRequest) -> ApiG
     .await
 }
 
-async fn handle(deps: &IngressDeps, event: ApiGatewayProxyRequest) -> Result<HookResponse, IngressError> {
+async fn handle(
+    deps: &IngressDeps,
+    event: ApiGatewayProxyRequest,
+) -> Result<HookResponse, IngressError> {
     if event.http_method != Method::POST {
         return Err(IngressError::MethodNotAllowed);
     }
@@ -149,9 +166,14 @@ async fn handle(deps: &IngressDeps, event: ApiGatewayProxyRequest) -> Result<Hoo
     );
 
     Ok(match deps.delivery.deliver(request).await? {
-        DeliveryOutcome::Successful { transaction_id, metadata } => {
-            HookResponse::action(crate::okta::ActionStatus::Successful, Some(transaction_id), metadata)
-        }
+        DeliveryOutcome::Successful {
+            transaction_id,
+            metadata,
+        } => HookResponse::action(
+            crate::okta::ActionStatus::Successful,
+            Some(transaction_id),
+            metadata,
+        ),
         DeliveryOutcome::Pending { metadata } => {
             HookResponse::action(crate::okta::ActionStatus::Pending, None, metadata)
         }
@@ -175,13 +197,17 @@ fn merged_headers(event: &ApiGatewayProxyRequest) -> HeaderMap {
 
 fn read_body(event: &ApiGatewayProxyRequest) -> Result<Vec<u8>, InvalidHook> {
     let raw = event.body.as_deref().unwrap_or_default();
-    let too_large = InvalidHook::TooLarge { limit: MAX_BODY_BYTES };
+    let too_large = InvalidHook::TooLarge {
+        limit: MAX_BODY_BYTES,
+    };
     let bytes = if event.is_base64_encoded {
         // Checked before decoding so a huge body is never decoded.
         if raw.len() > MAX_BODY_BYTES.div_ceil(3) * 4 + 4 {
             return Err(too_large);
         }
-        STANDARD.decode(raw.trim()).map_err(|_| InvalidHook::BadEncoding)?
+        STANDARD
+            .decode(raw.trim())
+            .map_err(|_| InvalidHook::BadEncoding)?
     } else {
         raw.as_bytes().to_vec()
     };
@@ -194,13 +220,18 @@ fn read_body(event: &ApiGatewayProxyRequest) -> Result<Vec<u8>, InvalidHook> {
 fn json_response(status: i64, body: &HookResponse) -> ApiGatewayProxyResponse {
     let mut resp = ApiGatewayProxyResponse::default();
     resp.status_code = status;
-    resp.headers
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     // Each answer belongs to one user's login; nothing may cache it.
-    resp.headers
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let text = serde_json::to_string(body)
-        .unwrap_or_else(|_| r#"{"error":{"errorSummary":"Could not deliver the code"}}"#.to_owned());
+    resp.headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    let text = serde_json::to_string(body).unwrap_or_else(|_| {
+        r#"{"error":{"errorSummary":"Could not deliver the code"}}"#.to_owned()
+    });
     resp.body = Some(Body::Text(text));
     resp
 }

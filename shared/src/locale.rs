@@ -34,13 +34,15 @@ impl Locale {
         }
         let mut parts = raw.split(['-', '_']);
         let language = parts.next().unwrap_or_default();
-        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic()) {
+        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic())
+        {
             return Err(LocaleError::Invalid);
         }
         let mut tag = language.to_ascii_lowercase();
         let mut seen_region = false;
         for (i, part) in parts.enumerate() {
-            if part.is_empty() || part.len() > 8 || !part.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            if part.is_empty() || part.len() > 8 || !part.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
                 return Err(LocaleError::Invalid);
             }
             tag.push('-');
@@ -61,7 +63,10 @@ impl Locale {
                 return Err(LocaleError::Invalid);
             }
         }
-        Ok(Locale { language_len: language.len(), tag })
+        Ok(Locale {
+            language_len: language.len(),
+            tag,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -131,7 +136,16 @@ mod tests {
     #[test]
     fn refuses_non_tags() {
         assert_eq!(Locale::parse(""), Err(LocaleError::Empty));
-        for bad in ["e", "english", "en--US", "en-U", "en-US-", "日本", "en;DROP", &"a".repeat(40)] {
+        for bad in [
+            "e",
+            "english",
+            "en--US",
+            "en-U",
+            "en-US-",
+            "日本",
+            "en;DROP",
+            &"a".repeat(40),
+        ] {
             assert_eq!(Locale::parse(bad), Err(LocaleError::Invalid), "{bad}");
         }
     }

@@ -101,7 +101,9 @@ impl RequestType {
             other
                 if !other.is_empty()
                     && other.len() <= 64
-                    && other.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') =>
+                    && other.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+                    }) =>
             {
                 RequestType::Other(raw.to_owned())
             }
@@ -341,7 +343,12 @@ impl HookResponse {
 
     /// The status of the first action, if this is a command response.
     pub fn status(&self) -> Option<ActionStatus> {
-        self.commands.as_ref()?.first()?.value.first().map(|v| v.status)
+        self.commands
+            .as_ref()?
+            .first()?
+            .value
+            .first()
+            .map(|v| v.status)
     }
 }
 
@@ -504,7 +511,10 @@ pub fn parse_hook(body: &[u8], defaults: &HookDefaults) -> Result<DeliveryReques
 
 /// Validates the wire struct field by field, in a fixed order so that the
 /// same bad body always names the same field.
-pub fn validate(wire: HookRequest, defaults: &HookDefaults) -> Result<DeliveryRequest, InvalidHook> {
+pub fn validate(
+    wire: HookRequest,
+    defaults: &HookDefaults,
+) -> Result<DeliveryRequest, InvalidHook> {
     let event_type = required(wire.event_type.as_deref(), P_EVENT_TYPE)?;
     if event_type != EVENT_TYPE {
         return Err(InvalidHook::field(
@@ -527,20 +537,25 @@ pub fn validate(wire: HookRequest, defaults: &HookDefaults) -> Result<DeliveryRe
         return Err(InvalidHook::field(P_MESSAGE_PROFILE, Problem::Missing));
     };
 
-    let phone = PhoneNumber::parse(required(mp.phone_number.as_deref(), P_PHONE)?, defaults.region)
-        .map_err(|e| {
-            InvalidHook::field(
-                P_PHONE,
-                match e {
-                    crate::phone::PhoneError::Missing => Problem::Missing,
-                    crate::phone::PhoneError::BadCharacters => {
-                        Problem::Invalid("contains characters other than digits and a leading '+'")
-                    }
-                    crate::phone::PhoneError::TooLong => Problem::Invalid("is too long"),
-                    crate::phone::PhoneError::Invalid => Problem::Invalid("is not a valid phone number"),
-                },
-            )
-        })?;
+    let phone = PhoneNumber::parse(
+        required(mp.phone_number.as_deref(), P_PHONE)?,
+        defaults.region,
+    )
+    .map_err(|e| {
+        InvalidHook::field(
+            P_PHONE,
+            match e {
+                crate::phone::PhoneError::Missing => Problem::Missing,
+                crate::phone::PhoneError::BadCharacters => {
+                    Problem::Invalid("contains characters other than digits and a leading '+'")
+                }
+                crate::phone::PhoneError::TooLong => Problem::Invalid("is too long"),
+                crate::phone::PhoneError::Invalid => {
+                    Problem::Invalid("is not a valid phone number")
+                }
+            },
+        )
+    })?;
 
     let otp = Otp::parse(required(mp.otp_code.as_deref(), P_OTP)?).map_err(|e| {
         InvalidHook::field(
@@ -553,19 +568,25 @@ pub fn validate(wire: HookRequest, defaults: &HookDefaults) -> Result<DeliveryRe
         )
     })?;
 
-    let otp_expires = DateTime::parse_from_rfc3339(required(mp.otp_expires.as_deref(), P_EXPIRES)?.trim())
-        .map_err(|_| InvalidHook::field(P_EXPIRES, Problem::Invalid("is not an RFC 3339 timestamp")))?
-        .with_timezone(&Utc);
+    let otp_expires =
+        DateTime::parse_from_rfc3339(required(mp.otp_expires.as_deref(), P_EXPIRES)?.trim())
+            .map_err(|_| {
+                InvalidHook::field(P_EXPIRES, Problem::Invalid("is not an RFC 3339 timestamp"))
+            })?
+            .with_timezone(&Utc);
 
-    let channel = Channel::parse(required(mp.delivery_channel.as_deref(), P_CHANNEL)?).map_err(|e| {
-        InvalidHook::field(
-            P_CHANNEL,
-            match e {
-                crate::channel::ChannelError::Missing => Problem::Missing,
-                crate::channel::ChannelError::Unknown => Problem::Invalid("is not SMS or voice"),
-            },
-        )
-    })?;
+    let channel =
+        Channel::parse(required(mp.delivery_channel.as_deref(), P_CHANNEL)?).map_err(|e| {
+            InvalidHook::field(
+                P_CHANNEL,
+                match e {
+                    crate::channel::ChannelError::Missing => Problem::Missing,
+                    crate::channel::ChannelError::Unknown => {
+                        Problem::Invalid("is not SMS or voice")
+                    }
+                },
+            )
+        })?;
 
     // A missing or unreadable locale is not worth failing a login over: the
     // default language still gets the code through.
@@ -574,7 +595,10 @@ pub fn validate(wire: HookRequest, defaults: &HookDefaults) -> Result<DeliveryRe
         Some(raw) => match Locale::parse(raw) {
             Ok(l) => (l, true),
             Err(_) => {
-                tracing::warn!(field = P_LOCALE, "locale is not a language tag; using the default");
+                tracing::warn!(
+                    field = P_LOCALE,
+                    "locale is not a language tag; using the default"
+                );
                 (defaults.locale.clone(), false)
             }
         },
@@ -695,7 +719,12 @@ mod tests {
 
     #[test]
     fn phone_variants() {
-        for p in ["+14155552671", "14155552671", "+1 415-555-2671", "415 555 2671"] {
+        for p in [
+            "+14155552671",
+            "14155552671",
+            "+1 415-555-2671",
+            "415 555 2671",
+        ] {
             let r = parse_hook(&with("phoneNumber", json!(p)), &defaults()).unwrap();
             assert_eq!(r.phone.e164(), "+14155552671", "{p}");
         }
@@ -739,19 +768,35 @@ mod tests {
         }
         let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
         v["eventType"] = json!("com.okta.event_hook");
-        assert_eq!(field_of(parse_hook(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()), P_EVENT_TYPE);
+        assert_eq!(
+            field_of(parse_hook(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()),
+            P_EVENT_TYPE
+        );
         v["eventType"] = json!(EVENT_TYPE);
         v["eventId"] = json!("has space");
-        assert_eq!(field_of(parse_hook(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()), P_EVENT_ID);
+        assert_eq!(
+            field_of(parse_hook(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()),
+            P_EVENT_ID
+        );
     }
 
     #[test]
     fn refusals_never_quote_values() {
         let d = defaults();
-        for b in [with("otpCode", json!(48213)), with("otpCode", json!("48x13")), with("phoneNumber", json!(14155552671u64))] {
+        for b in [
+            with("otpCode", json!(48213)),
+            with("otpCode", json!("48x13")),
+            with("phoneNumber", json!(14155552671u64)),
+        ] {
             let err = parse_hook(&b, &d).unwrap_err();
-            let text = format!("{err} {err:?} {}", serde_json::to_string(&err.to_response()).unwrap());
-            assert!(!text.contains("48213") && !text.contains("48x13") && !text.contains("4155552671"), "{text}");
+            let text = format!(
+                "{err} {err:?} {}",
+                serde_json::to_string(&err.to_response()).unwrap()
+            );
+            assert!(
+                !text.contains("48213") && !text.contains("48x13") && !text.contains("4155552671"),
+                "{text}"
+            );
         }
         let err = parse_hook(b"\"48213\"", &d).unwrap_err();
         assert!(matches!(err, InvalidHook::Malformed { .. }));
@@ -762,8 +807,14 @@ mod tests {
     fn malformed_and_empty() {
         let d = defaults();
         assert_eq!(parse_hook(b"  ", &d).unwrap_err(), InvalidHook::EmptyBody);
-        assert!(matches!(parse_hook(b"{\"eventId\":", &d).unwrap_err(), InvalidHook::Malformed { .. }));
-        assert!(matches!(parse_hook(b"[1,2]", &d).unwrap_err(), InvalidHook::Malformed { .. }));
+        assert!(matches!(
+            parse_hook(b"{\"eventId\":", &d).unwrap_err(),
+            InvalidHook::Malformed { .. }
+        ));
+        assert!(matches!(
+            parse_hook(b"[1,2]", &d).unwrap_err(),
+            InvalidHook::Malformed { .. }
+        ));
     }
 
     #[test]
@@ -774,6 +825,9 @@ mod tests {
             json!({"commands":[{"type":"com.okta.telephony.action","value":[{"status":"SUCCESSFUL","provider":"AWS End User Messaging","transactionId":"m-1"}]}]})
         );
         let err = HookResponse::error(SUMMARY_NOT_DELIVERED, vec![]);
-        assert_eq!(serde_json::to_value(&err).unwrap(), json!({"error":{"errorSummary":"Could not deliver the code"}}));
+        assert_eq!(
+            serde_json::to_value(&err).unwrap(),
+            json!({"error":{"errorSummary":"Could not deliver the code"}})
+        );
     }
 }

@@ -112,7 +112,8 @@ impl PhoneNumber {
         let strict = if plus {
             parse_checked(None, &intl, Check::Valid)
         } else {
-            parse_checked(None, &intl, Check::Valid).or_else(|| parse_checked(region, digits, Check::Valid))
+            parse_checked(None, &intl, Check::Valid)
+                .or_else(|| parse_checked(region, digits, Check::Valid))
         };
         // libphonenumber's ranges lag behind real allocations, and Okta's own
         // examples (`+15555551212`, the Preview tab's `9876543210`) are not in
@@ -215,7 +216,10 @@ fn parse_checked(region: Option<Id>, text: &str, check: Check) -> Option<PhoneNu
         Check::Valid => return None,
         Check::Possible => {
             let metas = db.by_code(&code)?;
-            let main = metas.iter().find(|m| m.is_main_country_for_code()).or(metas.first())?;
+            let main = metas
+                .iter()
+                .find(|m| m.is_main_country_for_code())
+                .or(metas.first())?;
             let national_len = number.national().to_string().len() as u16;
             if !possible_lengths(main).contains(&national_len) {
                 return None;
@@ -227,7 +231,11 @@ fn parse_checked(region: Option<Id>, text: &str, check: Check) -> Option<PhoneNu
     Some(PhoneNumber {
         calling_code: code,
         region: region.map(Region),
-        kind: if verified { number.number_type(db) } else { Type::Unknown },
+        kind: if verified {
+            number.number_type(db)
+        } else {
+            Type::Unknown
+        },
         verified,
         e164,
     })
@@ -306,12 +314,27 @@ mod tests {
             PhoneNumber::parse("+1-800-CALL-NOW", us()),
             Err(PhoneError::BadCharacters)
         );
-        assert_eq!(PhoneNumber::parse("++15555551212", us()), Err(PhoneError::BadCharacters));
+        assert_eq!(
+            PhoneNumber::parse("++15555551212", us()),
+            Err(PhoneError::BadCharacters)
+        );
         assert_eq!(PhoneNumber::parse("+1234", us()), Err(PhoneError::Invalid));
-        assert_eq!(PhoneNumber::parse("+1415555267", us()), Err(PhoneError::Invalid));
+        assert_eq!(
+            PhoneNumber::parse("+1415555267", us()),
+            Err(PhoneError::Invalid)
+        );
         assert_eq!(PhoneNumber::parse("98765", us()), Err(PhoneError::Invalid));
-        assert_eq!(PhoneNumber::parse("1".repeat(16).as_str(), us()), Err(PhoneError::TooLong));
-        assert_eq!(PhoneNumber::parse(&"1".repeat(40), us()), Err(PhoneError::TooLong));
-        assert_eq!(PhoneNumber::parse("+１５５５", us()), Err(PhoneError::BadCharacters));
+        assert_eq!(
+            PhoneNumber::parse("1".repeat(16).as_str(), us()),
+            Err(PhoneError::TooLong)
+        );
+        assert_eq!(
+            PhoneNumber::parse(&"1".repeat(40), us()),
+            Err(PhoneError::TooLong)
+        );
+        assert_eq!(
+            PhoneNumber::parse("+１５５５", us()),
+            Err(PhoneError::BadCharacters)
+        );
     }
 }
