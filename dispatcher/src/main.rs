@@ -1,25 +1,19 @@
-//! The dispatcher Lambda: SQS FIFO batches of delivery jobs.
-//!
-//! The delivery pipeline is not part of this build yet. Until it is, every
-//! record is reported as a batch item failure, so SQS keeps it (and
-//! eventually dead-letters it) instead of it being acknowledged unsent.
+//! The dispatcher Lambda: SQS FIFO batches of delivery jobs, answered with
+//! partial batch failures (`ReportBatchItemFailures`).
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use telehook::aws::{AwsClients, load_sdk_config};
+use telehook::config::PipelineConfig;
+use telehook::pipeline::dispatch_batch;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
-    run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
-        let mut response = SqsBatchResponse::default();
-        for record in event.payload.records {
-            let id = record.message_id.unwrap_or_default();
-            tracing::warn!(message_id = %id, "dispatcher not wired yet; leaving the message on the queue");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-        Ok::<_, std::convert::Infallible>(response)
+    let pipeline = AwsClients::new(&load_sdk_config().await).pipeline(&PipelineConfig::from_env()?);
+    let pipeline = &pipeline;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, std::convert::Infallible>(dispatch_batch(pipeline, event.payload).await)
     }))
     .await
 }

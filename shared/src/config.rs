@@ -219,6 +219,101 @@ fn header_secret(env: &Env<'_>) -> Result<HeaderSecretConfig, ConfigError> {
     })
 }
 
+/// Everything the delivery pipeline needs (ingress and dispatcher).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub ledger_table: String,
+    pub templates_table: Option<String>,
+    pub queue_url: String,
+    pub dlq_url: Option<String>,
+    pub fast_path: bool,
+    pub fast_path_budget: Duration,
+    pub hash_key: SecretString,
+    pub org_name: String,
+    pub default_locale: Locale,
+    pub template_cache_ttl: Duration,
+    pub eum: crate::aws::EumSettings,
+}
+
+/// Okta waits 3 s; the fast path must leave time to answer.
+const MAX_FAST_PATH_BUDGET_MS: u64 = 2800;
+
+impl PipelineConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let fast_path = match env
+            .opt("FAST_PATH")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("on") | Some("true") | Some("1") => true,
+            Some("off") | Some("false") | Some("0") => false,
+            Some(_) => return Err(invalid("FAST_PATH", "expected on or off")),
+        };
+        let budget_ms = match env.opt("FAST_PATH_BUDGET_MS") {
+            None => 2000,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (1..=MAX_FAST_PATH_BUDGET_MS).contains(ms))
+                .ok_or_else(|| invalid("FAST_PATH_BUDGET_MS", "expected 1 to 2800 milliseconds"))?,
+        };
+        let hash_key = (env.0)("HASH_KEY")
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing { var: "HASH_KEY" })?;
+        if hash_key.len() < MIN_SECRET_LEN {
+            return Err(invalid("HASH_KEY", "shorter than 16 characters"));
+        }
+        let origination = crate::aws::OriginationIdentities::parse(
+            &env.req("ORIGINATION_IDENTITIES")?,
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            var: "ORIGINATION_IDENTITIES",
+            reason,
+        })?;
+        let price = |var: &'static str| -> Result<Option<String>, ConfigError> {
+            match env.opt(var) {
+                None => Ok(None),
+                Some(v) if v.parse::<f64>().is_ok_and(|p| p > 0.0 && p.is_finite()) => Ok(Some(v)),
+                Some(_) => Err(invalid(
+                    var,
+                    "expected a positive price in USD such as 0.10",
+                )),
+            }
+        };
+        let default_locale = match env.opt("DEFAULT_LOCALE") {
+            None => {
+                Locale::parse("en").map_err(|_| invalid("DEFAULT_LOCALE", "built-in default"))?
+            }
+            Some(s) => Locale::parse(&s)
+                .map_err(|_| invalid("DEFAULT_LOCALE", "not a language tag such as en or en-US"))?,
+        };
+        Ok(PipelineConfig {
+            ledger_table: env.req("LEDGER_TABLE")?,
+            templates_table: env.opt("TEMPLATES_TABLE"),
+            queue_url: env.req("QUEUE_URL")?,
+            dlq_url: env.opt("DLQ_URL"),
+            fast_path,
+            fast_path_budget: Duration::from_millis(budget_ms),
+            hash_key: SecretString::from(hash_key),
+            org_name: env.opt("ORG_NAME").unwrap_or_else(|| "Okta".to_owned()),
+            default_locale,
+            template_cache_ttl: env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300)?,
+            eum: crate::aws::EumSettings {
+                origination,
+                configuration_set: env.opt("CONFIGURATION_SET_NAME"),
+                protect_configuration_id: env.opt("PROTECT_CONFIGURATION_ID"),
+                max_price: price("MAX_PRICE")?,
+                max_price_per_minute: price("MAX_PRICE_PER_MINUTE")?,
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +380,55 @@ mod tests {
                 "{var}: {err}"
             );
         }
+    }
+
+    const PIPE: &[(&str, &str)] = &[
+        ("LEDGER_TABLE", "ledger"),
+        (
+            "QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/1/jobs.fifo",
+        ),
+        ("HASH_KEY", "0123456789abcdef0123"),
+        ("ORIGINATION_IDENTITIES", r#"{"default":"pool-1"}"#),
+    ];
+
+    fn pipe(extra: &[(&str, &str)]) -> Result<PipelineConfig, ConfigError> {
+        let mut v = PIPE.to_vec();
+        v.extend_from_slice(extra);
+        let m: HashMap<String, String> = v
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        PipelineConfig::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn pipeline_defaults_and_errors() {
+        let c = pipe(&[]).unwrap();
+        assert!(c.fast_path);
+        assert_eq!(c.fast_path_budget, Duration::from_millis(2000));
+        assert_eq!(c.org_name, "Okta");
+        assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
+        assert!(!pipe(&[("FAST_PATH", "off")]).unwrap().fast_path);
+        for (var, bad) in [
+            ("FAST_PATH", "maybe"),
+            ("FAST_PATH_BUDGET_MS", "3000"),
+            ("HASH_KEY", "short"),
+            ("ORIGINATION_IDENTITIES", "{}"),
+            ("MAX_PRICE", "-1"),
+            ("MAX_PRICE_PER_MINUTE", "cheap"),
+        ] {
+            let err = pipe(&[(var, bad)]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { var: got, .. } if got == var),
+                "{var}: {err}"
+            );
+        }
+        let m: HashMap<String, String> = HashMap::new();
+        assert_eq!(
+            PipelineConfig::from_lookup(|k| m.get(k).cloned()).unwrap_err(),
+            ConfigError::Missing { var: "HASH_KEY" }
+        );
     }
 
     #[test]

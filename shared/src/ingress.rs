@@ -147,6 +147,8 @@ async fn handle(
     deps: &IngressDeps,
     event: ApiGatewayProxyRequest,
 ) -> Result<HookResponse, IngressError> {
+    // Budgets count from the moment the event reached this handler.
+    let arrived = tokio::time::Instant::now();
     if event.http_method != Method::POST {
         return Err(IngressError::MethodNotAllowed);
     }
@@ -165,7 +167,7 @@ async fn handle(
         "hook accepted"
     );
 
-    Ok(match deps.delivery.deliver(request).await? {
+    Ok(match deps.delivery.deliver(request, arrived).await? {
         DeliveryOutcome::Successful {
             transaction_id,
             metadata,

@@ -10,19 +10,30 @@
 //! - [`phone`], [`otp`], [`locale`], [`channel`]: newtypes that parse,
 //!   normalise and redact.
 //! - [`ingress`]: the API Gateway handler and its error-to-response mapping.
-//! - [`delivery`]: the port the ingress delivers through.
+//! - [`delivery`]: the `Delivery` port the ingress hands requests to, and
+//!   the `Messenger` port that sends one message.
+//! - [`pipeline`]: the ingress and dispatcher flows over the ports.
+//! - [`ledger`], [`queue`], [`template`], [`clock`]: the other ports, each
+//!   with an in-memory adapter; [`job`] is the queued job's format.
 //! - [`config`]: typed configuration from the environment.
 //! - [`telemetry`]: log setup.
 //! - [`dev_issuer`]: a local OAuth signing key for local mode and tests.
 
 pub mod auth;
+pub mod aws;
 pub mod channel;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dev_issuer;
 pub mod ingress;
+pub mod job;
+pub mod ledger;
 pub mod locale;
 pub mod okta;
 pub mod otp;
 pub mod phone;
+pub mod pipeline;
+pub mod queue;
 pub mod telemetry;
+pub mod template;

@@ -1,0 +1,411 @@
+//! The idempotency ledger: one record per Okta `eventId`, claimed by
+//! conditional write so that a code is sent by one worker at a time and never
+//! again once a send was confirmed.
+//!
+//! Record life: `IN_PROGRESS` (claimed, with a lease in epoch milliseconds)
+//! then `SENT`, `FAILED` or `EXPIRED`, all terminal. A claim succeeds when
+//! there is no record, or the record is `IN_PROGRESS` with a lease that has
+//! run out. Releasing a claim after a retryable failure sets the lease to 0,
+//! so the dispatcher can claim it at once; `attempts` counts claims.
+//! Expiry is enforced by these conditions, never by the TTL attribute
+//! (DynamoDB deletes expired items late).
+//!
+//! The ledger never holds the OTP or the phone number.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::channel::Channel;
+use crate::okta::EventId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    InProgress,
+    Sent,
+    Failed,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::InProgress => "IN_PROGRESS",
+            Status::Sent => "SENT",
+            Status::Failed => "FAILED",
+            Status::Expired => "EXPIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "IN_PROGRESS" => Status::InProgress,
+            "SENT" => Status::Sent,
+            "FAILED" => Status::Failed,
+            "EXPIRED" => Status::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// One event's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    pub event_id: String,
+    pub status: Status,
+    /// Epoch ms until which the current claim holds; 0 once released.
+    pub lease_until_ms: i64,
+    pub attempts: u32,
+    pub channel: Option<Channel>,
+    pub message_id: Option<String>,
+    pub failure: Option<String>,
+    /// Random token of the current claim holder.
+    pub owner: Option<String>,
+    pub updated_at_ms: i64,
+    /// TTL attribute, epoch seconds.
+    pub expires_at: i64,
+}
+
+/// A request to claim an event.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    pub event_id: &'a EventId,
+    pub channel: Channel,
+    pub owner: &'a str,
+    pub now_ms: i64,
+    pub lease_ms: i64,
+    /// When the record may be deleted (epoch seconds).
+    pub expires_at: i64,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The caller holds the claim; `attempts` counts this one.
+    Claimed {
+        attempts: u32,
+    },
+    /// Already sent: answer with the stored message id, send nothing.
+    AlreadySent {
+        message_id: Option<String>,
+    },
+    AlreadyFailed {
+        reason: Option<String>,
+    },
+    AlreadyExpired,
+    /// Someone else holds a live lease.
+    Busy {
+        lease_until_ms: i64,
+    },
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum LedgerError {
+    /// Throttling, timeouts, 5xx: worth retrying.
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+    /// Access denied, missing table, bad request: retrying will not help.
+    #[error("ledger refused the request: {0}")]
+    Rejected(String),
+    /// The caller's claim was taken over (its lease ran out).
+    #[error("the claim is no longer held")]
+    LostClaim,
+}
+
+impl LedgerError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LedgerError::Unavailable(_))
+    }
+}
+
+#[async_trait]
+pub trait Ledger: Send + Sync + std::fmt::Debug {
+    async fn claim(&self, claim: &Claim<'_>) -> Result<ClaimOutcome, LedgerError>;
+
+    /// Records a confirmed send. Succeeds whoever holds the claim (the
+    /// provider accepted the message, which is the fact that matters), but
+    /// never overwrites an earlier `SENT`.
+    async fn mark_sent(
+        &self,
+        event_id: &EventId,
+        message_id: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError>;
+
+    /// Records a permanent failure; only the claim holder may.
+    async fn mark_failed(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError>;
+
+    /// Gives up the claim after a retryable failure; only the holder may.
+    async fn release(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError>;
+
+    /// Records that the OTP expired unsent. Never overwrites SENT or FAILED.
+    async fn mark_expired(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<(), LedgerError>;
+
+    async fn get(&self, event_id: &EventId) -> Result<Option<LedgerRecord>, LedgerError>;
+}
+
+/// What a claim attempt should report when the condition fails, given the
+/// record that made it fail. Shared by the adapters so they agree exactly.
+pub fn outcome_of_conflict(existing: &LedgerRecord) -> ClaimOutcome {
+    match existing.status {
+        Status::Sent => ClaimOutcome::AlreadySent {
+            message_id: existing.message_id.clone(),
+        },
+        Status::Failed => ClaimOutcome::AlreadyFailed {
+            reason: existing.failure.clone(),
+        },
+        Status::Expired => ClaimOutcome::AlreadyExpired,
+        Status::InProgress => ClaimOutcome::Busy {
+            lease_until_ms: existing.lease_until_ms,
+        },
+    }
+}
+
+/// The claim condition, stated once: no record, or an in-progress record
+/// whose lease ran out.
+pub fn claimable(existing: Option<&LedgerRecord>, now_ms: i64) -> bool {
+    match existing {
+        None => true,
+        Some(r) => r.status == Status::InProgress && r.lease_until_ms <= now_ms,
+    }
+}
+
+/// The ledger in memory, with the same conditional semantics as DynamoDB.
+#[derive(Debug, Default)]
+pub struct InMemoryLedger {
+    records: Mutex<HashMap<String, LedgerRecord>>,
+}
+
+impl InMemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every record, for reconciliation in tests and local mode.
+    pub fn records(&self) -> Vec<LedgerRecord> {
+        let map = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<LedgerRecord> = map.values().cloned().collect();
+        v.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+        v
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, LedgerRecord>) -> T) -> T {
+        let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut map)
+    }
+}
+
+#[async_trait]
+impl Ledger for InMemoryLedger {
+    async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
+        self.with(|map| {
+            let existing = map.get(c.event_id.as_str());
+            if !claimable(existing, c.now_ms) {
+                // Unwrap-free: not claimable implies a record exists.
+                return Ok(existing
+                    .map(outcome_of_conflict)
+                    .unwrap_or(ClaimOutcome::AlreadyExpired));
+            }
+            let attempts = existing.map_or(0, |r| r.attempts) + 1;
+            map.insert(
+                c.event_id.as_str().to_owned(),
+                LedgerRecord {
+                    event_id: c.event_id.as_str().to_owned(),
+                    status: Status::InProgress,
+                    lease_until_ms: c.now_ms + c.lease_ms,
+                    attempts,
+                    channel: Some(c.channel),
+                    message_id: None,
+                    failure: existing.and_then(|r| r.failure.clone()),
+                    owner: Some(c.owner.to_owned()),
+                    updated_at_ms: c.now_ms,
+                    expires_at: c.expires_at,
+                },
+            );
+            Ok(ClaimOutcome::Claimed { attempts })
+        })
+    }
+
+    async fn mark_sent(
+        &self,
+        event_id: &EventId,
+        message_id: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        self.with(|map| {
+            let r = map
+                .entry(event_id.as_str().to_owned())
+                .or_insert_with(|| LedgerRecord {
+                    event_id: event_id.as_str().to_owned(),
+                    status: Status::InProgress,
+                    lease_until_ms: 0,
+                    attempts: 1,
+                    channel: None,
+                    message_id: None,
+                    failure: None,
+                    owner: None,
+                    updated_at_ms: now_ms,
+                    expires_at: now_ms / 1000 + 86_400,
+                });
+            if r.status != Status::Sent {
+                r.status = Status::Sent;
+                r.message_id = Some(message_id.to_owned());
+                r.lease_until_ms = 0;
+                r.updated_at_ms = now_ms;
+            }
+            Ok(())
+        })
+    }
+
+    async fn mark_failed(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        self.with(|map| match map.get_mut(event_id.as_str()) {
+            Some(r) if r.status == Status::InProgress && r.owner.as_deref() == Some(owner) => {
+                r.status = Status::Failed;
+                r.failure = Some(reason.to_owned());
+                r.lease_until_ms = 0;
+                r.updated_at_ms = now_ms;
+                Ok(())
+            }
+            _ => Err(LedgerError::LostClaim),
+        })
+    }
+
+    async fn release(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        self.with(|map| match map.get_mut(event_id.as_str()) {
+            Some(r) if r.status == Status::InProgress && r.owner.as_deref() == Some(owner) => {
+                r.lease_until_ms = 0;
+                r.failure = Some(reason.to_owned());
+                r.updated_at_ms = now_ms;
+                Ok(())
+            }
+            _ => Err(LedgerError::LostClaim),
+        })
+    }
+
+    async fn mark_expired(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<(), LedgerError> {
+        self.with(|map| {
+            let r = map
+                .entry(event_id.as_str().to_owned())
+                .or_insert_with(|| LedgerRecord {
+                    event_id: event_id.as_str().to_owned(),
+                    status: Status::Expired,
+                    lease_until_ms: 0,
+                    attempts: 0,
+                    channel: None,
+                    message_id: None,
+                    failure: None,
+                    owner: None,
+                    updated_at_ms: now_ms,
+                    expires_at,
+                });
+            if r.status == Status::InProgress {
+                r.status = Status::Expired;
+                r.lease_until_ms = 0;
+                r.updated_at_ms = now_ms;
+            }
+            Ok(())
+        })
+    }
+
+    async fn get(&self, event_id: &EventId) -> Result<Option<LedgerRecord>, LedgerError> {
+        Ok(self.with(|map| map.get(event_id.as_str()).cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eid(s: &str) -> EventId {
+        EventId::parse(s).unwrap()
+    }
+
+    fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
+        Claim {
+            event_id: e,
+            channel: Channel::Sms,
+            owner,
+            now_ms,
+            lease_ms: 1000,
+            expires_at: 9_999_999_999,
+        }
+    }
+
+    #[tokio::test]
+    async fn claim_lease_release_and_terminal_states() {
+        let l = InMemoryLedger::new();
+        let e = eid("evt-1");
+        assert_eq!(
+            l.claim(&claim(&e, "a", 0)).await,
+            Ok(ClaimOutcome::Claimed { attempts: 1 })
+        );
+        assert_eq!(
+            l.claim(&claim(&e, "b", 500)).await,
+            Ok(ClaimOutcome::Busy {
+                lease_until_ms: 1000
+            })
+        );
+        // The lease runs out: b takes over, and a can no longer release.
+        assert_eq!(
+            l.claim(&claim(&e, "b", 1000)).await,
+            Ok(ClaimOutcome::Claimed { attempts: 2 })
+        );
+        assert_eq!(
+            l.release(&e, "a", "x", 1001).await,
+            Err(LedgerError::LostClaim)
+        );
+        l.release(&e, "b", "throttled", 1001).await.unwrap();
+        assert_eq!(
+            l.claim(&claim(&e, "c", 1002)).await,
+            Ok(ClaimOutcome::Claimed { attempts: 3 })
+        );
+        l.mark_sent(&e, "m-1", 1003).await.unwrap();
+        l.mark_sent(&e, "m-2", 1004).await.unwrap();
+        assert_eq!(
+            l.claim(&claim(&e, "d", 99_999)).await,
+            Ok(ClaimOutcome::AlreadySent {
+                message_id: Some("m-1".into())
+            })
+        );
+        l.mark_expired(&e, 100_000, 0).await.unwrap();
+        assert_eq!(l.get(&e).await.unwrap().unwrap().status, Status::Sent);
+    }
+}
