@@ -225,7 +225,7 @@ impl Pipeline {
                 {
                     tracing::error!(error = %e, "sent, but could not record it; the dispatcher may send once more");
                 }
-                tracing::info!(provider_message_id = %receipt.message_id, "sent on the fast path");
+                tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent on the fast path");
                 DeliveryOutcome::Successful {
                     transaction_id: receipt.message_id,
                     metadata: Some(format!("channel={}; attempt={attempts}", req.channel)),
@@ -338,7 +338,7 @@ impl Pipeline {
                 {
                     tracing::error!(error = %e, "sent, but could not record it");
                 }
-                tracing::info!(provider_message_id = %receipt.message_id, "sent by the dispatcher");
+                tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent by the dispatcher");
                 Ok(())
             }
             Err(e) if e.is_retryable() => {

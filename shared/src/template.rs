@@ -7,8 +7,9 @@
 //! escaped for SSML. An unknown placeholder makes a template invalid; the
 //! built-in default for the same locale is used instead.
 //!
-//! Lookup for a locale such as `es-MX` tries, in order: `es-MX`, `es`, then
-//! `DEFAULT_LOCALE` and its language. For each step the store (the DynamoDB
+//! Lookup for a locale such as `es-MX` tries, in order: `es-MX`, `es`, a
+//! built-in of the same language under another region (`pt-BR` for `pt-PT`),
+//! then `DEFAULT_LOCALE` and its language. For each step the store (the DynamoDB
 //! table, when configured) is asked first, then the built-ins. A user's own
 //! language therefore wins over the default language, and an operator's
 //! template wins over a built-in for the same locale.
@@ -199,6 +200,18 @@ impl BuiltinTemplates {
         self.by_key.get(&(locale.to_owned(), channel))
     }
 
+    /// A built-in of the same language under another region, e.g. `pt-BR`
+    /// for `pt-PT`: closer to the reader than the default language.
+    pub fn sibling(&self, language: &str, channel: Channel) -> Option<&Template> {
+        let mut found: Vec<&Template> = self
+            .by_key
+            .values()
+            .filter(|t| t.channel == channel && t.locale.split('-').next() == Some(language))
+            .collect();
+        found.sort_by(|a, b| a.locale.cmp(&b.locale));
+        found.first().copied()
+    }
+
     pub fn locales(&self) -> Vec<String> {
         let mut v: Vec<String> = self.by_key.keys().map(|(l, _)| l.clone()).collect();
         v.sort();
@@ -385,6 +398,11 @@ impl Templates {
             }
             if let Some(t) = self.builtin.get(cand, channel) {
                 return Some(t.clone());
+            }
+            if cand == locale.language() {
+                if let Some(t) = self.builtin.sibling(cand, channel) {
+                    return Some(t.clone());
+                }
             }
         }
         None

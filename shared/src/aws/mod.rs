@@ -31,6 +31,12 @@ pub use templates::DynamoTemplateStore;
 /// ingress answers Okta within 3 seconds; the SDK retries throttling and
 /// transient errors up to three attempts with jittered backoff.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    sdk_config_loader().load().await
+}
+
+/// The loader behind [`load_sdk_config`], for callers that add settings
+/// (tests pointing at the local emulator, say).
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
@@ -45,8 +51,6 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(500)),
         )
-        .load()
-        .await
 }
 
 /// The SDK clients, created once per process.

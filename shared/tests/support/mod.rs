@@ -2,6 +2,8 @@
 //! serves a JWKS over HTTP, event loading, and log capture.
 #![allow(dead_code)]
 
+pub mod flow;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
