@@ -19,7 +19,9 @@ use telehook::channel::Channel;
 use telehook::clock::Clock;
 use telehook::delivery::{DeliveryOutcome, Scripted};
 use telehook::job::Job;
-use telehook::ledger::{Claim, ClaimOutcome, InMemoryLedger, Ledger, LedgerError, LedgerRecord, Status};
+use telehook::ledger::{
+    Claim, ClaimOutcome, InMemoryLedger, Ledger, LedgerError, LedgerRecord, Status,
+};
 use telehook::okta::{DeliveryRequest, EventId};
 use telehook::pipeline::{destination_hash, dispatch_batch};
 use telehook::queue::{JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
@@ -28,8 +30,16 @@ use tokio::time::Instant;
 #[tokio::test(start_paused = true)]
 async fn fast_path_success_is_successful_with_the_provider_message_id() {
     let h = harness(true);
-    let out = h.pipeline.handle_hook(request(&h, "evt-ok", "+14155552671", Channel::Sms), Instant::now()).await;
-    let DeliveryOutcome::Successful { transaction_id, .. } = out else { panic!("{out:?}") };
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-ok", "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
+    let DeliveryOutcome::Successful { transaction_id, .. } = out else {
+        panic!("{out:?}")
+    };
     let rec = h.record("evt-ok").await;
     assert_eq!(rec.status, Status::Sent);
     assert_eq!(rec.message_id.as_deref(), Some(transaction_id.as_str()));
@@ -47,7 +57,13 @@ async fn fast_path_success_is_successful_with_the_provider_message_id() {
 async fn throttled_provider_gives_pending_and_the_dispatcher_sends_once() {
     let h = harness(true);
     h.messenger.script([throttled()]);
-    let out = h.pipeline.handle_hook(request(&h, "evt-thr", "+14155552671", Channel::Sms), Instant::now()).await;
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-thr", "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
     assert!(matches!(out, DeliveryOutcome::Pending { .. }), "{out:?}");
     assert_eq!(h.record("evt-thr").await.status, Status::InProgress);
     assert!(h.messenger.accepted().is_empty());
@@ -63,9 +79,18 @@ async fn a_provider_slower_than_the_budget_gives_pending() {
     let h = harness(true);
     h.messenger.script([Scripted::Slow(Duration::from_secs(5))]);
     let arrived = Instant::now();
-    let out = h.pipeline.handle_hook(request(&h, "evt-slow", "+14155552671", Channel::Voice), arrived).await;
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-slow", "+14155552671", Channel::Voice),
+            arrived,
+        )
+        .await;
     assert!(matches!(out, DeliveryOutcome::Pending { .. }), "{out:?}");
-    assert!(arrived.elapsed() <= Duration::from_millis(2000), "answered inside the budget");
+    assert!(
+        arrived.elapsed() <= Duration::from_millis(2000),
+        "answered inside the budget"
+    );
     h.drain().await;
     assert_eq!(h.messenger.accepted().len(), 1);
     assert_eq!(h.record("evt-slow").await.status, Status::Sent);
@@ -75,13 +100,27 @@ async fn a_provider_slower_than_the_budget_gives_pending() {
 async fn permanent_provider_error_fails_and_the_dispatcher_does_not_send() {
     let h = harness(true);
     h.messenger.script([opted_out()]);
-    let out = h.pipeline.handle_hook(request(&h, "evt-perm", "+14155552671", Channel::Sms), Instant::now()).await;
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-perm", "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
     assert!(matches!(out, DeliveryOutcome::Failed { .. }), "{out:?}");
     let rec = h.record("evt-perm").await;
     assert_eq!(rec.status, Status::Failed);
-    assert!(rec.failure.unwrap().contains("DESTINATION_PHONE_NUMBER_OPTED_OUT"));
+    assert!(
+        rec.failure
+            .unwrap()
+            .contains("DESTINATION_PHONE_NUMBER_OPTED_OUT")
+    );
     h.drain().await;
-    assert_eq!(h.messenger.attempts(), 1, "the dispatcher does not try again");
+    assert_eq!(
+        h.messenger.attempts(),
+        1,
+        "the dispatcher does not try again"
+    );
     assert!(h.dlq.is_empty());
 }
 
@@ -89,14 +128,34 @@ async fn permanent_provider_error_fails_and_the_dispatcher_does_not_send() {
 async fn the_same_event_id_is_sent_once_sequentially_and_concurrently() {
     let h = harness(true);
     for _ in 0..10 {
-        let out = h.pipeline.handle_hook(request(&h, "evt-seq", "+14155552671", Channel::Sms), Instant::now()).await;
+        let out = h
+            .pipeline
+            .handle_hook(
+                request(&h, "evt-seq", "+14155552671", Channel::Sms),
+                Instant::now(),
+            )
+            .await;
         assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
     }
-    let calls = (0..10).map(|_| h.pipeline.handle_hook(request(&h, "evt-conc", "+14165550163", Channel::Sms), Instant::now()));
+    let calls = (0..10).map(|_| {
+        h.pipeline.handle_hook(
+            request(&h, "evt-conc", "+14165550163", Channel::Sms),
+            Instant::now(),
+        )
+    });
     let outs = futures::future::join_all(calls).await;
-    assert!(outs.iter().all(|o| !matches!(o, DeliveryOutcome::Failed { .. })), "{outs:?}");
+    assert!(
+        outs.iter()
+            .all(|o| !matches!(o, DeliveryOutcome::Failed { .. })),
+        "{outs:?}"
+    );
     h.drain().await;
-    let sends: Vec<String> = h.messenger.accepted().iter().map(|m| m.event_id.to_string()).collect();
+    let sends: Vec<String> = h
+        .messenger
+        .accepted()
+        .iter()
+        .map(|m| m.event_id.to_string())
+        .collect();
     assert_eq!(sends.iter().filter(|e| *e == "evt-seq").count(), 1);
     assert_eq!(sends.iter().filter(|e| *e == "evt-conc").count(), 1);
     assert_eq!(h.record("evt-conc").await.status, Status::Sent);
@@ -117,12 +176,19 @@ impl Ledger for ForgetfulLedger {
     }
     async fn mark_sent(&self, e: &EventId, m: &str, now: i64) -> Result<(), LedgerError> {
         if self.failures.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            self.failures.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.failures
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             return Err(LedgerError::Unavailable("crash".into()));
         }
         self.inner.mark_sent(e, m, now).await
     }
-    async fn mark_failed(&self, e: &EventId, o: &str, r: &str, now: i64) -> Result<(), LedgerError> {
+    async fn mark_failed(
+        &self,
+        e: &EventId,
+        o: &str,
+        r: &str,
+        now: i64,
+    ) -> Result<(), LedgerError> {
         self.inner.mark_failed(e, o, r, now).await
     }
     async fn release(&self, e: &EventId, o: &str, r: &str, now: i64) -> Result<(), LedgerError> {
@@ -143,7 +209,13 @@ async fn a_crash_between_send_and_record_costs_at_most_one_extra_send() {
         failures: 1.into(),
     });
     let h = harness_with(true, Some(ledger), None);
-    let out = h.pipeline.handle_hook(request(&h, "evt-crash", "+14155552671", Channel::Sms), Instant::now()).await;
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-crash", "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
     // The provider accepted, so Okta hears SUCCESSFUL.
     assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
     assert_eq!(h.record("evt-crash").await.status, Status::InProgress);
@@ -189,10 +261,27 @@ async fn fifo_partial_failure_holds_back_the_failed_group_only() {
         ],
     );
     let resp = dispatch_batch(&h.pipeline, event).await;
-    let failed: Vec<&str> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-    assert_eq!(failed, ["m1", "m3"], "the throttled message and the later one of its group");
-    let sent: Vec<String> = h.messenger.accepted().iter().map(|m| m.event_id.to_string()).collect();
-    assert_eq!(sent, ["evt-b1", "evt-b2"], "the other group goes on, in order");
+    let failed: Vec<&str> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["m1", "m3"],
+        "the throttled message and the later one of its group"
+    );
+    let sent: Vec<String> = h
+        .messenger
+        .accepted()
+        .iter()
+        .map(|m| m.event_id.to_string())
+        .collect();
+    assert_eq!(
+        sent,
+        ["evt-b1", "evt-b2"],
+        "the other group goes on, in order"
+    );
     assert_eq!(h.messenger.attempts(), 3, "m3 was not even tried");
 }
 
@@ -230,7 +319,13 @@ async fn poison_and_expired_jobs() {
 #[tokio::test(start_paused = true)]
 async fn fast_path_off_answers_pending_and_the_dispatcher_sends() {
     let h = harness(false);
-    let out = h.pipeline.handle_hook(request(&h, "evt-off", "+14155552671", Channel::Sms), Instant::now()).await;
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-off", "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
     assert!(matches!(out, DeliveryOutcome::Pending { .. }), "{out:?}");
     assert_eq!(h.messenger.attempts(), 0);
     h.drain().await;
@@ -264,16 +359,37 @@ impl JobQueue for DownQueue {
 #[tokio::test(start_paused = true)]
 async fn queue_down_still_tries_the_fast_path_and_never_says_pending() {
     let h = harness_with(true, None, Some(Arc::new(DownQueue)));
-    let out = h.pipeline.handle_hook(request(&h, "evt-q1", "+14155552671", Channel::Sms), Instant::now()).await;
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-q1", "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
     assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
 
     h.messenger.script([throttled()]);
-    let out = h.pipeline.handle_hook(request(&h, "evt-q2", "+14155552671", Channel::Sms), Instant::now()).await;
-    assert!(matches!(out, DeliveryOutcome::Failed { .. }), "not queued and not sent: Okta must fall back, {out:?}");
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-q2", "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
+    assert!(
+        matches!(out, DeliveryOutcome::Failed { .. }),
+        "not queued and not sent: Okta must fall back, {out:?}"
+    );
 
     // Fast path off does not hide a failed enqueue either.
     let h = harness_with(false, None, Some(Arc::new(DownQueue)));
-    let out = h.pipeline.handle_hook(request(&h, "evt-q3", "+14155552671", Channel::Sms), Instant::now()).await;
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-q3", "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
     assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
 }
 

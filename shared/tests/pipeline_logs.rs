@@ -21,14 +21,21 @@ async fn logs_of_the_flows_hold_no_otp_and_no_full_number() {
     let _guard = capture.install();
     let h = harness(true);
     h.messenger.script([throttled(), opted_out()]);
-    for (i, ch) in [Channel::Sms, Channel::Voice, Channel::Sms].into_iter().enumerate() {
+    for (i, ch) in [Channel::Sms, Channel::Voice, Channel::Sms]
+        .into_iter()
+        .enumerate()
+    {
         h.pipeline
-            .handle_hook(request(&h, &format!("evt-log-{i}"), "+14155552671", ch), Instant::now())
+            .handle_hook(
+                request(&h, &format!("evt-log-{i}"), "+14155552671", ch),
+                Instant::now(),
+            )
             .await;
     }
     h.queue
         .send(OutgoingMessage {
-            body: Job::from_request(&request(&h, "evt-log-q", "+14165550163", Channel::Voice)).encode(),
+            body: Job::from_request(&request(&h, "evt-log-q", "+14165550163", Channel::Voice))
+                .encode(),
             group_id: "g".into(),
             dedup_id: "evt-log-q".into(),
         })
@@ -45,7 +52,10 @@ async fn logs_of_the_flows_hold_no_otp_and_no_full_number() {
     h.drain().await;
     let _ = Duration::ZERO;
     let logs = capture.text();
-    assert!(logs.contains("sent on the fast path") && logs.contains("sent by the dispatcher"), "capture works");
+    assert!(
+        logs.contains("sent on the fast path") && logs.contains("sent by the dispatcher"),
+        "capture works"
+    );
     assert!(logs.contains("provider refused the message") && logs.contains("unreadable job"));
     assert!(logs.contains("+1******2671"), "numbers appear masked");
     for secret in [OTP, "4155552671", "4165550163"] {

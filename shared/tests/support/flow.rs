@@ -26,9 +26,17 @@ pub struct Harness {
     pub pipeline: Pipeline,
 }
 
-pub fn harness_with(fast_path: bool, ledger: Option<Arc<dyn Ledger>>, queue: Option<Arc<dyn JobQueue>>) -> Harness {
+pub fn harness_with(
+    fast_path: bool,
+    ledger: Option<Arc<dyn Ledger>>,
+    queue: Option<Arc<dyn JobQueue>>,
+) -> Harness {
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let dlq = Arc::new(InMemoryFifo::dead_letter("jobs-dlq", clock.clone(), Duration::from_secs(60)));
+    let dlq = Arc::new(InMemoryFifo::dead_letter(
+        "jobs-dlq",
+        clock.clone(),
+        Duration::from_secs(60),
+    ));
     let fifo = Arc::new(InMemoryFifo::new(
         "jobs",
         clock.clone(),
@@ -100,7 +108,11 @@ pub fn opted_out() -> Scripted {
 
 impl Harness {
     pub async fn record(&self, event_id: &str) -> LedgerRecord {
-        self.ledger.get(&EventId::parse(event_id).unwrap()).await.unwrap().unwrap()
+        self.ledger
+            .get(&EventId::parse(event_id).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// Runs the event source until the main queue is empty, moving the clock
@@ -111,9 +123,10 @@ impl Harness {
                 return;
             }
             self.clock.advance(chrono::Duration::seconds(61));
-            poll_once(self.queue.as_ref(), &self.pipeline, Duration::ZERO).await.unwrap();
+            poll_once(self.queue.as_ref(), &self.pipeline, Duration::ZERO)
+                .await
+                .unwrap();
         }
         panic!("queue did not drain");
     }
 }
-

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod flow;
+pub mod moto;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,0 +1,107 @@
+//! The local AWS API emulator (`moto_server`, installed by `scripts/test`
+//! into `.venv`). One server per test binary, started on first use on a free
+//! loopback port. Tests take a lock and reset it, so each starts from an
+//! empty account. The server dies with the test process: it is started under
+//! a shell that kills it once our end of its stdin closes.
+//!
+//! Nothing is skipped: if the emulator is missing or does not come up, the
+//! test fails and says why.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{LazyLock, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+pub struct Moto {
+    pub url: String,
+    _child: Mutex<Child>,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+static LOCK: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+fn moto_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+}
+
+fn start() -> Moto {
+    let bin = moto_binary();
+    assert!(
+        bin.exists(),
+        "the AWS emulator is not installed at {}: run ./scripts/test (it installs moto[server] into .venv) or set MOTO_SERVER",
+        bin.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::env::temp_dir().join(format!("telehook-moto-{port}.log"));
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & pid=$!; cat >/dev/null; kill $pid"#)
+        .arg(&bin)
+        .arg(port.to_string())
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn moto_server");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Write;
+            let _ = s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut buf = [0u8; 12];
+            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("moto_server did not start on port {port} within 60 s; its log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        url,
+        _child: Mutex::new(child),
+    }
+}
+
+/// Exclusive use of a freshly reset emulator.
+pub async fn moto() -> (tokio::sync::MutexGuard<'static, ()>, &'static Moto) {
+    let guard = LOCK.lock().await;
+    let m = MOTO.get_or_init(start);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/moto-api/reset", m.url))
+        .send()
+        .await
+        .expect("reset the emulator");
+    assert!(
+        resp.status().is_success(),
+        "emulator reset failed: {}",
+        resp.status()
+    );
+    (guard, m)
+}
+
+/// The project's SDK settings, pointed at `url` with dummy credentials.
+pub async fn sdk_config(url: &str) -> SdkConfig {
+    telehook::aws::sdk_config_loader()
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
