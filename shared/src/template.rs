@@ -399,10 +399,10 @@ impl Templates {
             if let Some(t) = self.builtin.get(cand, channel) {
                 return Some(t.clone());
             }
-            if cand == locale.language() {
-                if let Some(t) = self.builtin.sibling(cand, channel) {
-                    return Some(t.clone());
-                }
+            if cand == locale.language()
+                && let Some(t) = self.builtin.sibling(cand, channel)
+            {
+                return Some(t.clone());
             }
         }
         None

@@ -112,15 +112,15 @@ impl TemplateStore for DynamoTemplateStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn get(&self, locale: &str, channel: Channel) -> Result<Option<Template>, TemplateError> {
         let key = (locale.to_owned(), channel);
-        if let Some((at, t)) = self
+        let cached = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-        {
-            if at.elapsed() < self.ttl {
-                return Ok(t.clone());
-            }
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, t)| t.clone());
+        if let Some(t) = cached {
+            return Ok(t);
         }
         let out = self
             .client

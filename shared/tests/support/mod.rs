@@ -4,6 +4,7 @@
 
 pub mod flow;
 pub mod moto;
+pub mod sms_voice_stub;
 
 use std::io::Write;
 use std::path::PathBuf;
