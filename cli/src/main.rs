@@ -1,7 +1,17 @@
-//! `telehook`: the command-line front door. Local serving, event invocation
-//! and operations subcommands build on the same handlers as the Lambdas.
+//! `telehook`: the command-line front door. Local mode (`serve`, `token`,
+//! `invoke`) runs the same handlers as the Lambdas on one machine; `check`
+//! validates a hook body.
 
-use clap::{Parser, Subcommand};
+mod invoke;
+mod local;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use telehook::dev_issuer::TokenClaims;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -14,12 +24,77 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole pipeline locally: ingress, dev OAuth issuer, queue, dispatcher and an outbox file for messages.
+    Serve {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Where the dev issuer's key and the outbox live.
+        #[arg(long, default_value = ".telehook")]
+        state_dir: PathBuf,
+        /// The outbox file [default: <state-dir>/outbox.jsonl].
+        #[arg(long)]
+        outbox: Option<PathBuf>,
+        /// Try to send inside the hook call before answering.
+        #[arg(long, value_enum, default_value_t = OnOff::On)]
+        fast_path: OnOff,
+        /// Use the AWS adapters (normal AWS SDK environment, AWS_ENDPOINT_URL included).
+        #[arg(long, env = "TELEHOOK_BACKEND", value_parser = parse_backend, default_value = "local")]
+        aws: BackendFlag,
+        /// Longest wait for the queue to drain on shutdown, in seconds.
+        #[arg(long, default_value_t = 60)]
+        drain_timeout: u64,
+    },
+    /// Print a bearer token from the local dev issuer (bad ones too, on purpose).
+    Token {
+        #[arg(long, default_value = ".telehook")]
+        state_dir: PathBuf,
+        /// The port `telehook serve` listens on (it is part of the issuer).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Issuer claim [default: http://127.0.0.1:<port>/oauth2/default].
+        #[arg(long)]
+        issuer: Option<String>,
+        #[arg(long, default_value = local::AUDIENCE)]
+        audience: String,
+        #[arg(long, default_value = local::CLIENT_ID)]
+        client_id: String,
+        /// Scopes for scp; repeat for more.
+        #[arg(long = "scope", default_values_t = [local::SCOPE.to_owned()])]
+        scopes: Vec<String>,
+        /// Lifetime in seconds; negative mints an expired token.
+        #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
+        expires_in: i64,
+    },
+    /// Run one Lambda event through its handler with local adapters and print the JSON response.
+    Invoke {
+        #[arg(value_enum)]
+        function: invoke::Function,
+        /// The event file (see events/).
+        event: PathBuf,
+        #[arg(long, default_value = ".telehook")]
+        state_dir: PathBuf,
+        /// The outbox file [default: <state-dir>/outbox.jsonl].
+        #[arg(long)]
+        outbox: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OnOff::On)]
+        fast_path: OnOff,
+        /// Use the AWS adapters (normal AWS SDK environment).
+        #[arg(long, env = "TELEHOOK_BACKEND", value_parser = parse_backend, default_value = "local")]
+        aws: BackendFlag,
+    },
     /// Validate an Okta hook (a hook body, or an API Gateway event from events/) and print the normalised request, with the code and number masked.
     Check {
         /// Path to an Okta telephony hook body or an API Gateway proxy event.
-        file: std::path::PathBuf,
+        file: PathBuf,
         /// Region for numbers that are not in international form.
         #[arg(long, default_value = "US")]
         default_region: String,
@@ -29,28 +104,123 @@ enum Command {
     },
 }
 
-fn main() -> std::process::ExitCode {
+/// `--aws` as a flag, or `TELEHOOK_BACKEND=aws|local`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BackendFlag(bool);
+
+fn parse_backend(s: &str) -> Result<BackendFlag, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "aws" | "true" | "1" => Ok(BackendFlag(true)),
+        "local" | "false" | "0" | "" => Ok(BackendFlag(false)),
+        other => Err(format!("backend must be aws or local, not {other:?}")),
+    }
+}
+
+fn outbox_path(state_dir: &Path, outbox: Option<PathBuf>) -> PathBuf {
+    outbox.unwrap_or_else(|| local::default_outbox(state_dir))
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    telehook::telemetry::init_text();
     match cli.command {
         Command::Check {
             file,
             default_region,
             default_locale,
         } => check(&file, &default_region, &default_locale),
+        Command::Token {
+            state_dir,
+            port,
+            issuer,
+            audience,
+            client_id,
+            scopes,
+            expires_in,
+        } => {
+            let result = local::load_or_create_key(&state_dir).and_then(|key| {
+                let issuer = issuer.unwrap_or_else(|| local::issuer_for_port(port));
+                let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+                let claims = TokenClaims::new(&issuer, &audience, &client_id, &scopes, expires_in);
+                Ok(key.sign(&claims)?)
+            });
+            report(result.map(|t| println!("{t}")))
+        }
+        Command::Serve {
+            port,
+            state_dir,
+            outbox,
+            fast_path,
+            aws,
+            drain_timeout,
+        } => {
+            let args = serve::ServeArgs {
+                port,
+                outbox: outbox_path(&state_dir, outbox),
+                state_dir,
+                fast_path: fast_path == OnOff::On,
+                aws: aws.0,
+                drain_timeout: Duration::from_secs(drain_timeout),
+            };
+            report(runtime().and_then(|rt| rt.block_on(serve::serve(args))))
+        }
+        Command::Invoke {
+            function,
+            event,
+            state_dir,
+            outbox,
+            fast_path,
+            aws,
+        } => {
+            let args = invoke::InvokeArgs {
+                function,
+                event,
+                outbox: outbox_path(&state_dir, outbox),
+                state_dir,
+                fast_path: fast_path == OnOff::On,
+                aws: aws.0,
+            };
+            report(
+                runtime()
+                    .and_then(|rt| rt.block_on(invoke::invoke(args)))
+                    .map(|json| {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&json).unwrap_or_default()
+                        );
+                    }),
+            )
+        }
     }
 }
 
-fn check(file: &std::path::Path, region: &str, locale: &str) -> std::process::ExitCode {
+fn runtime() -> Result<tokio::runtime::Runtime, local::Error> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn report(result: Result<(), local::Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(file: &Path, region: &str, locale: &str) -> ExitCode {
     use telehook::okta::{HookDefaults, parse_hook};
     let (Ok(region), Ok(locale)) = (region.parse(), telehook::locale::Locale::parse(locale)) else {
         eprintln!("error: bad --default-region or --default-locale");
-        return std::process::ExitCode::from(2);
+        return ExitCode::from(2);
     };
     let body = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", file.display());
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
     let body = hook_body(body);
@@ -68,14 +238,14 @@ fn check(file: &std::path::Path, region: &str, locale: &str) -> std::process::Ex
                 "otpExpires": r.otp_expires.to_rfc3339(),
             });
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            std::process::ExitCode::SUCCESS
+            ExitCode::SUCCESS
         }
         Err(e) => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&e.to_response()).unwrap_or_default()
             );
-            std::process::ExitCode::from(1)
+            ExitCode::from(1)
         }
     }
 }

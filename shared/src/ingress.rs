@@ -237,3 +237,50 @@ fn json_response(status: i64, body: &HookResponse) -> ApiGatewayProxyResponse {
     resp.body = Some(Body::Text(text));
     resp
 }
+
+/// The API Gateway REST proxy event for a plain HTTP request, shaped as API
+/// Gateway builds it. Local mode uses it so the handler sees exactly what
+/// it sees in Lambda.
+pub fn proxy_event_from_http(
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    source_ip: Option<&str>,
+) -> ApiGatewayProxyRequest {
+    let mut event = ApiGatewayProxyRequest::default();
+    event.http_method = method.clone();
+    event.path = Some(path.to_owned());
+    event.resource = Some(path.to_owned());
+    event.headers = headers.clone();
+    event.multi_value_headers = headers.clone();
+    match std::str::from_utf8(body) {
+        Ok(text) => {
+            event.body = (!body.is_empty()).then(|| text.to_owned());
+            event.is_base64_encoded = false;
+        }
+        Err(_) => {
+            event.body = Some(STANDARD.encode(body));
+            event.is_base64_encoded = true;
+        }
+    }
+    let ctx = &mut event.request_context;
+    ctx.request_id = Some(crate::delivery::random_hex(16));
+    ctx.http_method = method;
+    ctx.path = Some(path.to_owned());
+    ctx.resource_path = Some(path.to_owned());
+    ctx.stage = Some("local".to_owned());
+    ctx.identity.source_ip = source_ip.map(str::to_owned);
+    event
+}
+
+/// The parts of a proxy response, for serving it over plain HTTP.
+pub fn http_parts(resp: &ApiGatewayProxyResponse) -> (u16, HeaderMap, Vec<u8>) {
+    let status = u16::try_from(resp.status_code).unwrap_or(500);
+    let body = match &resp.body {
+        Some(Body::Text(t)) => t.clone().into_bytes(),
+        Some(Body::Binary(b)) => b.clone(),
+        _ => Vec::new(),
+    };
+    (status, resp.headers.clone(), body)
+}

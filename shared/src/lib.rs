@@ -32,6 +32,7 @@ pub mod ledger;
 pub mod locale;
 pub mod okta;
 pub mod otp;
+pub mod outbox;
 pub mod phone;
 pub mod pipeline;
 pub mod queue;

@@ -402,3 +402,65 @@ async fn an_otp_expired_on_arrival_is_not_sent() {
     assert!(matches!(out, DeliveryOutcome::Failed { .. }));
     assert_eq!(h.messenger.attempts(), 0);
 }
+
+/// The pipeline behind the real ingress handler: the HTTP answers Okta sees.
+#[tokio::test(start_paused = true)]
+async fn through_the_ingress_okta_sees_successful_or_an_error_object() {
+    use telehook::config::Config;
+    use telehook::ingress::{IngressDeps, telehook};
+    let h = harness(true);
+    let env = [
+        ("AUTH_MODE", "header"),
+        ("AUTH_HEADER_NAME", "x-hook-secret"),
+        ("AUTH_HEADER_SECRET", "0123456789abcdef-pipeline"),
+    ];
+    let config = Config::from_lookup(|k| {
+        env.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let deps = IngressDeps::new(&config, Arc::new(h.pipeline.clone())).unwrap();
+    let event = |body: String| {
+        let mut e = support::proxy_event(&body, None);
+        e.headers.insert(
+            "x-hook-secret",
+            "0123456789abcdef-pipeline".parse().unwrap(),
+        );
+        e
+    };
+    let body = |event_id: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(&support::sms_body()).unwrap();
+        v["eventId"] = serde_json::Value::String(event_id.into());
+        v["data"]["messageProfile"]["otpExpires"] =
+            serde_json::Value::String((h.clock.now() + chrono::Duration::minutes(5)).to_rfc3339());
+        v.to_string()
+    };
+
+    let resp = telehook(&deps, event(body("evt-http-ok"))).await;
+    let json = support::response_json(&resp);
+    assert_eq!(resp.status_code, 200);
+    assert_eq!(json["commands"][0]["value"][0]["status"], "SUCCESSFUL");
+    let rec = h.record("evt-http-ok").await;
+    assert_eq!(
+        json["commands"][0]["value"][0]["transactionId"],
+        rec.message_id.unwrap()
+    );
+
+    h.messenger.script([opted_out()]);
+    let resp = telehook(&deps, event(body("evt-http-perm"))).await;
+    assert_eq!(resp.status_code, 200);
+    assert_eq!(
+        support::response_json(&resp),
+        serde_json::json!({"error": {"errorSummary": "Could not deliver the code"}}),
+        "a safe summary, and nothing of the provider's error"
+    );
+    assert_eq!(h.record("evt-http-perm").await.status, Status::Failed);
+
+    h.messenger.script([throttled()]);
+    let resp = telehook(&deps, event(body("evt-http-pending"))).await;
+    assert_eq!(
+        support::response_json(&resp)["commands"][0]["value"][0]["status"],
+        "PENDING"
+    );
+}

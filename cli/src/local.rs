@@ -1,0 +1,178 @@
+//! Local mode's wiring: the state directory, the dev OAuth issuer's key, the
+//! ingress configuration that trusts it, and the pipeline on in-memory
+//! adapters (or on AWS with `--aws`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use telehook::clock::SystemClock;
+use telehook::config::{Config, PipelineConfig};
+use telehook::dev_issuer::DevKey;
+use telehook::ledger::InMemoryLedger;
+use telehook::locale::Locale;
+use telehook::outbox::OutboxMessenger;
+use telehook::pipeline::{Pipeline, PipelineSettings};
+use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
+use telehook::template::Templates;
+
+pub const AUDIENCE: &str = "api://default";
+pub const CLIENT_ID: &str = "telehook-local";
+pub const SCOPE: &str = "telephony.hook";
+const KEY_FILE: &str = "dev-issuer-key.pem";
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+pub fn issuer_for_port(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/oauth2/default")
+}
+
+/// The dev issuer's RSA key: generated on first use, then kept in the state
+/// directory (readable by the owner only) so tokens survive restarts.
+///
+/// `serve` and `token` may start together on a fresh checkout, so creation
+/// is atomic: the key is written to a temporary file and hard-linked into
+/// place, which fails if another process got there first; then its key is
+/// read instead.
+pub fn load_or_create_key(state_dir: &Path) -> Result<DevKey, Error> {
+    let path = state_dir.join(KEY_FILE);
+    let read = |path: &Path| -> Result<DevKey, Error> {
+        let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(DevKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?)
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    std::fs::create_dir_all(state_dir)?;
+    let key = DevKey::generate()?;
+    let tmp = state_dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
+    write_private(&tmp, key.to_pem().as_bytes())?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(e) => Err(format!("{}: {e}", path.display()).into()),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, data)
+}
+
+/// The ingress configuration for local mode: OAuth against the dev issuer,
+/// exactly as in AWS. Locale and region defaults come from the environment
+/// like in Lambda.
+pub fn ingress_config(issuer: &str) -> Result<Config, Error> {
+    let fixed = [
+        ("AUTH_MODE", "oauth".to_owned()),
+        ("OKTA_ISSUER", issuer.to_owned()),
+        ("OKTA_AUDIENCE", AUDIENCE.to_owned()),
+        ("OKTA_CLIENT_IDS", CLIENT_ID.to_owned()),
+        ("OKTA_REQUIRED_SCOPE", SCOPE.to_owned()),
+    ];
+    Ok(Config::from_lookup(|k| {
+        fixed
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(k).ok())
+    })?)
+}
+
+/// The pipeline and the queue the event-source poller reads.
+pub struct Backend {
+    pub pipeline: Pipeline,
+    pub queue: Arc<dyn JobQueue>,
+    /// The in-memory ledger, when local (for reports).
+    pub ledger: Option<Arc<InMemoryLedger>>,
+    pub dlq: Option<Arc<InMemoryFifo>>,
+}
+
+pub fn default_outbox(state_dir: &Path) -> PathBuf {
+    state_dir.join("outbox.jsonl")
+}
+
+/// In-memory ledger and FIFO queue (with delay, visibility and DLQ), built-in
+/// templates, and the outbox as the messenger.
+pub fn local_backend(outbox: &Path, fast_path: bool) -> Result<Backend, Error> {
+    let clock = Arc::new(SystemClock);
+    let budget = Duration::from_millis(2000);
+    let dlq = Arc::new(InMemoryFifo::dead_letter(
+        "telehook-jobs-dlq.fifo",
+        clock.clone(),
+        Duration::from_secs(30),
+    ));
+    let queue = Arc::new(InMemoryFifo::new(
+        "telehook-jobs.fifo",
+        clock.clone(),
+        FifoSettings {
+            // As in the SAM template: longer than the fast-path budget.
+            delay: budget + Duration::from_secs(1),
+            visibility: Duration::from_secs(30),
+            max_receive_count: Some(5),
+            dedup_window: Duration::from_secs(300),
+        },
+        Some(dlq.clone()),
+    ));
+    let ledger = Arc::new(InMemoryLedger::new());
+    let default_locale = match std::env::var("DEFAULT_LOCALE") {
+        Ok(l) if !l.trim().is_empty() => {
+            Locale::parse(&l).map_err(|_| "DEFAULT_LOCALE is invalid")?
+        }
+        _ => Locale::parse("en").map_err(|_| "built-in locale")?,
+    };
+    let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
+    let pipeline = Pipeline {
+        ledger: ledger.clone(),
+        queue: queue.clone(),
+        messenger: Arc::new(OutboxMessenger::open(outbox, true)?),
+        templates: Templates::new(None, default_locale, org),
+        clock,
+        settings: PipelineSettings {
+            fast_path,
+            fast_path_budget: budget,
+            // One process, one key: group ids only need to be stable here.
+            hash_key: telehook::delivery::random_hex(24).into_bytes(),
+            ..Default::default()
+        },
+    };
+    Ok(Backend {
+        pipeline,
+        queue,
+        ledger: Some(ledger),
+        dlq: Some(dlq),
+    })
+}
+
+/// The AWS adapters, configured from the environment as in Lambda
+/// (`AWS_ENDPOINT_URL` and friends included, so the emulator works).
+pub async fn aws_backend(fast_path: Option<bool>) -> Result<Backend, Error> {
+    let mut config = PipelineConfig::from_env()?;
+    if let Some(f) = fast_path {
+        config.fast_path = f;
+    }
+    let clients = telehook::aws::AwsClients::new(&telehook::aws::load_sdk_config().await);
+    let pipeline = clients.pipeline(&config);
+    Ok(Backend {
+        queue: pipeline.queue.clone(),
+        pipeline,
+        ledger: None,
+        dlq: None,
+    })
+}

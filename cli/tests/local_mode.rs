@@ -1,0 +1,437 @@
+//! Local mode end to end: the real `telehook` binary, started as a user
+//! would start it, driven over HTTP with tokens from `telehook token`.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+const BIN: &str = env!("CARGO_BIN_EXE_telehook");
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn temp_state_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("telehook-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    state_dir: PathBuf,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(tag: &str, extra: &[&str]) -> Server {
+        let state_dir = temp_state_dir(tag);
+        let mut child = Command::new(BIN)
+            .args(["serve", "--port", "0", "--state-dir"])
+            .arg(&state_dir)
+            .args(extra)
+            .env_remove("TELEHOOK_BACKEND")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let out = child.stdout.take().unwrap();
+            let lines = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if let Some(url) = line.strip_prefix("listening on http://127.0.0.1:") {
+                        let _ = tx.send(url.parse::<u16>().unwrap());
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let port = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the listening line");
+        Server {
+            child,
+            port,
+            state_dir,
+            stdout,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/okta/telephony", self.port)
+    }
+
+    fn token(&self, extra: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(["token", "--port", &self.port.to_string(), "--state-dir"])
+            .arg(&self.state_dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn outbox(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.state_dir.join("outbox.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                let lines = self.stdout.lock().unwrap().clone();
+                return (status, lines);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Valid Okta bodies from events/, with what the outbox must show for each:
+/// channel and a phrase of the expected language.
+fn valid_bodies() -> Vec<(String, String, &'static str, &'static str)> {
+    let expect: HashMap<&str, (&str, &str)> = HashMap::from([
+        ("ingress-sms.json", ("sms", "verification code")),
+        ("ingress-voice.json", ("voice", "Su clave de acceso")),
+        ("ingress-preview.json", ("sms", "verification code")),
+        (
+            "ingress-pre-enrollment.json",
+            ("voice", "Votre code de vérification"),
+        ),
+        (
+            "ingress-account-unlock.json",
+            ("voice", "Your verification code"),
+        ),
+        ("ingress-password-reset.json", ("sms", "Bestätigungscode")),
+        ("ingress-base64-body.json", ("voice", "認証コード")),
+    ]);
+    let mut out = Vec::new();
+    for (name, (channel, phrase)) in expect {
+        let event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(events_dir().join(name)).unwrap())
+                .unwrap();
+        let raw = event["body"].as_str().unwrap();
+        let body = if event["isBase64Encoded"].as_bool() == Some(true) {
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .unwrap(),
+            )
+            .unwrap()
+        } else {
+            raw.to_owned()
+        };
+        let event_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["eventId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        out.push((event_id, body, channel, phrase));
+    }
+    out
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let resp = client
+        .post(url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+fn status_of(v: &serde_json::Value) -> &str {
+    v["commands"][0]["value"][0]["status"]
+        .as_str()
+        .unwrap_or("")
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_delivers_every_valid_event_once_in_its_language() {
+    let server = Server::start("serve", &[]);
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://127.0.0.1:{}/healthz", server.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let token = server.token(&[]);
+    let bodies = valid_bodies();
+    for (event_id, body, _, _) in &bodies {
+        let (status, json) = post(&client, &server.url(), &token, body).await;
+        assert_eq!(
+            (status, status_of(&json)),
+            (200, "SUCCESSFUL"),
+            "{event_id}: {json}"
+        );
+    }
+    // The same hook again is answered from the ledger, not sent again.
+    let (_, again) = post(&client, &server.url(), &token, &bodies[0].1).await;
+    assert_eq!(status_of(&again), "SUCCESSFUL");
+
+    let outbox = server.outbox();
+    assert_eq!(outbox.len(), bodies.len(), "one line per event");
+    for (event_id, _, channel, phrase) in &bodies {
+        let lines: Vec<&serde_json::Value> = outbox
+            .iter()
+            .filter(|l| l["eventId"] == event_id.as_str())
+            .collect();
+        assert_eq!(lines.len(), 1, "{event_id}");
+        assert_eq!(lines[0]["channel"], *channel, "{event_id}");
+        assert!(
+            lines[0]["body"].as_str().unwrap().contains(phrase),
+            "{event_id}: {}",
+            lines[0]["body"]
+        );
+        for key in ["to", "messageId", "sentAt"] {
+            assert!(lines[0][key].is_string(), "{event_id}: {key}");
+        }
+    }
+
+    // Bad tokens, minted on purpose.
+    for bad in [
+        vec!["--expires-in", "-3600"],
+        vec!["--scope", "openid"],
+        vec!["--audience", "api://elsewhere"],
+        vec!["--client-id", "0oaSomeoneElse"],
+    ] {
+        let (status, _) = post(&client, &server.url(), &server.token(&bad), &bodies[0].1).await;
+        assert_eq!(status, 401, "{bad:?}");
+    }
+
+    let (status, lines) = server.terminate();
+    assert!(status.success(), "{status:?}: {lines:?}");
+    assert!(lines.iter().any(|l| l == "drained; bye"), "{lines:?}");
+    // The console shows each message masked, never its code.
+    let console = lines.join("\n");
+    assert!(console.contains("outbox: sms to +1******2671"));
+    for (_, body, _, _) in &bodies {
+        let otp = serde_json::from_str::<serde_json::Value>(body).unwrap()["data"]["messageProfile"]["otpCode"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!console.contains(&otp), "a code reached the console");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fast_path_off_answers_pending_and_the_dispatcher_fills_the_outbox() {
+    let server = Server::start("pending", &["--fast-path", "off"]);
+    let client = reqwest::Client::new();
+    let token = server.token(&[]);
+    let bodies = valid_bodies();
+    for (event_id, body, _, _) in &bodies {
+        let (status, json) = post(&client, &server.url(), &token, body).await;
+        assert_eq!(
+            (status, status_of(&json)),
+            (200, "PENDING"),
+            "{event_id}: {json}"
+        );
+    }
+    assert!(
+        server.outbox().len() < bodies.len(),
+        "nothing is sent inline"
+    );
+    wait_for(|| server.outbox().len() == bodies.len(), 30);
+    let (status, lines) = server.terminate();
+    assert!(status.success(), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_concurrent_hooks_are_each_answered_and_sent_once() {
+    let server = Server::start("load", &[]);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1000)
+        .build()
+        .unwrap();
+    let token = server.token(&[]);
+    let template: serde_json::Value = serde_json::from_str(&valid_bodies()[0].1).unwrap();
+    let n = 1000;
+    let requests = (0..n).map(|i| {
+        let mut body = template.clone();
+        body["eventId"] = serde_json::Value::String(format!("load-{i:05}"));
+        let (client, url, token) = (client.clone(), server.url(), token.clone());
+        async move { post(&client, &url, &token, &body.to_string()).await }
+    });
+    let answers = futures::future::join_all(requests).await;
+    assert_eq!(answers.len(), n);
+    for (status, json) in &answers {
+        assert_eq!(*status, 200);
+        assert!(
+            ["SUCCESSFUL", "PENDING"].contains(&status_of(json)),
+            "{json}"
+        );
+    }
+    let (status, lines) = server.terminate_keep();
+    assert!(status.success(), "{lines:?}");
+}
+
+impl Server {
+    /// Terminates, and checks the outbox before the state dir goes away.
+    fn terminate_keep(self) -> (std::process::ExitStatus, Vec<String>) {
+        let outbox_path = self.state_dir.join("outbox.jsonl");
+        let dir = self.state_dir.clone();
+        let result = self.terminate_inner();
+        let lines = read_outbox(&outbox_path);
+        let ids: Vec<String> = lines
+            .iter()
+            .map(|l| l["eventId"].as_str().unwrap().to_owned())
+            .collect();
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(ids.len(), 1000, "exactly one line per eventId");
+        assert_eq!(unique.len(), 1000, "no line is duplicated");
+        let _ = std::fs::remove_dir_all(dir);
+        result
+    }
+
+    fn terminate_inner(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                let lines = self.stdout.lock().unwrap().clone();
+                // Keep the state dir for the caller.
+                self.state_dir = PathBuf::new();
+                return (status, lines);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn read_outbox(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn invoke_runs_every_event_file_and_prints_json() {
+    let state_dir = temp_state_dir("invoke");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 17);
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let function = if name.starts_with("ingress-") {
+            "ingress"
+        } else if name.starts_with("dispatcher-") {
+            "dispatcher"
+        } else {
+            panic!("{name}: no function for this event file")
+        };
+        let out = Command::new(BIN)
+            .args(["invoke", function])
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .env_remove("TELEHOOK_BACKEND")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Outbox notices go to stdout before the response; the response is the
+        // JSON document that ends the output.
+        let text = String::from_utf8(out.stdout).unwrap();
+        let start = text.find("\n{").map(|i| i + 1).unwrap_or(0);
+        let json: serde_json::Value =
+            serde_json::from_str(&text[start..]).unwrap_or_else(|e| panic!("{name}: {e}: {text}"));
+        match function {
+            "ingress" => {
+                let code = json["statusCode"].as_i64().unwrap();
+                let expected = if name == "ingress-missing-token.json" {
+                    401
+                } else {
+                    200
+                };
+                assert_eq!(code, expected, "{name}");
+            }
+            _ => assert!(json["batchItemFailures"].is_array(), "{name}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(state_dir);
+}
