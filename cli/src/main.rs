@@ -4,6 +4,7 @@
 
 mod invoke;
 mod local;
+mod ops;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -91,6 +92,16 @@ enum Command {
         #[arg(long, env = "TELEHOOK_BACKEND", value_parser = parse_backend, default_value = "local")]
         aws: BackendFlag,
     },
+    /// Replay the dead-letter queue through the DlqReplay state machine, or show queue depths.
+    Replay {
+        #[command(subcommand)]
+        command: ReplayCommand,
+    },
+    /// Load or show the templates table.
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
     /// Validate an Okta hook (a hook body, or an API Gateway event from events/) and print the normalised request, with the code and number masked.
     Check {
         /// Path to an Okta telephony hook body or an API Gateway proxy event.
@@ -101,6 +112,55 @@ enum Command {
         /// Locale used when the hook carries none.
         #[arg(long, default_value = "en")]
         default_locale: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReplayCommand {
+    /// Start a DlqReplay execution (and with --follow, wait for it to end).
+    Start {
+        /// Most messages to replay in this execution.
+        #[arg(long, default_value_t = 100)]
+        max: u32,
+        /// Count what would happen, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait for the execution to end, showing progress.
+        #[arg(long)]
+        follow: bool,
+        /// Find the state machine from this stack's outputs.
+        #[arg(long)]
+        stack: Option<String>,
+        #[arg(long)]
+        state_machine_arn: Option<String>,
+    },
+    /// Show the depth of the main queue and of the dead-letter queue.
+    Status {
+        #[arg(long)]
+        stack: Option<String>,
+        #[arg(long)]
+        queue_url: Option<String>,
+        #[arg(long)]
+        dlq_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TemplatesCommand {
+    /// Load every <locale>.json file of DIR into the templates table.
+    Push {
+        dir: PathBuf,
+        #[arg(long)]
+        stack: Option<String>,
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Show the templates table.
+    List {
+        #[arg(long)]
+        stack: Option<String>,
+        #[arg(long)]
+        table: Option<String>,
     },
 }
 
@@ -164,6 +224,8 @@ fn main() -> ExitCode {
             };
             report(runtime().and_then(|rt| rt.block_on(serve::serve(args))))
         }
+        Command::Replay { command } => report(runtime().and_then(|rt| rt.block_on(replay(command)))),
+        Command::Templates { command } => report(runtime().and_then(|rt| rt.block_on(templates(command)))),
         Command::Invoke {
             function,
             event,
@@ -190,6 +252,61 @@ fn main() -> ExitCode {
                         );
                     }),
             )
+        }
+    }
+}
+
+async fn replay(command: ReplayCommand) -> Result<(), local::Error> {
+    let sdk = ops::sdk().await;
+    match command {
+        ReplayCommand::Start {
+            max,
+            dry_run,
+            follow,
+            stack,
+            state_machine_arn,
+        } => {
+            let arn = ops::resolve(
+                &sdk,
+                state_machine_arn,
+                stack.as_deref(),
+                "ReplayStateMachineArn",
+                "--state-machine-arn",
+            )
+            .await?;
+            ops::replay_start(
+                &sdk,
+                ops::ReplayStart {
+                    max,
+                    dry_run,
+                    follow,
+                    state_machine_arn: arn,
+                },
+            )
+            .await
+        }
+        ReplayCommand::Status {
+            stack,
+            queue_url,
+            dlq_url,
+        } => {
+            let queue = ops::resolve(&sdk, queue_url, stack.as_deref(), "JobQueueUrl", "--queue-url").await?;
+            let dlq = ops::resolve(&sdk, dlq_url, stack.as_deref(), "DeadLetterQueueUrl", "--dlq-url").await?;
+            ops::replay_status(&sdk, &queue, &dlq).await
+        }
+    }
+}
+
+async fn templates(command: TemplatesCommand) -> Result<(), local::Error> {
+    let sdk = ops::sdk().await;
+    match command {
+        TemplatesCommand::Push { dir, stack, table } => {
+            let table = ops::resolve(&sdk, table, stack.as_deref(), "TemplatesTableName", "--table").await?;
+            ops::templates_push(&sdk, &dir, &table).await
+        }
+        TemplatesCommand::List { stack, table } => {
+            let table = ops::resolve(&sdk, table, stack.as_deref(), "TemplatesTableName", "--table").await?;
+            ops::templates_list(&sdk, &table).await
         }
     }
 }

@@ -1,17 +1,25 @@
-//! The DLQ replayer Lambda: on-demand drain of the dead-letter queue.
-//!
-//! Replay is not part of this build yet; an invocation fails loudly rather
-//! than reporting a drain that did not happen.
+//! The DLQ replayer Lambda: drains the dead-letter queue on demand. Invoked
+//! directly (`{"maxMessages": N, "dryRun": bool}`) or by the `DlqReplay`
+//! state machine; answers with the replay report.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use telehook::aws::{AwsClients, SqsQueue, load_sdk_config};
+use telehook::config::PipelineConfig;
+use telehook::replay::{ReplayRequest, replay_dlq};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
-    run(service_fn(
-        |_event: LambdaEvent<serde_json::Value>| async move {
-            Err::<serde_json::Value, Error>("DLQ replay is not available in this build".into())
-        },
-    ))
+    let config = PipelineConfig::from_env()?;
+    let dlq_url = config.dlq_url.clone().ok_or("DLQ_URL is not set")?;
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let pipeline = clients.pipeline(&config);
+    let dlq = SqsQueue::new(clients.sqs.clone(), dlq_url);
+    let (pipeline, dlq) = (&pipeline, &dlq);
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let request: ReplayRequest =
+            serde_json::from_value(event.payload).map_err(|e| format!("invalid replay request: {e}"))?;
+        Ok::<_, Error>(replay_dlq(pipeline, dlq, &request).await?)
+    }))
     .await
 }

@@ -12,7 +12,8 @@
 //! - [`ingress`]: the API Gateway handler and its error-to-response mapping.
 //! - [`delivery`]: the `Delivery` port the ingress hands requests to, and
 //!   the `Messenger` port that sends one message.
-//! - [`pipeline`]: the ingress and dispatcher flows over the ports.
+//! - [`pipeline`]: the ingress and dispatcher flows over the ports;
+//!   [`replay`]: draining the dead-letter queue on demand.
 //! - [`ledger`], [`queue`], [`template`], [`clock`]: the other ports, each
 //!   with an in-memory adapter; [`job`] is the queued job's format.
 //! - [`config`]: typed configuration from the environment.
@@ -36,5 +37,6 @@ pub mod outbox;
 pub mod phone;
 pub mod pipeline;
 pub mod queue;
+pub mod replay;
 pub mod telemetry;
 pub mod template;

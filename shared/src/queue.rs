@@ -110,6 +110,8 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     async fn receive(&self, max: usize, wait: Duration)
     -> Result<Vec<ReceivedMessage>, QueueError>;
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError>;
+    /// Makes a received message visible again at once (visibility 0).
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError>;
     async fn depth(&self) -> Result<QueueDepth, QueueError>;
     /// The queue's ARN, for the `eventSourceARN` of built events.
     fn arn(&self) -> String;
@@ -349,6 +351,23 @@ impl JobQueue for InMemoryFifo {
         match pos {
             Some(i) => {
                 st.messages.remove(i);
+                Ok(())
+            }
+            None => Err(QueueError::InvalidReceipt),
+        }
+    }
+
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        match st
+            .messages
+            .iter_mut()
+            .find(|m| m.receipt.as_deref() == Some(receipt_handle) && m.visible_at_ms > now)
+        {
+            Some(m) => {
+                m.visible_at_ms = now;
+                m.receipt = None;
                 Ok(())
             }
             None => Err(QueueError::InvalidReceipt),

@@ -488,3 +488,83 @@ async fn dispatcher_end_to_end_through_the_poller() {
     assert_eq!(dead.len(), 1, "the poison message reached the DLQ");
     assert_eq!(dead[0].body, poison, "untouched");
 }
+
+#[tokio::test]
+async fn dlq_replay_over_the_wire() {
+    use telehook::job::Job;
+    use telehook::replay::{ReplayReport, ReplayRequest, replay_dlq};
+    let (_guard, m) = moto().await;
+    let sdk = sdk_config(&m.url).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    create_ledger_table(&ddb, "ledger").await;
+    let (main_url, dlq_url) = create_queues(&sqs, 5, 30).await;
+    let ledger = Arc::new(DynamoLedger::new(ddb, "ledger"));
+    let pipeline_with = |queue_url: &str| Pipeline {
+        ledger: ledger.clone(),
+        queue: Arc::new(SqsQueue::new(sqs.clone(), queue_url)),
+        messenger: Arc::new(ScriptedMessenger::new()),
+        templates: Templates::new(None, Locale::parse("en").unwrap(), "Okta"),
+        clock: Arc::new(SystemClock),
+        settings: PipelineSettings {
+            hash_key: b"wire-test-hash-key-0123".to_vec(),
+            ..Default::default()
+        },
+    };
+    let dlq = SqsQueue::new(sqs.clone(), &dlq_url);
+    let job = |id: &str, to: &str, expires_in: i64| DeliveryRequest {
+        event_id: eid(id),
+        request_type: RequestType::PasswordReset,
+        phone: PhoneNumber::parse(to, "US".parse().unwrap()).unwrap(),
+        otp: Otp::parse("310754").unwrap(),
+        otp_expires: chrono::Utc::now() + chrono::Duration::seconds(expires_in),
+        channel: Channel::Sms,
+        locale: Locale::parse("en").unwrap(),
+        locale_from_request: true,
+        user_id: None,
+    };
+    let fill = || async {
+        for (i, req) in [
+            job("evt-dlq-expired", "+14155552671", -60),
+            job("evt-dlq-sent", "+14165550163", 300),
+            job("evt-dlq-live", "+12125550178", 300),
+        ]
+        .iter()
+        .enumerate()
+        {
+            dlq.send(msg(&format!("g{i}"), req.event_id.as_str(), &Job::from_request(req).encode()))
+                .await
+                .unwrap();
+        }
+        dlq.send(msg("g9", "junk", "not a job")).await.unwrap();
+    };
+    ledger.mark_sent(&eid("evt-dlq-sent"), "m-earlier", SystemClock.now_ms()).await.unwrap();
+    fill().await;
+
+    // Dry run: counts, changes nothing, and leaves every message visible.
+    let pipeline = pipeline_with(&main_url);
+    let dry = replay_dlq(&pipeline, &dlq, &ReplayRequest { max_messages: 50, dry_run: true }).await.unwrap();
+    assert_eq!(
+        dry,
+        ReplayReport { moved: 1, expired: 1, already_sent: 1, failed: 1, remaining: 4, dry_run: true }
+    );
+    assert!(ledger.get(&eid("evt-dlq-expired")).await.unwrap().is_none());
+
+    // A main queue that cannot be sent to: the live job stays in the DLQ.
+    let broken = pipeline_with(&format!("{}/000000000000/no-such-queue.fifo", m.url));
+    let report = replay_dlq(&broken, &dlq, &ReplayRequest { max_messages: 50, dry_run: true }).await.unwrap();
+    assert_eq!(report.remaining, 4);
+    let report = replay_dlq(&broken, &dlq, &ReplayRequest { max_messages: 50, dry_run: false }).await.unwrap();
+    assert_eq!((report.moved, report.expired, report.already_sent, report.failed), (0, 1, 1, 2));
+    assert_eq!(report.remaining, 2, "the live job and the unreadable one stay");
+    assert_eq!(ledger.get(&eid("evt-dlq-expired")).await.unwrap().unwrap().status, Status::Expired);
+
+    // Now for real: the live job moves back to the main queue.
+    let report = replay_dlq(&pipeline, &dlq, &ReplayRequest { max_messages: 50, dry_run: false }).await.unwrap();
+    assert_eq!((report.moved, report.failed, report.remaining), (1, 1, 1));
+    let moved = SqsQueue::new(sqs.clone(), &main_url).receive(10, Duration::ZERO).await.unwrap();
+    assert_eq!(moved.len(), 1);
+    let job = Job::decode(&moved[0].body).unwrap();
+    assert_eq!((job.event_id.as_str(), job.replays), ("evt-dlq-live", 1));
+    assert_eq!(moved[0].dedup_id.as_deref(), Some("evt-dlq-live#replay1"));
+}

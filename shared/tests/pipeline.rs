@@ -24,7 +24,7 @@ use telehook::ledger::{
 };
 use telehook::okta::{DeliveryRequest, EventId};
 use telehook::pipeline::{destination_hash, dispatch_batch};
-use telehook::queue::{JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
+use telehook::queue::{JobQueue, OutgoingMessage, ReceivedMessage};
 use tokio::time::Instant;
 
 #[tokio::test(start_paused = true)]
@@ -331,29 +331,6 @@ async fn fast_path_off_answers_pending_and_the_dispatcher_sends() {
     h.drain().await;
     assert_eq!(h.messenger.accepted().len(), 1);
     assert_eq!(h.record("evt-off").await.status, Status::Sent);
-}
-
-/// A queue that is down.
-#[derive(Debug)]
-struct DownQueue;
-
-#[async_trait]
-impl JobQueue for DownQueue {
-    async fn send(&self, _: OutgoingMessage) -> Result<String, QueueError> {
-        Err(QueueError::Unavailable("ServiceUnavailable".into()))
-    }
-    async fn receive(&self, _: usize, _: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
-        Err(QueueError::Unavailable("ServiceUnavailable".into()))
-    }
-    async fn delete(&self, _: &str) -> Result<(), QueueError> {
-        Err(QueueError::Unavailable("ServiceUnavailable".into()))
-    }
-    async fn depth(&self) -> Result<QueueDepth, QueueError> {
-        Err(QueueError::Unavailable("ServiceUnavailable".into()))
-    }
-    fn arn(&self) -> String {
-        "arn:aws:sqs:local:000000000000:down".into()
-    }
 }
 
 #[tokio::test(start_paused = true)]

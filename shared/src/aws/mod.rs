@@ -22,6 +22,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
+pub use aws_config::SdkConfig;
+pub use aws_sdk_dynamodb::Client as DynamoDbClient;
+pub use aws_sdk_sqs::Client as SqsClient;
 pub use eum::{EndUserMessaging, EumSettings, OriginationIdentities};
 pub use ledger::DynamoLedger;
 pub use sqs::SqsQueue;
@@ -30,7 +33,7 @@ pub use templates::DynamoTemplateStore;
 /// Loads the shared SDK configuration. Attempts are short because the
 /// ingress answers Okta within 3 seconds; the SDK retries throttling and
 /// transient errors up to three attempts with jittered backoff.
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
+pub async fn load_sdk_config() -> SdkConfig {
     sdk_config_loader().load().await
 }
 
@@ -62,7 +65,7 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+    pub fn new(sdk: &SdkConfig) -> Self {
         AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),

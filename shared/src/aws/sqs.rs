@@ -140,6 +140,19 @@ impl JobQueue for SqsQueue {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| queue_error(&e))
+    }
+
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         let out = self
             .client

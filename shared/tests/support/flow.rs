@@ -14,7 +14,8 @@ use telehook::okta::{DeliveryRequest, EventId, RequestType};
 use telehook::otp::Otp;
 use telehook::phone::PhoneNumber;
 use telehook::pipeline::{Pipeline, PipelineSettings, poll_once};
-use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
+use async_trait::async_trait;
+use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
 use telehook::template::Templates;
 
 pub struct Harness {
@@ -130,3 +131,30 @@ impl Harness {
         panic!("queue did not drain");
     }
 }
+
+/// A queue that is down.
+#[derive(Debug)]
+pub struct DownQueue;
+
+#[async_trait]
+impl JobQueue for DownQueue {
+    async fn send(&self, _: OutgoingMessage) -> Result<String, QueueError> {
+        Err(QueueError::Unavailable("ServiceUnavailable".into()))
+    }
+    async fn receive(&self, _: usize, _: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+        Err(QueueError::Unavailable("ServiceUnavailable".into()))
+    }
+    async fn delete(&self, _: &str) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("ServiceUnavailable".into()))
+    }
+    async fn release(&self, _: &str) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("ServiceUnavailable".into()))
+    }
+    async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        Err(QueueError::Unavailable("ServiceUnavailable".into()))
+    }
+    fn arn(&self) -> String {
+        "arn:aws:sqs:local:000000000000:down".into()
+    }
+}
+

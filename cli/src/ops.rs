@@ -1,0 +1,159 @@
+//! Operations against a deployed stack: DLQ replay through the `DlqReplay`
+//! state machine, queue depths, and the templates table.
+//!
+//! Resource names come from the stack's outputs (`--stack`) or are given
+//! explicitly. The AWS SDK reads the normal environment, so `AWS_PROFILE`,
+//! `AWS_REGION` and `AWS_ENDPOINT_URL` (the local emulator) all apply.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use telehook::aws::{DynamoTemplateStore, SdkConfig, SqsQueue, load_sdk_config};
+use telehook::queue::JobQueue;
+use telehook::template::TemplateFile;
+
+use crate::local::Error;
+
+/// Stack outputs by key, from CloudFormation.
+pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<HashMap<String, String>, Error> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let out = cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| format!("cannot describe stack {stack}: {}", aws_sdk_cloudformation::error::DisplayErrorContext(e)))?;
+    let stack = out.stacks().first().ok_or_else(|| format!("stack {stack} not found"))?;
+    Ok(stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect())
+}
+
+/// An explicit value, or the stack output of that name.
+pub async fn resolve(
+    sdk: &SdkConfig,
+    explicit: Option<String>,
+    stack: Option<&str>,
+    output: &str,
+    flag: &str,
+) -> Result<String, Error> {
+    if let Some(v) = explicit {
+        return Ok(v);
+    }
+    let Some(stack) = stack else {
+        return Err(format!("give {flag} or --stack").into());
+    };
+    stack_outputs(sdk, stack)
+        .await?
+        .remove(output)
+        .ok_or_else(|| format!("stack {stack} has no output {output}").into())
+}
+
+pub struct ReplayStart {
+    pub max: u32,
+    pub dry_run: bool,
+    pub follow: bool,
+    pub state_machine_arn: String,
+}
+
+/// Starts a `DlqReplay` execution; with `follow`, waits for it to end.
+pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Error> {
+    let sfn = aws_sdk_sfn::Client::new(sdk);
+    let input = serde_json::json!({
+        "max": args.max,
+        "batchSize": args.max.min(100),
+        "dryRun": args.dry_run,
+    });
+    let started = sfn
+        .start_execution()
+        .state_machine_arn(&args.state_machine_arn)
+        .name(format!("replay-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")))
+        .input(input.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("cannot start the replay: {}", aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+    let arn = started.execution_arn().to_owned();
+    println!("execution {arn}");
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    loop {
+        let d = sfn
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| format!("cannot read the execution: {}", aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+        let status = d.status().clone();
+        bar.set_message(format!("status {}", status.as_str()));
+        if status != ExecutionStatus::Running || !args.follow {
+            bar.finish_and_clear();
+            println!("status {}", status.as_str());
+            if let Some(output) = d.output() {
+                println!("{output}");
+            }
+            return match status {
+                ExecutionStatus::Running | ExecutionStatus::Succeeded | ExecutionStatus::PendingRedrive => Ok(()),
+                other => Err(format!("replay ended {}", other.as_str()).into()),
+            };
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Prints the depth of the main queue and the DLQ.
+pub async fn replay_status(sdk: &SdkConfig, queue_url: &str, dlq_url: &str) -> Result<(), Error> {
+    let sqs = telehook::aws::SqsClient::new(sdk);
+    for (name, url) in [("queue", queue_url), ("dead-letter queue", dlq_url)] {
+        let d = SqsQueue::new(sqs.clone(), url).depth().await?;
+        println!(
+            "{name}: {} visible, {} in flight, {} delayed",
+            d.visible, d.in_flight, d.delayed
+        );
+    }
+    Ok(())
+}
+
+/// Loads every `templates/*.json` file into the templates table.
+pub async fn templates_push(sdk: &SdkConfig, dir: &Path, table: &str) -> Result<(), Error> {
+    let store = DynamoTemplateStore::new(telehook::aws::DynamoDbClient::new(sdk), table, Duration::ZERO);
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no template files in {}", dir.display()).into());
+    }
+    // Parse everything first, so a bad file stops the push before any write.
+    let mut templates = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)?;
+        let file = TemplateFile::parse(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+        templates.extend(file.templates());
+    }
+    for t in &templates {
+        store.put(t).await?;
+        println!("pushed {} {}", t.locale, t.channel);
+    }
+    println!("{} templates from {} files into {table}", templates.len(), files.len());
+    Ok(())
+}
+
+pub async fn templates_list(sdk: &SdkConfig, table: &str) -> Result<(), Error> {
+    let store = DynamoTemplateStore::new(telehook::aws::DynamoDbClient::new(sdk), table, Duration::ZERO);
+    for t in store.list().await? {
+        let voice = t.voice_id.as_deref().unwrap_or("-");
+        let preview: String = t.body.chars().take(60).collect();
+        println!("{:<8} {:<6} {:<5} {:<8} {preview}", t.locale, t.channel.as_str(), t.text_type.as_str(), voice);
+    }
+    Ok(())
+}
+
+pub async fn sdk() -> SdkConfig {
+    load_sdk_config().await
+}
