@@ -93,12 +93,18 @@ pub async fn invoke(args: InvokeArgs) -> Result<serde_json::Value, Error> {
             let dlq: Arc<dyn telehook::queue::JobQueue> = match &backend.dlq {
                 Some(dlq) => dlq.clone(),
                 None => {
-                    let url = telehook::config::PipelineConfig::from_env()?.dlq_url.ok_or("DLQ_URL is not set")?;
+                    let url = telehook::config::PipelineConfig::from_env()?
+                        .dlq_url
+                        .ok_or("DLQ_URL is not set")?;
                     let sdk = telehook::aws::load_sdk_config().await;
-                    Arc::new(telehook::aws::SqsQueue::new(telehook::aws::SqsClient::new(&sdk), url))
+                    Arc::new(telehook::aws::SqsQueue::new(
+                        telehook::aws::SqsClient::new(&sdk),
+                        url,
+                    ))
                 }
             };
-            let report = telehook::replay::replay_dlq(&backend.pipeline, dlq.as_ref(), &request).await?;
+            let report =
+                telehook::replay::replay_dlq(&backend.pipeline, dlq.as_ref(), &request).await?;
             Ok(serde_json::to_value(report)?)
         }
     }

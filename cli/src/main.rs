@@ -131,15 +131,19 @@ enum ReplayCommand {
         /// Find the state machine from this stack's outputs.
         #[arg(long)]
         stack: Option<String>,
+        /// The DlqReplay state machine's ARN.
         #[arg(long)]
         state_machine_arn: Option<String>,
     },
     /// Show the depth of the main queue and of the dead-letter queue.
     Status {
+        /// Find the queues from this stack's outputs.
         #[arg(long)]
         stack: Option<String>,
+        /// The job queue's URL.
         #[arg(long)]
         queue_url: Option<String>,
+        /// The dead-letter queue's URL.
         #[arg(long)]
         dlq_url: Option<String>,
     },
@@ -149,16 +153,21 @@ enum ReplayCommand {
 enum TemplatesCommand {
     /// Load every <locale>.json file of DIR into the templates table.
     Push {
+        /// Directory of template files (templates/ in this repository).
         dir: PathBuf,
+        /// Find the table from this stack's outputs.
         #[arg(long)]
         stack: Option<String>,
+        /// The templates table's name.
         #[arg(long)]
         table: Option<String>,
     },
     /// Show the templates table.
     List {
+        /// Find the table from this stack's outputs.
         #[arg(long)]
         stack: Option<String>,
+        /// The templates table's name.
         #[arg(long)]
         table: Option<String>,
     },
@@ -224,8 +233,12 @@ fn main() -> ExitCode {
             };
             report(runtime().and_then(|rt| rt.block_on(serve::serve(args))))
         }
-        Command::Replay { command } => report(runtime().and_then(|rt| rt.block_on(replay(command)))),
-        Command::Templates { command } => report(runtime().and_then(|rt| rt.block_on(templates(command)))),
+        Command::Replay { command } => {
+            report(runtime().and_then(|rt| rt.block_on(replay(command))))
+        }
+        Command::Templates { command } => {
+            report(runtime().and_then(|rt| rt.block_on(templates(command))))
+        }
         Command::Invoke {
             function,
             event,
@@ -290,8 +303,22 @@ async fn replay(command: ReplayCommand) -> Result<(), local::Error> {
             queue_url,
             dlq_url,
         } => {
-            let queue = ops::resolve(&sdk, queue_url, stack.as_deref(), "JobQueueUrl", "--queue-url").await?;
-            let dlq = ops::resolve(&sdk, dlq_url, stack.as_deref(), "DeadLetterQueueUrl", "--dlq-url").await?;
+            let queue = ops::resolve(
+                &sdk,
+                queue_url,
+                stack.as_deref(),
+                "JobQueueUrl",
+                "--queue-url",
+            )
+            .await?;
+            let dlq = ops::resolve(
+                &sdk,
+                dlq_url,
+                stack.as_deref(),
+                "DeadLetterQueueUrl",
+                "--dlq-url",
+            )
+            .await?;
             ops::replay_status(&sdk, &queue, &dlq).await
         }
     }
@@ -301,11 +328,25 @@ async fn templates(command: TemplatesCommand) -> Result<(), local::Error> {
     let sdk = ops::sdk().await;
     match command {
         TemplatesCommand::Push { dir, stack, table } => {
-            let table = ops::resolve(&sdk, table, stack.as_deref(), "TemplatesTableName", "--table").await?;
+            let table = ops::resolve(
+                &sdk,
+                table,
+                stack.as_deref(),
+                "TemplatesTableName",
+                "--table",
+            )
+            .await?;
             ops::templates_push(&sdk, &dir, &table).await
         }
         TemplatesCommand::List { stack, table } => {
-            let table = ops::resolve(&sdk, table, stack.as_deref(), "TemplatesTableName", "--table").await?;
+            let table = ops::resolve(
+                &sdk,
+                table,
+                stack.as_deref(),
+                "TemplatesTableName",
+                "--table",
+            )
+            .await?;
             ops::templates_list(&sdk, &table).await
         }
     }

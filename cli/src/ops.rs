@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use telehook::aws::{DynamoTemplateStore, SdkConfig, SqsQueue, load_sdk_config};
+use telehook::aws::{DynamoTemplateStore, SdkConfig, SqsQueue};
 use telehook::queue::JobQueue;
 use telehook::template::TemplateFile;
 
@@ -24,8 +24,16 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<HashMap<Strin
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| format!("cannot describe stack {stack}: {}", aws_sdk_cloudformation::error::DisplayErrorContext(e)))?;
-    let stack = out.stacks().first().ok_or_else(|| format!("stack {stack} not found"))?;
+        .map_err(|e| {
+            format!(
+                "cannot describe stack {stack}: {}",
+                aws_sdk_cloudformation::error::DisplayErrorContext(e)
+            )
+        })?;
+    let stack = out
+        .stacks()
+        .first()
+        .ok_or_else(|| format!("stack {stack} not found"))?;
     Ok(stack
         .outputs()
         .iter()
@@ -71,11 +79,19 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
     let started = sfn
         .start_execution()
         .state_machine_arn(&args.state_machine_arn)
-        .name(format!("replay-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")))
+        .name(format!(
+            "replay-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
+        ))
         .input(input.to_string())
         .send()
         .await
-        .map_err(|e| format!("cannot start the replay: {}", aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot start the replay: {}",
+                aws_sdk_sfn::error::DisplayErrorContext(e)
+            )
+        })?;
     let arn = started.execution_arn().to_owned();
     println!("execution {arn}");
     let bar = indicatif::ProgressBar::new_spinner();
@@ -86,7 +102,12 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
             .execution_arn(&arn)
             .send()
             .await
-            .map_err(|e| format!("cannot read the execution: {}", aws_sdk_sfn::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                format!(
+                    "cannot read the execution: {}",
+                    aws_sdk_sfn::error::DisplayErrorContext(e)
+                )
+            })?;
         let status = d.status().clone();
         bar.set_message(format!("status {}", status.as_str()));
         if status != ExecutionStatus::Running || !args.follow {
@@ -96,7 +117,9 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
                 println!("{output}");
             }
             return match status {
-                ExecutionStatus::Running | ExecutionStatus::Succeeded | ExecutionStatus::PendingRedrive => Ok(()),
+                ExecutionStatus::Running
+                | ExecutionStatus::Succeeded
+                | ExecutionStatus::PendingRedrive => Ok(()),
                 other => Err(format!("replay ended {}", other.as_str()).into()),
             };
         }
@@ -119,7 +142,11 @@ pub async fn replay_status(sdk: &SdkConfig, queue_url: &str, dlq_url: &str) -> R
 
 /// Loads every `templates/*.json` file into the templates table.
 pub async fn templates_push(sdk: &SdkConfig, dir: &Path, table: &str) -> Result<(), Error> {
-    let store = DynamoTemplateStore::new(telehook::aws::DynamoDbClient::new(sdk), table, Duration::ZERO);
+    let store = DynamoTemplateStore::new(
+        telehook::aws::DynamoDbClient::new(sdk),
+        table,
+        Duration::ZERO,
+    );
     let mut files: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -140,20 +167,36 @@ pub async fn templates_push(sdk: &SdkConfig, dir: &Path, table: &str) -> Result<
         store.put(t).await?;
         println!("pushed {} {}", t.locale, t.channel);
     }
-    println!("{} templates from {} files into {table}", templates.len(), files.len());
+    println!(
+        "{} templates from {} files into {table}",
+        templates.len(),
+        files.len()
+    );
     Ok(())
 }
 
 pub async fn templates_list(sdk: &SdkConfig, table: &str) -> Result<(), Error> {
-    let store = DynamoTemplateStore::new(telehook::aws::DynamoDbClient::new(sdk), table, Duration::ZERO);
+    let store = DynamoTemplateStore::new(
+        telehook::aws::DynamoDbClient::new(sdk),
+        table,
+        Duration::ZERO,
+    );
     for t in store.list().await? {
         let voice = t.voice_id.as_deref().unwrap_or("-");
         let preview: String = t.body.chars().take(60).collect();
-        println!("{:<8} {:<6} {:<5} {:<8} {preview}", t.locale, t.channel.as_str(), t.text_type.as_str(), voice);
+        println!(
+            "{:<8} {:<6} {:<5} {:<8} {preview}",
+            t.locale,
+            t.channel.as_str(),
+            t.text_type.as_str(),
+            voice
+        );
     }
     Ok(())
 }
 
+/// Operator commands are not on the 3-second hook path, so they use the
+/// SDK's default timeouts rather than the Lambdas' tight ones.
 pub async fn sdk() -> SdkConfig {
-    load_sdk_config().await
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }

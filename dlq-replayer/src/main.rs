@@ -16,10 +16,12 @@ async fn main() -> Result<(), Error> {
     let pipeline = clients.pipeline(&config);
     let dlq = SqsQueue::new(clients.sqs.clone(), dlq_url);
     let (pipeline, dlq) = (&pipeline, &dlq);
-    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let request: ReplayRequest =
-            serde_json::from_value(event.payload).map_err(|e| format!("invalid replay request: {e}"))?;
-        Ok::<_, Error>(replay_dlq(pipeline, dlq, &request).await?)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let request: ReplayRequest = serde_json::from_value(event.payload)
+                .map_err(|e| format!("invalid replay request: {e}"))?;
+            Ok::<_, Error>(replay_dlq(pipeline, dlq, &request).await?)
+        },
+    ))
     .await
 }

@@ -56,7 +56,11 @@ fn replay_dedup_id(event_id: &str, replays: u32) -> String {
     format!("{}{suffix}", &event_id[..keep])
 }
 
-pub async fn replay_dlq(pipeline: &Pipeline, dlq: &dyn JobQueue, req: &ReplayRequest) -> Result<ReplayReport, QueueError> {
+pub async fn replay_dlq(
+    pipeline: &Pipeline,
+    dlq: &dyn JobQueue,
+    req: &ReplayRequest,
+) -> Result<ReplayReport, QueueError> {
     let max = req.max_messages.clamp(1, MAX_PER_CALL) as usize;
     let mut report = ReplayReport {
         dry_run: req.dry_run,
@@ -67,7 +71,9 @@ pub async fn replay_dlq(pipeline: &Pipeline, dlq: &dyn JobQueue, req: &ReplayReq
     let mut keep: Vec<String> = Vec::new();
     let mut seen = 0usize;
     while seen < max {
-        let batch = dlq.receive((max - seen).min(10), std::time::Duration::ZERO).await?;
+        let batch = dlq
+            .receive((max - seen).min(10), std::time::Duration::ZERO)
+            .await?;
         if batch.is_empty() {
             break;
         }
@@ -90,7 +96,9 @@ pub async fn replay_dlq(pipeline: &Pipeline, dlq: &dyn JobQueue, req: &ReplayReq
                 Some(Status::Expired)
             } else {
                 match pipeline.ledger.get(&request.event_id).await {
-                    Ok(Some(r)) if matches!(r.status, Status::Sent | Status::Expired) => Some(r.status),
+                    Ok(Some(r)) if matches!(r.status, Status::Sent | Status::Expired) => {
+                        Some(r.status)
+                    }
                     Ok(_) => None,
                     Err(e) => {
                         tracing::warn!(event_id = %request.event_id, error = %e, "ledger unavailable; the job stays");
@@ -113,7 +121,11 @@ pub async fn replay_dlq(pipeline: &Pipeline, dlq: &dyn JobQueue, req: &ReplayReq
                     }
                     if status == Status::Expired && request.otp_expires <= now {
                         let ttl = request.otp_expires.timestamp() + 86_400;
-                        if let Err(e) = pipeline.ledger.mark_expired(&request.event_id, now.timestamp_millis(), ttl).await {
+                        if let Err(e) = pipeline
+                            .ledger
+                            .mark_expired(&request.event_id, now.timestamp_millis(), ttl)
+                            .await
+                        {
                             tracing::warn!(error = %e, "could not record the expiry");
                         }
                     }
@@ -185,7 +197,15 @@ mod tests {
     #[test]
     fn request_defaults_and_strictness() {
         let r: ReplayRequest = serde_json::from_str("{}").unwrap();
-        assert_eq!(r, ReplayRequest { max_messages: 100, dry_run: false });
-        assert!(serde_json::from_str::<ReplayRequest>(r#"{"maxMessages": 5, "dryrun": true}"#).is_err());
+        assert_eq!(
+            r,
+            ReplayRequest {
+                max_messages: 100,
+                dry_run: false
+            }
+        );
+        assert!(
+            serde_json::from_str::<ReplayRequest>(r#"{"maxMessages": 5, "dryrun": true}"#).is_err()
+        );
     }
 }

@@ -532,37 +532,109 @@ async fn dlq_replay_over_the_wire() {
         .iter()
         .enumerate()
         {
-            dlq.send(msg(&format!("g{i}"), req.event_id.as_str(), &Job::from_request(req).encode()))
-                .await
-                .unwrap();
+            dlq.send(msg(
+                &format!("g{i}"),
+                req.event_id.as_str(),
+                &Job::from_request(req).encode(),
+            ))
+            .await
+            .unwrap();
         }
         dlq.send(msg("g9", "junk", "not a job")).await.unwrap();
     };
-    ledger.mark_sent(&eid("evt-dlq-sent"), "m-earlier", SystemClock.now_ms()).await.unwrap();
+    ledger
+        .mark_sent(&eid("evt-dlq-sent"), "m-earlier", SystemClock.now_ms())
+        .await
+        .unwrap();
     fill().await;
 
     // Dry run: counts, changes nothing, and leaves every message visible.
     let pipeline = pipeline_with(&main_url);
-    let dry = replay_dlq(&pipeline, &dlq, &ReplayRequest { max_messages: 50, dry_run: true }).await.unwrap();
+    let dry = replay_dlq(
+        &pipeline,
+        &dlq,
+        &ReplayRequest {
+            max_messages: 50,
+            dry_run: true,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         dry,
-        ReplayReport { moved: 1, expired: 1, already_sent: 1, failed: 1, remaining: 4, dry_run: true }
+        ReplayReport {
+            moved: 1,
+            expired: 1,
+            already_sent: 1,
+            failed: 1,
+            remaining: 4,
+            dry_run: true
+        }
     );
     assert!(ledger.get(&eid("evt-dlq-expired")).await.unwrap().is_none());
 
     // A main queue that cannot be sent to: the live job stays in the DLQ.
     let broken = pipeline_with(&format!("{}/000000000000/no-such-queue.fifo", m.url));
-    let report = replay_dlq(&broken, &dlq, &ReplayRequest { max_messages: 50, dry_run: true }).await.unwrap();
+    let report = replay_dlq(
+        &broken,
+        &dlq,
+        &ReplayRequest {
+            max_messages: 50,
+            dry_run: true,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.remaining, 4);
-    let report = replay_dlq(&broken, &dlq, &ReplayRequest { max_messages: 50, dry_run: false }).await.unwrap();
-    assert_eq!((report.moved, report.expired, report.already_sent, report.failed), (0, 1, 1, 2));
-    assert_eq!(report.remaining, 2, "the live job and the unreadable one stay");
-    assert_eq!(ledger.get(&eid("evt-dlq-expired")).await.unwrap().unwrap().status, Status::Expired);
+    let report = replay_dlq(
+        &broken,
+        &dlq,
+        &ReplayRequest {
+            max_messages: 50,
+            dry_run: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.moved,
+            report.expired,
+            report.already_sent,
+            report.failed
+        ),
+        (0, 1, 1, 2)
+    );
+    assert_eq!(
+        report.remaining, 2,
+        "the live job and the unreadable one stay"
+    );
+    assert_eq!(
+        ledger
+            .get(&eid("evt-dlq-expired"))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Expired
+    );
 
     // Now for real: the live job moves back to the main queue.
-    let report = replay_dlq(&pipeline, &dlq, &ReplayRequest { max_messages: 50, dry_run: false }).await.unwrap();
+    let report = replay_dlq(
+        &pipeline,
+        &dlq,
+        &ReplayRequest {
+            max_messages: 50,
+            dry_run: false,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!((report.moved, report.failed, report.remaining), (1, 1, 1));
-    let moved = SqsQueue::new(sqs.clone(), &main_url).receive(10, Duration::ZERO).await.unwrap();
+    let moved = SqsQueue::new(sqs.clone(), &main_url)
+        .receive(10, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(moved.len(), 1);
     let job = Job::decode(&moved[0].body).unwrap();
     assert_eq!((job.event_id.as_str(), job.replays), ("evt-dlq-live", 1));

@@ -23,7 +23,10 @@ async fn fill(h: &Harness) {
     let mut expired = request(h, "evt-r-expired", "+14155552671", Channel::Sms);
     expired.otp_expires = h.clock.now() - chrono::Duration::seconds(5);
     let sent = request(h, "evt-r-sent", "+14165550163", Channel::Sms);
-    h.ledger.mark_sent(&sent.event_id, "m-earlier", h.clock.now_ms()).await.unwrap();
+    h.ledger
+        .mark_sent(&sent.event_id, "m-earlier", h.clock.now_ms())
+        .await
+        .unwrap();
     let live = request(h, "evt-r-live", "+12125550178", Channel::Voice);
     for (i, req) in [expired, sent, live].iter().enumerate() {
         h.dlq
@@ -56,7 +59,9 @@ fn replay(max: u32, dry_run: bool) -> ReplayRequest {
 async fn a_dry_run_counts_and_changes_nothing() {
     let h = harness(true);
     fill(&h).await;
-    let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(50, true)).await.unwrap();
+    let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(50, true))
+        .await
+        .unwrap();
     assert_eq!(
         report,
         ReplayReport {
@@ -69,16 +74,28 @@ async fn a_dry_run_counts_and_changes_nothing() {
         }
     );
     assert_eq!(h.dlq.len(), 4);
-    assert_eq!(h.dlq.receive(10, Duration::ZERO).await.unwrap().len(), 4, "all visible again");
+    assert_eq!(
+        h.dlq.receive(10, Duration::ZERO).await.unwrap().len(),
+        4,
+        "all visible again"
+    );
     assert!(h.queue.is_empty());
-    assert!(h.ledger.get(&EventId::parse("evt-r-expired").unwrap()).await.unwrap().is_none());
+    assert!(
+        h.ledger
+            .get(&EventId::parse("evt-r-expired").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_replay_settles_moves_and_keeps_what_it_must() {
     let h = harness(true);
     fill(&h).await;
-    let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(50, false)).await.unwrap();
+    let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(50, false))
+        .await
+        .unwrap();
     assert_eq!(
         report,
         ReplayReport {
@@ -93,12 +110,20 @@ async fn a_replay_settles_moves_and_keeps_what_it_must() {
     assert_eq!(h.record("evt-r-expired").await.status, Status::Expired);
     // The unreadable one stays, untouched.
     let left = h.dlq.receive(10, Duration::ZERO).await.unwrap();
-    assert_eq!(left.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["not a job"]);
+    assert_eq!(
+        left.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["not a job"]
+    );
     // The live job is back in the main queue with a new dedup id, and the
     // dispatcher sends it once.
     assert_eq!(h.queue.len(), 1);
     h.drain().await;
-    let sent: Vec<String> = h.messenger.accepted().iter().map(|m| m.event_id.to_string()).collect();
+    let sent: Vec<String> = h
+        .messenger
+        .accepted()
+        .iter()
+        .map(|m| m.event_id.to_string())
+        .collect();
     assert_eq!(sent, ["evt-r-live"]);
     assert_eq!(h.record("evt-r-live").await.status, Status::Sent);
 }
@@ -107,8 +132,13 @@ async fn a_replay_settles_moves_and_keeps_what_it_must() {
 async fn max_messages_bounds_one_call() {
     let h = harness(true);
     fill(&h).await;
-    let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(2, false)).await.unwrap();
-    assert_eq!(report.moved + report.expired + report.already_sent + report.failed, 2);
+    let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(2, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.moved + report.expired + report.already_sent + report.failed,
+        2
+    );
     assert_eq!(report.remaining, 2);
 }
 
@@ -116,7 +146,9 @@ async fn max_messages_bounds_one_call() {
 async fn a_failed_send_keeps_the_job_in_the_dlq() {
     let h = harness_with(true, None, Some(Arc::new(DownQueue)));
     fill(&h).await;
-    let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(50, false)).await.unwrap();
+    let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(50, false))
+        .await
+        .unwrap();
     assert_eq!((report.moved, report.failed, report.remaining), (0, 2, 2));
     let left: Vec<String> = h
         .dlq
@@ -126,5 +158,8 @@ async fn a_failed_send_keeps_the_job_in_the_dlq() {
         .iter()
         .map(|m| m.body.clone())
         .collect();
-    assert!(left.iter().any(|b| b.contains("evt-r-live")), "the live job is still there");
+    assert!(
+        left.iter().any(|b| b.contains("evt-r-live")),
+        "the live job is still there"
+    );
 }

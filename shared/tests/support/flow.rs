@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::Utc;
 use telehook::channel::Channel;
 use telehook::clock::{Clock, ManualClock};
@@ -14,8 +15,9 @@ use telehook::okta::{DeliveryRequest, EventId, RequestType};
 use telehook::otp::Otp;
 use telehook::phone::PhoneNumber;
 use telehook::pipeline::{Pipeline, PipelineSettings, poll_once};
-use async_trait::async_trait;
-use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
+use telehook::queue::{
+    FifoSettings, InMemoryFifo, JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage,
+};
 use telehook::template::Templates;
 
 pub struct Harness {
@@ -157,4 +159,3 @@ impl JobQueue for DownQueue {
         "arn:aws:sqs:local:000000000000:down".into()
     }
 }
-
