@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -100,8 +100,9 @@ impl Server {
             .collect()
     }
 
-    /// SIGTERM, then wait for the exit status.
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    /// SIGTERM, then wait for the exit status. The state dir stays until
+    /// the server is dropped.
+    fn terminate(&mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -110,12 +111,12 @@ impl Server {
                 .unwrap()
                 .success()
         );
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread take the last lines.
                 std::thread::sleep(Duration::from_millis(100));
-                let lines = self.stdout.lock().unwrap().clone();
-                return (status, lines);
+                return (status, self.stdout.lock().unwrap().clone());
             }
             assert!(
                 Instant::now() < deadline,
@@ -210,7 +211,7 @@ fn wait_for(mut cond: impl FnMut() -> bool, secs: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_delivers_every_valid_event_once_in_its_language() {
-    let server = Server::start("serve", &[]);
+    let mut server = Server::start("serve", &[]);
     let client = reqwest::Client::new();
     let health = client
         .get(format!("http://127.0.0.1:{}/healthz", server.port))
@@ -280,7 +281,7 @@ async fn serve_delivers_every_valid_event_once_in_its_language() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fast_path_off_answers_pending_and_the_dispatcher_fills_the_outbox() {
-    let server = Server::start("pending", &["--fast-path", "off"]);
+    let mut server = Server::start("pending", &["--fast-path", "off"]);
     let client = reqwest::Client::new();
     let token = server.token(&[]);
     let bodies = valid_bodies();
@@ -303,7 +304,7 @@ async fn fast_path_off_answers_pending_and_the_dispatcher_fills_the_outbox() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_concurrent_hooks_are_each_answered_and_sent_once() {
-    let server = Server::start("load", &[]);
+    let mut server = Server::start("load", &[]);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1000)
         .build()
@@ -326,60 +327,16 @@ async fn a_thousand_concurrent_hooks_are_each_answered_and_sent_once() {
             "{json}"
         );
     }
-    let (status, lines) = server.terminate_keep();
+    let (status, lines) = server.terminate();
     assert!(status.success(), "{lines:?}");
-}
-
-impl Server {
-    /// Terminates, and checks the outbox before the state dir goes away.
-    fn terminate_keep(self) -> (std::process::ExitStatus, Vec<String>) {
-        let outbox_path = self.state_dir.join("outbox.jsonl");
-        let dir = self.state_dir.clone();
-        let result = self.terminate_inner();
-        let lines = read_outbox(&outbox_path);
-        let ids: Vec<String> = lines
-            .iter()
-            .map(|l| l["eventId"].as_str().unwrap().to_owned())
-            .collect();
-        let unique: HashSet<&String> = ids.iter().collect();
-        assert_eq!(ids.len(), 1000, "exactly one line per eventId");
-        assert_eq!(unique.len(), 1000, "no line is duplicated");
-        let _ = std::fs::remove_dir_all(dir);
-        result
-    }
-
-    fn terminate_inner(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                let lines = self.stdout.lock().unwrap().clone();
-                // Keep the state dir for the caller.
-                self.state_dir = PathBuf::new();
-                return (status, lines);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn read_outbox(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let ids: Vec<String> = server
+        .outbox()
+        .iter()
+        .map(|l| l["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), n, "exactly one line per eventId");
+    assert_eq!(unique.len(), n, "no line is duplicated");
 }
 
 #[test]

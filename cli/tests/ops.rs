@@ -10,10 +10,6 @@ mod moto;
 
 use std::process::{Command, Output};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
-
 const BIN: &str = env!("CARGO_BIN_EXE_telehook");
 
 fn telehook(url: &str, args: &[&str]) -> Output {
@@ -46,35 +42,7 @@ async fn templates_push_and_list() {
     let (_guard, m) = moto::moto().await;
     let sdk = moto::sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name("telehook-templates")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("locale"))
-        .attribute_definitions(attr("channel"))
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("locale")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("channel")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    moto::create_templates_table(&ddb, "telehook-templates").await;
     let pushed = telehook(
         &m.url,
         &[

@@ -11,11 +11,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
-use aws_sdk_sqs::types::QueueAttributeName;
-use support::moto::{moto, sdk_config};
+use support::moto::{create_ledger_table, create_queues, create_templates_table, moto, sdk_config};
 use telehook::aws::{DynamoLedger, DynamoTemplateStore, SqsQueue};
 use telehook::channel::Channel;
 use telehook::clock::{Clock, SystemClock};
@@ -28,106 +24,6 @@ use telehook::phone::PhoneNumber;
 use telehook::pipeline::{Pipeline, PipelineSettings, poll_once};
 use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::template::{Template, TemplateStore, Templates, TextType};
-
-async fn create_ledger_table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
-    ddb.create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn create_templates_table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("locale"))
-        .attribute_definitions(attr("channel"))
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("locale")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("channel")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
-/// A FIFO queue with a FIFO dead-letter queue; returns (main url, dlq url).
-async fn create_queues(
-    sqs: &aws_sdk_sqs::Client,
-    max_receive: u32,
-    visibility_s: u32,
-) -> (String, String) {
-    let dlq = sqs
-        .create_queue()
-        .queue_name("jobs-dlq.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
-            .to_string();
-    let main = sqs
-        .create_queue()
-        .queue_name("jobs.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            visibility_s.to_string(),
-        )
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    (main, dlq)
-}
 
 fn eid(s: &str) -> EventId {
     EventId::parse(s).unwrap()
