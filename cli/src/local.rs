@@ -149,6 +149,8 @@ pub fn local_backend(outbox: &Path, fast_path: bool) -> Result<Backend, Error> {
             fast_path_budget: budget,
             // One process, one key: group ids only need to be stable here.
             hash_key: telehook::delivery::random_hex(24).into_bytes(),
+            // The same guard as in Lambda, from the same variables.
+            guard: telehook::config::guard_from_lookup(|k| std::env::var(k).ok())?,
             ..Default::default()
         },
     };

@@ -313,8 +313,13 @@ async fn a_thousand_concurrent_hooks_are_each_answered_and_sent_once() {
     let template: serde_json::Value = serde_json::from_str(&valid_bodies()[0].1).unwrap();
     let n = 1000;
     let requests = (0..n).map(|i| {
+        // Distinct users and destinations, as real traffic is: the toll-fraud
+        // guard rightly refuses a thousand codes to one number.
         let mut body = template.clone();
         body["eventId"] = serde_json::Value::String(format!("load-{i:05}"));
+        body["data"]["userProfile"]["userId"] = serde_json::Value::String(format!("00uload{i:05}"));
+        body["data"]["messageProfile"]["phoneNumber"] =
+            serde_json::Value::String(format!("+1415555{i:04}"));
         let (client, url, token) = (client.clone(), server.url(), token.clone());
         async move { post(&client, &url, &token, &body.to_string()).await }
     });

@@ -233,6 +233,33 @@ pub struct PipelineConfig {
     pub default_locale: Locale,
     pub template_cache_ttl: Duration,
     pub eum: crate::aws::EumSettings,
+    pub guard: crate::guard::GuardSettings,
+}
+
+/// The toll-fraud guard from `ALLOWED_COUNTRIES` and `RATE_LIMIT_PER_*`.
+/// Local mode reads it too, so the same settings apply on one machine.
+pub fn guard_from_lookup(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<crate::guard::GuardSettings, ConfigError> {
+    use crate::guard::{AllowedCountries, GuardSettings, RateLimit};
+    let env = Env(&get);
+    let mut g = GuardSettings::default();
+    if let Some(v) = env.opt("ALLOWED_COUNTRIES") {
+        g.countries = AllowedCountries::parse(&v).map_err(|reason| ConfigError::Invalid {
+            var: "ALLOWED_COUNTRIES",
+            reason,
+        })?;
+    }
+    for (var, slot) in [
+        ("RATE_LIMIT_PER_DESTINATION", &mut g.per_destination),
+        ("RATE_LIMIT_PER_USER", &mut g.per_user),
+        ("RATE_LIMIT_PER_COUNTRY", &mut g.per_country),
+    ] {
+        if let Some(v) = env.opt(var) {
+            *slot = RateLimit::parse(&v).map_err(|reason| ConfigError::Invalid { var, reason })?;
+        }
+    }
+    Ok(g)
 }
 
 /// Okta waits 3 s; the fast path must leave time to answer.
@@ -310,6 +337,7 @@ impl PipelineConfig {
                 max_price: price("MAX_PRICE")?,
                 max_price_per_minute: price("MAX_PRICE_PER_MINUTE")?,
             },
+            guard: guard_from_lookup(&get)?,
         })
     }
 }
@@ -429,6 +457,27 @@ mod tests {
             PipelineConfig::from_lookup(|k| m.get(k).cloned()).unwrap_err(),
             ConfigError::Missing { var: "HASH_KEY" }
         );
+        let g = pipe(&[
+            ("ALLOWED_COUNTRIES", "*"),
+            ("RATE_LIMIT_PER_USER", "off"),
+            ("RATE_LIMIT_PER_COUNTRY", "300/60"),
+        ])
+        .unwrap()
+        .guard;
+        assert_eq!(g.countries, crate::guard::AllowedCountries::All);
+        assert_eq!(g.per_user, None);
+        assert_eq!(g.per_country.map(|l| l.max), Some(300));
+        assert_eq!(c.guard, crate::guard::GuardSettings::default());
+        for (var, bad) in [
+            ("ALLOWED_COUNTRIES", "USA"),
+            ("RATE_LIMIT_PER_DESTINATION", "5"),
+        ] {
+            let err = pipe(&[(var, bad)]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { var: got, .. } if got == var),
+                "{var}: {err}"
+            );
+        }
     }
 
     #[test]

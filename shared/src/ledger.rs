@@ -10,7 +10,13 @@
 //! Expiry is enforced by these conditions, never by the TTL attribute
 //! (DynamoDB deletes expired items late).
 //!
-//! The ledger never holds the OTP or the phone number.
+//! Rate-limit records live in the same table: `rate#<scope>#<key>#<window>`
+//! with a count, the set of event ids counted, and a TTL. Counting is one
+//! conditional write, and an event id already in the set is not counted
+//! again, so a replayed hook never counts twice.
+//!
+//! The ledger never holds the OTP or the phone number (rate keys are keyed
+//! hashes).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -122,8 +128,41 @@ impl LedgerError {
     }
 }
 
+/// One event counted against a windowed limit.
+#[derive(Debug, Clone)]
+pub struct RateCount<'a> {
+    /// `dst`, `usr` or `cty`.
+    pub scope: &'a str,
+    /// A keyed hash, or a country code.
+    pub key: &'a str,
+    /// Window index: epoch ms divided by the window length.
+    pub window: i64,
+    pub limit: u32,
+    pub event_id: &'a EventId,
+    /// TTL attribute, epoch seconds.
+    pub expires_at: i64,
+}
+
+impl RateCount<'_> {
+    pub fn record_key(&self) -> String {
+        format!("rate#{}#{}#{}", self.scope, self.key, self.window)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Counted (or counted before, for a replayed event id).
+    Allowed { count: u32 },
+    /// The window is full.
+    Refused { count: u32 },
+}
+
 #[async_trait]
 pub trait Ledger: Send + Sync + std::fmt::Debug {
+    /// Counts the event in its window unless the window is full; an event
+    /// already counted in this window is allowed without counting again.
+    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError>;
+
     async fn claim(&self, claim: &Claim<'_>) -> Result<ClaimOutcome, LedgerError>;
 
     /// Records a confirmed send. Succeeds whoever holds the claim (the
@@ -195,6 +234,7 @@ pub fn claimable(existing: Option<&LedgerRecord>, now_ms: i64) -> bool {
 #[derive(Debug, Default)]
 pub struct InMemoryLedger {
     records: Mutex<HashMap<String, LedgerRecord>>,
+    counters: Mutex<HashMap<String, (u32, std::collections::HashSet<String>)>>,
 }
 
 impl InMemoryLedger {
@@ -218,6 +258,20 @@ impl InMemoryLedger {
 
 #[async_trait]
 impl Ledger for InMemoryLedger {
+    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, ids) = counters.entry(c.record_key()).or_default();
+        if ids.contains(c.event_id.as_str()) {
+            return Ok(RateDecision::Allowed { count: *n });
+        }
+        if *n >= c.limit {
+            return Ok(RateDecision::Refused { count: *n });
+        }
+        *n += 1;
+        ids.insert(c.event_id.as_str().to_owned());
+        Ok(RateDecision::Allowed { count: *n })
+    }
+
     async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
         self.with(|map| {
             let existing = map.get(c.event_id.as_str());
@@ -407,5 +461,49 @@ mod tests {
         );
         l.mark_expired(&e, 100_000, 0).await.unwrap();
         assert_eq!(l.get(&e).await.unwrap().unwrap().status, Status::Sent);
+    }
+
+    #[tokio::test]
+    async fn counters_refuse_past_the_limit_and_count_an_event_once() {
+        let l = InMemoryLedger::new();
+        let ids: Vec<EventId> = (0..4).map(|i| eid(&format!("e{i}"))).collect();
+        async fn count(l: &InMemoryLedger, e: &EventId, window: i64) -> RateDecision {
+            let c = RateCount {
+                scope: "dst",
+                key: "h",
+                window,
+                limit: 2,
+                event_id: e,
+                expires_at: 0,
+            };
+            l.count(&c).await.unwrap()
+        }
+        assert_eq!(
+            count(&l, &ids[0], 1).await,
+            RateDecision::Allowed { count: 1 }
+        );
+        assert_eq!(
+            count(&l, &ids[0], 1).await,
+            RateDecision::Allowed { count: 1 },
+            "replayed"
+        );
+        assert_eq!(
+            count(&l, &ids[1], 1).await,
+            RateDecision::Allowed { count: 2 }
+        );
+        assert_eq!(
+            count(&l, &ids[2], 1).await,
+            RateDecision::Refused { count: 2 }
+        );
+        assert_eq!(
+            count(&l, &ids[1], 1).await,
+            RateDecision::Allowed { count: 2 },
+            "counted before"
+        );
+        assert_eq!(
+            count(&l, &ids[3], 2).await,
+            RateDecision::Allowed { count: 1 },
+            "a new window"
+        );
     }
 }

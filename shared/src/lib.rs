@@ -17,6 +17,7 @@
 //! - [`ledger`], [`queue`], [`template`], [`clock`]: the other ports, each
 //!   with an in-memory adapter; [`job`] is the queued job's format.
 //! - [`config`]: typed configuration from the environment.
+//! - [`guard`]: the toll-fraud checks; [`metrics`]: CloudWatch EMF lines.
 //! - [`telemetry`]: log setup.
 //! - [`dev_issuer`]: a local OAuth signing key for local mode and tests.
 
@@ -27,10 +28,12 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dev_issuer;
+pub mod guard;
 pub mod ingress;
 pub mod job;
 pub mod ledger;
 pub mod locale;
+pub mod metrics;
 pub mod okta;
 pub mod otp;
 pub mod outbox;

@@ -23,8 +23,10 @@ use crate::delivery::{
     Delivery, DeliveryError, DeliveryOutcome, Messenger, OutboundMessage, SendError, SendReceipt,
     random_hex,
 };
+use crate::guard::{self, GuardSettings};
 use crate::job::Job;
 use crate::ledger::{Claim, ClaimOutcome, Ledger};
+use crate::metrics::Metrics;
 use crate::okta::{DeliveryRequest, SUMMARY_NOT_DELIVERED};
 use crate::phone::PhoneNumber;
 use crate::queue::{JobQueue, OutgoingMessage, QueueError};
@@ -43,8 +45,12 @@ pub struct PipelineSettings {
     pub dispatcher_lease: Duration,
     /// How long a ledger record is kept after the OTP expires.
     pub retention: Duration,
-    /// Key for the keyed hash of destinations (message group ids).
+    /// Key for the keyed hash of destinations (message group ids, rate keys).
     pub hash_key: Vec<u8>,
+    /// Country allow-list, number-type check and rate limits.
+    pub guard: GuardSettings,
+    /// Where delivery metrics go (EMF on stdout in Lambda).
+    pub metrics: Metrics,
 }
 
 impl Default for PipelineSettings {
@@ -56,6 +62,8 @@ impl Default for PipelineSettings {
             dispatcher_lease: Duration::from_secs(60),
             retention: Duration::from_secs(86_400),
             hash_key: Vec::new(),
+            guard: GuardSettings::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -143,11 +151,41 @@ impl Pipeline {
         result
     }
 
-    /// The ingress flow: claim, enqueue, then try to send inside the budget.
+    /// The ingress flow: guard, claim, enqueue, then try to send inside the
+    /// budget. Counts the hook and its answer in the metrics.
     pub async fn handle_hook(&self, req: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
+        let channel = req.channel;
+        let metrics = &self.settings.metrics;
+        metrics.hook_received(channel);
+        let outcome = self.answer_hook(req, arrived).await;
+        let status = outcome.status().as_str();
+        metrics.answered(channel, status);
+        metrics.latency(
+            "FastPathLatency",
+            channel,
+            status,
+            arrived.elapsed().as_secs_f64() * 1000.0,
+        );
+        outcome
+    }
+
+    async fn answer_hook(&self, req: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
         let now = self.clock.now();
         if req.otp_expires <= now {
             tracing::warn!("OTP already expired on arrival; not sending");
+            return Self::failed();
+        }
+        let guarded = guard::check(
+            &self.settings.guard,
+            self.ledger.as_ref(),
+            &self.settings.hash_key,
+            &req,
+            now.timestamp_millis(),
+        )
+        .await;
+        if let Err(refusal) = guarded {
+            tracing::warn!(reason = ?refusal, to = %req.phone, "refused by the toll-fraud guard");
+            self.settings.metrics.refused(req.channel, refusal.kind());
             return Self::failed();
         }
         let owner = random_hex(16);
@@ -291,6 +329,7 @@ impl Pipeline {
         let now = self.clock.now();
         if req.otp_expires <= now {
             tracing::info!("OTP expired before delivery; dropping the job");
+            self.settings.metrics.expired(req.channel);
             if let Err(e) = self
                 .ledger
                 .mark_expired(

@@ -112,6 +112,9 @@ pub async fn replay_dlq(
                 Some(status) => {
                     if status == Status::Expired {
                         report.expired += 1;
+                        if !req.dry_run {
+                            pipeline.settings.metrics.expired(request.channel);
+                        }
                     } else {
                         report.already_sent += 1;
                     }
@@ -152,6 +155,7 @@ pub async fn replay_dlq(
                                 tracing::warn!(error = %e, "moved, but the DLQ copy could not be deleted");
                             }
                             tracing::info!(event_id = %request.event_id, replays = job.replays, "job moved back to the queue");
+                            pipeline.settings.metrics.replayed(request.channel);
                             report.moved += 1;
                         }
                         Err(e) => {

@@ -536,3 +536,63 @@ async fn dlq_replay_over_the_wire() {
     assert_eq!((job.event_id.as_str(), job.replays), ("evt-dlq-live", 1));
     assert_eq!(moved[0].dedup_id.as_deref(), Some("evt-dlq-live#replay1"));
 }
+
+#[tokio::test]
+async fn rate_counters_are_atomic_and_count_an_event_once() {
+    use telehook::ledger::{RateCount, RateDecision};
+    let (_guard, m) = moto().await;
+    let sdk = sdk_config(&m.url).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_ledger_table(&ddb, "ledger").await;
+    let ledger = DynamoLedger::new(ddb.clone(), "ledger");
+    let ids: Vec<EventId> = (0..12).map(|i| eid(&format!("evt-rate-{i}"))).collect();
+    fn count(e: &EventId) -> RateCount<'_> {
+        RateCount {
+            scope: "dst",
+            key: "5f2c9e",
+            window: 2_879_000,
+            limit: 5,
+            event_id: e,
+            expires_at: 1_727_400_000,
+        }
+    }
+    // Twelve at once against a limit of five: exactly five get through.
+    let decisions = futures::future::join_all(ids.iter().map(|e| {
+        let ledger = ledger.clone();
+        let c = count(e);
+        async move { ledger.count(&c).await.unwrap() }
+    }))
+    .await;
+    let allowed = decisions
+        .iter()
+        .filter(|d| matches!(d, RateDecision::Allowed { .. }))
+        .count();
+    assert_eq!(allowed, 5, "{decisions:?}");
+    // A replayed event that was counted is allowed again, without counting.
+    let first = ids
+        .iter()
+        .zip(&decisions)
+        .find(|(_, d)| matches!(d, RateDecision::Allowed { .. }))
+        .unwrap()
+        .0;
+    assert_eq!(
+        ledger.count(&count(first)).await.unwrap(),
+        RateDecision::Allowed { count: 5 }
+    );
+    // The record holds a count, event ids and a TTL: no number.
+    let item = ddb
+        .get_item()
+        .table_name("ledger")
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("rate#dst#5f2c9e#2879000".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["count", "eventIds", "expiresAt", "pk"]);
+}

@@ -20,7 +20,8 @@ use telehook::clock::Clock;
 use telehook::delivery::{DeliveryOutcome, Scripted};
 use telehook::job::Job;
 use telehook::ledger::{
-    Claim, ClaimOutcome, InMemoryLedger, Ledger, LedgerError, LedgerRecord, Status,
+    Claim, ClaimOutcome, InMemoryLedger, Ledger, LedgerError, LedgerRecord, RateCount,
+    RateDecision, Status,
 };
 use telehook::okta::{DeliveryRequest, EventId};
 use telehook::pipeline::{destination_hash, dispatch_batch};
@@ -171,6 +172,9 @@ struct ForgetfulLedger {
 
 #[async_trait]
 impl Ledger for ForgetfulLedger {
+    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
+        self.inner.count(c).await
+    }
     async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
         self.inner.claim(c).await
     }

@@ -69,3 +69,34 @@ fn queue_timing_fits_the_flows() {
     assert!(t.contains("maxReceiveCount: 5"));
     assert!(t.contains("FunctionResponseTypes: [ReportBatchItemFailures]"));
 }
+
+#[test]
+fn dashboard_and_alarms_use_the_emitted_metric_names() {
+    let t = template();
+    for name in telehook::metrics::METRIC_NAMES {
+        assert!(
+            t.contains(&format!("\"{name}\"")) || t.contains(&format!("MetricName: {name}")),
+            "{name}"
+        );
+    }
+    assert!(t.contains("Namespace: telehook") && t.contains("[\"telehook\", \"HookAnswers\""));
+    // Every telehook metric the template names is one the code writes.
+    for line in t.lines().filter(|l| l.contains("MetricName:")) {
+        let name = line.split("MetricName:").nth(1).unwrap().trim();
+        // WAF's VisibilityConfig names (lowercase, or a !Sub) are not metrics we read.
+        if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            continue;
+        }
+        let aws = [
+            "ApproximateNumberOfMessagesVisible",
+            "Errors",
+            "Duration",
+            "TextMessageMonthlySpend",
+            "VoiceMessageMonthlySpend",
+        ];
+        assert!(
+            telehook::metrics::METRIC_NAMES.contains(&name) || aws.contains(&name),
+            "{name}"
+        );
+    }
+}

@@ -77,6 +77,11 @@ impl AwsClients {
     pub fn pipeline(&self, config: &crate::config::PipelineConfig) -> crate::pipeline::Pipeline {
         use secrecy::ExposeSecret;
         use std::sync::Arc;
+        if config.guard.countries == crate::guard::AllowedCountries::All {
+            tracing::warn!(
+                "ALLOWED_COUNTRIES=*: codes may go to any country; SMS pumping is on the table"
+            );
+        }
         let store: Option<Arc<dyn crate::template::TemplateStore>> =
             config.templates_table.as_ref().map(|t| {
                 Arc::new(DynamoTemplateStore::new(
@@ -105,6 +110,8 @@ impl AwsClients {
                 fast_path: config.fast_path,
                 fast_path_budget: config.fast_path_budget,
                 hash_key: config.hash_key.expose_secret().as_bytes().to_vec(),
+                guard: config.guard.clone(),
+                metrics: crate::metrics::Metrics::new(Arc::new(crate::metrics::StdoutSink)),
                 ..Default::default()
             },
         }
