@@ -111,6 +111,16 @@ pub fn default_outbox(state_dir: &Path) -> PathBuf {
 /// In-memory ledger and FIFO queue (with delay, visibility and DLQ), built-in
 /// templates, and the outbox as the messenger.
 pub fn local_backend(outbox: &Path, fast_path: bool) -> Result<Backend, Error> {
+    local_backend_with_latency(outbox, fast_path, Duration::ZERO, true)
+}
+
+/// As [`local_backend`], with an artificial provider latency.
+pub fn local_backend_with_latency(
+    outbox: &Path,
+    fast_path: bool,
+    provider_latency: Duration,
+    notices: bool,
+) -> Result<Backend, Error> {
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
     let dlq = Arc::new(InMemoryFifo::dead_letter(
@@ -141,7 +151,14 @@ pub fn local_backend(outbox: &Path, fast_path: bool) -> Result<Backend, Error> {
     let pipeline = Pipeline {
         ledger: ledger.clone(),
         queue: queue.clone(),
-        messenger: Arc::new(OutboxMessenger::open(outbox, true)?),
+        messenger: if provider_latency.is_zero() {
+            Arc::new(OutboxMessenger::open(outbox, notices)?)
+        } else {
+            Arc::new(telehook::delivery::DelayedMessenger {
+                inner: OutboxMessenger::open(outbox, notices)?,
+                delay: provider_latency,
+            })
+        },
         templates: Templates::new(None, default_locale, org),
         clock,
         settings: PipelineSettings {

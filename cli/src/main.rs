@@ -2,6 +2,7 @@
 //! `invoke`) runs the same handlers as the Lambdas on one machine; `check`
 //! validates a hook body.
 
+mod bench;
 mod invoke;
 mod local;
 mod ops;
@@ -53,6 +54,26 @@ enum Command {
         /// Longest wait for the queue to drain on shutdown, in seconds.
         #[arg(long, default_value_t = 60)]
         drain_timeout: u64,
+        /// Artificial provider latency in milliseconds, for load tests.
+        #[arg(long, default_value_t = 0)]
+        provider_latency_ms: u64,
+        /// Do not print a notice per message.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Load-test `telehook serve`: N hooks at concurrency C, then reconcile answers, outbox and ledger.
+    Bench {
+        /// How many hooks to send.
+        #[arg(long, default_value_t = 5000)]
+        n: usize,
+        /// How many requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Artificial provider latency in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        provider_latency_ms: u64,
+        #[arg(long, value_enum, default_value_t = OnOff::On)]
+        fast_path: OnOff,
     },
     /// Print a bearer token from the local dev issuer (bad ones too, on purpose).
     Token {
@@ -222,8 +243,12 @@ fn main() -> ExitCode {
             fast_path,
             aws,
             drain_timeout,
+            provider_latency_ms,
+            quiet,
         } => {
             let args = serve::ServeArgs {
+                provider_latency: Duration::from_millis(provider_latency_ms),
+                notices: !quiet,
                 port,
                 outbox: outbox_path(&state_dir, outbox),
                 state_dir,
@@ -233,6 +258,19 @@ fn main() -> ExitCode {
             };
             report(runtime().and_then(|rt| rt.block_on(serve::serve(args))))
         }
+        Command::Bench {
+            n,
+            concurrency,
+            provider_latency_ms,
+            fast_path,
+        } => report(runtime().and_then(|rt| {
+            rt.block_on(bench::bench(bench::BenchArgs {
+                n,
+                concurrency: concurrency.max(1),
+                provider_latency: Duration::from_millis(provider_latency_ms),
+                fast_path: fast_path == OnOff::On,
+            }))
+        })),
         Command::Replay { command } => {
             report(runtime().and_then(|rt| rt.block_on(replay(command))))
         }

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     pub aws: bool,
     /// Longest wait for the queue to drain at shutdown.
     pub drain_timeout: Duration,
+    /// Artificial provider latency (load tests).
+    pub provider_latency: Duration,
+    /// Print a notice per outbox message (off for load tests).
+    pub notices: bool,
 }
 
 struct App {
@@ -108,7 +112,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     } = if args.aws {
         local::aws_backend(Some(args.fast_path)).await?
     } else {
-        local::local_backend(&args.outbox, args.fast_path)?
+        local::local_backend_with_latency(
+            &args.outbox,
+            args.fast_path,
+            args.provider_latency,
+            args.notices,
+        )?
     };
     let app = Arc::new(App {
         deps: IngressDeps::new(&config, Arc::new(pipeline.clone()))?,

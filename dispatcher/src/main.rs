@@ -11,6 +11,9 @@ use telehook::pipeline::dispatch_batch;
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
     let pipeline = AwsClients::new(&load_sdk_config().await).pipeline(&PipelineConfig::from_env()?);
+    if telehook::telemetry::exit_after_init() {
+        return Ok(());
+    }
     let pipeline = &pipeline;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, std::convert::Infallible>(dispatch_batch(pipeline, event.payload).await)

@@ -15,6 +15,9 @@ async fn main() -> Result<(), Error> {
     let clients = AwsClients::new(&load_sdk_config().await);
     let pipeline = clients.pipeline(&config);
     let dlq = SqsQueue::new(clients.sqs.clone(), dlq_url);
+    if telehook::telemetry::exit_after_init() {
+        return Ok(());
+    }
     let (pipeline, dlq) = (&pipeline, &dlq);
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -16,6 +16,9 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let pipeline = AwsClients::new(&load_sdk_config().await).pipeline(&PipelineConfig::from_env()?);
     let deps = IngressDeps::new(&config, Arc::new(pipeline))?;
+    if telehook::telemetry::exit_after_init() {
+        return Ok(());
+    }
     let deps = &deps;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

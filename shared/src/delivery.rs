@@ -279,3 +279,19 @@ impl Messenger for ScriptedMessenger {
         })
     }
 }
+
+/// Adds a fixed latency before every send: a provider that takes its time,
+/// for load tests that measure the fast path's own overhead.
+#[derive(Debug)]
+pub struct DelayedMessenger<M> {
+    pub inner: M,
+    pub delay: std::time::Duration,
+}
+
+#[async_trait]
+impl<M: Messenger> Messenger for DelayedMessenger<M> {
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.send(message).await
+    }
+}

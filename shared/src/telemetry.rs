@@ -32,3 +32,10 @@ pub fn init_text() {
 fn filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
+
+/// Set `TELEHOOK_EXIT_AFTER_INIT` to make a Lambda binary exit right after
+/// its init, before it would poll the runtime API: that is how init time is
+/// measured side by side with a hello-world binary (see BENCHMARKS.md).
+pub fn exit_after_init() -> bool {
+    std::env::var_os("TELEHOOK_EXIT_AFTER_INIT").is_some()
+}

@@ -1,0 +1,244 @@
+//! `telehook bench`: a load test of `telehook serve`.
+//!
+//! It starts the real server as a child process (so its memory is its own),
+//! fires N hooks at concurrency C with a minted token, each for a distinct
+//! user and number (the toll-fraud guard rightly refuses bursts to one), and
+//! then reconciles: every eventId answered, delivered exactly once in the
+//! outbox, and SENT in the ledger. It prints throughput, latency
+//! percentiles, errors, duplicates and lost hooks, and the server's peak RSS.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use telehook::dev_issuer::TokenClaims;
+
+use crate::local::{self, Error};
+
+pub struct BenchArgs {
+    pub n: usize,
+    pub concurrency: usize,
+    pub provider_latency: Duration,
+    pub fast_path: bool,
+}
+
+/// A distinct, allow-listed number for hook `i` (NANP 555 numbers across
+/// area codes, so up to 80,000 of them).
+fn number(i: usize) -> String {
+    const AREAS: [u16; 8] = [415, 650, 212, 303, 416, 604, 206, 617];
+    format!(
+        "+1{}555{:04}",
+        AREAS[(i / 10_000) % AREAS.len()],
+        i % 10_000
+    )
+}
+
+fn body(i: usize) -> String {
+    let expires = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
+    serde_json::json!({
+        "eventId": format!("bench-{i:07}"),
+        "eventTime": chrono::Utc::now().to_rfc3339(),
+        "eventType": "com.okta.telephony.provider",
+        "requestType": "com.okta.user.telephony.mfa-verification",
+        "data": {
+            "userProfile": {"userId": format!("00ubench{i:07}")},
+            "messageProfile": {
+                "phoneNumber": number(i),
+                "otpCode": format!("{:06}", (i * 7919) % 1_000_000),
+                "otpExpires": expires,
+                "deliveryChannel": if i % 5 == 0 { "voice call" } else { "SMS" },
+                "locale": "en-US"
+            }
+        }
+    })
+    .to_string()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// The peak resident set of a live process, in KiB (Linux).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub async fn bench(args: BenchArgs) -> Result<(), Error> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let state_dir =
+        std::env::temp_dir().join(format!("telehook-bench-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&state_dir)?;
+    let key = local::load_or_create_key(&state_dir)?;
+
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--port", "0", "--quiet", "--drain-timeout", "120"])
+        .arg("--state-dir")
+        .arg(&state_dir)
+        .args([
+            "--provider-latency-ms",
+            &args.provider_latency.as_millis().to_string(),
+        ])
+        .args(["--fast-path", if args.fast_path { "on" } else { "off" }])
+        .env_remove("TELEHOOK_BACKEND")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout from serve")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let port: u16 = loop {
+        let line = lines.next().ok_or("serve exited before listening")??;
+        if let Some(p) = line.strip_prefix("listening on http://127.0.0.1:") {
+            break p.trim().parse()?;
+        }
+    };
+    // Keep reading serve's output so it never blocks on a full pipe.
+    let tail = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
+
+    let issuer = local::issuer_for_port(port);
+    let token = key.sign(&TokenClaims::new(
+        &issuer,
+        local::AUDIENCE,
+        local::CLIENT_ID,
+        &[local::SCOPE],
+        3600,
+    ))?;
+    let url = format!("http://127.0.0.1:{port}/okta/telephony");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+
+    let bodies: Vec<String> = (0..args.n).map(body).collect();
+    let started = Instant::now();
+    let results: Vec<(usize, Result<(u16, String), String>, f64)> =
+        futures::stream::iter(bodies.into_iter().enumerate())
+            .map(|(i, b)| {
+                let (client, url, token) = (client.clone(), url.clone(), token.clone());
+                async move {
+                    let t = Instant::now();
+                    let r = client
+                        .post(&url)
+                        .header("authorization", format!("Bearer {token}"))
+                        .header("content-type", "application/json")
+                        .body(b)
+                        .send()
+                        .await;
+                    let r = match r {
+                        Ok(resp) => {
+                            let status = resp.status().as_u16();
+                            let json: serde_json::Value = resp.json().await.unwrap_or_default();
+                            let answer = json["commands"][0]["value"][0]["status"]
+                                .as_str()
+                                .unwrap_or("ERROR_OBJECT")
+                                .to_owned();
+                            Ok((status, answer))
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (i, r, t.elapsed().as_secs_f64() * 1000.0)
+                }
+            })
+            .buffer_unordered(args.concurrency)
+            .collect()
+            .await;
+    let wall = started.elapsed();
+
+    let peak_kib = peak_rss_kib(child.id());
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    if !kill.success() {
+        return Err("could not signal serve".into());
+    }
+    let exit = child.wait()?;
+    let serve_lines = tail.join().unwrap_or_default();
+
+    // Reconcile.
+    let mut answers: HashMap<String, usize> = HashMap::new();
+    let mut errors = 0usize;
+    let mut accepted: HashSet<String> = HashSet::new();
+    let mut latencies: Vec<f64> = Vec::with_capacity(results.len());
+    for (i, r, ms) in &results {
+        latencies.push(*ms);
+        match r {
+            Ok((200, answer)) => {
+                *answers.entry(answer.clone()).or_default() += 1;
+                if answer == "SUCCESSFUL" || answer == "PENDING" {
+                    accepted.insert(format!("bench-{i:07}"));
+                } else {
+                    errors += 1;
+                }
+            }
+            _ => errors += 1,
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let outbox = telehook::outbox::OutboxMessenger::read(&local::default_outbox(&state_dir))?;
+    let mut per_event: HashMap<&str, usize> = HashMap::new();
+    for line in &outbox {
+        *per_event.entry(line.event_id.as_str()).or_default() += 1;
+    }
+    let duplicated = per_event.values().filter(|&&n| n > 1).count();
+    let lost = accepted
+        .iter()
+        .filter(|e| !per_event.contains_key(e.as_str()))
+        .count();
+    let snapshot: Vec<serde_json::Value> = serde_json::from_slice(
+        &std::fs::read(state_dir.join("ledger-snapshot.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let not_sent = snapshot
+        .iter()
+        .filter(|r| {
+            accepted.contains(r["eventId"].as_str().unwrap_or_default()) && r["status"] != "SENT"
+        })
+        .count();
+
+    let report = serde_json::json!({
+        "hooks": args.n,
+        "concurrency": args.concurrency,
+        "fastPath": args.fast_path,
+        "providerLatencyMs": args.provider_latency.as_millis() as u64,
+        "wallSeconds": (wall.as_secs_f64() * 1000.0).round() / 1000.0,
+        "throughputPerSecond": (args.n as f64 / wall.as_secs_f64()).round(),
+        "latencyMs": {
+            "p50": (percentile(&latencies, 50.0) * 100.0).round() / 100.0,
+            "p99": (percentile(&latencies, 99.0) * 100.0).round() / 100.0,
+            "max": (latencies.last().copied().unwrap_or(0.0) * 100.0).round() / 100.0,
+        },
+        "answers": answers,
+        "errors": errors,
+        "outboxLines": outbox.len(),
+        "duplicated": duplicated,
+        "lost": lost,
+        "ledgerNotSent": not_sent,
+        "servePeakRssMiB": peak_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
+        "serveExit": exit.code(),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    let _ = std::fs::remove_dir_all(&state_dir);
+    if errors > 0 || lost > 0 || duplicated > 0 || not_sent > 0 || !exit.success() {
+        return Err(format!(
+            "reconciliation failed: {errors} errors, {lost} lost, {duplicated} duplicated, {not_sent} not SENT; serve: {}",
+            serve_lines.join(" | ")
+        )
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Runs the real Lambda binaries as Lambda would, on one machine.
+
+A minimal Lambda Runtime API (the `/2018-06-01/runtime/invocation/...`
+endpoints) hands each binary the events from events/. The AWS calls go to the
+local emulator (moto: DynamoDB, SQS) and to a stub of the SMS/voice API. It
+reports each binary's responses and its peak resident memory (VmHWM), read
+from /proc while the process is still alive.
+
+Usage: .venv/bin/python scripts/lambda-harness.py [--release-dir target/release] [--rounds 20]
+Needs: the binaries built (`cargo build --release --bins`), and .venv from
+scripts/test-env (moto and boto3).
+"""
+
+import argparse
+import glob
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "bench-shared-secret-0123456789"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RuntimeApi:
+    """The Lambda Runtime API, for one function process at a time."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+        self.responses = {}
+        self.errors = {}
+        self.done = threading.Event()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path.endswith("/runtime/invocation/next"):
+                    request_id, payload = api.events.get()
+                    body = json.dumps(payload).encode()
+                    self.send_response(200)
+                    self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+                    self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+                    self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+                    self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_error(404)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length) if length else b""
+                parts = self.path.split("/")
+                request_id = parts[-2] if len(parts) > 2 else ""
+                if self.path.endswith("/response"):
+                    api.responses[request_id] = json.loads(body or b"null")
+                elif self.path.endswith("/error"):
+                    api.errors[request_id] = body.decode(errors="replace")
+                self.send_response(202)
+                self.end_headers()
+                if len(api.responses) + len(api.errors) >= api.expected:
+                    api.done.set()
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def load(self, payloads):
+        self.responses, self.errors, self.expected = {}, {}, len(payloads)
+        self.done.clear()
+        for p in payloads:
+            self.events.put((str(uuid.uuid4()), p))
+
+
+def sms_voice_stub():
+    """Answers SendTextMessage and SendVoiceMessage with a MessageId."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.dumps({"MessageId": str(uuid.uuid4())}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{port}"
+
+
+def start_moto():
+    port = free_port()
+    proc = subprocess.Popen(
+        [os.path.join(ROOT, ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("moto_server did not start")
+
+
+def setup_aws(url):
+    import boto3
+
+    kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    ddb = boto3.client("dynamodb", **kw)
+    ddb.create_table(
+        TableName="ledger",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    sqs = boto3.client("sqs", **kw)
+    dlq = sqs.create_queue(QueueName="jobs-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    main = sqs.create_queue(
+        QueueName="jobs.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+        },
+    )["QueueUrl"]
+    return main, dlq
+
+
+def events(prefix, rounds):
+    payloads = []
+    for r in range(rounds):
+        for path in sorted(glob.glob(os.path.join(ROOT, "events", prefix + "*.json"))):
+            text = open(path).read().replace("{{token}}", SECRET)
+            event = json.loads(text)
+            if prefix == "ingress-" and isinstance(event.get("body"), str) and not event.get("isBase64Encoded"):
+                # A fresh eventId per round, so every round really delivers.
+                try:
+                    body = json.loads(event["body"])
+                    body["eventId"] = f"{body.get('eventId', 'x')}-r{r}"
+                    event["body"] = json.dumps(body)
+                except (ValueError, TypeError):
+                    pass
+            payloads.append(event)
+    return payloads
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--release-dir", default=os.path.join(ROOT, "target", "release"))
+    ap.add_argument("--rounds", type=int, default=20)
+    args = ap.parse_args()
+
+    moto, moto_url = start_moto()
+    try:
+        main_url, dlq_url = setup_aws(moto_url)
+        stub = sms_voice_stub()
+        env = dict(os.environ)
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": "bench",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+                "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
+                "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+                "AWS_ENDPOINT_URL": moto_url,
+                "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2": stub,
+                "AUTH_MODE": "header",
+                "AUTH_HEADER_NAME": "authorization",
+                "AUTH_HEADER_SECRET": "Bearer " + SECRET,
+                "LEDGER_TABLE": "ledger",
+                "QUEUE_URL": main_url,
+                "DLQ_URL": dlq_url,
+                "HASH_KEY": "bench-hash-key-0123456789",
+                "ORIGINATION_IDENTITIES": '{"default": "+12065550100"}',
+                # Every round sends to the same sample numbers again.
+                "RATE_LIMIT_PER_DESTINATION": "off",
+                "RATE_LIMIT_PER_USER": "off",
+                "RUST_LOG": "warn",
+            }
+        )
+        report = {}
+        for binary, prefix in [("ingress", "ingress-"), ("dispatcher", "dispatcher-"), ("dlq-replayer", "dlq-replayer")]:
+            payloads = events(prefix, args.rounds)
+            # A runtime API per binary: a killed process's pending `next` must
+            # not take the following binary's events.
+            runtime = RuntimeApi()
+            runtime.load(payloads)
+            proc = subprocess.Popen(
+                [os.path.join(args.release_dir, binary)],
+                env={**env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{runtime.port}"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            finished = runtime.done.wait(timeout=300)
+            peak = peak_rss_kib(proc.pid) if proc.poll() is None else None
+            proc.kill()
+            proc.wait()
+            runtime.server.shutdown()
+            statuses = {}
+            for r in runtime.responses.values():
+                key = str(r.get("statusCode", "batchItemFailures" if "batchItemFailures" in r else "report")) if isinstance(r, dict) else "other"
+                statuses[key] = statuses.get(key, 0) + 1
+            report[binary] = {
+                "events": len(payloads),
+                "responses": len(runtime.responses),
+                "errors": len(runtime.errors),
+                "finished": finished,
+                "peakRssMiB": round(peak / 1024, 1) if peak else None,
+                "responseKinds": statuses,
+            }
+        print(json.dumps(report, indent=2))
+        ok = all(r["finished"] and r["errors"] == 0 and r["peakRssMiB"] for r in report.values())
+        sys.exit(0 if ok else 1)
+    finally:
+        moto.kill()
+
+
+if __name__ == "__main__":
+    main()

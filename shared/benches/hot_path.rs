@@ -1,0 +1,161 @@
+//! The ingress hot path, piece by piece and whole, beside the floor: one
+//! RSA-2048 signature verify. `cargo bench -p telehook --bench hot_path`;
+//! figures and the machine they were taken on are in BENCHMARKS.md.
+
+// Bench helpers may unwrap: a panic is a failed run with a location.
+#![allow(clippy::unwrap_used, missing_debug_implementations)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use telehook::auth::Authenticator;
+use telehook::channel::Channel;
+use telehook::clock::SystemClock;
+use telehook::delivery::{Messenger, OutboundMessage, SendError, SendReceipt};
+use telehook::guard::GuardSettings;
+use telehook::ingress::{IngressDeps, telehook};
+use telehook::ledger::InMemoryLedger;
+use telehook::locale::Locale;
+use telehook::okta::{HookDefaults, parse_hook};
+use telehook::otp::Otp;
+use telehook::pipeline::{Pipeline, PipelineSettings};
+use telehook::queue::{FifoSettings, InMemoryFifo};
+use telehook::template::Templates;
+
+/// Accepts instantly and keeps nothing: the provider's own time is not ours.
+#[derive(Debug, Default)]
+struct ZeroLatencyMessenger(AtomicU64);
+
+#[async_trait]
+impl Messenger for ZeroLatencyMessenger {
+    async fn send(&self, _m: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(SendReceipt {
+            message_id: format!("bench-{n}"),
+        })
+    }
+}
+
+fn hot_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer = rt.block_on(support::TestIssuer::start());
+    let token = issuer.token();
+    let config = issuer.config();
+
+    // The floor: one RSA-2048 PKCS#1 v1.5 SHA-256 verify, nothing else.
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(issuer.key.jwk()).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    c.bench_function("rsa2048_verify_floor", |b| {
+        b.iter(|| {
+            let ok = jsonwebtoken::crypto::verify(
+                signature,
+                message.as_bytes(),
+                &key,
+                jsonwebtoken::Algorithm::RS256,
+            );
+            assert!(black_box(ok.unwrap()));
+        })
+    });
+
+    // JWT verify with the JWKS already cached (the first call fetches it).
+    let auth = Authenticator::from_config(&config.auth).unwrap();
+    let Authenticator::OAuth(verifier) = &auth else {
+        panic!("oauth")
+    };
+    rt.block_on(verifier.verify(&token)).unwrap();
+    c.bench_function("jwt_verify_cached_jwks", |b| {
+        b.iter(|| rt.block_on(verifier.verify(black_box(&token))).unwrap())
+    });
+
+    // Parse and validate an Okta body.
+    let body = support::sms_body();
+    let defaults = HookDefaults {
+        locale: Locale::parse("en").unwrap(),
+        region: "US".parse().unwrap(),
+    };
+    c.bench_function("parse_and_validate_hook", |b| {
+        b.iter(|| parse_hook(black_box(body.as_bytes()), &defaults).unwrap())
+    });
+
+    // Template render, SMS and voice (built-ins, locale fallback included).
+    let templates = Templates::new(None, Locale::parse("en").unwrap(), "Okta");
+    let code = Otp::parse("739201").unwrap();
+    let es_mx = Locale::parse("es-MX").unwrap();
+    c.bench_function("render_sms_es_mx", |b| {
+        b.iter(|| {
+            rt.block_on(templates.render(&es_mx, Channel::Sms, &code, 5))
+                .unwrap()
+        })
+    });
+    c.bench_function("render_voice_es_mx", |b| {
+        b.iter(|| {
+            rt.block_on(templates.render(&es_mx, Channel::Voice, &code, 5))
+                .unwrap()
+        })
+    });
+
+    // The whole ingress handler: API Gateway event in, Okta answer out, with
+    // auth, validation, claim, enqueue, render and a zero-latency send.
+    let clock = Arc::new(SystemClock);
+    let pipeline = Pipeline {
+        ledger: Arc::new(InMemoryLedger::new()),
+        queue: Arc::new(InMemoryFifo::new(
+            "bench.fifo",
+            clock.clone(),
+            FifoSettings::default(),
+            None,
+        )),
+        messenger: Arc::new(ZeroLatencyMessenger::default()),
+        templates: Templates::new(None, Locale::parse("en").unwrap(), "Okta"),
+        clock,
+        settings: PipelineSettings {
+            hash_key: b"bench-hash-key-0123456789".to_vec(),
+            // Every iteration is a new event to one number; the rate limits
+            // would (rightly) refuse all but five.
+            guard: GuardSettings {
+                per_destination: None,
+                per_user: None,
+                ..GuardSettings::default()
+            },
+            ..Default::default()
+        },
+    };
+    let deps = IngressDeps::new(&config, Arc::new(pipeline)).unwrap();
+    let template: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let bearer = format!("Bearer {token}");
+    let counter = AtomicU64::new(0);
+    c.bench_function("handle_hook_whole_in_memory", |b| {
+        b.iter_batched(
+            || {
+                let mut v = template.clone();
+                v["eventId"] = serde_json::Value::String(format!(
+                    "bench-{}",
+                    counter.fetch_add(1, Ordering::Relaxed)
+                ));
+                support::proxy_event(&v.to_string(), Some(&bearer))
+            },
+            |event| {
+                let resp = rt.block_on(telehook(&deps, event));
+                assert_eq!(resp.status_code, 200);
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(60).measurement_time(std::time::Duration::from_secs(6));
+    targets = hot_path
+}
+criterion_main!(benches);
