@@ -17,6 +17,10 @@ use telehook::dev_issuer::TokenClaims;
 
 use crate::local::{self, Error};
 
+/// One request's index, its answer (HTTP status and Okta status) or the
+/// transport error, and its latency in milliseconds.
+type Outcome = (usize, Result<(u16, String), String>, f64);
+
 pub struct BenchArgs {
     pub n: usize,
     pub concurrency: usize,
@@ -48,7 +52,7 @@ fn body(i: usize) -> String {
                 "phoneNumber": number(i),
                 "otpCode": format!("{:06}", (i * 7919) % 1_000_000),
                 "otpExpires": expires,
-                "deliveryChannel": if i % 5 == 0 { "voice call" } else { "SMS" },
+                "deliveryChannel": if i.is_multiple_of(5) { "voice call" } else { "SMS" },
                 "locale": "en-US"
             }
         }
@@ -126,37 +130,36 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
 
     let bodies: Vec<String> = (0..args.n).map(body).collect();
     let started = Instant::now();
-    let results: Vec<(usize, Result<(u16, String), String>, f64)> =
-        futures::stream::iter(bodies.into_iter().enumerate())
-            .map(|(i, b)| {
-                let (client, url, token) = (client.clone(), url.clone(), token.clone());
-                async move {
-                    let t = Instant::now();
-                    let r = client
-                        .post(&url)
-                        .header("authorization", format!("Bearer {token}"))
-                        .header("content-type", "application/json")
-                        .body(b)
-                        .send()
-                        .await;
-                    let r = match r {
-                        Ok(resp) => {
-                            let status = resp.status().as_u16();
-                            let json: serde_json::Value = resp.json().await.unwrap_or_default();
-                            let answer = json["commands"][0]["value"][0]["status"]
-                                .as_str()
-                                .unwrap_or("ERROR_OBJECT")
-                                .to_owned();
-                            Ok((status, answer))
-                        }
-                        Err(e) => Err(e.to_string()),
-                    };
-                    (i, r, t.elapsed().as_secs_f64() * 1000.0)
-                }
-            })
-            .buffer_unordered(args.concurrency)
-            .collect()
-            .await;
+    let results: Vec<Outcome> = futures::stream::iter(bodies.into_iter().enumerate())
+        .map(|(i, b)| {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            async move {
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await;
+                let r = match r {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let json: serde_json::Value = resp.json().await.unwrap_or_default();
+                        let answer = json["commands"][0]["value"][0]["status"]
+                            .as_str()
+                            .unwrap_or("ERROR_OBJECT")
+                            .to_owned();
+                        Ok((status, answer))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                (i, r, t.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
     let wall = started.elapsed();
 
     let peak_kib = peak_rss_kib(child.id());
