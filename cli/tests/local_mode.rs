@@ -404,3 +404,27 @@ fn invoke_runs_every_event_file_and_prints_json() {
     }
     let _ = std::fs::remove_dir_all(state_dir);
 }
+
+#[test]
+fn bench_reconciles_and_reports() {
+    // Small and with an artificial provider latency: the figures are not
+    // asserted (they belong in BENCHMARKS.md), the reconciliation is.
+    let out = Command::new(BIN)
+        .args(["bench", "--n", "200", "--concurrency", "16", "--provider-latency-ms", "5"])
+        .env_remove("TELEHOOK_BACKEND")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["hooks"], 200);
+    assert_eq!(report["answers"]["SUCCESSFUL"], 200);
+    assert_eq!(report["outboxLines"], 200);
+    for key in ["errors", "lost", "duplicated", "ledgerNotSent"] {
+        assert_eq!(report[key], 0, "{key}");
+    }
+    assert_eq!(report["serveExit"], 0);
+    for key in ["throughputPerSecond", "servePeakRssMiB"] {
+        assert!(report[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert!(report["latencyMs"]["p99"].as_f64().unwrap() >= report["latencyMs"]["p50"].as_f64().unwrap());
+}
