@@ -410,11 +410,23 @@ fn bench_reconciles_and_reports() {
     // Small and with an artificial provider latency: the figures are not
     // asserted (they belong in BENCHMARKS.md), the reconciliation is.
     let out = Command::new(BIN)
-        .args(["bench", "--n", "200", "--concurrency", "16", "--provider-latency-ms", "5"])
+        .args([
+            "bench",
+            "--n",
+            "200",
+            "--concurrency",
+            "16",
+            "--provider-latency-ms",
+            "5",
+        ])
         .env_remove("TELEHOOK_BACKEND")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["hooks"], 200);
     assert_eq!(report["answers"]["SUCCESSFUL"], 200);
@@ -426,5 +438,8 @@ fn bench_reconciles_and_reports() {
     for key in ["throughputPerSecond", "servePeakRssMiB"] {
         assert!(report[key].as_f64().unwrap() > 0.0, "{key}");
     }
-    assert!(report["latencyMs"]["p99"].as_f64().unwrap() >= report["latencyMs"]["p50"].as_f64().unwrap());
+    assert!(
+        report["latencyMs"]["p99"].as_f64().unwrap()
+            >= report["latencyMs"]["p50"].as_f64().unwrap()
+    );
 }

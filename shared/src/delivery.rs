@@ -208,6 +208,7 @@ pub struct ScriptedMessenger {
     shared: Mutex<VecDeque<Scripted>>,
     per_destination: Mutex<HashMap<String, VecDeque<Scripted>>>,
     accepted: Mutex<Vec<OutboundMessage>>,
+    ids: Mutex<Vec<String>>,
     attempts: std::sync::atomic::AtomicUsize,
 }
 
@@ -238,6 +239,11 @@ impl ScriptedMessenger {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The message ids handed out, in the order of [`Self::accepted`].
+    pub fn message_ids(&self) -> Vec<String> {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Every call, accepted or not.
@@ -274,9 +280,12 @@ impl Messenger for ScriptedMessenger {
         }
         let mut accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
         accepted.push(message.clone());
-        Ok(SendReceipt {
-            message_id: format!("msg-{:04}-{}", accepted.len(), random_hex(6)),
-        })
+        let message_id = format!("msg-{:04}-{}", accepted.len(), random_hex(6));
+        self.ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message_id.clone());
+        Ok(SendReceipt { message_id })
     }
 }
 

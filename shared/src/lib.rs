@@ -18,18 +18,22 @@
 //!   with an in-memory adapter; [`job`] is the queued job's format.
 //! - [`config`]: typed configuration from the environment.
 //! - [`guard`]: the toll-fraud checks; [`metrics`]: CloudWatch EMF lines.
+//! - [`chaos`]: fault-injecting wrappers for every port; [`invariants`]: the
+//!   after-run reconciliation of answers, ledger, queues and sends.
 //! - [`telemetry`]: log setup.
 //! - [`dev_issuer`]: a local OAuth signing key for local mode and tests.
 
 pub mod auth;
 pub mod aws;
 pub mod channel;
+pub mod chaos;
 pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dev_issuer;
 pub mod guard;
 pub mod ingress;
+pub mod invariants;
 pub mod job;
 pub mod ledger;
 pub mod locale;

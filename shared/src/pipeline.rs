@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tracing::{Instrument, field};
@@ -25,7 +26,7 @@ use crate::delivery::{
 };
 use crate::guard::{self, GuardSettings};
 use crate::job::Job;
-use crate::ledger::{Claim, ClaimOutcome, Ledger};
+use crate::ledger::{Claim, ClaimOutcome, Ledger, LedgerError};
 use crate::metrics::Metrics;
 use crate::okta::{DeliveryRequest, SUMMARY_NOT_DELIVERED};
 use crate::phone::PhoneNumber;
@@ -151,6 +152,37 @@ impl Pipeline {
         result
     }
 
+    /// Writes a terminal state, retrying passing ledger errors a few times
+    /// with short backoff: a send that went out but was never recorded is a
+    /// send someone may repeat.
+    async fn record<F, Fut>(&self, what: &'static str, write: F) -> Result<(), LedgerError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), LedgerError>>,
+    {
+        write
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(10))
+                    .with_max_delay(Duration::from_millis(200))
+                    .with_max_times(5),
+            )
+            .when(LedgerError::is_retryable)
+            .notify(|e, _| tracing::debug!(error = %e, what, "retrying a ledger write"))
+            .await
+    }
+
+    /// Queues the job for the dispatcher; the eventId is the dedup id.
+    async fn enqueue(&self, req: &DeliveryRequest) -> Result<String, QueueError> {
+        self.queue
+            .send(OutgoingMessage {
+                body: Job::from_request(req).encode(),
+                group_id: destination_hash(&self.settings.hash_key, &req.phone),
+                dedup_id: req.event_id.as_str().to_owned(),
+            })
+            .await
+    }
+
     /// The ingress flow: guard, claim, enqueue, then try to send inside the
     /// budget. Counts the hook and its answer in the metrics.
     pub async fn handle_hook(&self, req: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
@@ -207,9 +239,19 @@ impl Pipeline {
                 };
             }
             Ok(ClaimOutcome::Busy { .. }) => {
+                // Another worker holds the event. PENDING is only true once the
+                // job is queued, and that worker may have died before queuing
+                // it: queue it too. The dedup id (the eventId) makes a second
+                // copy vanish, and the ledger makes a second send impossible.
                 tracing::info!("event is being delivered by another worker");
-                return DeliveryOutcome::Pending {
-                    metadata: Some(format!("channel={}; in progress", req.channel)),
+                return match self.enqueue(&req).await {
+                    Ok(_) => DeliveryOutcome::Pending {
+                        metadata: Some(format!("channel={}; in progress", req.channel)),
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "event held elsewhere and not queued here; Okta will use its own provider");
+                        Self::failed()
+                    }
                 };
             }
             Ok(ClaimOutcome::AlreadyFailed { .. }) | Ok(ClaimOutcome::AlreadyExpired) => {
@@ -223,15 +265,7 @@ impl Pipeline {
             }
         };
 
-        let job = Job::from_request(&req);
-        let enqueued = self
-            .queue
-            .send(OutgoingMessage {
-                body: job.encode(),
-                group_id: destination_hash(&self.settings.hash_key, &req.phone),
-                dedup_id: req.event_id.as_str().to_owned(),
-            })
-            .await;
+        let enqueued = self.enqueue(&req).await;
         match &enqueued {
             Ok(id) => tracing::info!(queue_message_id = %id, "job queued"),
             Err(e) => tracing::error!(error = %e, "could not queue the job; trying to send inline"),
@@ -256,11 +290,13 @@ impl Pipeline {
         let result = tokio::time::timeout_at(deadline, self.send_once(&req)).await;
         match result {
             Ok(Ok(receipt)) => {
-                if let Err(e) = self
-                    .ledger
-                    .mark_sent(&req.event_id, &receipt.message_id, now_ms())
-                    .await
-                {
+                let recorded = self
+                    .record("mark_sent", || {
+                        self.ledger
+                            .mark_sent(&req.event_id, &receipt.message_id, now_ms())
+                    })
+                    .await;
+                if let Err(e) = recorded {
                     tracing::error!(error = %e, "sent, but could not record it; the dispatcher may send once more");
                 }
                 tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent on the fast path");
@@ -271,11 +307,14 @@ impl Pipeline {
             }
             Ok(Err(e)) if !e.is_retryable() => {
                 tracing::warn!(error = %e, "provider refused the message");
-                if let Err(le) = self
-                    .ledger
-                    .mark_failed(&req.event_id, &owner, &failure_text(&e), now_ms())
-                    .await
-                {
+                let why = failure_text(&e);
+                let recorded = self
+                    .record("mark_failed", || {
+                        self.ledger
+                            .mark_failed(&req.event_id, &owner, &why, now_ms())
+                    })
+                    .await;
+                if let Err(le) = recorded {
                     tracing::warn!(error = %le, "could not record the failure");
                 }
                 Self::failed()
@@ -330,16 +369,17 @@ impl Pipeline {
         if req.otp_expires <= now {
             tracing::info!("OTP expired before delivery; dropping the job");
             self.settings.metrics.expired(req.channel);
-            if let Err(e) = self
-                .ledger
-                .mark_expired(
-                    &req.event_id,
-                    now.timestamp_millis(),
-                    self.expires_at(req.otp_expires),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "could not record the expiry");
+            let ttl = self.expires_at(req.otp_expires);
+            let recorded = self
+                .record("mark_expired", || {
+                    self.ledger
+                        .mark_expired(&req.event_id, now.timestamp_millis(), ttl)
+                })
+                .await;
+            if let Err(e) = recorded {
+                // Not acknowledged: the job comes back and the next try records it.
+                tracing::warn!(error = %e, "could not record the expiry; retrying later");
+                return Err(Verdict::Retry);
             }
             return Ok(());
         }
@@ -370,11 +410,14 @@ impl Pipeline {
         let now_ms = || self.clock.now_ms();
         match self.send_once(&req).await {
             Ok(receipt) => {
-                if let Err(e) = self
-                    .ledger
-                    .mark_sent(&req.event_id, &receipt.message_id, now_ms())
-                    .await
-                {
+                let recorded = self
+                    .record("mark_sent", || {
+                        self.ledger
+                            .mark_sent(&req.event_id, &receipt.message_id, now_ms())
+                    })
+                    .await;
+                if let Err(e) = recorded {
+                    // Acknowledged anyway: retrying the job would send again.
                     tracing::error!(error = %e, "sent, but could not record it");
                 }
                 tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent by the dispatcher");
@@ -393,14 +436,21 @@ impl Pipeline {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "provider refused the message");
-                if let Err(le) = self
-                    .ledger
-                    .mark_failed(&req.event_id, &owner, &failure_text(&e), now_ms())
-                    .await
-                {
-                    tracing::warn!(error = %le, "could not record the failure");
+                let why = failure_text(&e);
+                let recorded = self
+                    .record("mark_failed", || {
+                        self.ledger
+                            .mark_failed(&req.event_id, &owner, &why, now_ms())
+                    })
+                    .await;
+                match recorded {
+                    Ok(()) | Err(LedgerError::LostClaim) => Ok(()),
+                    Err(le) => {
+                        // Not acknowledged: a later try, after the lease, records it.
+                        tracing::warn!(error = %le, "could not record the failure; retrying later");
+                        Err(Verdict::Retry)
+                    }
                 }
-                Ok(())
             }
         }
     }
