@@ -116,7 +116,7 @@ impl ChaosRun {
                 .unwrap(),
             otp: Otp::parse("482913").unwrap(),
             otp_expires: self.clock.now() + expires_in,
-            channel: if i % 4 == 0 {
+            channel: if i.is_multiple_of(4) {
                 Channel::Voice
             } else {
                 Channel::Sms
