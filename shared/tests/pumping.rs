@@ -82,7 +82,7 @@ async fn a_pumping_run_is_contained_and_counted() {
         plan.push((
             phone,
             format!("00uabroad{i:05}"),
-            if i.is_multiple_of(2) {
+            if i % 2 == 0 {
                 Channel::Sms
             } else {
                 Channel::Voice
@@ -107,7 +107,7 @@ async fn a_pumping_run_is_contained_and_counted() {
     }
     for i in 0..1000 {
         // Real traffic: distinct users and numbers in the US and Canada.
-        let phone = if i.is_multiple_of(2) {
+        let phone = if i % 2 == 0 {
             format!("+1650555{i:04}")
         } else {
             format!("+1416555{i:04}")
