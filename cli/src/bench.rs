@@ -26,6 +26,9 @@ pub struct BenchArgs {
     pub concurrency: usize,
     pub provider_latency: Duration,
     pub fast_path: bool,
+    /// A fault-injection spec for the server; the run is then judged by the
+    /// invariant checker instead of "every hook SUCCESSFUL".
+    pub chaos: Option<String>,
 }
 
 /// A distinct, allow-listed number for hook `i` (NANP 555 numbers across
@@ -90,7 +93,9 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
     let key = local::load_or_create_key(&state_dir)?;
 
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--port", "0", "--quiet", "--drain-timeout", "120"])
+        // Jobs that keep failing reach the DLQ after five visibility
+        // timeouts (30 s each locally); the drain waits for that.
+        .args(["serve", "--port", "0", "--quiet", "--drain-timeout", "400"])
         .arg("--state-dir")
         .arg(&state_dir)
         .args([
@@ -98,6 +103,11 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
             &args.provider_latency.as_millis().to_string(),
         ])
         .args(["--fast-path", if args.fast_path { "on" } else { "off" }])
+        .args(
+            args.chaos
+                .iter()
+                .flat_map(|c| ["--chaos".to_owned(), c.clone()]),
+        )
         .env_remove("TELEHOOK_BACKEND")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -202,16 +212,40 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
         .iter()
         .filter(|e| !per_event.contains_key(e.as_str()))
         .count();
-    let snapshot: Vec<serde_json::Value> = serde_json::from_slice(
-        &std::fs::read(state_dir.join("ledger-snapshot.json")).unwrap_or_default(),
-    )
-    .unwrap_or_default();
+    // Serve writes its ledger at shutdown; without it nothing can be checked.
+    let snapshot: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(state_dir.join("ledger-snapshot.json"))?)?;
     let not_sent = snapshot
         .iter()
         .filter(|r| {
             accepted.contains(r["eventId"].as_str().unwrap_or_default()) && r["status"] != "SENT"
         })
         .count();
+
+    // The invariant checker over the whole run.
+    let queues: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state_dir.join("queue-snapshot.json"))?)?;
+    let dead: Vec<String> = serde_json::from_value(queues["deadLettered"].clone())?;
+    let record = telehook::invariants::RunRecord {
+        answers: results
+            .iter()
+            .map(|(i, r, _)| {
+                let status = match r {
+                    Ok((200, a)) if a == "SUCCESSFUL" || a == "PENDING" => a.clone(),
+                    _ => "FAILED".to_owned(),
+                };
+                (format!("bench-{i:07}"), status)
+            })
+            .collect(),
+        ledger: snapshot.iter().filter_map(ledger_record).collect(),
+        sent: outbox
+            .iter()
+            .map(|l| (l.event_id.clone(), l.message_id.clone()))
+            .collect(),
+        dead_lettered: dead,
+        still_queued: queues["stillQueued"].as_u64().unwrap_or(u64::MAX),
+    };
+    let invariants = telehook::invariants::check(&record);
 
     let report = serde_json::json!({
         "hooks": args.n,
@@ -233,10 +267,27 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
         "ledgerNotSent": not_sent,
         "servePeakRssMiB": peak_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
         "serveExit": exit.code(),
+        "chaos": args.chaos,
+        "invariants": invariants,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    let _ = std::fs::remove_dir_all(&state_dir);
-    if errors > 0 || lost > 0 || duplicated > 0 || not_sent > 0 || !exit.success() {
+    if std::env::var_os("TELEHOOK_BENCH_KEEP").is_some() {
+        eprintln!("state kept in {}", state_dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
+    if args.chaos.is_some() {
+        // Under faults, FAILED answers (Okta falls back) and unconfirmed
+        // repeats are expected; losing an accepted hook or sending after a
+        // confirmed send is not.
+        if !invariants.holds() || !exit.success() {
+            return Err(format!(
+                "invariants broken: lost {:?}, sent after confirmed {:?}",
+                invariants.lost, invariants.sends_after_confirmed
+            )
+            .into());
+        }
+    } else if errors > 0 || lost > 0 || duplicated > 0 || not_sent > 0 || !exit.success() {
         return Err(format!(
             "reconciliation failed: {errors} errors, {lost} lost, {duplicated} duplicated, {not_sent} not SENT; serve: {}",
             serve_lines.join(" | ")
@@ -244,4 +295,23 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
         .into());
     }
     Ok(())
+}
+
+/// A ledger record from serve's snapshot (event ids and states only).
+fn ledger_record(v: &serde_json::Value) -> Option<telehook::ledger::LedgerRecord> {
+    Some(telehook::ledger::LedgerRecord {
+        event_id: v["eventId"].as_str()?.to_owned(),
+        status: telehook::ledger::Status::parse(v["status"].as_str()?)?,
+        lease_until_ms: 0,
+        attempts: v["attempts"]
+            .as_u64()
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(0),
+        channel: None,
+        message_id: v["messageId"].as_str().map(str::to_owned),
+        failure: v["failure"].as_str().map(str::to_owned),
+        owner: None,
+        updated_at_ms: 0,
+        expires_at: 0,
+    })
 }

@@ -111,7 +111,7 @@ pub fn default_outbox(state_dir: &Path) -> PathBuf {
 /// In-memory ledger and FIFO queue (with delay, visibility and DLQ), built-in
 /// templates, and the outbox as the messenger.
 pub fn local_backend(outbox: &Path, fast_path: bool) -> Result<Backend, Error> {
-    local_backend_with_latency(outbox, fast_path, Duration::ZERO, true)
+    local_backend_with_latency(outbox, fast_path, Duration::ZERO, true, None)
 }
 
 /// As [`local_backend`], with an artificial provider latency.
@@ -120,6 +120,7 @@ pub fn local_backend_with_latency(
     fast_path: bool,
     provider_latency: Duration,
     notices: bool,
+    chaos: Option<&telehook::chaos::ChaosSpec>,
 ) -> Result<Backend, Error> {
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
@@ -171,6 +172,27 @@ pub fn local_backend_with_latency(
             ..Default::default()
         },
     };
+    let mut pipeline = pipeline;
+    if let Some(spec) = chaos {
+        // Faults go between the flows and the adapters; the event source
+        // still reads the real queue.
+        use telehook::chaos::{ChaosLedger, ChaosMessenger, ChaosQueue};
+        pipeline.ledger = Arc::new(ChaosLedger::new(
+            pipeline.ledger.clone(),
+            spec.ledger.clone(),
+            spec.seed,
+        ));
+        pipeline.queue = Arc::new(ChaosQueue::new(
+            pipeline.queue.clone(),
+            spec.queue.clone(),
+            spec.seed + 1,
+        ));
+        pipeline.messenger = Arc::new(ChaosMessenger::new(
+            pipeline.messenger.clone(),
+            spec.provider.clone(),
+            spec.seed + 2,
+        ));
+    }
     Ok(Backend {
         pipeline,
         queue,

@@ -60,6 +60,9 @@ enum Command {
         /// Do not print a notice per message.
         #[arg(long)]
         quiet: bool,
+        /// Inject faults, e.g. provider.throttle=0.3,provider.timeout=0.05,provider.latency-ms=50,ledger.conflict=0.01
+        #[arg(long, value_parser = parse_chaos)]
+        chaos: Option<telehook::chaos::ChaosSpec>,
     },
     /// Load-test `telehook serve`: N hooks at concurrency C, then reconcile answers, outbox and ledger.
     Bench {
@@ -74,6 +77,9 @@ enum Command {
         provider_latency_ms: u64,
         #[arg(long, value_enum, default_value_t = OnOff::On)]
         fast_path: OnOff,
+        /// Run the server with fault injection (see serve --chaos); the run is then judged by the invariant checker.
+        #[arg(long)]
+        chaos: Option<String>,
     },
     /// Print a bearer token from the local dev issuer (bad ones too, on purpose).
     Token {
@@ -194,6 +200,10 @@ enum TemplatesCommand {
     },
 }
 
+fn parse_chaos(s: &str) -> Result<telehook::chaos::ChaosSpec, String> {
+    telehook::chaos::ChaosSpec::parse(s).map_err(|e| e.to_string())
+}
+
 /// `--aws` as a flag, or `TELEHOOK_BACKEND=aws|local`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct BackendFlag(bool);
@@ -245,8 +255,10 @@ fn main() -> ExitCode {
             drain_timeout,
             provider_latency_ms,
             quiet,
+            chaos,
         } => {
             let args = serve::ServeArgs {
+                chaos,
                 provider_latency: Duration::from_millis(provider_latency_ms),
                 notices: !quiet,
                 port,
@@ -263,8 +275,10 @@ fn main() -> ExitCode {
             concurrency,
             provider_latency_ms,
             fast_path,
+            chaos,
         } => report(runtime().and_then(|rt| {
             rt.block_on(bench::bench(bench::BenchArgs {
+                chaos,
                 n,
                 concurrency: concurrency.max(1),
                 provider_latency: Duration::from_millis(provider_latency_ms),

@@ -38,6 +38,8 @@ pub struct ServeArgs {
     pub provider_latency: Duration,
     /// Print a notice per outbox message (off for load tests).
     pub notices: bool,
+    /// Fault injection between the flows and the local adapters.
+    pub chaos: Option<telehook::chaos::ChaosSpec>,
 }
 
 struct App {
@@ -117,6 +119,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             args.fast_path,
             args.provider_latency,
             args.notices,
+            args.chaos.as_ref(),
         )?
     };
     let app = Arc::new(App {
@@ -174,9 +177,38 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             .filter(|r| r.status == telehook::ledger::Status::Sent)
             .count();
         println!("ledger: {} events, {sent} sent", records.len());
+        // For reconciliation after a run: event ids and states only (the
+        // ledger holds no code and no number).
+        let snapshot: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "eventId": r.event_id, "status": r.status.as_str(), "attempts": r.attempts,
+                    "messageId": r.message_id, "failure": r.failure,
+                })
+            })
+            .collect();
+        std::fs::write(
+            args.state_dir.join("ledger-snapshot.json"),
+            serde_json::to_vec(&snapshot)?,
+        )?;
     }
-    if let Some(dlq) = dlq.filter(|d| !d.is_empty()) {
-        println!("dead-letter queue: {} messages", dlq.len());
+    if let Some(dlq) = dlq {
+        if !dlq.is_empty() {
+            println!("dead-letter queue: {} messages", dlq.len());
+        }
+        let dead: Vec<String> = dlq
+            .receive(10_000, Duration::ZERO)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| telehook::job::Job::decode(&m.body).ok().map(|j| j.event_id))
+            .collect();
+        let snapshot = serde_json::json!({"deadLettered": dead, "stillQueued": left});
+        std::fs::write(
+            args.state_dir.join("queue-snapshot.json"),
+            serde_json::to_vec(&snapshot)?,
+        )?;
     }
     if left > 0 {
         return Err(format!(

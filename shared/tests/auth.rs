@@ -387,3 +387,33 @@ async fn keys_unavailable_is_a_401_not_a_crash() {
     assert_eq!(resp.status_code, 401);
     assert_eq!(issuer.jwks_fetches().await, 2);
 }
+
+#[tokio::test]
+async fn a_slow_jwks_endpoint_costs_at_most_its_timeout() {
+    let issuer = TestIssuer::start().await;
+    issuer.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::path(JWKS_PATH))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(issuer.key.jwks())
+                .set_delay(std::time::Duration::from_secs(5)),
+        )
+        .mount(&issuer.server)
+        .await;
+    let deps = IngressDeps::new(&issuer.config(), Arc::new(RecordingDelivery::new())).unwrap();
+    // The keys would arrive after 5 s; without the client's timeout this
+    // request would succeed late instead of being refused.
+    let resp = telehook(
+        &deps,
+        proxy_event(&sms_body(), Some(&format!("Bearer {}", issuer.token()))),
+    )
+    .await;
+    assert_eq!(resp.status_code, 401, "no keys in time: refused, not hung");
+    let Authenticator::OAuth(v) = &deps.auth else {
+        panic!("oauth")
+    };
+    assert!(matches!(
+        v.verify(&issuer.token()).await,
+        Err(AuthError::KeysUnavailable(_))
+    ));
+}
