@@ -62,7 +62,7 @@ enum Command {
         quiet: bool,
         /// Inject faults, e.g. provider.throttle=0.3,provider.timeout=0.05,provider.latency-ms=50,ledger.conflict=0.01
         #[arg(long, value_parser = parse_chaos)]
-        chaos: Option<telehook::chaos::ChaosSpec>,
+        chaos: Option<Box<telehook::chaos::ChaosSpec>>,
     },
     /// Load-test `telehook serve`: N hooks at concurrency C, then reconcile answers, outbox and ledger.
     Bench {
@@ -200,8 +200,10 @@ enum TemplatesCommand {
     },
 }
 
-fn parse_chaos(s: &str) -> Result<telehook::chaos::ChaosSpec, String> {
-    telehook::chaos::ChaosSpec::parse(s).map_err(|e| e.to_string())
+fn parse_chaos(s: &str) -> Result<Box<telehook::chaos::ChaosSpec>, String> {
+    telehook::chaos::ChaosSpec::parse(s)
+        .map(Box::new)
+        .map_err(|e| e.to_string())
 }
 
 /// `--aws` as a flag, or `TELEHOOK_BACKEND=aws|local`.
@@ -258,7 +260,7 @@ fn main() -> ExitCode {
             chaos,
         } => {
             let args = serve::ServeArgs {
-                chaos,
+                chaos: chaos.map(|c| *c),
                 provider_latency: Duration::from_millis(provider_latency_ms),
                 notices: !quiet,
                 port,

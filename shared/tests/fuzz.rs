@@ -168,10 +168,8 @@ proptest! {
 
     #[test]
     fn job_decoder_takes_any_job_shaped_json(v in job()) {
-        if let Ok(j) = Job::decode(&v.to_string()) {
-            if let Ok(r) = j.to_request() {
-                check_accepted(&r);
-            }
+        if let Ok(r) = Job::decode(&v.to_string()).and_then(|j| j.to_request()) {
+            check_accepted(&r);
         }
     }
 }
