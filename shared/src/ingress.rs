@@ -43,7 +43,10 @@ impl std::fmt::Debug for IngressDeps {
 
 impl IngressDeps {
     /// No network I/O: clients are built, keys are fetched on first use.
+    /// The phone-number metadata is built here, at init, not on the first
+    /// request.
     pub fn new(config: &Config, delivery: Arc<dyn Delivery>) -> Result<Self, reqwest::Error> {
+        crate::phone::warm_up();
         Ok(IngressDeps {
             auth: Authenticator::from_config(&config.auth)?,
             defaults: config.defaults.clone(),

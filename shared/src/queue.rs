@@ -156,6 +156,9 @@ struct FifoState {
     seq: u64,
     messages: VecDeque<Stored>,
     dedup: HashMap<String, (i64, String)>,
+    /// Dedup ids in the order they were seen, so expired ones are pruned
+    /// from the front instead of by scanning the whole map on every send.
+    dedup_order: VecDeque<(i64, String)>,
 }
 
 /// An SQS FIFO queue in memory. Time comes from the [`Clock`], so tests can
