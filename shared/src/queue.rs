@@ -301,7 +301,19 @@ impl JobQueue for InMemoryFifo {
         let now = self.clock.now_ms();
         let window = i64::try_from(self.settings.dedup_window.as_millis()).unwrap_or(i64::MAX);
         let mut st = self.lock();
-        st.dedup.retain(|_, (at, _)| now - *at < window);
+        // Expired ids leave from the front, in the order they came: no scan
+        // of the whole map on every send.
+        while st
+            .dedup_order
+            .front()
+            .is_some_and(|(at, _)| now - *at >= window)
+        {
+            if let Some((at, key)) = st.dedup_order.pop_front()
+                && st.dedup.get(&key).is_some_and(|(t, _)| *t == at)
+            {
+                st.dedup.remove(&key);
+            }
+        }
         if let Some((_, id)) = st.dedup.get(&msg.dedup_id) {
             return Ok(id.clone());
         }
@@ -313,6 +325,7 @@ impl JobQueue for InMemoryFifo {
             crate::delivery::random_hex(4)
         );
         st.dedup.insert(msg.dedup_id.clone(), (now, id.clone()));
+        st.dedup_order.push_back((now, msg.dedup_id.clone()));
         let delay = i64::try_from(self.settings.delay.as_millis()).unwrap_or(0);
         st.messages.push_back(Stored {
             id: id.clone(),
