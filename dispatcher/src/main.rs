@@ -11,6 +11,9 @@ use telehook::pipeline::dispatch_batch;
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
     let pipeline = AwsClients::new(&load_sdk_config().await).pipeline(&PipelineConfig::from_env()?);
+    // Jobs carry numbers that are validated again: build the phone metadata
+    // now, at init, not on the first job.
+    telehook::phone::warm_up();
     if telehook::telemetry::exit_after_init() {
         return Ok(());
     }

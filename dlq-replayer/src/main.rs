@@ -15,6 +15,9 @@ async fn main() -> Result<(), Error> {
     let clients = AwsClients::new(&load_sdk_config().await);
     let pipeline = clients.pipeline(&config);
     let dlq = SqsQueue::new(clients.sqs.clone(), dlq_url);
+    // Jobs carry numbers that are validated again: build the phone metadata
+    // now, at init, not on the first job.
+    telehook::phone::warm_up();
     if telehook::telemetry::exit_after_init() {
         return Ok(());
     }
