@@ -209,8 +209,10 @@ impl Ledger for ForgetfulLedger {
 #[tokio::test(start_paused = true)]
 async fn a_crash_between_send_and_record_costs_at_most_one_extra_send() {
     let ledger = Arc::new(ForgetfulLedger {
+        // The first write and its five retries all fail: the process is
+        // as good as gone before the send was recorded.
         inner: InMemoryLedger::new(),
-        failures: 1.into(),
+        failures: 6.into(),
     });
     let h = harness_with(true, Some(ledger), None);
     let out = h
