@@ -3,8 +3,7 @@
 //! - [`Delivery`] sits between the ingress and the pipeline: the ingress
 //!   hands it a validated [`DeliveryRequest`] and turns the
 //!   [`DeliveryOutcome`] into Okta's answer. The pipeline implements it;
-//!   [`RecordingDelivery`] records requests for contract tests, and
-//!   [`OktaFallbackDelivery`] makes Okta use its own provider.
+//!   [`RecordingDelivery`] records requests for contract tests.
 //! - [`Messenger`] sends one rendered message to a handset: End User
 //!   Messaging in AWS, [`ScriptedMessenger`] in flow tests, an outbox file in
 //!   local mode. Adapters classify their errors once, as retryable or
@@ -97,26 +96,6 @@ impl Delivery for RecordingDelivery {
         Ok(DeliveryOutcome::Successful {
             transaction_id: format!("rec-{}-{}", requests.len(), random_hex(8)),
             metadata: Some(format!("channel={channel}; event={event_id}")),
-        })
-    }
-}
-
-/// Delivers nothing and answers FAILED, so that Okta sends the code through
-/// its own provider. The safe choice while no provider is configured, and a
-/// kill switch for a bad day.
-#[derive(Debug, Default)]
-pub struct OktaFallbackDelivery;
-
-#[async_trait]
-impl Delivery for OktaFallbackDelivery {
-    async fn deliver(
-        &self,
-        request: DeliveryRequest,
-        _arrived: Instant,
-    ) -> Result<DeliveryOutcome, DeliveryError> {
-        tracing::warn!(event_id = %request.event_id, "no delivery pipeline configured; Okta will use its own provider");
-        Ok(DeliveryOutcome::Failed {
-            summary: crate::okta::SUMMARY_NOT_DELIVERED.to_owned(),
         })
     }
 }

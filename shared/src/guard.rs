@@ -29,6 +29,7 @@ use crate::channel::Channel;
 use crate::ledger::{Ledger, LedgerError, RateCount, RateDecision};
 use crate::metrics::RefusalKind;
 use crate::okta::DeliveryRequest;
+use crate::pipeline::keyed_hash;
 
 /// Which destination countries may receive codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,15 +158,6 @@ impl Refusal {
             Refusal::Rate { .. } | Refusal::GuardUnavailable { .. } => RefusalKind::Rate,
         }
     }
-}
-
-fn keyed_hash(key: &[u8], value: &str) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    let tag = aws_lc_rs::hmac::sign(&key, value.as_bytes());
-    tag.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn type_refusal(channel: Channel, kind: Type) -> Option<&'static str> {

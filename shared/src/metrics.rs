@@ -46,6 +46,11 @@ pub const METRIC_NAMES: &[&str] = &[
 /// Where EMF documents go.
 pub trait MetricsSink: Send + Sync + std::fmt::Debug {
     fn write(&self, line: &str);
+
+    /// False for a sink that drops everything, so no document is built.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// Standard output, one document per line: what Lambda forwards to
@@ -86,6 +91,10 @@ pub struct NullSink;
 
 impl MetricsSink for NullSink {
     fn write(&self, _line: &str) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 /// Why a hook was refused before any claim or send.
@@ -129,6 +138,9 @@ impl Metrics {
     }
 
     fn emit(&self, directives: &[Directive<'_>], values: &[(&str, f64)], dims: &[(&str, &str)]) {
+        if !self.sink.enabled() {
+            return;
+        }
         let cw: Vec<Value> = directives
             .iter()
             .map(|d| {

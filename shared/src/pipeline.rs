@@ -84,15 +84,21 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Keyed hash of a destination: stable across instances, useless to anyone
-/// without the key. Used as the FIFO message group id.
-pub fn destination_hash(key: &[u8], phone: &PhoneNumber) -> String {
+/// Keyed hash (HMAC-SHA256, 128 bits in hex): stable across instances,
+/// useless to anyone without the key. Message group ids and rate-limit keys
+/// are made with it.
+pub fn keyed_hash(key: &[u8], value: &str) -> String {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    let tag = aws_lc_rs::hmac::sign(&key, phone.e164().as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, value.as_bytes());
     tag.as_ref()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The FIFO message group id of a destination.
+pub fn destination_hash(key: &[u8], phone: &PhoneNumber) -> String {
+    keyed_hash(key, phone.e164())
 }
 
 /// Why a send was not confirmed, for the ledger and the logs.
