@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use telehook::dev_issuer::TokenClaims;
+use telehook::testkit::dev_issuer::TokenClaims;
 
 use crate::local::{self, Error};
 
@@ -202,7 +202,8 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let outbox = telehook::outbox::OutboxMessenger::read(&local::default_outbox(&state_dir))?;
+    let outbox =
+        telehook::messenger::outbox::OutboxMessenger::read(&local::default_outbox(&state_dir))?;
     let mut per_event: HashMap<&str, usize> = HashMap::new();
     for line in &outbox {
         *per_event.entry(line.event_id.as_str()).or_default() += 1;
@@ -226,7 +227,7 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
     let queues: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state_dir.join("queue-snapshot.json"))?)?;
     let dead: Vec<String> = serde_json::from_value(queues["deadLettered"].clone())?;
-    let record = telehook::invariants::RunRecord {
+    let record = telehook::testkit::invariants::RunRecord {
         answers: results
             .iter()
             .map(|(i, r, _)| {
@@ -245,7 +246,7 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
         dead_lettered: dead,
         still_queued: queues["stillQueued"].as_u64().unwrap_or(u64::MAX),
     };
-    let invariants = telehook::invariants::check(&record);
+    let invariants = telehook::testkit::invariants::check(&record);
 
     let report = serde_json::json!({
         "hooks": args.n,

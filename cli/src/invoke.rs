@@ -7,9 +7,9 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use axum::Router;
 use axum::routing::get;
-use telehook::dev_issuer::TokenClaims;
-use telehook::ingress::{IngressDeps, telehook_json};
-use telehook::pipeline::dispatch_batch;
+use telehook::api::{IngressDeps, telehook_json};
+use telehook::flows::dispatch_batch;
+use telehook::testkit::dev_issuer::TokenClaims;
 
 use crate::local::{self, Error};
 
@@ -88,7 +88,7 @@ pub async fn invoke(args: InvokeArgs) -> Result<serde_json::Value, Error> {
             )?)
         }
         Function::DlqReplayer => {
-            let request: telehook::replay::ReplayRequest = serde_json::from_str(&text)?;
+            let request: telehook::flows::replay::ReplayRequest = serde_json::from_str(&text)?;
             let backend = backend().await?;
             let dlq: Arc<dyn telehook::queue::JobQueue> = match &backend.dlq {
                 Some(dlq) => dlq.clone(),
@@ -97,14 +97,15 @@ pub async fn invoke(args: InvokeArgs) -> Result<serde_json::Value, Error> {
                         .dlq_url
                         .ok_or("DLQ_URL is not set")?;
                     let sdk = telehook::aws::load_sdk_config().await;
-                    Arc::new(telehook::aws::SqsQueue::new(
+                    Arc::new(telehook::queue::SqsQueue::new(
                         telehook::aws::SqsClient::new(&sdk),
                         url,
                     ))
                 }
             };
             let report =
-                telehook::replay::replay_dlq(&backend.pipeline, dlq.as_ref(), &request).await?;
+                telehook::flows::replay::replay_dlq(&backend.pipeline, dlq.as_ref(), &request)
+                    .await?;
             Ok(serde_json::to_value(report)?)
         }
     }

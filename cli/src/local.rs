@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use telehook::clock::SystemClock;
 use telehook::config::{Config, PipelineConfig};
-use telehook::dev_issuer::DevKey;
+use telehook::crypto::random_hex;
+use telehook::domain::locale::Locale;
+use telehook::flows::{Pipeline, PipelineSettings};
 use telehook::ledger::InMemoryLedger;
-use telehook::locale::Locale;
-use telehook::outbox::OutboxMessenger;
-use telehook::pipeline::{Pipeline, PipelineSettings};
+use telehook::messenger::outbox::OutboxMessenger;
 use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
-use telehook::template::Templates;
+use telehook::templates::Templates;
+use telehook::testkit::DelayedMessenger;
+use telehook::testkit::dev_issuer::DevKey;
 
 pub const AUDIENCE: &str = "api://default";
 pub const CLIENT_ID: &str = "telehook-local";
@@ -120,7 +122,7 @@ pub fn local_backend_with_latency(
     fast_path: bool,
     provider_latency: Duration,
     notices: bool,
-    chaos: Option<&telehook::chaos::ChaosSpec>,
+    chaos: Option<&telehook::testkit::chaos::ChaosSpec>,
 ) -> Result<Backend, Error> {
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
@@ -149,50 +151,32 @@ pub fn local_backend_with_latency(
         _ => Locale::parse("en").map_err(|_| "built-in locale")?,
     };
     let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
-    let pipeline = Pipeline {
-        ledger: ledger.clone(),
-        queue: queue.clone(),
-        messenger: if provider_latency.is_zero() {
-            Arc::new(OutboxMessenger::open(outbox, notices)?)
-        } else {
-            Arc::new(telehook::delivery::DelayedMessenger {
-                inner: OutboxMessenger::open(outbox, notices)?,
-                delay: provider_latency,
-            })
-        },
-        templates: Templates::new(None, default_locale, org),
-        clock,
-        settings: PipelineSettings {
+    let messenger: Arc<dyn telehook::messenger::Messenger> = if provider_latency.is_zero() {
+        Arc::new(OutboxMessenger::open(outbox, notices)?)
+    } else {
+        Arc::new(DelayedMessenger {
+            inner: OutboxMessenger::open(outbox, notices)?,
+            delay: provider_latency,
+        })
+    };
+    let mut builder = Pipeline::builder(ledger.clone(), queue.clone(), messenger)
+        .templates(Templates::new(None, default_locale, org))
+        .clock(clock)
+        .settings(PipelineSettings {
             fast_path,
             fast_path_budget: budget,
             // One process, one key: group ids only need to be stable here.
-            hash_key: telehook::delivery::random_hex(24).into_bytes(),
+            hash_key: random_hex(24).into_bytes(),
             // The same guard as in Lambda, from the same variables.
             guard: telehook::config::guard_from_lookup(|k| std::env::var(k).ok())?,
             ..Default::default()
-        },
-    };
-    let mut pipeline = pipeline;
+        });
     if let Some(spec) = chaos {
         // Faults go between the flows and the adapters; the event source
         // still reads the real queue.
-        use telehook::chaos::{ChaosLedger, ChaosMessenger, ChaosQueue};
-        pipeline.ledger = Arc::new(ChaosLedger::new(
-            pipeline.ledger.clone(),
-            spec.ledger.clone(),
-            spec.seed,
-        ));
-        pipeline.queue = Arc::new(ChaosQueue::new(
-            pipeline.queue.clone(),
-            spec.queue.clone(),
-            spec.seed + 1,
-        ));
-        pipeline.messenger = Arc::new(ChaosMessenger::new(
-            pipeline.messenger.clone(),
-            spec.provider.clone(),
-            spec.seed + 2,
-        ));
+        builder = builder.chaos(spec);
     }
+    let pipeline = builder.build();
     Ok(Backend {
         pipeline,
         queue,
@@ -209,7 +193,7 @@ pub async fn aws_backend(fast_path: Option<bool>) -> Result<Backend, Error> {
         config.fast_path = f;
     }
     let clients = telehook::aws::AwsClients::new(&telehook::aws::load_sdk_config().await);
-    let pipeline = clients.pipeline(&config);
+    let pipeline = telehook::wiring::aws_pipeline(&clients, &config);
     Ok(Backend {
         queue: pipeline.queue.clone(),
         pipeline,

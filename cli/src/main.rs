@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use telehook::dev_issuer::TokenClaims;
+use telehook::testkit::dev_issuer::TokenClaims;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -62,7 +62,7 @@ enum Command {
         quiet: bool,
         /// Inject faults, e.g. provider.throttle=0.3,provider.timeout=0.05,provider.latency-ms=50,ledger.conflict=0.01
         #[arg(long, value_parser = parse_chaos)]
-        chaos: Option<Box<telehook::chaos::ChaosSpec>>,
+        chaos: Option<Box<telehook::testkit::chaos::ChaosSpec>>,
     },
     /// Load-test `telehook serve`: N hooks at concurrency C, then reconcile answers, outbox and ledger.
     Bench {
@@ -200,8 +200,8 @@ enum TemplatesCommand {
     },
 }
 
-fn parse_chaos(s: &str) -> Result<Box<telehook::chaos::ChaosSpec>, String> {
-    telehook::chaos::ChaosSpec::parse(s)
+fn parse_chaos(s: &str) -> Result<Box<telehook::testkit::chaos::ChaosSpec>, String> {
+    telehook::testkit::chaos::ChaosSpec::parse(s)
         .map(Box::new)
         .map_err(|e| e.to_string())
 }
@@ -424,7 +424,10 @@ fn report(result: Result<(), local::Error>) -> ExitCode {
 
 fn check(file: &Path, region: &str, locale: &str) -> ExitCode {
     use telehook::okta::{HookDefaults, parse_hook};
-    let (Ok(region), Ok(locale)) = (region.parse(), telehook::locale::Locale::parse(locale)) else {
+    let (Ok(region), Ok(locale)) = (
+        region.parse(),
+        telehook::domain::locale::Locale::parse(locale),
+    ) else {
         eprintln!("error: bad --default-region or --default-locale");
         return ExitCode::from(2);
     };

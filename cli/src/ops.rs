@@ -10,9 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use telehook::aws::{DynamoTemplateStore, SdkConfig, SqsQueue};
+use telehook::aws::SdkConfig;
 use telehook::queue::JobQueue;
-use telehook::template::TemplateFile;
+use telehook::queue::SqsQueue;
+use telehook::templates::DynamoTemplateStore;
+use telehook::templates::TemplateFile;
 
 use crate::local::Error;
 

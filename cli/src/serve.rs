@@ -20,8 +20,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use telehook::ingress::{IngressDeps, http_parts, proxy_event_from_http, telehook};
-use telehook::pipeline::poll_once;
+use telehook::api::{IngressDeps, http_parts, proxy_event_from_http, telehook};
+use telehook::flows::poll_once;
 use telehook::queue::JobQueue;
 
 use crate::local::{self, Backend, Error};
@@ -39,7 +39,7 @@ pub struct ServeArgs {
     /// Print a notice per outbox message (off for load tests).
     pub notices: bool,
     /// Fault injection between the flows and the local adapters.
-    pub chaos: Option<telehook::chaos::ChaosSpec>,
+    pub chaos: Option<telehook::testkit::chaos::ChaosSpec>,
 }
 
 struct App {
@@ -202,7 +202,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             .await
             .unwrap_or_default()
             .iter()
-            .filter_map(|m| telehook::job::Job::decode(&m.body).ok().map(|j| j.event_id))
+            .filter_map(|m| {
+                telehook::domain::job::Job::decode(&m.body)
+                    .ok()
+                    .map(|j| j.event_id)
+            })
             .collect();
         let snapshot = serde_json::json!({"deadLettered": dead, "stillQueued": left});
         std::fs::write(

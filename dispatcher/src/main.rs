@@ -5,15 +5,16 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use telehook::aws::{AwsClients, load_sdk_config};
 use telehook::config::PipelineConfig;
-use telehook::pipeline::dispatch_batch;
+use telehook::flows::dispatch_batch;
+use telehook::wiring::aws_pipeline;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
-    let pipeline = AwsClients::new(&load_sdk_config().await).pipeline(&PipelineConfig::from_env()?);
-    // Jobs carry numbers that are validated again: build the phone metadata
-    // now, at init, not on the first job.
-    telehook::phone::warm_up();
+    let pipeline = aws_pipeline(
+        &AwsClients::new(&load_sdk_config().await),
+        &PipelineConfig::from_env()?,
+    );
     if telehook::telemetry::exit_after_init() {
         return Ok(());
     }

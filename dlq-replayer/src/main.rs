@@ -3,9 +3,11 @@
 //! state machine; answers with the replay report.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use telehook::aws::{AwsClients, SqsQueue, load_sdk_config};
+use telehook::aws::{AwsClients, load_sdk_config};
 use telehook::config::PipelineConfig;
-use telehook::replay::{ReplayRequest, replay_dlq};
+use telehook::flows::replay::{ReplayRequest, replay_dlq};
+use telehook::queue::SqsQueue;
+use telehook::wiring::aws_pipeline;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -13,11 +15,10 @@ async fn main() -> Result<(), Error> {
     let config = PipelineConfig::from_env()?;
     let dlq_url = config.dlq_url.clone().ok_or("DLQ_URL is not set")?;
     let clients = AwsClients::new(&load_sdk_config().await);
-    let pipeline = clients.pipeline(&config);
-    let dlq = SqsQueue::new(clients.sqs.clone(), dlq_url);
-    // Jobs carry numbers that are validated again: build the phone metadata
-    // now, at init, not on the first job.
-    telehook::phone::warm_up();
+    let (pipeline, dlq) = (
+        aws_pipeline(&clients, &config),
+        SqsQueue::new(clients.sqs.clone(), dlq_url),
+    );
     if telehook::telemetry::exit_after_init() {
         return Ok(());
     }

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use telehook::api::{IngressDeps, telehook_json};
 use telehook::aws::{AwsClients, load_sdk_config};
 use telehook::config::{Config, PipelineConfig};
-use telehook::ingress::{IngressDeps, telehook_json};
+use telehook::wiring::aws_pipeline;
 
 // One invocation at a time per instance: the current-thread runtime starts
 // faster and needs no cross-thread synchronisation.
@@ -14,7 +15,10 @@ use telehook::ingress::{IngressDeps, telehook_json};
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
     let config = Config::from_env()?;
-    let pipeline = AwsClients::new(&load_sdk_config().await).pipeline(&PipelineConfig::from_env()?);
+    let pipeline = aws_pipeline(
+        &AwsClients::new(&load_sdk_config().await),
+        &PipelineConfig::from_env()?,
+    );
     let deps = IngressDeps::new(&config, Arc::new(pipeline))?;
     if telehook::telemetry::exit_after_init() {
         return Ok(());

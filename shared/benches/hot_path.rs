@@ -5,7 +5,7 @@
 // Bench helpers may unwrap: a panic is a failed run with a location.
 #![allow(clippy::unwrap_used, missing_debug_implementations)]
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/suite/support/mod.rs"]
 mod support;
 
 use std::hint::black_box;
@@ -14,19 +14,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
+use telehook::api::{IngressDeps, telehook};
 use telehook::auth::Authenticator;
-use telehook::channel::Channel;
 use telehook::clock::SystemClock;
-use telehook::delivery::{Messenger, OutboundMessage, SendError, SendReceipt};
-use telehook::guard::GuardSettings;
-use telehook::ingress::{IngressDeps, telehook};
+use telehook::domain::channel::Channel;
+use telehook::domain::locale::Locale;
+use telehook::domain::otp::Otp;
+use telehook::flows::guard::GuardSettings;
+use telehook::flows::{Pipeline, PipelineSettings};
 use telehook::ledger::InMemoryLedger;
-use telehook::locale::Locale;
+use telehook::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use telehook::okta::{HookDefaults, parse_hook};
-use telehook::otp::Otp;
-use telehook::pipeline::{Pipeline, PipelineSettings};
 use telehook::queue::{FifoSettings, InMemoryFifo};
-use telehook::template::Templates;
+use telehook::templates::Templates;
 
 /// Accepts instantly and keeps nothing: the provider's own time is not ours.
 #[derive(Debug, Default)]
@@ -114,29 +114,30 @@ fn hot_path(c: &mut Criterion) {
     let counter = AtomicU64::new(0);
     let fresh_deps = || {
         let clock = Arc::new(SystemClock);
-        let pipeline = Pipeline {
-            ledger: Arc::new(InMemoryLedger::new()),
-            queue: Arc::new(InMemoryFifo::new(
+        let pipeline = Pipeline::builder(
+            Arc::new(InMemoryLedger::new()),
+            Arc::new(InMemoryFifo::new(
                 "bench.fifo",
                 clock.clone(),
                 FifoSettings::default(),
                 None,
             )),
-            messenger: Arc::new(ZeroLatencyMessenger::default()),
-            templates: Templates::new(None, Locale::parse("en").unwrap(), "Okta"),
-            clock,
-            settings: PipelineSettings {
-                hash_key: b"bench-hash-key-0123456789".to_vec(),
-                // Every iteration is a new event to one number; the rate
-                // limits would (rightly) refuse all but five.
-                guard: GuardSettings {
-                    per_destination: None,
-                    per_user: None,
-                    ..GuardSettings::default()
-                },
-                ..Default::default()
+            Arc::new(ZeroLatencyMessenger::default()),
+        )
+        .templates(Templates::new(None, Locale::parse("en").unwrap(), "Okta"))
+        .clock(clock)
+        .settings(PipelineSettings {
+            hash_key: b"bench-hash-key-0123456789".to_vec(),
+            // Every iteration is a new event to one number; the rate
+            // limits would (rightly) refuse all but five.
+            guard: GuardSettings {
+                per_destination: None,
+                per_user: None,
+                ..GuardSettings::default()
             },
-        };
+            ..Default::default()
+        })
+        .build();
         let deps = IngressDeps::new(&config, Arc::new(pipeline)).unwrap();
         let Authenticator::OAuth(v) = &deps.auth else {
             panic!("oauth")

@@ -4,15 +4,16 @@
 //! secret's value. Lookups go through a function so tests (and the local CLI)
 //! can supply values without touching the process environment.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use http::HeaderName;
 use secrecy::SecretString;
 use thiserror::Error;
 
-use crate::locale::Locale;
+use crate::domain::locale::Locale;
+use crate::domain::phone::Region;
 use crate::okta::HookDefaults;
-use crate::phone::Region;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -232,16 +233,16 @@ pub struct PipelineConfig {
     pub org_name: String,
     pub default_locale: Locale,
     pub template_cache_ttl: Duration,
-    pub eum: crate::aws::EumSettings,
-    pub guard: crate::guard::GuardSettings,
+    pub eum: EumSettings,
+    pub guard: crate::flows::guard::GuardSettings,
 }
 
 /// The toll-fraud guard from `ALLOWED_COUNTRIES` and `RATE_LIMIT_PER_*`.
 /// Local mode reads it too, so the same settings apply on one machine.
 pub fn guard_from_lookup(
     get: impl Fn(&str) -> Option<String>,
-) -> Result<crate::guard::GuardSettings, ConfigError> {
-    use crate::guard::{AllowedCountries, GuardSettings, RateLimit};
+) -> Result<crate::flows::guard::GuardSettings, ConfigError> {
+    use crate::flows::guard::{AllowedCountries, GuardSettings, RateLimit};
     let env = Env(&get);
     let mut g = GuardSettings::default();
     if let Some(v) = env.opt("ALLOWED_COUNTRIES") {
@@ -295,13 +296,11 @@ impl PipelineConfig {
         if hash_key.len() < MIN_SECRET_LEN {
             return Err(invalid("HASH_KEY", "shorter than 16 characters"));
         }
-        let origination = crate::aws::OriginationIdentities::parse(
-            &env.req("ORIGINATION_IDENTITIES")?,
-        )
-        .map_err(|reason| ConfigError::Invalid {
-            var: "ORIGINATION_IDENTITIES",
-            reason,
-        })?;
+        let origination = OriginationIdentities::parse(&env.req("ORIGINATION_IDENTITIES")?)
+            .map_err(|reason| ConfigError::Invalid {
+                var: "ORIGINATION_IDENTITIES",
+                reason,
+            })?;
         let price = |var: &'static str| -> Result<Option<String>, ConfigError> {
             match env.opt(var) {
                 None => Ok(None),
@@ -330,7 +329,7 @@ impl PipelineConfig {
             org_name: env.opt("ORG_NAME").unwrap_or_else(|| "Okta".to_owned()),
             default_locale,
             template_cache_ttl: env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300)?,
-            eum: crate::aws::EumSettings {
+            eum: EumSettings {
                 origination,
                 configuration_set: env.opt("CONFIGURATION_SET_NAME"),
                 protect_configuration_id: env.opt("PROTECT_CONFIGURATION_ID"),
@@ -340,6 +339,58 @@ impl PipelineConfig {
             guard: guard_from_lookup(&get)?,
         })
     }
+}
+
+/// Origination identity (phone number, sender id, pool, or their ARNs) per
+/// destination country, with a default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginationIdentities {
+    default: Option<String>,
+    by_region: HashMap<String, String>,
+}
+
+impl OriginationIdentities {
+    /// Parses `{"default": "...", "US": "...", "CA": "..."}`.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let map: HashMap<String, String> = serde_json::from_str(json)
+            .map_err(|_| "expected a JSON object of strings".to_owned())?;
+        let mut out = OriginationIdentities::default();
+        for (k, v) in map {
+            if v.trim().is_empty() {
+                return Err(format!("empty identity for {k}"));
+            }
+            if k.eq_ignore_ascii_case("default") {
+                out.default = Some(v);
+            } else if k.len() == 2 && k.bytes().all(|b| b.is_ascii_alphabetic()) {
+                out.by_region.insert(k.to_ascii_uppercase(), v);
+            } else {
+                return Err(format!("{k} is not an ISO country code or \"default\""));
+            }
+        }
+        if out.default.is_none() && out.by_region.is_empty() {
+            return Err("no identity given".into());
+        }
+        Ok(out)
+    }
+
+    pub fn for_region(&self, region: Option<&str>) -> Option<&str> {
+        region
+            .and_then(|r| self.by_region.get(r))
+            .or(self.default.as_ref())
+            .map(String::as_str)
+    }
+}
+
+/// Provider controls from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct EumSettings {
+    pub origination: OriginationIdentities,
+    pub configuration_set: Option<String>,
+    pub protect_configuration_id: Option<String>,
+    /// Price cap per SMS part, in USD, as the API takes it (`"0.10"`).
+    pub max_price: Option<String>,
+    /// Price cap per voice minute, in USD.
+    pub max_price_per_minute: Option<String>,
 }
 
 #[cfg(test)]
@@ -464,10 +515,10 @@ mod tests {
         ])
         .unwrap()
         .guard;
-        assert_eq!(g.countries, crate::guard::AllowedCountries::All);
+        assert_eq!(g.countries, crate::flows::guard::AllowedCountries::All);
         assert_eq!(g.per_user, None);
         assert_eq!(g.per_country.map(|l| l.max), Some(300));
-        assert_eq!(c.guard, crate::guard::GuardSettings::default());
+        assert_eq!(c.guard, crate::flows::guard::GuardSettings::default());
         for (var, bad) in [
             ("ALLOWED_COUNTRIES", "USA"),
             ("RATE_LIMIT_PER_DESTINATION", "5"),
@@ -507,5 +558,22 @@ mod tests {
                 var: "AUTH_HEADER_SECRET"
             }
         );
+    }
+
+    #[test]
+    fn origination_by_country_with_default() {
+        let o = OriginationIdentities::parse(
+            r#"{"default":"pool-1","us":"+12065550100","CA":"+14165550100"}"#,
+        )
+        .unwrap();
+        assert_eq!(o.for_region(Some("US")), Some("+12065550100"));
+        assert_eq!(o.for_region(Some("CA")), Some("+14165550100"));
+        assert_eq!(o.for_region(Some("DE")), Some("pool-1"));
+        assert_eq!(o.for_region(None), Some("pool-1"));
+        let o = OriginationIdentities::parse(r#"{"US":"+12065550100"}"#).unwrap();
+        assert_eq!(o.for_region(Some("DE")), None);
+        assert!(OriginationIdentities::parse("{}").is_err());
+        assert!(OriginationIdentities::parse(r#"{"USA":"x"}"#).is_err());
+        assert!(OriginationIdentities::parse("[]").is_err());
     }
 }

@@ -2,48 +2,43 @@
 //! own AWS account.
 //!
 //! This crate holds all the logic; the Lambda binaries and the CLI are thin
-//! shells that build dependencies once and call the handlers here.
+//! shells that build dependencies once and call the handlers here. The
+//! folders follow the design (ARCHITECTURE.md walks one hook through them):
 //!
-//! - [`okta`]: the hook's wire types, validation into a `DeliveryRequest`,
-//!   response builders.
-//! - [`auth`]: bearer JWT verification with a JWKS cache, header secrets.
-//! - [`phone`], [`otp`], [`locale`], [`channel`]: newtypes that parse,
-//!   normalise and redact.
-//! - [`ingress`]: the API Gateway handler and its error-to-response mapping.
-//! - [`delivery`]: the `Delivery` port the ingress hands requests to, and
-//!   the `Messenger` port that sends one message.
-//! - [`pipeline`]: the ingress and dispatcher flows over the ports;
-//!   [`replay`]: draining the dead-letter queue on demand.
-//! - [`ledger`], [`queue`], [`template`], [`clock`]: the other ports, each
-//!   with an in-memory adapter; [`job`] is the queued job's format.
-//! - [`config`]: typed configuration from the environment.
-//! - [`guard`]: the toll-fraud checks; [`metrics`]: CloudWatch EMF lines.
-//! - [`chaos`]: fault-injecting wrappers for every port; [`invariants`]: the
-//!   after-run reconciliation of answers, ledger, queues and sends.
-//! - [`telemetry`]: log setup.
-//! - [`dev_issuer`]: a local OAuth signing key for local mode and tests.
+//! - [`domain`]: the values of one delivery, as newtypes that parse and
+//!   redact; no I/O, no wire formats.
+//! - [`okta`]: the hook on the wire, and its validation into the domain.
+//! - [`auth`]: proving a call comes from Okta (JWT with a JWKS cache, or a
+//!   header secret).
+//! - [`api`]: the HTTP edge: API Gateway proxy event in, proxy response out.
+//! - [`flows`]: the ingress, dispatcher and DLQ replay flows and the
+//!   toll-fraud guard, over the ports.
+//! - [`ledger`], [`queue`], [`messenger`], [`templates`]: each a port, its
+//!   in-memory (or local) adapter and its AWS adapter; [`clock`] is the
+//!   time port.
+//! - [`aws`]: the SDK configuration, clients and error classification the
+//!   AWS adapters share.
+//! - [`config`]: environment to typed settings; [`wiring`]: the one place
+//!   that builds a pipeline.
+//! - [`telemetry`]: logs and EMF metrics; [`crypto`]: keyed hashes and
+//!   random ids.
+//! - `testkit` (cargo feature `testkit`): chaos, invariants, doubles, a
+//!   manual clock, the dev OAuth issuer. Never in a Lambda binary.
 
+pub mod api;
 pub mod auth;
 pub mod aws;
-pub mod channel;
-pub mod chaos;
 pub mod clock;
 pub mod config;
-pub mod delivery;
-pub mod dev_issuer;
-pub mod guard;
-pub mod ingress;
-pub mod invariants;
-pub mod job;
+pub mod crypto;
+pub mod domain;
+pub mod flows;
 pub mod ledger;
-pub mod locale;
-pub mod metrics;
+pub mod messenger;
 pub mod okta;
-pub mod otp;
-pub mod outbox;
-pub mod phone;
-pub mod pipeline;
 pub mod queue;
-pub mod replay;
 pub mod telemetry;
-pub mod template;
+pub mod templates;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+pub mod wiring;

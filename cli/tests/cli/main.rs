@@ -1,0 +1,6 @@
+//! The `telehook` binary's tests, in one test binary: local mode
+//! (`serve`, `token`, `invoke`, `check`) and the operations commands
+//! against the local AWS API emulator.
+
+mod local_mode;
+mod ops;

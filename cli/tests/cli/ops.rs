@@ -1,0 +1,164 @@
+//! The operations commands of the real binary against the local AWS API
+//! emulator, reached the way an operator's shell reaches AWS: through the
+//! SDK environment (`AWS_ENDPOINT_URL`, region, credentials).
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../../shared/tests/suite/support/moto.rs"]
+mod moto;
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_telehook");
+
+fn telehook(url: &str, args: &[&str]) -> Output {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("AWS_ENDPOINT_URL", url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "telehook {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_push_and_list() {
+    let (_guard, m) = moto::moto().await;
+    let sdk = moto::sdk_config(&m.url).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    moto::create_templates_table(&ddb, "telehook-templates").await;
+    let pushed = telehook(
+        &m.url,
+        &[
+            "templates",
+            "push",
+            "templates",
+            "--table",
+            "telehook-templates",
+        ],
+    );
+    assert!(
+        stdout(&pushed).contains("24 templates from 12 files"),
+        "{}",
+        stdout(&pushed)
+    );
+    let listed = stdout(&telehook(
+        &m.url,
+        &["templates", "list", "--table", "telehook-templates"],
+    ));
+    assert_eq!(listed.lines().count(), 24, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("pt-BR") && l.contains("voice") && l.contains("Camila"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_start_runs_an_execution_and_reports_its_status() {
+    let (_guard, m) = moto::moto().await;
+    let sdk = moto::sdk_config(&m.url).await;
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let definition = serde_json::json!({
+        "StartAt": "Done",
+        "States": {"Done": {"Type": "Pass", "End": true}}
+    });
+    let arn = sfn
+        .create_state_machine()
+        .name("telehook-DlqReplay")
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/telehook-replay")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let out = stdout(&telehook(
+        &m.url,
+        &[
+            "replay",
+            "start",
+            "--max",
+            "25",
+            "--state-machine-arn",
+            &arn,
+        ],
+    ));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("execution arn:aws:states:")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("status ")), "{out}");
+    let executions = sfn
+        .list_executions()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(executions.executions().len(), 1);
+    let described = sfn
+        .describe_execution()
+        .execution_arn(executions.executions()[0].execution_arn())
+        .send()
+        .await
+        .unwrap();
+    let input: serde_json::Value = serde_json::from_str(described.input().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!({"max": 25, "batchSize": 25, "dryRun": false})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_status_finds_the_queues_from_stack_outputs() {
+    let (_guard, m) = moto::moto().await;
+    let sdk = moto::sdk_config(&m.url).await;
+    // Creating a stack takes the emulator a while; the project's hot-path
+    // timeouts are too short for this setup call.
+    let cfn = aws_sdk_cloudformation::Client::from_conf(
+        aws_sdk_cloudformation::config::Builder::from(&sdk)
+            .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
+            .build(),
+    );
+    let template = serde_json::json!({
+        "Resources": {
+            "Jobs": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "jobs.fifo", "FifoQueue": true}},
+            "Dead": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "jobs-dlq.fifo", "FifoQueue": true}}
+        },
+        "Outputs": {
+            "JobQueueUrl": {"Value": {"Ref": "Jobs"}},
+            "DeadLetterQueueUrl": {"Value": {"Ref": "Dead"}}
+        }
+    });
+    cfn.create_stack()
+        .stack_name("telehook-test")
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    let out = stdout(&telehook(
+        &m.url,
+        &["replay", "status", "--stack", "telehook-test"],
+    ));
+    assert!(
+        out.contains("queue: 0 visible, 0 in flight, 0 delayed"),
+        "{out}"
+    );
+    assert!(out.contains("dead-letter queue: 0 visible"), "{out}");
+}

@@ -1,0 +1,283 @@
+//! The HTTP edge, the ingress Lambda's handler: API Gateway REST proxy event
+//! in, proxy response out. Local mode turns plain HTTP into the same event.
+//!
+//! Authenticate, read the body (base64 or not, at most 64 KiB), validate it
+//! into a `DeliveryRequest`, hand it to the delivery port, and answer Okta.
+//! Every error becomes a response in one place, [`IngressError::to_response`]:
+//! 401 for authentication, HTTP 200 with Okta's error object for a hook we
+//! refuse, so that Okta falls back to its own provider.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderValue, Method};
+use thiserror::Error;
+use tracing::{Instrument, field};
+
+use crate::auth::{AuthError, Authenticator};
+use crate::config::Config;
+use crate::crypto::random_hex;
+use crate::domain::{ActionStatus, DeliveryOutcome};
+use crate::flows::Delivery;
+use crate::okta::{HookDefaults, HookResponse, InvalidHook, parse_hook};
+
+/// Okta's hook bodies are around 1 KiB; 64 KiB leaves room for growth and
+/// stops memory abuse.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the ingress handler needs, built once per process.
+pub struct IngressDeps {
+    pub auth: Authenticator,
+    pub defaults: HookDefaults,
+    pub delivery: Arc<dyn Delivery>,
+}
+
+impl std::fmt::Debug for IngressDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressDeps")
+            .field("auth", &self.auth)
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngressDeps {
+    /// No network I/O: clients are built, keys are fetched on first use.
+    /// The phone-number metadata is built here, at init, not on the first
+    /// request.
+    pub fn new(config: &Config, delivery: Arc<dyn Delivery>) -> Result<Self, reqwest::Error> {
+        crate::domain::phone::warm_up();
+        Ok(IngressDeps {
+            auth: Authenticator::from_config(&config.auth)?,
+            defaults: config.defaults.clone(),
+            delivery,
+        })
+    }
+}
+
+/// Every way a hook call can go wrong, mapped to a response in one place.
+#[derive(Debug, Error)]
+pub enum IngressError {
+    #[error("not authenticated: {0}")]
+    Unauthorized(#[from] AuthError),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("event is not an API Gateway proxy request")]
+    BadEvent,
+    #[error("invalid hook: {0}")]
+    Invalid(#[from] InvalidHook),
+}
+
+impl IngressError {
+    pub fn to_response(&self) -> ApiGatewayProxyResponse {
+        match self {
+            IngressError::Unauthorized(_) => {
+                let mut r = json_response(401, &HookResponse::error("Unauthorized", vec![]));
+                r.headers.insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer"),
+                );
+                r
+            }
+            IngressError::MethodNotAllowed => {
+                let mut r = json_response(405, &HookResponse::error("Method not allowed", vec![]));
+                r.headers
+                    .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+                r
+            }
+            IngressError::BadEvent => {
+                json_response(400, &HookResponse::error("Bad request", vec![]))
+            }
+            IngressError::Invalid(e) => json_response(200, &e.to_response()),
+        }
+    }
+}
+
+/// The Lambda entry point's view: the raw event JSON. A payload that is not
+/// a proxy event (a header value API Gateway would never pass, say) gets a
+/// 400 here instead of failing the invocation, and serde's message, which can
+/// quote header values, is not logged.
+pub async fn telehook_json(
+    deps: &IngressDeps,
+    payload: serde_json::Value,
+) -> ApiGatewayProxyResponse {
+    match serde_json::from_value::<ApiGatewayProxyRequest>(payload) {
+        Ok(event) => telehook(deps, event).await,
+        Err(e) => {
+            tracing::warn!(category = ?e.classify(), "event is not an API Gateway proxy request");
+            IngressError::BadEvent.to_response()
+        }
+    }
+}
+
+/// The ingress handler.
+pub async fn telehook(
+    deps: &IngressDeps,
+    event: ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let request_id = event.request_context.request_id.clone().unwrap_or_default();
+    let span = tracing::info_span!("hook", request_id = %request_id, event_id = field::Empty);
+    async move {
+        match handle(deps, event).await {
+            Ok(resp) => {
+                tracing::info!(status = resp.status().map(|s| s.as_str()).unwrap_or("ERROR"), "hook answered");
+                json_response(200, &resp)
+            }
+            Err(e) => {
+                match &e {
+                    IngressError::Unauthorized(a) => {
+                        tracing::warn!(reason = a.code(), detail = %a, "hook not authenticated")
+                    }
+                    IngressError::Invalid(i) => {
+                        tracing::warn!(field = i.location(), reason = i.reason(), detail = %i, "hook rejected")
+                    }
+                    other => tracing::error!(error = %other, "hook failed"),
+                }
+                e.to_response()
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle(
+    deps: &IngressDeps,
+    event: ApiGatewayProxyRequest,
+) -> Result<HookResponse, IngressError> {
+    // Budgets count from the moment the event reached this handler.
+    let arrived = tokio::time::Instant::now();
+    if event.http_method != Method::POST {
+        return Err(IngressError::MethodNotAllowed);
+    }
+    let headers = merged_headers(&event);
+    deps.auth.authenticate(&headers).await?;
+
+    let body = read_body(&event)?;
+    let request = parse_hook(&body, &deps.defaults)?;
+    tracing::Span::current().record("event_id", request.event_id.as_str());
+    tracing::info!(
+        request_type = request.request_type.short(),
+        channel = request.channel.as_str(),
+        locale = request.locale.as_str(),
+        to = %request.phone,
+        country = request.phone.region().map(|r| r.as_str()).unwrap_or("unknown"),
+        "hook accepted"
+    );
+
+    Ok(match deps.delivery.deliver(request, arrived).await {
+        DeliveryOutcome::Successful {
+            transaction_id,
+            metadata,
+        } => HookResponse::action(ActionStatus::Successful, Some(transaction_id), metadata),
+        DeliveryOutcome::Pending { metadata } => {
+            HookResponse::action(ActionStatus::Pending, None, metadata)
+        }
+        DeliveryOutcome::Failed { summary } => HookResponse::error(&summary, vec![]),
+    })
+}
+
+/// `headers` and `multiValueHeaders` together. `HeaderMap` keys are
+/// case-insensitive, which is what makes `AUTHORIZATION` and `authorization`
+/// the same header.
+fn merged_headers(event: &ApiGatewayProxyRequest) -> HeaderMap {
+    let mut headers = event.headers.clone();
+    for (name, value) in &event.multi_value_headers {
+        let present = headers.get_all(name).iter().any(|v| v == value);
+        if !present {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
+}
+
+fn read_body(event: &ApiGatewayProxyRequest) -> Result<Vec<u8>, InvalidHook> {
+    let raw = event.body.as_deref().unwrap_or_default();
+    let too_large = InvalidHook::TooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    let bytes = if event.is_base64_encoded {
+        // Checked before decoding so a huge body is never decoded.
+        if raw.len() > MAX_BODY_BYTES.div_ceil(3) * 4 + 4 {
+            return Err(too_large);
+        }
+        STANDARD
+            .decode(raw.trim())
+            .map_err(|_| InvalidHook::BadEncoding)?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(too_large);
+    }
+    Ok(bytes)
+}
+
+fn json_response(status: i64, body: &HookResponse) -> ApiGatewayProxyResponse {
+    let mut resp = ApiGatewayProxyResponse::default();
+    resp.status_code = status;
+    resp.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Each answer belongs to one user's login; nothing may cache it.
+    resp.headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    let text = serde_json::to_string(body).unwrap_or_else(|_| {
+        r#"{"error":{"errorSummary":"Could not deliver the code"}}"#.to_owned()
+    });
+    resp.body = Some(Body::Text(text));
+    resp
+}
+
+/// The API Gateway REST proxy event for a plain HTTP request, shaped as API
+/// Gateway builds it. Local mode uses it so the handler sees exactly what
+/// it sees in Lambda.
+pub fn proxy_event_from_http(
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    source_ip: Option<&str>,
+) -> ApiGatewayProxyRequest {
+    let mut event = ApiGatewayProxyRequest::default();
+    event.http_method = method.clone();
+    event.path = Some(path.to_owned());
+    event.resource = Some(path.to_owned());
+    event.headers = headers.clone();
+    event.multi_value_headers = headers.clone();
+    match std::str::from_utf8(body) {
+        Ok(text) => {
+            event.body = (!body.is_empty()).then(|| text.to_owned());
+            event.is_base64_encoded = false;
+        }
+        Err(_) => {
+            event.body = Some(STANDARD.encode(body));
+            event.is_base64_encoded = true;
+        }
+    }
+    let ctx = &mut event.request_context;
+    ctx.request_id = Some(random_hex(16));
+    ctx.http_method = method;
+    ctx.path = Some(path.to_owned());
+    ctx.resource_path = Some(path.to_owned());
+    ctx.stage = Some("local".to_owned());
+    ctx.identity.source_ip = source_ip.map(str::to_owned);
+    event
+}
+
+/// The parts of a proxy response, for serving it over plain HTTP.
+pub fn http_parts(resp: &ApiGatewayProxyResponse) -> (u16, HeaderMap, Vec<u8>) {
+    let status = u16::try_from(resp.status_code).unwrap_or(500);
+    let body = match &resp.body {
+        Some(Body::Text(t)) => t.clone().into_bytes(),
+        Some(Body::Binary(b)) => b.clone(),
+        _ => Vec::new(),
+    };
+    (status, resp.headers.clone(), body)
+}

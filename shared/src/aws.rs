@@ -1,0 +1,137 @@
+//! What the AWS adapters share: the SDK configuration, the clients, and the
+//! classification of SDK errors. The adapters themselves live beside their
+//! ports: `ledger::dynamo`, `queue::sqs`, `templates::dynamo`,
+//! `messenger::eum`.
+//!
+//! Clients are built once per process from one `SdkConfig`, which reads the
+//! normal AWS environment (region, credentials, `AWS_ENDPOINT_URL` and the
+//! service-specific `AWS_ENDPOINT_URL_*`, which is how tests reach the local
+//! emulator and the SMS/voice stub). Building them does no network I/O.
+//!
+//! SDK errors are classified once, here: throttling, timeouts, transport
+//! failures and 5xx are retryable; everything else is permanent.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+pub use aws_config::SdkConfig;
+pub use aws_sdk_dynamodb::Client as DynamoDbClient;
+pub use aws_sdk_sqs::Client as SqsClient;
+
+/// Loads the shared SDK configuration. Attempts are short because the
+/// ingress answers Okta within 3 seconds; the SDK retries throttling and
+/// transient errors up to three attempts with jittered backoff.
+pub async fn load_sdk_config() -> SdkConfig {
+    sdk_config_loader().load().await
+}
+
+/// The loader behind [`load_sdk_config`], for callers that add settings
+/// (tests pointing at the local emulator, say).
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(800))
+                .operation_attempt_timeout(Duration::from_millis(1500))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(500)),
+        )
+}
+
+/// The SDK clients, created once per process.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sms_voice: aws_sdk_pinpointsmsvoicev2::Client,
+}
+
+impl AwsClients {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            sms_voice: aws_sdk_pinpointsmsvoicev2::Client::new(sdk),
+        }
+    }
+}
+
+/// Error codes that mean "slow down or try again".
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TransactionInProgressException",
+    "InternalServerException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "KMSThrottlingException",
+];
+
+/// How an SDK call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub retryable: bool,
+    /// The service's error code, or the transport failure kind.
+    pub code: String,
+}
+
+/// Classifies any SDK error. The status code needs the raw response, which
+/// every generated client shares the type of.
+pub fn classify<E>(err: &SdkError<E, aws_smithy_runtime_api_http::HttpResponse>) -> Classified
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::TimeoutError(_) => Classified {
+            retryable: true,
+            code: "Timeout".into(),
+        },
+        SdkError::DispatchFailure(_) => Classified {
+            retryable: true,
+            code: "DispatchFailure".into(),
+        },
+        SdkError::ResponseError(_) => Classified {
+            retryable: true,
+            code: "ResponseError".into(),
+        },
+        SdkError::ConstructionFailure(_) => Classified {
+            retryable: false,
+            code: "ConstructionFailure".into(),
+        },
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("Unknown").to_owned();
+            let status = se.raw().status().as_u16();
+            Classified {
+                retryable: status >= 500 || RETRYABLE_CODES.contains(&code.as_str()),
+                code,
+            }
+        }
+        _ => Classified {
+            retryable: true,
+            code: "Unknown".into(),
+        },
+    }
+}
+
+/// The raw HTTP response type shared by all generated clients.
+mod aws_smithy_runtime_api_http {
+    pub use aws_sdk_dynamodb::config::http::HttpResponse;
+}

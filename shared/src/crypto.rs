@@ -1,0 +1,52 @@
+//! Keyed hashes and random identifiers: the two places we need
+//! cryptography outside authentication.
+
+/// Keyed hash (HMAC-SHA256, 128 bits in hex): stable across instances,
+/// useless to anyone without the key. Message group ids and rate-limit keys
+/// are made with it.
+pub fn keyed_hash(key: &[u8], value: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, value.as_bytes());
+    hex(&tag.as_ref()[..16])
+}
+
+/// Lower-case hex of `n` random bytes from the system CSPRNG.
+///
+/// These ids tell claim owners apart, so they must differ even if the system
+/// source fails. It practically never does; if it does, the failure is
+/// logged and the bytes come from `fastrand`, whose per-thread state is
+/// seeded from the process's own randomness: not secret, but unique, which
+/// is all an owner token or a request id needs.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    if aws_lc_rs::rand::fill(&mut buf).is_err() {
+        tracing::error!("the system random source failed; using a non-cryptographic one");
+        buf.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    }
+    hex(&buf)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_ids() {
+        assert_eq!(keyed_hash(b"k", "a"), keyed_hash(b"k", "a"));
+        assert_ne!(keyed_hash(b"k", "a"), keyed_hash(b"j", "a"));
+        assert_eq!(keyed_hash(b"k", "a").len(), 32);
+        let (a, b) = (random_hex(16), random_hex(16));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+}

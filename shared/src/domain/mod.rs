@@ -1,0 +1,24 @@
+//! The domain: the values one OTP delivery is made of, as newtypes that
+//! parse at the edge, keep their invariants and redact themselves when
+//! printed. No I/O and no wire formats live here (the queued [`Job`] is our
+//! own format, versioned, and owned here because every flow reads it).
+
+pub mod channel;
+pub mod event;
+pub mod job;
+pub mod locale;
+pub mod otp;
+pub mod outcome;
+pub mod phone;
+pub mod problem;
+pub mod request;
+
+pub use channel::{Channel, ChannelError};
+pub use event::{EventId, RequestType};
+pub use job::{Job, JobError};
+pub use locale::{Locale, LocaleError};
+pub use otp::{Otp, OtpError};
+pub use outcome::{ActionStatus, DeliveryOutcome};
+pub use phone::{PhoneError, PhoneNumber, Region};
+pub use problem::Problem;
+pub use request::DeliveryRequest;

@@ -1,0 +1,229 @@
+//! The dispatcher flow: one SQS FIFO batch of jobs in, the partial batch
+//! failures out ([`dispatch_batch`]); and [`poll_once`], which plays Lambda's
+//! SQS event source mapping for local mode and tests.
+//!
+//! Per job: expired → EXPIRED and acknowledged; already settled →
+//! acknowledged; otherwise claim, render, send, SENT. A retryable failure
+//! releases the claim and reports the job, with every later job of its
+//! message group, so FIFO order holds. A job that cannot be read is
+//! reported, so the redrive policy moves it to the dead-letter queue
+//! untouched.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, field};
+
+use super::{Pipeline, failure_text, millis};
+use crate::crypto::random_hex;
+use crate::domain::{DeliveryRequest, Job};
+use crate::ledger::{Claim, ClaimOutcome, LedgerError};
+use crate::queue::{JobQueue, QueueError};
+
+/// Why a job's handling stopped early. `Settled` is acknowledged (the
+/// ledger already holds its end); the others are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Settled,
+    Retry,
+    Poison(&'static str),
+}
+
+impl Pipeline {
+    /// One job from the queue. `Ok(())` acknowledges it.
+    async fn dispatch_one(&self, record: &SqsMessage) -> Result<(), Verdict> {
+        let req = read_job(record)?;
+        tracing::Span::current().record("event_id", req.event_id.as_str());
+        let now = self.clock.now();
+        if req.otp_expires <= now {
+            return self.expire(&req, now).await;
+        }
+        let owner = random_hex(16);
+        self.claim_for_dispatch(&req, &owner, now).await?;
+        match self.send_once(&req).await {
+            Ok(receipt) => {
+                if let Err(e) = self.record_sent(&req.event_id, &receipt).await {
+                    // Acknowledged anyway: retrying the job would send again.
+                    tracing::error!(error = %e, "sent, but could not record it");
+                }
+                tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent by the dispatcher");
+                Ok(())
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "provider busy; retrying later");
+                self.release(&req.event_id, &owner, &failure_text(&e)).await;
+                Err(Verdict::Retry)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "provider refused the message");
+                match self
+                    .record_failed(&req.event_id, &owner, &failure_text(&e))
+                    .await
+                {
+                    Ok(()) | Err(LedgerError::LostClaim) => Ok(()),
+                    Err(le) => {
+                        // Not acknowledged: a later try, after the lease, records it.
+                        tracing::warn!(error = %le, "could not record the failure; retrying later");
+                        Err(Verdict::Retry)
+                    }
+                }
+            }
+        }
+    }
+
+    /// An expired job is recorded EXPIRED and acknowledged, never sent.
+    async fn expire(&self, req: &DeliveryRequest, now: DateTime<Utc>) -> Result<(), Verdict> {
+        tracing::info!("OTP expired before delivery; dropping the job");
+        self.settings.metrics.expired(req.channel);
+        let ttl = self.expires_at(req.otp_expires);
+        let recorded = self
+            .record("mark_expired", || {
+                self.ledger
+                    .mark_expired(&req.event_id, now.timestamp_millis(), ttl)
+            })
+            .await;
+        recorded.map_err(|e| {
+            // Not acknowledged: the job comes back and the next try records it.
+            tracing::warn!(error = %e, "could not record the expiry; retrying later");
+            Verdict::Retry
+        })
+    }
+
+    /// Claims the event for this job. `Err(Retry)` when someone else holds
+    /// it or the ledger cannot be reached; `Ok` for a claim, and the
+    /// acknowledgement (`Err(Settled)`) when the event is already settled.
+    async fn claim_for_dispatch(
+        &self,
+        req: &DeliveryRequest,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Verdict> {
+        let claim = Claim {
+            event_id: &req.event_id,
+            channel: req.channel,
+            owner,
+            now_ms: now.timestamp_millis(),
+            lease_ms: millis(self.settings.dispatcher_lease),
+            expires_at: self.expires_at(req.otp_expires),
+        };
+        match self.ledger.claim(&claim).await {
+            Ok(ClaimOutcome::Claimed { attempts }) => {
+                tracing::info!(attempts, "job claimed");
+                Ok(())
+            }
+            Ok(ClaimOutcome::Busy { .. }) => {
+                tracing::info!("event is held by another worker; retrying later");
+                Err(Verdict::Retry)
+            }
+            Ok(other) => {
+                tracing::info!(state = ?other, "event already settled; acknowledging the job");
+                Err(Verdict::Settled)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger unavailable; retrying later");
+                Err(Verdict::Retry)
+            }
+        }
+    }
+}
+
+/// The job in a record, or the reason it is poison.
+fn read_job(record: &SqsMessage) -> Result<DeliveryRequest, Verdict> {
+    let body = record.body.as_deref().ok_or(Verdict::Poison("no body"))?;
+    let job = Job::decode(body).map_err(|e| {
+        tracing::error!(error = %e, "unreadable job; leaving it for the dead-letter queue");
+        Verdict::Poison("not a job")
+    })?;
+    job.to_request().map_err(|e| {
+        tracing::error!(error = %e, "invalid job; leaving it for the dead-letter queue");
+        Verdict::Poison("invalid job")
+    })
+}
+
+/// The dispatcher flow over one SQS FIFO batch, in order. A failed message
+/// is reported together with every later message of its group, so FIFO
+/// order holds; other groups go on.
+pub async fn dispatch_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let mut failed_groups: HashSet<String> = HashSet::new();
+    for record in &event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let group = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
+        let span = tracing::info_span!("job", message_id = %message_id, event_id = field::Empty);
+        let verdict = if failed_groups.contains(&group) {
+            span.in_scope(|| {
+                tracing::info!("an earlier message of this group failed; keeping order")
+            });
+            Err(Verdict::Retry)
+        } else {
+            pipeline.dispatch_one(record).instrument(span).await
+        };
+        match verdict {
+            Ok(()) | Err(Verdict::Settled) => {}
+            Err(v) => {
+                if let Verdict::Poison(why) = v {
+                    tracing::error!(message_id = %message_id, reason = why, "poison message reported for redrive");
+                }
+                failed_groups.insert(group);
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    response
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollReport {
+    pub received: usize,
+    pub deleted: usize,
+    pub failed: usize,
+}
+
+/// Plays Lambda's SQS event source mapping once: receive up to 10 messages,
+/// build the `SqsEvent`, call the dispatcher handler, delete what succeeded.
+/// Reported failures are left to the visibility timeout and the redrive.
+pub async fn poll_once(
+    queue: &dyn JobQueue,
+    pipeline: &Pipeline,
+    wait: Duration,
+) -> Result<PollReport, QueueError> {
+    let messages = queue.receive(10, wait).await?;
+    if messages.is_empty() {
+        return Ok(PollReport::default());
+    }
+    let arn = queue.arn();
+    let mut event = SqsEvent::default();
+    event.records = messages.iter().map(|m| m.to_sqs_message(&arn)).collect();
+    let response = dispatch_batch(pipeline, event).await;
+    let failed: HashSet<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    let mut report = PollReport {
+        received: messages.len(),
+        ..PollReport::default()
+    };
+    for m in &messages {
+        if failed.contains(m.message_id.as_str()) {
+            report.failed += 1;
+            continue;
+        }
+        match queue.delete(&m.receipt_handle).await {
+            Ok(()) => report.deleted += 1,
+            Err(e) => {
+                tracing::warn!(message_id = %m.message_id, error = %e, "could not delete a handled message")
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,196 @@
+//! The ingress flow: one validated hook request in, Okta's answer out.
+//!
+//! Guard against toll fraud, claim the event in the ledger, queue the job,
+//! then try to send inside the fast-path budget. SUCCESSFUL only after the
+//! provider accepted; PENDING only once the job is queued; FAILED otherwise,
+//! so that Okta falls back to its own provider.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use super::{Delivery, Pipeline, failure_text, guard, millis};
+use crate::crypto::random_hex;
+use crate::domain::{DeliveryOutcome, DeliveryRequest};
+use crate::ledger::{Claim, ClaimOutcome};
+use crate::messenger::SendError;
+
+impl Pipeline {
+    /// The ingress flow: guard, claim, enqueue, then try to send inside the
+    /// budget. Counts the hook and its answer in the metrics.
+    pub async fn handle_hook(&self, req: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
+        let channel = req.channel;
+        let metrics = &self.settings.metrics;
+        metrics.hook_received(channel);
+        let outcome = self.answer_hook(req, arrived).await;
+        let status = outcome.status().as_str();
+        metrics.answered(channel, status);
+        metrics.latency(
+            "FastPathLatency",
+            channel,
+            status,
+            arrived.elapsed().as_secs_f64() * 1000.0,
+        );
+        outcome
+    }
+
+    async fn answer_hook(&self, req: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
+        let now = self.clock.now();
+        if req.otp_expires <= now {
+            tracing::warn!("OTP already expired on arrival; not sending");
+            return Self::failed();
+        }
+        let guarded = guard::check(
+            &self.settings.guard,
+            self.ledger.as_ref(),
+            &self.settings.hash_key,
+            &req,
+            now.timestamp_millis(),
+        )
+        .await;
+        if let Err(refusal) = guarded {
+            tracing::warn!(reason = ?refusal, to = %req.phone, "refused by the toll-fraud guard");
+            self.settings.metrics.refused(req.channel, refusal.kind());
+            return Self::failed();
+        }
+        let owner = random_hex(16);
+        let attempts = match self.claim_for_hook(&req, &owner, now).await {
+            Ok(attempts) => attempts,
+            Err(answer) => return answer,
+        };
+
+        let enqueued = self.enqueue(&req).await;
+        match &enqueued {
+            Ok(id) => tracing::info!(queue_message_id = %id, "job queued"),
+            Err(e) => tracing::error!(error = %e, "could not queue the job; trying to send inline"),
+        }
+        let queued = enqueued.is_ok();
+        if !self.settings.fast_path && queued {
+            // Hand the claim to the dispatcher right away.
+            self.release(&req.event_id, &owner, "queued").await;
+            return pending(&req, "queued");
+        }
+        self.fast_path(&req, &owner, attempts, queued, arrived)
+            .await
+    }
+
+    /// Claims the event for this hook. `Err` carries the answer when the
+    /// ledger already knows the event, or cannot be reached.
+    async fn claim_for_hook(
+        &self,
+        req: &DeliveryRequest,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, DeliveryOutcome> {
+        let claim = Claim {
+            event_id: &req.event_id,
+            channel: req.channel,
+            owner,
+            now_ms: now.timestamp_millis(),
+            lease_ms: millis(self.settings.ingress_lease),
+            expires_at: self.expires_at(req.otp_expires),
+        };
+        match self.ledger.claim(&claim).await {
+            Ok(ClaimOutcome::Claimed { attempts }) => Ok(attempts),
+            Ok(ClaimOutcome::AlreadySent { message_id }) => {
+                tracing::info!("event already sent; answering from the ledger");
+                Err(DeliveryOutcome::Successful {
+                    transaction_id: message_id.unwrap_or_else(|| req.event_id.to_string()),
+                    metadata: Some(format!("channel={}; duplicate", req.channel)),
+                })
+            }
+            Ok(ClaimOutcome::Busy { .. }) => {
+                // Another worker holds the event. PENDING is only true once the
+                // job is queued, and that worker may have died before queuing
+                // it: queue it too. The dedup id (the eventId) makes a second
+                // copy vanish, and the ledger makes a second send impossible.
+                tracing::info!("event is being delivered by another worker");
+                Err(match self.enqueue(req).await {
+                    Ok(_) => pending(req, "in progress"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "event held elsewhere and not queued here; Okta will use its own provider");
+                        Self::failed()
+                    }
+                })
+            }
+            Ok(ClaimOutcome::AlreadyFailed { .. }) | Ok(ClaimOutcome::AlreadyExpired) => {
+                tracing::info!("event already ended unsent");
+                Err(Self::failed())
+            }
+            Err(e) => {
+                // Without the ledger there is no idempotency; let Okta deliver.
+                tracing::error!(error = %e, "ledger unavailable; Okta will use its own provider");
+                Err(Self::failed())
+            }
+        }
+    }
+
+    /// Sends inline until the deadline and answers from what happened.
+    async fn fast_path(
+        &self,
+        req: &DeliveryRequest,
+        owner: &str,
+        attempts: u32,
+        queued: bool,
+        arrived: Instant,
+    ) -> DeliveryOutcome {
+        let deadline = arrived + self.settings.fast_path_budget;
+        let why = match tokio::time::timeout_at(deadline, self.send_once(req)).await {
+            Ok(Ok(receipt)) => {
+                if let Err(e) = self.record_sent(&req.event_id, &receipt).await {
+                    tracing::error!(error = %e, "sent, but could not record it; the dispatcher may send once more");
+                }
+                tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent on the fast path");
+                return DeliveryOutcome::Successful {
+                    transaction_id: receipt.message_id,
+                    metadata: Some(format!("channel={}; attempt={attempts}", req.channel)),
+                };
+            }
+            Ok(Err(e)) if !e.is_retryable() => return self.refused(req, owner, &e).await,
+            Ok(Err(e)) => failure_text(&e),
+            Err(_) => "fast-path deadline".to_owned(),
+        };
+        tracing::info!(reason = %why, queued, "fast path did not confirm a send");
+        if queued {
+            self.release(&req.event_id, owner, &why).await;
+            return pending(req, "queued");
+        }
+        // Neither queued nor sent: nothing of ours will deliver it.
+        let _ = self
+            .ledger
+            .mark_failed(
+                &req.event_id,
+                owner,
+                &format!("not queued; {why}"),
+                self.clock.now_ms(),
+            )
+            .await;
+        Self::failed()
+    }
+
+    /// The provider refused the message for good: record it and answer
+    /// FAILED, so Okta uses its own provider.
+    async fn refused(&self, req: &DeliveryRequest, owner: &str, e: &SendError) -> DeliveryOutcome {
+        tracing::warn!(error = %e, "provider refused the message");
+        if let Err(le) = self
+            .record_failed(&req.event_id, owner, &failure_text(e))
+            .await
+        {
+            tracing::warn!(error = %le, "could not record the failure");
+        }
+        Self::failed()
+    }
+}
+
+fn pending(req: &DeliveryRequest, why: &str) -> DeliveryOutcome {
+    DeliveryOutcome::Pending {
+        metadata: Some(format!("channel={}; {why}", req.channel)),
+    }
+}
+
+#[async_trait]
+impl Delivery for Pipeline {
+    async fn deliver(&self, request: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
+        self.handle_hook(request, arrived).await
+    }
+}

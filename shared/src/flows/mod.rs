@@ -1,0 +1,271 @@
+//! The flows, as pure orchestration over the ports:
+//!
+//! - [`hook`]: the ingress flow ([`Pipeline::handle_hook`]): guard, claim,
+//!   enqueue, fast path;
+//! - [`dispatch`]: the dispatcher flow ([`dispatch::dispatch_batch`]) and
+//!   [`dispatch::poll_once`], which plays Lambda's SQS event source for local
+//!   mode and tests;
+//! - [`replay`]: draining the dead-letter queue on demand;
+//! - [`guard`]: the toll-fraud checks the ingress runs first.
+//!
+//! This module owns the [`Pipeline`] (the ports and settings every flow
+//! shares, built by `wiring`), the [`Delivery`] port the HTTP edge hands
+//! requests to, and the steps the flows share: render and send once, record
+//! a terminal state, queue a job.
+//!
+//! The invariant, from DESIGN.md: SUCCESSFUL only after the provider
+//! accepted the message; PENDING only after the job is durably queued;
+//! otherwise Okta is told to use its fallback. No accepted OTP is lost, and
+//! no OTP is sent twice once a send was confirmed.
+
+pub mod dispatch;
+pub mod guard;
+pub mod hook;
+pub mod replay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::crypto::keyed_hash;
+use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, Job, PhoneNumber};
+use crate::ledger::{Ledger, LedgerError};
+use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
+use crate::okta::SUMMARY_NOT_DELIVERED;
+use crate::queue::{JobQueue, OutgoingMessage, QueueError};
+use crate::telemetry::metrics::Metrics;
+use crate::templates::Templates;
+
+pub use dispatch::{PollReport, dispatch_batch, poll_once};
+pub use guard::GuardSettings;
+
+/// What the HTTP edge hands a validated request to. The pipeline is the
+/// real one; the test kit has a recording double.
+#[async_trait]
+pub trait Delivery: Send + Sync {
+    /// `arrived` is when the hook request arrived; budgets count from it.
+    async fn deliver(&self, request: DeliveryRequest, arrived: Instant) -> DeliveryOutcome;
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Try to send inline before answering Okta.
+    pub fast_path: bool,
+    /// Deadline for the fast path, counted from request arrival.
+    pub fast_path_budget: Duration,
+    /// How long an ingress claim holds. Longer than the fast path, shorter
+    /// than the time before the dispatcher would retry a busy job.
+    pub ingress_lease: Duration,
+    /// How long a dispatcher claim holds; longer than one provider call.
+    pub dispatcher_lease: Duration,
+    /// How long a ledger record is kept after the OTP expires.
+    pub retention: Duration,
+    /// Key for the keyed hash of destinations (message group ids, rate keys).
+    pub hash_key: Vec<u8>,
+    /// Country allow-list, number-type check and rate limits.
+    pub guard: GuardSettings,
+    /// Where delivery metrics go (EMF on stdout in Lambda).
+    pub metrics: Metrics,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            fast_path: true,
+            fast_path_budget: Duration::from_millis(2000),
+            ingress_lease: Duration::from_secs(15),
+            dispatcher_lease: Duration::from_secs(60),
+            retention: Duration::from_secs(86_400),
+            hash_key: Vec::new(),
+            guard: GuardSettings::default(),
+            metrics: Metrics::default(),
+        }
+    }
+}
+
+/// Everything the flows need, built once per process by
+/// `wiring::PipelineBuilder` (`non_exhaustive` keeps it the only way).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Pipeline {
+    pub ledger: Arc<dyn Ledger>,
+    pub queue: Arc<dyn JobQueue>,
+    pub messenger: Arc<dyn Messenger>,
+    pub templates: Templates,
+    pub clock: Arc<dyn Clock>,
+    pub settings: PipelineSettings,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The FIFO message group id of a destination.
+pub fn destination_hash(key: &[u8], phone: &PhoneNumber) -> String {
+    keyed_hash(key, phone.e164())
+}
+
+/// Why a send was not confirmed, for the ledger and the logs.
+fn failure_text(e: &SendError) -> String {
+    match e {
+        SendError::Retryable { code } => format!("retryable:{code}"),
+        SendError::Permanent { code, reason } => match reason {
+            Some(r) => format!("permanent:{code}:{r}"),
+            None => format!("permanent:{code}"),
+        },
+    }
+}
+
+impl Pipeline {
+    /// Assembles a pipeline from its parts; `wiring::PipelineBuilder` is the
+    /// public way in.
+    pub(crate) fn from_parts(
+        ledger: Arc<dyn Ledger>,
+        queue: Arc<dyn JobQueue>,
+        messenger: Arc<dyn Messenger>,
+        templates: Templates,
+        clock: Arc<dyn Clock>,
+        settings: PipelineSettings,
+    ) -> Self {
+        Pipeline {
+            ledger,
+            queue,
+            messenger,
+            templates,
+            clock,
+            settings,
+        }
+    }
+
+    /// The TTL of a ledger record: the OTP's expiry plus the retention.
+    pub(crate) fn expires_at(&self, otp_expires: DateTime<Utc>) -> i64 {
+        otp_expires.timestamp() + i64::try_from(self.settings.retention.as_secs()).unwrap_or(86_400)
+    }
+
+    fn failed() -> DeliveryOutcome {
+        DeliveryOutcome::Failed {
+            summary: SUMMARY_NOT_DELIVERED.to_owned(),
+        }
+    }
+
+    /// Renders and sends one message, and times the provider call. The code
+    /// is only in the message.
+    async fn send_once(&self, req: &DeliveryRequest) -> Result<SendReceipt, SendError> {
+        let now = self.clock.now();
+        let remaining = (req.otp_expires - now).num_seconds().max(0);
+        let minutes = (remaining + 59) / 60;
+        let rendered = self
+            .templates
+            .render(&req.locale, req.channel, &req.otp, minutes)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "no template renders for this request");
+                SendError::Permanent {
+                    code: "TemplateError".into(),
+                    reason: None,
+                }
+            })?;
+        let started = Instant::now();
+        let result = self
+            .messenger
+            .send(&OutboundMessage {
+                event_id: req.event_id.clone(),
+                request_type: req.request_type.short().to_owned(),
+                to: req.phone.clone(),
+                rendered,
+                ttl_seconds: remaining,
+            })
+            .await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let outcome = match &result {
+            Ok(_) => "ACCEPTED",
+            Err(e) if e.is_retryable() => "RETRYABLE",
+            Err(_) => "PERMANENT",
+        };
+        let country = req.phone.region().map(|r| r.as_str()).unwrap_or("unknown");
+        self.settings
+            .metrics
+            .provider_latency(req.channel, country, outcome, elapsed_ms);
+        tracing::debug!(
+            elapsed_ms = elapsed_ms.round() as u64,
+            outcome,
+            "provider call"
+        );
+        result
+    }
+
+    /// Writes a terminal state, retrying passing ledger errors a few times
+    /// with short backoff: a send that went out but was never recorded is a
+    /// send someone may repeat.
+    async fn record<F, Fut>(&self, what: &'static str, write: F) -> Result<(), LedgerError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), LedgerError>>,
+    {
+        write
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(10))
+                    .with_max_delay(Duration::from_millis(200))
+                    .with_max_times(5),
+            )
+            .when(LedgerError::is_retryable)
+            .notify(|e, _| tracing::debug!(error = %e, what, "retrying a ledger write"))
+            .await
+    }
+
+    /// Records a confirmed send (with retries).
+    async fn record_sent(
+        &self,
+        event_id: &EventId,
+        receipt: &SendReceipt,
+    ) -> Result<(), LedgerError> {
+        self.record("mark_sent", || {
+            self.ledger
+                .mark_sent(event_id, &receipt.message_id, self.clock.now_ms())
+        })
+        .await
+    }
+
+    /// Records a permanent failure (with retries).
+    async fn record_failed(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        why: &str,
+    ) -> Result<(), LedgerError> {
+        self.record("mark_failed", || {
+            self.ledger
+                .mark_failed(event_id, owner, why, self.clock.now_ms())
+        })
+        .await
+    }
+
+    /// Hands the claim back after a send that did not happen, so the next
+    /// try need not wait for the lease. A failure here only costs that wait.
+    async fn release(&self, event_id: &EventId, owner: &str, why: &str) {
+        if let Err(e) = self
+            .ledger
+            .release(event_id, owner, why, self.clock.now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "could not release the claim; the next try waits for the lease");
+        }
+    }
+
+    /// Queues the job for the dispatcher; the eventId is the dedup id.
+    async fn enqueue(&self, req: &DeliveryRequest) -> Result<String, QueueError> {
+        self.queue
+            .send(OutgoingMessage {
+                body: Job::from_request(req).encode(),
+                group_id: destination_hash(&self.settings.hash_key, &req.phone),
+                dedup_id: req.event_id.as_str().to_owned(),
+            })
+            .await
+    }
+}

@@ -1,0 +1,357 @@
+//! The ledger on DynamoDB: one table, `pk` as the only key.
+//!
+//! Event records are `pk = "evt#<eventId>"` with `status`, `leaseUntil`
+//! (epoch ms), `attempts`, `channel`, `messageId`, `failure`, `owner`,
+//! `updatedAt` (epoch ms) and `expiresAt` (epoch s, the table's TTL
+//! attribute). Every state change is one `UpdateItem` with a condition, so
+//! concurrent workers cannot both win a claim.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use crate::aws::classify;
+use crate::domain::EventId;
+use crate::domain::channel::Channel;
+use crate::ledger::{
+    Claim, ClaimOutcome, Ledger, LedgerError, LedgerRecord, RateCount, RateDecision, Status,
+    claimable, outcome_of_conflict,
+};
+
+#[derive(Debug, Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(event_id: &EventId) -> AttributeValue {
+    s(&format!("evt#{}", event_id.as_str()))
+}
+
+fn get_s(item: &Item, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n(item: &Item, k: &str) -> Option<i64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Reads a record; `None` for an item that is not an event record.
+pub fn record_from_item(item: &Item) -> Option<LedgerRecord> {
+    let pk = get_s(item, "pk")?;
+    let event_id = pk.strip_prefix("evt#")?.to_owned();
+    Some(LedgerRecord {
+        event_id,
+        status: Status::parse(&get_s(item, "status")?)?,
+        lease_until_ms: get_n(item, "leaseUntil").unwrap_or(0),
+        attempts: get_n(item, "attempts")
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(0),
+        channel: get_s(item, "channel").and_then(|c| Channel::parse(&c).ok()),
+        message_id: get_s(item, "messageId"),
+        failure: get_s(item, "failure"),
+        owner: get_s(item, "owner"),
+        updated_at_ms: get_n(item, "updatedAt").unwrap_or(0),
+        expires_at: get_n(item, "expiresAt").unwrap_or(0),
+    })
+}
+
+fn ledger_error<E>(
+    e: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> LedgerError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    let c = classify(e);
+    if c.retryable {
+        LedgerError::Unavailable(c.code)
+    } else {
+        LedgerError::Rejected(c.code)
+    }
+}
+
+fn is_condition_failure(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    matches!(
+        e.as_service_error(),
+        Some(UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoLedger {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn update(
+        &self,
+        event_id: &EventId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(event_id))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#lease", "leaseUntil")
+            .expression_attribute_names("#updated", "updatedAt")
+    }
+}
+
+#[async_trait]
+impl Ledger for DynamoLedger {
+    #[tracing::instrument(level = "debug", skip_all, fields(scope = c.scope))]
+    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&c.record_key()))
+            .update_expression("ADD #n :one, #ids :idset SET #exp = :exp")
+            .condition_expression(
+                "attribute_not_exists(pk) OR (NOT contains(#ids, :id) AND #n < :limit)",
+            )
+            .expression_attribute_names("#n", "count")
+            .expression_attribute_names("#ids", "eventIds")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(
+                ":idset",
+                AttributeValue::Ss(vec![c.event_id.as_str().to_owned()]),
+            )
+            .expression_attribute_values(":id", s(c.event_id.as_str()))
+            .expression_attribute_values(":limit", n(i64::from(c.limit)))
+            .expression_attribute_values(":exp", n(c.expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let count_of = |item: Option<&Item>| {
+            item.and_then(|i| get_n(i, "count"))
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        };
+        match result {
+            Ok(out) => Ok(RateDecision::Allowed {
+                count: count_of(out.attributes()),
+            }),
+            Err(e) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =
+                    e.as_service_error()
+                {
+                    let old = ccf.item();
+                    let counted = old
+                        .and_then(|i| i.get("eventIds"))
+                        .and_then(|v| v.as_ss().ok())
+                        .is_some_and(|ids| ids.iter().any(|id| id == c.event_id.as_str()));
+                    let count = count_of(old);
+                    return Ok(if counted {
+                        RateDecision::Allowed { count }
+                    } else {
+                        RateDecision::Refused { count }
+                    });
+                }
+                Err(ledger_error(&e))
+            }
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %c.event_id))]
+    async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
+        let result = self
+            .update(c.event_id)
+            .update_expression(
+                "SET #s = :inprog, #lease = :lease, #owner = :owner, \
+                 #attempts = if_not_exists(#attempts, :zero) + :one, \
+                 #channel = :channel, #updated = :now, #exp = :exp",
+            )
+            .condition_expression("attribute_not_exists(pk) OR (#s = :inprog AND #lease <= :now)")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_names("#channel", "channel")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
+            .expression_attribute_values(":lease", n(c.now_ms + c.lease_ms))
+            .expression_attribute_values(":owner", s(c.owner))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":channel", s(c.channel.as_str()))
+            .expression_attribute_values(":now", n(c.now_ms))
+            .expression_attribute_values(":exp", n(c.expires_at))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let attempts = out
+                    .attributes()
+                    .and_then(|a| get_n(a, "attempts"))
+                    .and_then(|a| u32::try_from(a).ok())
+                    .unwrap_or(1);
+                Ok(ClaimOutcome::Claimed { attempts })
+            }
+            Err(e) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(ccf)) =
+                    e.as_service_error()
+                {
+                    let existing = ccf.item().and_then(record_from_item);
+                    return Ok(match existing {
+                        Some(r) if !claimable(Some(&r), c.now_ms) => outcome_of_conflict(&r),
+                        // The condition failed on a record we cannot read:
+                        // treat it as held, so nothing is sent twice.
+                        _ => ClaimOutcome::Busy { lease_until_ms: 0 },
+                    });
+                }
+                Err(ledger_error(&e))
+            }
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn mark_sent(
+        &self,
+        event_id: &EventId,
+        message_id: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let result = self
+            .update(event_id)
+            .update_expression("SET #s = :sent, #mid = :mid, #lease = :zero, #updated = :now, #exp = if_not_exists(#exp, :exp)")
+            .condition_expression("attribute_not_exists(pk) OR #s <> :sent")
+            .expression_attribute_names("#mid", "messageId")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_values(":sent", s(Status::Sent.as_str()))
+            .expression_attribute_values(":mid", s(message_id))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":exp", n(now_ms / 1000 + 86_400))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already SENT: the first message id stays.
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(ledger_error(&e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn mark_failed(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let result = self
+            .update(event_id)
+            .update_expression("SET #s = :failed, #failure = :why, #lease = :zero, #updated = :now")
+            .condition_expression("#s = :inprog AND #owner = :owner")
+            .expression_attribute_names("#failure", "failure")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":why", s(reason))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(LedgerError::LostClaim),
+            Err(e) => Err(ledger_error(&e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn release(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let result = self
+            .update(event_id)
+            .update_expression("SET #failure = :why, #lease = :zero, #updated = :now")
+            .condition_expression("#s = :inprog AND #owner = :owner")
+            .expression_attribute_names("#failure", "failure")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":why", s(reason))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(LedgerError::LostClaim),
+            Err(e) => Err(ledger_error(&e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn mark_expired(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<(), LedgerError> {
+        let result = self
+            .update(event_id)
+            .update_expression("SET #s = :expired, #lease = :zero, #updated = :now, #exp = if_not_exists(#exp, :exp)")
+            .condition_expression("attribute_not_exists(pk) OR #s = :inprog")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_values(":expired", s(Status::Expired.as_str()))
+            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":exp", n(expires_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already SENT, FAILED or EXPIRED: nothing to change.
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(ledger_error(&e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn get(&self, event_id: &EventId) -> Result<Option<LedgerRecord>, LedgerError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", key(event_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| ledger_error(&e))?;
+        Ok(out.item().and_then(record_from_item))
+    }
+}

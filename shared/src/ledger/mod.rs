@@ -1,0 +1,234 @@
+//! The idempotency ledger: one record per Okta `eventId`, claimed by
+//! conditional write so that a code is sent by one worker at a time and never
+//! again once a send was confirmed.
+//!
+//! Record life: `IN_PROGRESS` (claimed, with a lease in epoch milliseconds)
+//! then `SENT`, `FAILED` or `EXPIRED`, all terminal. A claim succeeds when
+//! there is no record, or the record is `IN_PROGRESS` with a lease that has
+//! run out. Releasing a claim after a retryable failure sets the lease to 0,
+//! so the dispatcher can claim it at once; `attempts` counts claims.
+//! Expiry is enforced by these conditions, never by the TTL attribute
+//! (DynamoDB deletes expired items late).
+//!
+//! Rate-limit records live in the same table: `rate#<scope>#<key>#<window>`
+//! with a count, the set of event ids counted, and a TTL. Counting is one
+//! conditional write, and an event id already in the set is not counted
+//! again, so a replayed hook never counts twice.
+//!
+//! The ledger never holds the OTP or the phone number (rate keys are keyed
+//! hashes).
+
+pub mod dynamo;
+pub mod memory;
+
+pub use dynamo::DynamoLedger;
+pub use memory::InMemoryLedger;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::domain::EventId;
+use crate::domain::channel::Channel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    InProgress,
+    Sent,
+    Failed,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::InProgress => "IN_PROGRESS",
+            Status::Sent => "SENT",
+            Status::Failed => "FAILED",
+            Status::Expired => "EXPIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "IN_PROGRESS" => Status::InProgress,
+            "SENT" => Status::Sent,
+            "FAILED" => Status::Failed,
+            "EXPIRED" => Status::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// One event's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    pub event_id: String,
+    pub status: Status,
+    /// Epoch ms until which the current claim holds; 0 once released.
+    pub lease_until_ms: i64,
+    pub attempts: u32,
+    pub channel: Option<Channel>,
+    pub message_id: Option<String>,
+    pub failure: Option<String>,
+    /// Random token of the current claim holder.
+    pub owner: Option<String>,
+    pub updated_at_ms: i64,
+    /// TTL attribute, epoch seconds.
+    pub expires_at: i64,
+}
+
+/// A request to claim an event.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    pub event_id: &'a EventId,
+    pub channel: Channel,
+    pub owner: &'a str,
+    pub now_ms: i64,
+    pub lease_ms: i64,
+    /// When the record may be deleted (epoch seconds).
+    pub expires_at: i64,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The caller holds the claim; `attempts` counts this one.
+    Claimed {
+        attempts: u32,
+    },
+    /// Already sent: answer with the stored message id, send nothing.
+    AlreadySent {
+        message_id: Option<String>,
+    },
+    AlreadyFailed {
+        reason: Option<String>,
+    },
+    AlreadyExpired,
+    /// Someone else holds a live lease.
+    Busy {
+        lease_until_ms: i64,
+    },
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum LedgerError {
+    /// Throttling, timeouts, 5xx: worth retrying.
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+    /// Access denied, missing table, bad request: retrying will not help.
+    #[error("ledger refused the request: {0}")]
+    Rejected(String),
+    /// The caller's claim was taken over (its lease ran out).
+    #[error("the claim is no longer held")]
+    LostClaim,
+}
+
+impl LedgerError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LedgerError::Unavailable(_))
+    }
+}
+
+/// One event counted against a windowed limit.
+#[derive(Debug, Clone)]
+pub struct RateCount<'a> {
+    /// `dst`, `usr` or `cty`.
+    pub scope: &'a str,
+    /// A keyed hash, or a country code.
+    pub key: &'a str,
+    /// Window index: epoch ms divided by the window length.
+    pub window: i64,
+    pub limit: u32,
+    pub event_id: &'a EventId,
+    /// TTL attribute, epoch seconds.
+    pub expires_at: i64,
+}
+
+impl RateCount<'_> {
+    pub fn record_key(&self) -> String {
+        format!("rate#{}#{}#{}", self.scope, self.key, self.window)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Counted (or counted before, for a replayed event id).
+    Allowed { count: u32 },
+    /// The window is full.
+    Refused { count: u32 },
+}
+
+#[async_trait]
+pub trait Ledger: Send + Sync + std::fmt::Debug {
+    /// Counts the event in its window unless the window is full; an event
+    /// already counted in this window is allowed without counting again.
+    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError>;
+
+    async fn claim(&self, claim: &Claim<'_>) -> Result<ClaimOutcome, LedgerError>;
+
+    /// Records a confirmed send. Succeeds whoever holds the claim (the
+    /// provider accepted the message, which is the fact that matters), but
+    /// never overwrites an earlier `SENT`.
+    async fn mark_sent(
+        &self,
+        event_id: &EventId,
+        message_id: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError>;
+
+    /// Records a permanent failure; only the claim holder may.
+    async fn mark_failed(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError>;
+
+    /// Gives up the claim after a retryable failure; only the holder may.
+    async fn release(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError>;
+
+    /// Records that the OTP expired unsent. Never overwrites SENT or FAILED.
+    async fn mark_expired(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<(), LedgerError>;
+
+    async fn get(&self, event_id: &EventId) -> Result<Option<LedgerRecord>, LedgerError>;
+}
+
+/// What a claim attempt should report when the condition fails, given the
+/// record that made it fail. Shared by the adapters so they agree exactly.
+pub fn outcome_of_conflict(existing: &LedgerRecord) -> ClaimOutcome {
+    match existing.status {
+        Status::Sent => ClaimOutcome::AlreadySent {
+            message_id: existing.message_id.clone(),
+        },
+        Status::Failed => ClaimOutcome::AlreadyFailed {
+            reason: existing.failure.clone(),
+        },
+        Status::Expired => ClaimOutcome::AlreadyExpired,
+        Status::InProgress => ClaimOutcome::Busy {
+            lease_until_ms: existing.lease_until_ms,
+        },
+    }
+}
+
+/// The claim condition, stated once: no record, or an in-progress record
+/// whose lease ran out.
+pub fn claimable(existing: Option<&LedgerRecord>, now_ms: i64) -> bool {
+    match existing {
+        None => true,
+        Some(r) => r.status == Status::InProgress && r.lease_until_ms <= now_ms,
+    }
+}

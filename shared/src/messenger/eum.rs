@@ -1,0 +1,164 @@
+//! Sending through AWS End User Messaging SMS and voice
+//! (`pinpoint-sms-voice-v2`): `SendTextMessage` for SMS, `SendVoiceMessage`
+//! for calls.
+//!
+//! Neither call is idempotent on AWS's side; the ledger is. The origination
+//! identity is picked per destination country from `ORIGINATION_IDENTITIES`.
+//! `TimeToLive` is the OTP's remaining life, clamped to what the API takes,
+//! and `Context` carries the event id and request type so delivery events can
+//! be traced back to a hook.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_pinpointsmsvoicev2::Client;
+use aws_sdk_pinpointsmsvoicev2::error::ProvideErrorMetadata;
+use aws_sdk_pinpointsmsvoicev2::operation::send_text_message::SendTextMessageError;
+use aws_sdk_pinpointsmsvoicev2::operation::send_voice_message::SendVoiceMessageError;
+use aws_sdk_pinpointsmsvoicev2::types::{MessageType, VoiceId, VoiceMessageBodyTextType};
+
+use crate::aws::classify;
+use crate::config::EumSettings;
+use crate::domain::channel::Channel;
+use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
+use crate::templates::TextType;
+
+/// The API's bounds for `TimeToLive`, in seconds.
+pub const MIN_TTL_SECONDS: i64 = 5;
+pub const MAX_TTL_SECONDS: i64 = 259_200;
+
+#[derive(Debug, Clone)]
+pub struct EndUserMessaging {
+    client: Client,
+    settings: EumSettings,
+}
+
+fn send_error<E: ProvideErrorMetadata>(
+    e: &aws_sdk_pinpointsmsvoicev2::error::SdkError<
+        E,
+        aws_sdk_pinpointsmsvoicev2::config::http::HttpResponse,
+    >,
+    reason: Option<String>,
+) -> SendError {
+    let c = classify(e);
+    if c.retryable {
+        SendError::Retryable { code: c.code }
+    } else {
+        SendError::Permanent {
+            code: c.code,
+            reason,
+        }
+    }
+}
+
+impl EndUserMessaging {
+    pub fn new(client: Client, settings: EumSettings) -> Self {
+        EndUserMessaging { client, settings }
+    }
+
+    fn context(message: &OutboundMessage) -> HashMap<String, String> {
+        HashMap::from([
+            ("eventId".to_owned(), message.event_id.as_str().to_owned()),
+            ("requestType".to_owned(), message.request_type.clone()),
+        ])
+    }
+}
+
+#[async_trait]
+impl Messenger for EndUserMessaging {
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %message.event_id, to = %message.to))]
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        let region = message.to.region().map(|r| r.as_str());
+        let identity = self
+            .settings
+            .origination
+            .for_region(region)
+            .ok_or_else(|| SendError::Permanent {
+                code: "NoOriginationIdentity".into(),
+                reason: region.map(str::to_owned),
+            })?;
+        let ttl = i32::try_from(message.ttl_seconds.clamp(MIN_TTL_SECONDS, MAX_TTL_SECONDS))
+            .unwrap_or(300);
+        let s = &self.settings;
+        let message_id = match message.rendered.channel {
+            Channel::Sms => self
+                .client
+                .send_text_message()
+                .destination_phone_number(message.to.e164())
+                .origination_identity(identity)
+                .message_body(&message.rendered.body)
+                .message_type(MessageType::Transactional)
+                .time_to_live(ttl)
+                .set_context(Some(Self::context(message)))
+                .set_configuration_set_name(s.configuration_set.clone())
+                .set_protect_configuration_id(s.protect_configuration_id.clone())
+                .set_max_price(s.max_price.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    let reason = match e.as_service_error() {
+                        Some(SendTextMessageError::ConflictException(c)) => {
+                            c.reason().map(|r| r.as_str().to_owned())
+                        }
+                        Some(SendTextMessageError::ValidationException(v)) => {
+                            v.reason().map(|r| r.as_str().to_owned())
+                        }
+                        Some(SendTextMessageError::ServiceQuotaExceededException(q)) => {
+                            q.reason().map(|r| r.as_str().to_owned())
+                        }
+                        _ => None,
+                    };
+                    send_error(&e, reason)
+                })?
+                .message_id
+                .unwrap_or_default(),
+            Channel::Voice => {
+                let voice = message
+                    .rendered
+                    .voice_id
+                    .as_deref()
+                    .unwrap_or("Joanna")
+                    .to_ascii_uppercase();
+                let text_type = match message.rendered.text_type {
+                    TextType::Ssml => VoiceMessageBodyTextType::Ssml,
+                    TextType::Text => VoiceMessageBodyTextType::Text,
+                };
+                self.client
+                    .send_voice_message()
+                    .destination_phone_number(message.to.e164())
+                    .origination_identity(identity)
+                    .message_body(&message.rendered.body)
+                    .message_body_text_type(text_type)
+                    .voice_id(VoiceId::from(voice.as_str()))
+                    .time_to_live(ttl)
+                    .set_context(Some(Self::context(message)))
+                    .set_configuration_set_name(s.configuration_set.clone())
+                    .set_protect_configuration_id(s.protect_configuration_id.clone())
+                    .set_max_price_per_minute(s.max_price_per_minute.clone())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let reason = match e.as_service_error() {
+                            Some(SendVoiceMessageError::ConflictException(c)) => {
+                                c.reason().map(|r| r.as_str().to_owned())
+                            }
+                            Some(SendVoiceMessageError::ValidationException(v)) => {
+                                v.reason().map(|r| r.as_str().to_owned())
+                            }
+                            _ => None,
+                        };
+                        send_error(&e, reason)
+                    })?
+                    .message_id
+                    .unwrap_or_default()
+            }
+        };
+        if message_id.is_empty() {
+            // Accepted without an id is not something we can confirm.
+            return Err(SendError::Retryable {
+                code: "NoMessageId".into(),
+            });
+        }
+        Ok(SendReceipt { message_id })
+    }
+}

@@ -1,0 +1,122 @@
+//! The outbox messenger: local mode's stand-in for the handset.
+//!
+//! Each accepted message becomes one JSON line in the outbox file:
+//! `{"eventId","channel","to","body","voiceId","messageId","sentAt"}`. The
+//! file is the only place the code is written: the console notice shows the
+//! channel, the masked number and the message id, and the logs show less.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::random_hex;
+use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
+
+/// One outbox line.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxLine {
+    pub event_id: String,
+    pub channel: String,
+    pub to: String,
+    pub body: String,
+    pub voice_id: Option<String>,
+    pub message_id: String,
+    pub sent_at: String,
+}
+
+impl std::fmt::Debug for OutboxLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxLine")
+            .field("event_id", &self.event_id)
+            .field("channel", &self.channel)
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends messages to a JSONL file and prints a masked notice of each.
+#[derive(Debug)]
+pub struct OutboxMessenger {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+    notices: bool,
+}
+
+impl OutboxMessenger {
+    /// Opens (creating if needed) the outbox for appending. `notices` prints
+    /// one line per message on stdout.
+    pub fn open(path: &Path, notices: bool) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(OutboxMessenger {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+            notices,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads every line of an outbox file.
+    pub fn read(path: &Path) -> std::io::Result<Vec<OutboxLine>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(std::io::Error::other))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Messenger for OutboxMessenger {
+    async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        let message_id = format!("local-{}", random_hex(12));
+        let line = OutboxLine {
+            event_id: message.event_id.to_string(),
+            channel: message.rendered.channel.as_str().to_owned(),
+            to: message.to.e164().to_owned(),
+            body: message.rendered.body.clone(),
+            voice_id: message.rendered.voice_id.clone(),
+            message_id: message_id.clone(),
+            sent_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        let mut text = serde_json::to_string(&line).map_err(|_| SendError::Permanent {
+            code: "OutboxEncoding".into(),
+            reason: None,
+        })?;
+        text.push('\n');
+        {
+            let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            // One write per line, under the lock, so lines never interleave.
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.flush())
+                .map_err(|_| SendError::Retryable {
+                    code: "OutboxWrite".into(),
+                })?;
+        }
+        if self.notices {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "outbox: {} to {} in {} ({}, event {})",
+                line.channel, message.to, message.rendered.locale, message_id, line.event_id
+            );
+        }
+        Ok(SendReceipt { message_id })
+    }
+}

@@ -1,0 +1,13 @@
+//! Okta's telephony inline hook: [`wire`] holds the request and response
+//! types as they travel, [`validate`] turns a request into the domain's
+//! `DeliveryRequest`.
+
+pub mod validate;
+pub mod wire;
+
+pub use validate::{HookDefaults, InvalidHook, parse_hook, validate};
+pub use wire::{
+    ActionStatus, ActionValue, COMMAND_TYPE, Command, EVENT_TYPE, ErrorCause, ErrorObject,
+    HookData, HookRequest, HookResponse, MessageProfile, PROVIDER_NAME, SUMMARY_INVALID,
+    SUMMARY_NOT_DELIVERED, UserProfile,
+};

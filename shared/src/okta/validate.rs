@@ -1,0 +1,446 @@
+//! Validation: a hook body in, a [`DeliveryRequest`] out.
+//!
+//! Parsing is two steps. Serde reads the body into the loosely typed wire
+//! structs of [`super::wire`]. Then [`parse_hook`] checks each field and
+//! normalises it through the domain newtypes. Every refusal is an
+//! [`InvalidHook`] naming the field's JSON path and the problem, never the
+//! value: values include the OTP and the number.
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use super::wire::{EVENT_TYPE, ErrorCause, HookRequest, HookResponse, SUMMARY_INVALID};
+use crate::domain::{
+    Channel, ChannelError, DeliveryRequest, EventId, Locale, Otp, OtpError, PhoneError,
+    PhoneNumber, Problem, Region, RequestType,
+};
+
+/// A refused hook: which field (JSON path) and why. Holds no request values.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidHook {
+    #[error("body is not valid JSON ({category} at line {line}, column {column})")]
+    Malformed {
+        category: &'static str,
+        line: usize,
+        column: usize,
+    },
+    #[error("body is empty")]
+    EmptyBody,
+    #[error("body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("body is not valid base64")]
+    BadEncoding,
+    #[error("{field} {problem}")]
+    Field { field: String, problem: Problem },
+}
+
+impl InvalidHook {
+    fn field(field: &str, problem: Problem) -> Self {
+        InvalidHook::Field {
+            field: field.to_owned(),
+            problem,
+        }
+    }
+
+    /// The JSON path of the offending field, or `body`.
+    pub fn location(&self) -> &str {
+        match self {
+            InvalidHook::Field { field, .. } => field,
+            _ => "body",
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            InvalidHook::Malformed { .. } => "MALFORMED_JSON",
+            InvalidHook::EmptyBody => "EMPTY_BODY",
+            InvalidHook::TooLarge { .. } => "BODY_TOO_LARGE",
+            InvalidHook::BadEncoding => "BAD_ENCODING",
+            InvalidHook::Field { problem, .. } => problem.reason(),
+        }
+    }
+
+    /// Okta's error object for this refusal. The cause names the field and
+    /// the rule it broke; it never echoes a value.
+    pub fn to_response(&self) -> HookResponse {
+        HookResponse::error(
+            SUMMARY_INVALID,
+            vec![ErrorCause {
+                error_summary: self.to_string(),
+                reason: self.reason().to_owned(),
+                location: self.location().to_owned(),
+            }],
+        )
+    }
+}
+
+/// Settings that shape normalisation.
+#[derive(Debug, Clone)]
+pub struct HookDefaults {
+    /// Used when `locale` is missing or is not a language tag.
+    pub locale: Locale,
+    /// Region for phone numbers that are neither E.164 nor E.164 minus `+`.
+    pub region: Region,
+}
+
+const P_EVENT_ID: &str = "eventId";
+const P_EVENT_TYPE: &str = "eventType";
+const P_REQUEST_TYPE: &str = "requestType";
+const P_MESSAGE_PROFILE: &str = "data.messageProfile";
+const P_PHONE: &str = "data.messageProfile.phoneNumber";
+const P_OTP: &str = "data.messageProfile.otpCode";
+const P_EXPIRES: &str = "data.messageProfile.otpExpires";
+const P_CHANNEL: &str = "data.messageProfile.deliveryChannel";
+const P_LOCALE: &str = "data.messageProfile.locale";
+
+/// Reads and validates a hook body.
+pub fn parse_hook(body: &[u8], defaults: &HookDefaults) -> Result<DeliveryRequest, InvalidHook> {
+    let Some(first) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Err(InvalidHook::EmptyBody);
+    };
+    // Serde would read a struct from a JSON array positionally; a hook is
+    // always an object.
+    if body[first] != b'{' {
+        return Err(InvalidHook::Malformed {
+            category: "not a JSON object",
+            line: 1,
+            column: first + 1,
+        });
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let wire: HookRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde's own message can quote the offending value (an OTP sent as a
+        // number, say), so only the category and position are kept.
+        match inner.classify() {
+            serde_json::error::Category::Data if path != "." => {
+                InvalidHook::field(&path, Problem::WrongType)
+            }
+            category => InvalidHook::Malformed {
+                category: match category {
+                    serde_json::error::Category::Io => "io error",
+                    serde_json::error::Category::Syntax => "syntax error",
+                    serde_json::error::Category::Data => "not a JSON object",
+                    serde_json::error::Category::Eof => "unexpected end of input",
+                },
+                line: inner.line(),
+                column: inner.column(),
+            },
+        }
+    })?;
+    validate(wire, defaults)
+}
+
+/// Validates the wire struct field by field, in a fixed order so that the
+/// same bad body always names the same field.
+pub fn validate(
+    wire: HookRequest,
+    defaults: &HookDefaults,
+) -> Result<DeliveryRequest, InvalidHook> {
+    let event_type = required(wire.event_type.as_deref(), P_EVENT_TYPE)?;
+    if event_type != EVENT_TYPE {
+        return Err(InvalidHook::field(
+            P_EVENT_TYPE,
+            Problem::Invalid("is not com.okta.telephony.provider"),
+        ));
+    }
+    let event_id = EventId::parse(required(wire.event_id.as_deref(), P_EVENT_ID)?)
+        .map_err(|p| InvalidHook::field(P_EVENT_ID, p))?;
+    let request_type = RequestType::parse(required(wire.request_type.as_deref(), P_REQUEST_TYPE)?)
+        .map_err(|p| InvalidHook::field(P_REQUEST_TYPE, p))?;
+
+    let data = wire.data.unwrap_or_default();
+    let user_id = data
+        .user_profile
+        .and_then(|u| u.user_id)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic()));
+    let Some(mp) = data.message_profile else {
+        return Err(InvalidHook::field(P_MESSAGE_PROFILE, Problem::Missing));
+    };
+    let phone = phone(mp.phone_number.as_deref(), defaults)?;
+    let otp = otp(mp.otp_code.as_deref())?;
+    let otp_expires = expiry(mp.otp_expires.as_deref())?;
+    let channel = channel(mp.delivery_channel.as_deref())?;
+    let (locale, locale_from_request) = locale(mp.locale.as_deref(), defaults);
+    if !request_type.is_known() {
+        tracing::warn!(
+            field = P_REQUEST_TYPE,
+            request_type = request_type.as_str(),
+            "unknown Okta telephony request type accepted"
+        );
+    }
+    Ok(DeliveryRequest {
+        event_id,
+        request_type,
+        phone,
+        otp,
+        otp_expires,
+        channel,
+        locale,
+        locale_from_request,
+        user_id,
+    })
+}
+
+fn phone(raw: Option<&str>, defaults: &HookDefaults) -> Result<PhoneNumber, InvalidHook> {
+    PhoneNumber::parse(required(raw, P_PHONE)?, defaults.region).map_err(|e| {
+        InvalidHook::field(
+            P_PHONE,
+            match e {
+                PhoneError::Missing => Problem::Missing,
+                PhoneError::BadCharacters => {
+                    Problem::Invalid("contains characters other than digits and a leading '+'")
+                }
+                PhoneError::TooLong => Problem::Invalid("is too long"),
+                PhoneError::Invalid => Problem::Invalid("is not a valid phone number"),
+            },
+        )
+    })
+}
+
+fn otp(raw: Option<&str>) -> Result<Otp, InvalidHook> {
+    Otp::parse(required(raw, P_OTP)?).map_err(|e| {
+        InvalidHook::field(
+            P_OTP,
+            match e {
+                OtpError::Missing => Problem::Missing,
+                OtpError::NotDigits => Problem::Invalid("must contain only digits"),
+                OtpError::Length => Problem::Invalid("must be 4 to 10 digits long"),
+            },
+        )
+    })
+}
+
+fn expiry(raw: Option<&str>) -> Result<DateTime<Utc>, InvalidHook> {
+    DateTime::parse_from_rfc3339(required(raw, P_EXPIRES)?.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            InvalidHook::field(P_EXPIRES, Problem::Invalid("is not an RFC 3339 timestamp"))
+        })
+}
+
+fn channel(raw: Option<&str>) -> Result<Channel, InvalidHook> {
+    Channel::parse(required(raw, P_CHANNEL)?).map_err(|e| {
+        InvalidHook::field(
+            P_CHANNEL,
+            match e {
+                ChannelError::Missing => Problem::Missing,
+                ChannelError::Unknown => Problem::Invalid("is not SMS or voice"),
+            },
+        )
+    })
+}
+
+/// The request's locale, and whether it came from the request. A missing or
+/// unreadable locale is not worth failing a login over: the default
+/// language still gets the code through.
+fn locale(raw: Option<&str>, defaults: &HookDefaults) -> (Locale, bool) {
+    match raw.map(str::trim) {
+        None | Some("") => (defaults.locale.clone(), false),
+        Some(raw) => match Locale::parse(raw) {
+            Ok(l) => (l, true),
+            Err(_) => {
+                tracing::warn!(
+                    field = P_LOCALE,
+                    "locale is not a language tag; using the default"
+                );
+                (defaults.locale.clone(), false)
+            }
+        },
+    }
+}
+
+fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, InvalidHook> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(InvalidHook::field(field, Problem::Missing)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn defaults() -> HookDefaults {
+        HookDefaults {
+            locale: Locale::parse("en").unwrap(),
+            region: "US".parse().unwrap(),
+        }
+    }
+
+    fn body(mp: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "eventId": "uS5871kJThSsU8qlA1LTcg",
+            "eventTime": "2022-01-28T21:43:40.000Z",
+            "eventType": "com.okta.telephony.provider",
+            "requestType": "com.okta.user.telephony.mfa-verification",
+            "data": { "userProfile": { "userId": "00uyxxSknGtK8022w0g3" }, "messageProfile": mp }
+        }))
+        .unwrap()
+    }
+
+    fn mp() -> serde_json::Value {
+        json!({
+            "msgTemplate": "Your code is 48213",
+            "phoneNumber": "+14155552671",
+            "otpExpires": "2022-01-28T21:48:34.321Z",
+            "deliveryChannel": "SMS",
+            "otpCode": "48213",
+            "locale": "EN-US"
+        })
+    }
+
+    fn with(key: &str, value: serde_json::Value) -> Vec<u8> {
+        let mut m = mp();
+        m[key] = value;
+        body(m)
+    }
+
+    fn field_of(err: InvalidHook) -> String {
+        err.location().to_owned()
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let r = parse_hook(&body(mp()), &defaults()).unwrap();
+        assert_eq!(r.event_id.as_str(), "uS5871kJThSsU8qlA1LTcg");
+        assert_eq!(r.request_type, RequestType::MfaVerification);
+        assert_eq!(r.phone.e164(), "+14155552671");
+        assert_eq!(r.otp.expose(), "48213");
+        assert_eq!(r.channel, Channel::Sms);
+        assert_eq!(r.locale.as_str(), "en-US");
+        assert!(r.locale_from_request);
+        assert_eq!(r.user_id.as_deref(), Some("00uyxxSknGtK8022w0g3"));
+        assert_eq!(r.otp_expires.to_rfc3339(), "2022-01-28T21:48:34.321+00:00");
+    }
+
+    #[test]
+    fn every_channel_and_locale_variant() {
+        for (ch, want) in [
+            ("SMS", Channel::Sms),
+            ("sms", Channel::Sms),
+            ("CALL", Channel::Voice),
+            ("call", Channel::Voice),
+            ("voice call", Channel::Voice),
+            ("Voice", Channel::Voice),
+            ("VOICE", Channel::Voice),
+        ] {
+            let r = parse_hook(&with("deliveryChannel", json!(ch)), &defaults()).unwrap();
+            assert_eq!(r.channel, want, "{ch}");
+        }
+        for (loc, want) in [("EN-US", "en-US"), ("en", "en"), ("es-MX", "es-MX")] {
+            let r = parse_hook(&with("locale", json!(loc)), &defaults()).unwrap();
+            assert_eq!(r.locale.as_str(), want);
+        }
+        let mut m = mp();
+        m.as_object_mut().unwrap().remove("locale");
+        let r = parse_hook(&body(m), &defaults()).unwrap();
+        assert_eq!(r.locale.as_str(), "en");
+        assert!(!r.locale_from_request);
+        let r = parse_hook(&with("locale", json!("not a locale")), &defaults()).unwrap();
+        assert_eq!(r.locale.as_str(), "en");
+    }
+
+    #[test]
+    fn phone_variants() {
+        for p in [
+            "+14155552671",
+            "14155552671",
+            "+1 415-555-2671",
+            "415 555 2671",
+        ] {
+            let r = parse_hook(&with("phoneNumber", json!(p)), &defaults()).unwrap();
+            assert_eq!(r.phone.e164(), "+14155552671", "{p}");
+        }
+    }
+
+    #[test]
+    fn request_types() {
+        for (t, known) in [
+            ("com.okta.user.telephony.pre-enrollment", true),
+            ("com.okta.user.telephony.mfa-verification", true),
+            ("com.okta.user.telephony.account-unlock", true),
+            ("com.okta.user.telephony.password-reset", true),
+            ("com.okta.user.telephony.something-new", false),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
+            v["requestType"] = json!(t);
+            let r = parse_hook(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+            assert_eq!(r.request_type.as_str(), t);
+            assert_eq!(r.request_type.is_known(), known);
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
+        v["requestType"] = json!("com.example.other");
+        let err = parse_hook(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap_err();
+        assert_eq!(field_of(err), "requestType");
+    }
+
+    #[test]
+    fn each_refusal_names_its_field() {
+        let d = defaults();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (with("phoneNumber", json!("12")), P_PHONE),
+            (with("phoneNumber", json!(null)), P_PHONE),
+            (with("otpCode", json!("12ab5")), P_OTP),
+            (with("otpCode", json!(48213)), P_OTP),
+            (with("otpExpires", json!("tomorrow")), P_EXPIRES),
+            (with("deliveryChannel", json!("fax")), P_CHANNEL),
+            (body(json!(null)), P_MESSAGE_PROFILE),
+        ];
+        for (b, field) in cases {
+            assert_eq!(field_of(parse_hook(&b, &d).unwrap_err()), field);
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
+        v["eventType"] = json!("com.okta.event_hook");
+        assert_eq!(
+            field_of(parse_hook(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()),
+            P_EVENT_TYPE
+        );
+        v["eventType"] = json!(EVENT_TYPE);
+        v["eventId"] = json!("has space");
+        assert_eq!(
+            field_of(parse_hook(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()),
+            P_EVENT_ID
+        );
+    }
+
+    #[test]
+    fn refusals_never_quote_values() {
+        let d = defaults();
+        for b in [
+            with("otpCode", json!(48213)),
+            with("otpCode", json!("48x13")),
+            with("phoneNumber", json!(14155552671u64)),
+        ] {
+            let err = parse_hook(&b, &d).unwrap_err();
+            let text = format!(
+                "{err} {err:?} {}",
+                serde_json::to_string(&err.to_response()).unwrap()
+            );
+            assert!(
+                !text.contains("48213") && !text.contains("48x13") && !text.contains("4155552671"),
+                "{text}"
+            );
+        }
+        let err = parse_hook(b"\"48213\"", &d).unwrap_err();
+        assert!(matches!(err, InvalidHook::Malformed { .. }));
+        assert!(!format!("{err:?}").contains("48213"));
+    }
+
+    #[test]
+    fn malformed_and_empty() {
+        let d = defaults();
+        assert_eq!(parse_hook(b"  ", &d).unwrap_err(), InvalidHook::EmptyBody);
+        assert!(matches!(
+            parse_hook(b"{\"eventId\":", &d).unwrap_err(),
+            InvalidHook::Malformed { .. }
+        ));
+        assert!(matches!(
+            parse_hook(b"[1,2]", &d).unwrap_err(),
+            InvalidHook::Malformed { .. }
+        ));
+    }
+}

@@ -1,0 +1,121 @@
+//! The `JobQueue` port: an SQS FIFO queue of delivery jobs (and, for the
+//! replayer, its dead-letter queue), plus [`InMemoryFifo`], which keeps the
+//! SQS FIFO semantics the flows depend on:
+//!
+//! - ordering within a message group, and group locking: while a message of
+//!   a group is in flight, no later message of that group is handed out;
+//! - a delivery delay on every new message;
+//! - a visibility timeout after each receive;
+//! - a receive count, and redrive to the dead-letter queue once a message is
+//!   received more than `max_receive_count` times;
+//! - deduplication on the deduplication id for five minutes.
+
+pub mod memory;
+pub mod sqs;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsMessage;
+use thiserror::Error;
+
+pub use memory::{FifoSettings, InMemoryFifo};
+pub use sqs::SqsQueue;
+
+/// A message to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub body: String,
+    pub group_id: String,
+    pub dedup_id: String,
+}
+
+impl std::fmt::Debug for OutgoingMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingMessage")
+            .field("group_id", &self.group_id)
+            .field("dedup_id", &self.dedup_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A received message. The body holds a job (with its OTP), so `Debug`
+/// leaves it and the receipt handle out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub group_id: String,
+    pub dedup_id: Option<String>,
+    pub receive_count: u32,
+    pub sent_at_ms: i64,
+}
+
+impl std::fmt::Debug for ReceivedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceivedMessage")
+            .field("message_id", &self.message_id)
+            .field("group_id", &self.group_id)
+            .field("receive_count", &self.receive_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReceivedMessage {
+    /// The record Lambda's SQS event source would build for this message.
+    pub fn to_sqs_message(&self, queue_arn: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(self.message_id.clone());
+        m.receipt_handle = Some(self.receipt_handle.clone());
+        m.body = Some(self.body.clone());
+        m.event_source = Some("aws:sqs".to_owned());
+        m.event_source_arn = Some(queue_arn.to_owned());
+        let mut attrs = HashMap::new();
+        attrs.insert("MessageGroupId".to_owned(), self.group_id.clone());
+        attrs.insert(
+            "ApproximateReceiveCount".to_owned(),
+            self.receive_count.to_string(),
+        );
+        attrs.insert("SentTimestamp".to_owned(), self.sent_at_ms.to_string());
+        if let Some(d) = &self.dedup_id {
+            attrs.insert("MessageDeduplicationId".to_owned(), d.clone());
+        }
+        m.attributes = attrs;
+        m
+    }
+}
+
+/// Approximate counts, as SQS reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    #[error("queue refused the request: {0}")]
+    Rejected(String),
+    #[error("receipt handle is no longer valid")]
+    InvalidReceipt,
+}
+
+#[async_trait]
+pub trait JobQueue: Send + Sync + std::fmt::Debug {
+    /// Sends a message; returns its id (the earlier id for a duplicate).
+    async fn send(&self, msg: OutgoingMessage) -> Result<String, QueueError>;
+    /// Receives up to `max` (at most 10) messages, waiting up to `wait`.
+    async fn receive(&self, max: usize, wait: Duration)
+    -> Result<Vec<ReceivedMessage>, QueueError>;
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError>;
+    /// Makes a received message visible again at once (visibility 0).
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError>;
+    async fn depth(&self) -> Result<QueueDepth, QueueError>;
+    /// The queue's ARN, for the `eventSourceARN` of built events.
+    fn arn(&self) -> String;
+}

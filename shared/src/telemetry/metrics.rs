@@ -1,0 +1,290 @@
+//! Delivery metrics in CloudWatch Embedded Metric Format (EMF): one JSON
+//! document per event, written to stdout by the Lambdas, which CloudWatch
+//! Logs turns into metrics with no API call on the hot path.
+//!
+//! Namespace `telehook`; dimensions `channel` and `outcome`. The names here
+//! are the ones the alarms and the dashboard in `template.yaml` use:
+//!
+//! | metric | unit | dimensions |
+//! |---|---|---|
+//! | `HooksReceived` | Count | channel |
+//! | `HookAnswers` | Count | outcome; channel+outcome (SUCCESSFUL, PENDING, FAILED) |
+//! | `HooksAnswered` | Count | none (the denominator of the PENDING share) |
+//! | `Refused` | Count | outcome; channel+outcome (COUNTRY, RATE, NUMBER_TYPE) |
+//! | `Expired` | Count | channel |
+//! | `Replayed` | Count | channel |
+//! | `FastPathLatency` | Milliseconds | channel+outcome |
+//! | `ProviderLatency` | Milliseconds | channel+outcome (ACCEPTED, RETRYABLE, PERMANENT); channel+country |
+//!
+//! Values are counts, channels and outcome words only: never a number, a
+//! code or an id.
+//!
+//! No EMF crate on crates.io is both maintained and small enough to justify
+//! the dependency; the format is a few fields, and the writer is tested
+//! against the specification's structure.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::channel::Channel;
+
+pub const NAMESPACE: &str = "telehook";
+
+/// Every metric name this module writes.
+pub const METRIC_NAMES: &[&str] = &[
+    "HooksReceived",
+    "HookAnswers",
+    "HooksAnswered",
+    "Refused",
+    "Expired",
+    "Replayed",
+    "FastPathLatency",
+    "ProviderLatency",
+];
+
+/// Where EMF documents go.
+pub trait MetricsSink: Send + Sync + std::fmt::Debug {
+    fn write(&self, line: &str);
+
+    /// False for a sink that drops everything, so no document is built.
+    fn enabled(&self) -> bool {
+        true
+    }
+}
+
+/// Standard output, one document per line: what Lambda forwards to
+/// CloudWatch Logs.
+#[derive(Debug, Default)]
+pub struct StdoutSink;
+
+impl MetricsSink for StdoutSink {
+    fn write(&self, line: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// Drops everything (local mode's console stays readable).
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl MetricsSink for NullSink {
+    fn write(&self, _line: &str) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
+}
+
+/// Why a hook was refused before any claim or send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    Country,
+    Rate,
+    NumberType,
+}
+
+impl RefusalKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefusalKind::Country => "COUNTRY",
+            RefusalKind::Rate => "RATE",
+            RefusalKind::NumberType => "NUMBER_TYPE",
+        }
+    }
+}
+
+/// The metrics writer the flows use.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    sink: Arc<dyn MetricsSink>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(Arc::new(NullSink))
+    }
+}
+
+struct Directive<'a> {
+    dimensions: &'a [&'a [&'a str]],
+    metrics: &'a [(&'a str, &'a str)],
+}
+
+impl Metrics {
+    pub fn new(sink: Arc<dyn MetricsSink>) -> Self {
+        Metrics { sink }
+    }
+
+    fn emit(&self, directives: &[Directive<'_>], values: &[(&str, f64)], dims: &[(&str, &str)]) {
+        if !self.sink.enabled() {
+            return;
+        }
+        let cw: Vec<Value> = directives
+            .iter()
+            .map(|d| {
+                json!({
+                    "Namespace": NAMESPACE,
+                    "Dimensions": d.dimensions,
+                    "Metrics": d.metrics.iter().map(|(n, u)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut doc = Map::new();
+        doc.insert(
+            "_aws".into(),
+            json!({"Timestamp": chrono::Utc::now().timestamp_millis(), "CloudWatchMetrics": cw}),
+        );
+        for (k, v) in dims {
+            doc.insert((*k).into(), Value::String((*v).into()));
+        }
+        for (k, v) in values {
+            doc.insert((*k).into(), json!(v));
+        }
+        self.sink.write(&Value::Object(doc).to_string());
+    }
+
+    fn count_by_channel(&self, name: &str, channel: Channel) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["channel"]],
+                metrics: &[(name, "Count")],
+            }],
+            &[(name, 1.0)],
+            &[("channel", channel.as_str())],
+        );
+    }
+
+    pub fn hook_received(&self, channel: Channel) {
+        self.count_by_channel("HooksReceived", channel);
+    }
+
+    pub fn expired(&self, channel: Channel) {
+        self.count_by_channel("Expired", channel);
+    }
+
+    pub fn replayed(&self, channel: Channel) {
+        self.count_by_channel("Replayed", channel);
+    }
+
+    /// The answer given to Okta: SUCCESSFUL, PENDING or FAILED.
+    pub fn answered(&self, channel: Channel, outcome: &str) {
+        self.emit(
+            &[
+                Directive {
+                    dimensions: &[&["outcome"], &["channel", "outcome"]],
+                    metrics: &[("HookAnswers", "Count")],
+                },
+                Directive {
+                    dimensions: &[&[]],
+                    metrics: &[("HooksAnswered", "Count")],
+                },
+            ],
+            &[("HookAnswers", 1.0), ("HooksAnswered", 1.0)],
+            &[("channel", channel.as_str()), ("outcome", outcome)],
+        );
+    }
+
+    pub fn refused(&self, channel: Channel, kind: RefusalKind) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["outcome"], &["channel", "outcome"]],
+                metrics: &[("Refused", "Count")],
+            }],
+            &[("Refused", 1.0)],
+            &[("channel", channel.as_str()), ("outcome", kind.as_str())],
+        );
+    }
+
+    /// The time of one provider call, by channel and outcome (ACCEPTED,
+    /// RETRYABLE, PERMANENT) and by channel and destination country.
+    pub fn provider_latency(&self, channel: Channel, country: &str, outcome: &str, ms: f64) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["channel", "outcome"], &["channel", "country"]],
+                metrics: &[("ProviderLatency", "Milliseconds")],
+            }],
+            &[("ProviderLatency", ms)],
+            &[
+                ("channel", channel.as_str()),
+                ("outcome", outcome),
+                ("country", country),
+            ],
+        );
+    }
+
+    /// A latency in milliseconds, by channel and outcome (`FastPathLatency`).
+    pub fn latency(&self, name: &str, channel: Channel, outcome: &str, ms: f64) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["channel", "outcome"]],
+                metrics: &[(name, "Milliseconds")],
+            }],
+            &[(name, ms)],
+            &[("channel", channel.as_str()), ("outcome", outcome)],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks a document against the EMF specification's structure: `_aws`
+    /// with a millisecond `Timestamp` and `CloudWatchMetrics` directives, each
+    /// naming its namespace, dimension sets whose keys are root strings, and
+    /// metrics whose values are root numbers.
+    fn check_emf(line: &str) -> Value {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        let aws = &doc["_aws"];
+        assert!(aws["Timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+        let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+        assert!(!directives.is_empty());
+        for d in directives {
+            assert_eq!(d["Namespace"], NAMESPACE);
+            for set in d["Dimensions"].as_array().unwrap() {
+                let set = set.as_array().unwrap();
+                assert!(set.len() <= 30);
+                for key in set {
+                    assert!(
+                        doc[key.as_str().unwrap()].is_string(),
+                        "dimension {key} is a root string"
+                    );
+                }
+            }
+            for m in d["Metrics"].as_array().unwrap() {
+                let name = m["Name"].as_str().unwrap();
+                assert!(doc[name].is_number(), "metric {name} is a root number");
+                assert!(["Count", "Milliseconds"].contains(&m["Unit"].as_str().unwrap()));
+            }
+        }
+        doc
+    }
+
+    #[test]
+    fn documents_follow_the_emf_structure() {
+        let sink = Arc::new(crate::testkit::MemorySink::default());
+        let m = Metrics::new(sink.clone());
+        m.hook_received(Channel::Sms);
+        m.answered(Channel::Voice, "PENDING");
+        m.refused(Channel::Sms, RefusalKind::Rate);
+        m.expired(Channel::Sms);
+        m.replayed(Channel::Voice);
+        m.latency("ProviderLatency", Channel::Sms, "ACCEPTED", 12.5);
+        let lines = sink.lines();
+        assert_eq!(lines.len(), 6);
+        for l in &lines {
+            check_emf(l);
+        }
+        let answered = check_emf(&lines[1]);
+        assert_eq!(answered["outcome"], "PENDING");
+        assert_eq!(answered["HookAnswers"], 1.0);
+        assert_eq!(
+            answered["_aws"]["CloudWatchMetrics"][1]["Dimensions"],
+            json!([[]])
+        );
+        assert_eq!(check_emf(&lines[5])["ProviderLatency"], 12.5);
+    }
+}

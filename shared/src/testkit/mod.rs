@@ -1,0 +1,23 @@
+//! The test kit: machinery for tests, local mode and load runs, never for
+//! a Lambda. It is compiled only with the `testkit` cargo feature (the CLI
+//! and the test suites turn it on) and in this crate's own unit tests.
+//!
+//! - [`chaos`]: fault-injecting wrappers for every port;
+//! - [`invariants`]: the after-run reconciliation of answers, ledger,
+//!   queues and sends;
+//! - [`doubles`]: the scripted messenger, a recording `Delivery`, a delayed
+//!   messenger for load tests;
+//! - [`clock`]: a clock moved by hand; [`sink`]: a metrics sink that keeps
+//!   its documents;
+//! - [`dev_issuer`]: a local OAuth signing key and token minting.
+
+pub mod chaos;
+pub mod clock;
+pub mod dev_issuer;
+pub mod doubles;
+pub mod invariants;
+pub mod sink;
+
+pub use clock::ManualClock;
+pub use doubles::{DelayedMessenger, RecordingDelivery, Scripted, ScriptedMessenger};
+pub use sink::MemorySink;

@@ -1,0 +1,153 @@
+//! Wiring: the one place a [`Pipeline`] is put together.
+//!
+//! [`PipelineBuilder`] takes the three ports every pipeline needs (ledger,
+//! queue, messenger) and defaults for the rest (built-in templates in
+//! English, the system clock, default settings). [`aws_pipeline`] builds the
+//! Lambdas' pipeline from typed configuration and the SDK clients; local
+//! mode and the tests use the builder with in-memory adapters.
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
+use crate::aws::AwsClients;
+use crate::clock::{Clock, SystemClock};
+use crate::config::PipelineConfig;
+use crate::domain::Locale;
+use crate::flows::guard::AllowedCountries;
+use crate::flows::{Pipeline, PipelineSettings};
+use crate::ledger::{DynamoLedger, Ledger};
+use crate::messenger::Messenger;
+use crate::messenger::eum::EndUserMessaging;
+use crate::queue::{JobQueue, SqsQueue};
+use crate::telemetry::metrics::{Metrics, StdoutSink};
+use crate::templates::{DynamoTemplateStore, TemplateStore, Templates};
+
+/// Builds a [`Pipeline`]; see the module docs for the defaults.
+#[derive(Debug)]
+pub struct PipelineBuilder {
+    ledger: Arc<dyn Ledger>,
+    queue: Arc<dyn JobQueue>,
+    messenger: Arc<dyn Messenger>,
+    templates: Option<Templates>,
+    clock: Arc<dyn Clock>,
+    settings: PipelineSettings,
+}
+
+impl Pipeline {
+    /// Starts a pipeline over these ports.
+    pub fn builder(
+        ledger: Arc<dyn Ledger>,
+        queue: Arc<dyn JobQueue>,
+        messenger: Arc<dyn Messenger>,
+    ) -> PipelineBuilder {
+        PipelineBuilder {
+            ledger,
+            queue,
+            messenger,
+            templates: None,
+            clock: Arc::new(SystemClock),
+            settings: PipelineSettings::default(),
+        }
+    }
+}
+
+impl PipelineBuilder {
+    pub fn templates(mut self, templates: Templates) -> Self {
+        self.templates = Some(templates);
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn settings(mut self, settings: PipelineSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Puts fault injection between the flows and every port (see
+    /// `testkit::chaos`). Whoever reads the queue as an event source keeps
+    /// the real one.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn chaos(mut self, spec: &crate::testkit::chaos::ChaosSpec) -> Self {
+        use crate::testkit::chaos::{ChaosLedger, ChaosMessenger, ChaosQueue};
+        self.ledger = Arc::new(ChaosLedger::new(
+            self.ledger,
+            spec.ledger.clone(),
+            spec.seed,
+        ));
+        self.queue = Arc::new(ChaosQueue::new(
+            self.queue,
+            spec.queue.clone(),
+            spec.seed + 1,
+        ));
+        self.messenger = Arc::new(ChaosMessenger::new(
+            self.messenger,
+            spec.provider.clone(),
+            spec.seed + 2,
+        ));
+        self
+    }
+
+    pub fn build(self) -> Pipeline {
+        let templates = self.templates.unwrap_or_else(|| {
+            let english = Locale::parse("en").unwrap_or_else(|_| unreachable!("en is a locale"));
+            Templates::new(None, english, "Okta")
+        });
+        Pipeline::from_parts(
+            self.ledger,
+            self.queue,
+            self.messenger,
+            templates,
+            self.clock,
+            self.settings,
+        )
+    }
+}
+
+/// The pipeline on the AWS adapters, as the Lambdas run it. It also builds
+/// the phone-number metadata, so that happens at init and not inside the
+/// first hook's 3 seconds.
+pub fn aws_pipeline(clients: &AwsClients, config: &PipelineConfig) -> Pipeline {
+    if config.guard.countries == AllowedCountries::All {
+        tracing::warn!(
+            "ALLOWED_COUNTRIES=*: codes may go to any country; SMS pumping is on the table"
+        );
+    }
+    crate::domain::phone::warm_up();
+    let store = config.templates_table.as_ref().map(|t| {
+        Arc::new(DynamoTemplateStore::new(
+            clients.dynamodb.clone(),
+            t,
+            config.template_cache_ttl,
+        )) as Arc<dyn TemplateStore>
+    });
+    Pipeline::builder(
+        Arc::new(DynamoLedger::new(
+            clients.dynamodb.clone(),
+            &config.ledger_table,
+        )),
+        Arc::new(SqsQueue::new(clients.sqs.clone(), &config.queue_url)),
+        Arc::new(EndUserMessaging::new(
+            clients.sms_voice.clone(),
+            config.eum.clone(),
+        )),
+    )
+    .templates(Templates::new(
+        store,
+        config.default_locale.clone(),
+        &config.org_name,
+    ))
+    .settings(PipelineSettings {
+        fast_path: config.fast_path,
+        fast_path_budget: config.fast_path_budget,
+        hash_key: config.hash_key.expose_secret().as_bytes().to_vec(),
+        guard: config.guard.clone(),
+        metrics: Metrics::new(Arc::new(StdoutSink)),
+        ..Default::default()
+    })
+    .build()
+}

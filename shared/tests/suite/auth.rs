@@ -1,0 +1,417 @@
+//! The JWT attack suite. Each hostile token is checked twice: the verifier
+//! must refuse it for the expected reason (so the test cannot pass by
+//! accident, say because the JWKS was unreachable), and the ingress handler
+//! must answer it with 401.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use crate::support::*;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use telehook::api::{IngressDeps, telehook};
+use telehook::auth::{AuthError, Authenticator};
+use telehook::testkit::RecordingDelivery;
+use telehook::testkit::dev_issuer::DevKey;
+
+struct Fixture {
+    issuer: TestIssuer,
+    deps: IngressDeps,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        Self::with(&[]).await
+    }
+
+    async fn with(extra: &[(&str, &str)]) -> Self {
+        let issuer = TestIssuer::start().await;
+        let deps = IngressDeps::new(
+            &issuer.config_with(extra),
+            Arc::new(RecordingDelivery::new()),
+        )
+        .unwrap();
+        Fixture { issuer, deps }
+    }
+
+    async fn verify(&self, token: &str) -> Result<(), AuthError> {
+        let Authenticator::OAuth(v) = &self.deps.auth else {
+            panic!("oauth mode")
+        };
+        v.verify(token).await.map(|_| ())
+    }
+
+    async fn status_with_header(&self, authorization: &str) -> i64 {
+        telehook(&self.deps, proxy_event(&sms_body(), Some(authorization)))
+            .await
+            .status_code
+    }
+
+    /// Asserts the exact refusal and the 401.
+    async fn refuses(&self, token: &str, expected: AuthError) {
+        assert_eq!(
+            self.verify(token).await,
+            Err(expected.clone()),
+            "verifier reason"
+        );
+        assert_eq!(
+            self.status_with_header(&format!("Bearer {token}")).await,
+            401,
+            "{expected}"
+        );
+    }
+
+    fn claims(&self) -> serde_json::Value {
+        serde_json::to_value(self.issuer.claims()).unwrap()
+    }
+
+    fn rs256(&self) -> Header {
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some(self.issuer.key.kid().to_owned());
+        h
+    }
+
+    fn sign(&self, claims: &serde_json::Value) -> String {
+        self.issuer.key.sign_raw(&self.rs256(), claims).unwrap()
+    }
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[tokio::test]
+async fn a_good_token_is_accepted() {
+    let f = Fixture::new().await;
+    assert_eq!(f.verify(&f.issuer.token()).await, Ok(()));
+    assert_eq!(
+        f.status_with_header(&format!("Bearer {}", f.issuer.token()))
+            .await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn scheme_matching_is_case_insensitive() {
+    let f = Fixture::new().await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let status = f
+            .status_with_header(&format!("{scheme} {}", f.issuer.token()))
+            .await;
+        assert_eq!(status, 200, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let f = Fixture::new().await;
+    let header = json!({"alg": "none", "typ": "JWT", "kid": f.issuer.key.kid()});
+    let unsigned = format!("{}.{}.", b64(&header), b64(&f.claims()));
+    f.refuses(&unsigned, AuthError::AlgorithmNotAllowed("none".into()))
+        .await;
+    // Same with a junk signature, and with the spelling variants.
+    for alg in ["none", "None", "NONE"] {
+        let header = json!({"alg": alg, "kid": f.issuer.key.kid()});
+        let token = format!("{}.{}.c2ln", b64(&header), b64(&f.claims()));
+        f.refuses(&token, AuthError::AlgorithmNotAllowed(alg.into()))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_public_key_is_refused() {
+    let f = Fixture::new().await;
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(f.issuer.key.kid().to_owned());
+    let public_pem = f.issuer.key.public_pem();
+    let token = jsonwebtoken::encode(
+        &header,
+        &f.claims(),
+        &EncodingKey::from_secret(public_pem.as_bytes()),
+    )
+    .unwrap();
+    f.refuses(&token, AuthError::AlgorithmNotAllowed("HS256".into()))
+        .await;
+    // The JWK's modulus as the HMAC secret is the other classic variant.
+    let n = f.issuer.key.jwk()["n"].as_str().unwrap().to_owned();
+    let token = jsonwebtoken::encode(
+        &header,
+        &f.claims(),
+        &EncodingKey::from_secret(n.as_bytes()),
+    )
+    .unwrap();
+    f.refuses(&token, AuthError::AlgorithmNotAllowed("HS256".into()))
+        .await;
+}
+
+#[tokio::test]
+async fn expired_and_not_yet_valid_are_refused() {
+    let f = Fixture::new().await;
+    let mut c = f.claims();
+    c["exp"] = json!(now() - 3600);
+    c["iat"] = json!(now() - 7200);
+    f.refuses(&f.sign(&c), AuthError::Expired).await;
+
+    let mut c = f.claims();
+    c["nbf"] = json!(now() + 3600);
+    f.refuses(&f.sign(&c), AuthError::NotYetValid).await;
+
+    let mut c = f.claims();
+    c["iat"] = json!(now() + 3600);
+    f.refuses(&f.sign(&c), AuthError::IssuedInFuture).await;
+}
+
+#[tokio::test]
+async fn small_clock_skew_is_within_leeway() {
+    let f = Fixture::new().await;
+    let mut c = f.claims();
+    c["exp"] = json!(now() - 20);
+    c["nbf"] = json!(now() + 20);
+    c["iat"] = json!(now() + 20);
+    assert_eq!(f.verify(&f.sign(&c)).await, Ok(()));
+}
+
+#[tokio::test]
+async fn wrong_issuer_and_audience_are_refused() {
+    let f = Fixture::new().await;
+    let mut c = f.claims();
+    c["iss"] = json!("https://evil.example.com/oauth2/default");
+    f.refuses(&f.sign(&c), AuthError::WrongIssuer).await;
+
+    let mut c = f.claims();
+    c["aud"] = json!("api://something-else");
+    f.refuses(&f.sign(&c), AuthError::WrongAudience).await;
+
+    let mut c = f.claims();
+    c.as_object_mut().unwrap().remove("aud");
+    f.refuses(&f.sign(&c), AuthError::MissingClaim("aud")).await;
+}
+
+#[tokio::test]
+async fn cid_missing_or_not_allowed_is_refused() {
+    let f = Fixture::new().await;
+    let mut c = f.claims();
+    c.as_object_mut().unwrap().remove("cid");
+    f.refuses(&f.sign(&c), AuthError::MissingClaim("cid")).await;
+
+    let mut c = f.claims();
+    c["cid"] = json!("0oaSomeOtherApp");
+    f.refuses(&f.sign(&c), AuthError::ClientNotAllowed).await;
+}
+
+#[tokio::test]
+async fn scp_missing_or_without_the_scope_is_refused() {
+    let f = Fixture::new().await;
+    let mut c = f.claims();
+    c.as_object_mut().unwrap().remove("scp");
+    f.refuses(&f.sign(&c), AuthError::MissingClaim("scp")).await;
+
+    let mut c = f.claims();
+    c["scp"] = json!(["openid", "profile"]);
+    f.refuses(&f.sign(&c), AuthError::MissingScope).await;
+
+    // `scope` is not `scp`: Okta's claim is scp.
+    let mut c = f.claims();
+    c.as_object_mut().unwrap().remove("scp");
+    c["scope"] = json!(SCOPE);
+    f.refuses(&f.sign(&c), AuthError::MissingClaim("scp")).await;
+
+    // A prefix of the scope is not the scope.
+    let mut c = f.claims();
+    c["scp"] = json!(["telephony"]);
+    f.refuses(&f.sign(&c), AuthError::MissingScope).await;
+}
+
+#[tokio::test]
+async fn unknown_kid_and_foreign_signatures_are_refused() {
+    let f = Fixture::new().await;
+    let other = DevKey::generate().unwrap();
+    let token = other.sign(&f.issuer.claims()).unwrap();
+    f.refuses(&token, AuthError::UnknownKid).await;
+
+    // Signed by another key but claiming our kid: the signature fails.
+    let token = other.sign_raw(&f.rs256(), &f.claims()).unwrap();
+    f.refuses(&token, AuthError::BadSignature).await;
+
+    // No kid at all.
+    let token = f
+        .issuer
+        .key
+        .sign_raw(&Header::new(Algorithm::RS256), &f.claims())
+        .unwrap();
+    f.refuses(&token, AuthError::MissingKid).await;
+}
+
+#[tokio::test]
+async fn malformed_tokens_are_refused() {
+    let f = Fixture::new().await;
+    let good = f.issuer.token();
+    let parts: Vec<&str> = good.split('.').collect();
+    let cases = [
+        "abc".to_owned(),
+        "a.b".to_owned(),
+        format!("{good}.extra"),
+        format!("{}..{}", parts[0], parts[2]),
+        format!("{}.{}.", parts[0], parts[1]),
+        format!("!!!.{}.{}", parts[1], parts[2]),
+        format!("{}.{}.{}", b64(&json!("not an object")), parts[1], parts[2]),
+        format!("{}.{}.{}", parts[0], "bm90IGpzb24", parts[2]),
+        format!("{}.{}.{}", parts[0], parts[1], "%%%"),
+    ];
+    for token in cases {
+        let got = f.verify(&token).await;
+        assert!(
+            matches!(
+                got,
+                Err(AuthError::Malformed) | Err(AuthError::BadSignature)
+            ),
+            "{token}: {got:?}"
+        );
+        assert_eq!(f.status_with_header(&format!("Bearer {token}")).await, 401);
+    }
+}
+
+#[tokio::test]
+async fn oversized_tokens_are_refused_before_parsing() {
+    let f = Fixture::new().await;
+    let mut c = f.claims();
+    c["padding"] = json!("x".repeat(9000));
+    let token = f.sign(&c);
+    assert!(token.len() > 8 * 1024);
+    f.refuses(&token, AuthError::TokenTooLarge).await;
+    assert_eq!(
+        f.issuer.jwks_fetches().await,
+        0,
+        "no key lookup for an oversized token"
+    );
+}
+
+#[tokio::test]
+async fn missing_or_non_bearer_credentials_are_refused() {
+    let f = Fixture::new().await;
+    let token = f.issuer.token();
+    for header in [
+        format!("Basic {token}"),
+        token.clone(),
+        format!("Token {token}"),
+        "Bearer".into(),
+        "".into(),
+    ] {
+        assert_eq!(f.status_with_header(&header).await, 401, "{header:.20}");
+    }
+    let resp = telehook(&f.deps, proxy_event(&sms_body(), None)).await;
+    assert_eq!(resp.status_code, 401);
+    assert_eq!(resp.headers.get("www-authenticate").unwrap(), "Bearer");
+    assert_eq!(
+        response_json(&resp),
+        json!({"error": {"errorSummary": "Unauthorized"}})
+    );
+}
+
+#[tokio::test]
+async fn unknown_kids_in_one_cooldown_cause_at_most_one_fetch() {
+    let f = Fixture::new().await;
+    // Cold cache, twenty concurrent tokens with made-up kids.
+    let tokens: Vec<String> = (0..20)
+        .map(|i| {
+            let mut h = Header::new(Algorithm::RS256);
+            h.kid = Some(format!("made-up-kid-{i}"));
+            f.issuer.key.sign_raw(&h, &f.claims()).unwrap()
+        })
+        .collect();
+    let results = futures::future::join_all(tokens.iter().map(|t| f.verify(t))).await;
+    assert!(
+        results.iter().all(|r| *r == Err(AuthError::UnknownKid)),
+        "{results:?}"
+    );
+    assert_eq!(f.issuer.jwks_fetches().await, 1);
+
+    // Twenty more, sequentially, through the handler: still one fetch.
+    for t in &tokens {
+        assert_eq!(f.status_with_header(&format!("Bearer {t}")).await, 401);
+    }
+    assert_eq!(f.issuer.jwks_fetches().await, 1);
+    // And the known key still works from the cache.
+    assert_eq!(f.verify(&f.issuer.token()).await, Ok(()));
+    assert_eq!(f.issuer.jwks_fetches().await, 1);
+}
+
+#[tokio::test]
+async fn rotated_keys_are_picked_up_after_the_cooldown() {
+    let f = Fixture::with(&[("JWKS_REFRESH_COOLDOWN_SECONDS", "0")]).await;
+    assert_eq!(f.verify(&f.issuer.token()).await, Ok(()));
+    // The issuer rotates to a new key.
+    let new_key = DevKey::generate().unwrap();
+    f.issuer.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::path(JWKS_PATH))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(new_key.jwks()))
+        .mount(&f.issuer.server)
+        .await;
+    let token = new_key.sign(&f.issuer.claims()).unwrap();
+    assert_eq!(f.verify(&token).await, Ok(()));
+    assert_eq!(f.issuer.jwks_fetches().await, 1, "one refresh after reset");
+}
+
+#[tokio::test]
+async fn keys_unavailable_is_a_401_not_a_crash() {
+    let issuer = TestIssuer::start().await;
+    issuer.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::path(JWKS_PATH))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount(&issuer.server)
+        .await;
+    let deps = IngressDeps::new(&issuer.config(), Arc::new(RecordingDelivery::new())).unwrap();
+    let resp = telehook(
+        &deps,
+        proxy_event(&sms_body(), Some(&format!("Bearer {}", issuer.token()))),
+    )
+    .await;
+    assert_eq!(resp.status_code, 401);
+    // One retry on a 5xx, then the cooldown holds further attempts back.
+    assert_eq!(issuer.jwks_fetches().await, 2);
+    let resp = telehook(
+        &deps,
+        proxy_event(&sms_body(), Some(&format!("Bearer {}", issuer.token()))),
+    )
+    .await;
+    assert_eq!(resp.status_code, 401);
+    assert_eq!(issuer.jwks_fetches().await, 2);
+}
+
+#[tokio::test]
+async fn a_slow_jwks_endpoint_costs_at_most_its_timeout() {
+    let issuer = TestIssuer::start().await;
+    issuer.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::path(JWKS_PATH))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(issuer.key.jwks())
+                .set_delay(std::time::Duration::from_secs(5)),
+        )
+        .mount(&issuer.server)
+        .await;
+    let deps = IngressDeps::new(&issuer.config(), Arc::new(RecordingDelivery::new())).unwrap();
+    // The keys would arrive after 5 s; without the client's timeout this
+    // request would succeed late instead of being refused.
+    let resp = telehook(
+        &deps,
+        proxy_event(&sms_body(), Some(&format!("Bearer {}", issuer.token()))),
+    )
+    .await;
+    assert_eq!(resp.status_code, 401, "no keys in time: refused, not hung");
+    let Authenticator::OAuth(v) = &deps.auth else {
+        panic!("oauth")
+    };
+    assert!(matches!(
+        v.verify(&issuer.token()).await,
+        Err(AuthError::KeysUnavailable(_))
+    ));
+}

@@ -1,0 +1,204 @@
+//! The End User Messaging adapter over the wire, against the SMS/voice API
+//! stub: the exact request fields, the error classification, and the SDK's
+//! own retries.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use crate::support::sms_voice_stub::{Outcome, SmsVoiceStub};
+use serde_json::json;
+use telehook::config::{EumSettings, OriginationIdentities};
+use telehook::domain::EventId;
+use telehook::domain::channel::Channel;
+use telehook::domain::locale::Locale;
+use telehook::domain::otp::Otp;
+use telehook::domain::phone::PhoneNumber;
+use telehook::messenger::eum::EndUserMessaging;
+use telehook::messenger::{Messenger, OutboundMessage, SendError};
+use telehook::templates::Templates;
+
+fn settings() -> EumSettings {
+    EumSettings {
+        origination: OriginationIdentities::parse(
+            r#"{"default":"pool-default","US":"+12065550100"}"#,
+        )
+        .unwrap(),
+        configuration_set: Some("otp-events".into()),
+        protect_configuration_id: Some("protect-0123".into()),
+        max_price: Some("0.10".into()),
+        max_price_per_minute: Some("0.05".into()),
+    }
+}
+
+async fn message(channel: Channel, to: &str, ttl: i64) -> OutboundMessage {
+    let templates = Templates::new(None, Locale::parse("en").unwrap(), "Okta");
+    let rendered = templates
+        .render(
+            &Locale::parse("en-US").unwrap(),
+            channel,
+            &Otp::parse("482913").unwrap(),
+            5,
+        )
+        .await
+        .unwrap();
+    OutboundMessage {
+        event_id: EventId::parse("evt-eum-1").unwrap(),
+        request_type: "mfa-verification".into(),
+        to: PhoneNumber::parse(to, "US".parse().unwrap()).unwrap(),
+        rendered,
+        ttl_seconds: ttl,
+    }
+}
+
+async fn messenger(stub: &SmsVoiceStub) -> EndUserMessaging {
+    EndUserMessaging::new(stub.client().await, settings())
+}
+
+#[tokio::test]
+async fn sms_request_carries_every_field() {
+    let stub = SmsVoiceStub::start().await;
+    stub.script([Outcome::Accept("mid-sms-1")]);
+    let msg = message(Channel::Sms, "+14155552671", 287).await;
+    let receipt = messenger(&stub).await.send(&msg).await.unwrap();
+    assert_eq!(receipt.message_id, "mid-sms-1");
+    let reqs = stub.requests().await;
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].0, "PinpointSMSVoiceV2.SendTextMessage");
+    assert_eq!(
+        reqs[0].1,
+        json!({
+            "DestinationPhoneNumber": "+14155552671",
+            "OriginationIdentity": "+12065550100",
+            "MessageBody": msg.rendered.body,
+            "MessageType": "TRANSACTIONAL",
+            "TimeToLive": 287,
+            "Context": {"eventId": "evt-eum-1", "requestType": "mfa-verification"},
+            "ConfigurationSetName": "otp-events",
+            "ProtectConfigurationId": "protect-0123",
+            "MaxPrice": "0.10"
+        })
+    );
+}
+
+#[tokio::test]
+async fn voice_request_carries_ssml_voice_and_default_identity() {
+    let stub = SmsVoiceStub::start().await;
+    stub.script([Outcome::Accept("mid-voice-1")]);
+    let msg = message(Channel::Voice, "+14165550163", 120).await;
+    let receipt = messenger(&stub).await.send(&msg).await.unwrap();
+    assert_eq!(receipt.message_id, "mid-voice-1");
+    let reqs = stub.requests().await;
+    assert_eq!(reqs[0].0, "PinpointSMSVoiceV2.SendVoiceMessage");
+    assert_eq!(
+        reqs[0].1,
+        json!({
+            "DestinationPhoneNumber": "+14165550163",
+            "OriginationIdentity": "pool-default",
+            "MessageBody": msg.rendered.body,
+            "MessageBodyTextType": "SSML",
+            "VoiceId": "JOANNA",
+            "TimeToLive": 120,
+            "Context": {"eventId": "evt-eum-1", "requestType": "mfa-verification"},
+            "ConfigurationSetName": "otp-events",
+            "ProtectConfigurationId": "protect-0123",
+            "MaxPricePerMinute": "0.05"
+        })
+    );
+}
+
+#[tokio::test]
+async fn time_to_live_is_clamped_to_the_api_bounds() {
+    let stub = SmsVoiceStub::start().await;
+    let m = messenger(&stub).await;
+    m.send(&message(Channel::Sms, "+14155552671", 0).await)
+        .await
+        .unwrap();
+    m.send(&message(Channel::Sms, "+14155552671", 10_000_000).await)
+        .await
+        .unwrap();
+    let reqs = stub.requests().await;
+    assert_eq!(reqs[0].1["TimeToLive"], 5);
+    assert_eq!(reqs[1].1["TimeToLive"], 259_200);
+}
+
+#[tokio::test]
+async fn the_sdk_retries_throttling_before_we_see_it() {
+    let stub = SmsVoiceStub::start().await;
+    stub.script([Outcome::Throttle, Outcome::Accept("mid-after-retry")]);
+    let receipt = messenger(&stub)
+        .await
+        .send(&message(Channel::Sms, "+14155552671", 300).await)
+        .await
+        .unwrap();
+    assert_eq!(receipt.message_id, "mid-after-retry");
+    assert_eq!(stub.requests().await.len(), 2, "one SDK retry");
+}
+
+#[tokio::test]
+async fn throttling_and_5xx_that_persist_are_retryable() {
+    for outcome in [Outcome::Throttle, Outcome::Internal] {
+        let stub = SmsVoiceStub::start().await;
+        stub.script([outcome.clone(), outcome.clone(), outcome.clone()]);
+        let err = messenger(&stub)
+            .await
+            .send(&message(Channel::Voice, "+14155552671", 300).await)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{outcome:?}: {err:?}");
+        assert_eq!(
+            stub.requests().await.len(),
+            3,
+            "{outcome:?}: three attempts"
+        );
+    }
+}
+
+#[tokio::test]
+async fn validation_and_conflict_are_permanent_and_not_retried() {
+    let stub = SmsVoiceStub::start().await;
+    stub.script([Outcome::Validation]);
+    let err = messenger(&stub)
+        .await
+        .send(&message(Channel::Sms, "+14155552671", 300).await)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SendError::Permanent {
+            code: "ValidationException".into(),
+            reason: Some("INVALID_PARAMETER".into())
+        }
+    );
+    assert_eq!(stub.requests().await.len(), 1);
+
+    let stub = SmsVoiceStub::start().await;
+    stub.script([Outcome::Conflict("DESTINATION_PHONE_NUMBER_OPTED_OUT")]);
+    let err = messenger(&stub)
+        .await
+        .send(&message(Channel::Sms, "+14155552671", 300).await)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SendError::Permanent {
+            code: "ConflictException".into(),
+            reason: Some("DESTINATION_PHONE_NUMBER_OPTED_OUT".into())
+        }
+    );
+    assert_eq!(stub.requests().await.len(), 1);
+}
+
+#[tokio::test]
+async fn no_identity_for_the_country_fails_before_any_call() {
+    let stub = SmsVoiceStub::start().await;
+    let mut s = settings();
+    s.origination = OriginationIdentities::parse(r#"{"CA":"+14165550100"}"#).unwrap();
+    let m = EndUserMessaging::new(stub.client().await, s);
+    let err = m
+        .send(&message(Channel::Sms, "+14155552671", 300).await)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "NoOriginationIdentity");
+    assert!(!err.is_retryable());
+    assert!(stub.requests().await.is_empty());
+}

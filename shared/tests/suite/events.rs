@@ -1,0 +1,272 @@
+//! Runs every `events/ingress-*.json` file through the ingress handler and
+//! checks its expected outcome, while capturing all tracing output to prove
+//! that no OTP, bearer token or full phone number reaches the logs.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::support::*;
+use base64::Engine;
+use serde_json::Value;
+use telehook::api::{IngressDeps, telehook};
+use telehook::domain::channel::Channel;
+use telehook::testkit::RecordingDelivery;
+
+enum Expect {
+    /// SUCCESSFUL, delivered as (channel, locale, E.164).
+    Delivered(Channel, &'static str, &'static str),
+    /// HTTP 200 with Okta's error object naming this location and reason.
+    Refused(&'static str, &'static str),
+    Unauthorized,
+}
+
+fn expectations() -> BTreeMap<&'static str, Expect> {
+    use Expect::*;
+    BTreeMap::from([
+        (
+            "ingress-sms.json",
+            Delivered(Channel::Sms, "en-US", "+14155552671"),
+        ),
+        (
+            "ingress-voice.json",
+            Delivered(Channel::Voice, "es-MX", "+16135550147"),
+        ),
+        (
+            "ingress-preview.json",
+            Delivered(Channel::Sms, "en", "+19876543210"),
+        ),
+        (
+            "ingress-pre-enrollment.json",
+            Delivered(Channel::Voice, "fr-CA", "+16475550192"),
+        ),
+        (
+            "ingress-account-unlock.json",
+            Delivered(Channel::Voice, "en", "+12125550178"),
+        ),
+        (
+            "ingress-password-reset.json",
+            Delivered(Channel::Sms, "de", "+13035550136"),
+        ),
+        (
+            "ingress-base64-body.json",
+            Delivered(Channel::Voice, "ja", "+14165550163"),
+        ),
+        (
+            "ingress-malformed-json.json",
+            Refused("body", "MALFORMED_JSON"),
+        ),
+        (
+            "ingress-wrong-event-type.json",
+            Refused("eventType", "INVALID_VALUE"),
+        ),
+        (
+            "ingress-bad-phone.json",
+            Refused("data.messageProfile.phoneNumber", "INVALID_VALUE"),
+        ),
+        (
+            "ingress-non-digit-otp.json",
+            Refused("data.messageProfile.otpCode", "INVALID_VALUE"),
+        ),
+        (
+            "ingress-missing-message-profile.json",
+            Refused("data.messageProfile", "MISSING_FIELD"),
+        ),
+        (
+            "ingress-oversized-body.json",
+            Refused("body", "BODY_TOO_LARGE"),
+        ),
+        ("ingress-missing-token.json", Unauthorized),
+    ])
+}
+
+/// The Okta hook body inside an event, decoded if base64.
+fn hook_body(event_text: &str) -> String {
+    let v: Value = serde_json::from_str(event_text).unwrap();
+    let body = v["body"].as_str().unwrap_or_default();
+    if v["isBase64Encoded"].as_bool().unwrap_or(false) {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+        )
+        .unwrap()
+    } else {
+        body.to_owned()
+    }
+}
+
+/// Secrets in a hook body: the OTP and every spelling of the phone number.
+/// The malformed body is not JSON, so its values are picked out by hand.
+fn secrets_in(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mp = serde_json::from_str::<Value>(body)
+        .ok()
+        .map(|v| v["data"]["messageProfile"].clone());
+    match mp {
+        Some(mp) if mp.is_object() => {
+            if let Some(otp) = mp["otpCode"].as_str() {
+                out.push(otp.to_owned());
+            }
+            if let Some(phone) = mp["phoneNumber"].as_str() {
+                let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+                out.push(phone.to_owned());
+                if digits.len() >= 7 {
+                    out.push(digits.clone());
+                }
+                // The national part (without the leading 1) as well.
+                if digits.len() == 11 {
+                    out.push(digits[1..].to_owned());
+                }
+            }
+        }
+        _ => {
+            if let Some(i) = body.find("\"otpCode\": \"") {
+                out.push(body[i + 12..i + 18].to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_event_file_has_its_expected_outcome_and_logs_hold_no_secrets() {
+    let Some(capture) = LogCapture::isolated(crate::test_path!(
+        "every_event_file_has_its_expected_outcome_and_logs_hold_no_secrets"
+    )) else {
+        return;
+    };
+
+    let issuer = TestIssuer::start().await;
+    let recorder = Arc::new(RecordingDelivery::new());
+    let deps = IngressDeps::new(&issuer.config(), recorder.clone()).unwrap();
+    let expectations = expectations();
+
+    let events = ingress_events();
+    assert_eq!(
+        events.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        expectations.keys().copied().collect::<Vec<_>>(),
+        "every ingress event file needs an expectation, and every expectation a file"
+    );
+
+    let mut secrets = Vec::new();
+    let mut tokens = Vec::new();
+    let mut delivered = 0;
+    for (name, text) in &events {
+        let token = issuer.token();
+        tokens.push(token.clone());
+        secrets.extend(secrets_in(&hook_body(text)));
+
+        let before = recorder.requests().len();
+        let resp = telehook(&deps, event_with_token(text, &token)).await;
+        let body = response_json(&resp);
+        match &expectations[name.as_str()] {
+            Expect::Delivered(channel, locale, e164) => {
+                assert_eq!(resp.status_code, 200, "{name}");
+                assert_eq!(
+                    body["commands"][0]["type"], "com.okta.telephony.action",
+                    "{name}"
+                );
+                assert_eq!(
+                    body["commands"][0]["value"][0]["status"], "SUCCESSFUL",
+                    "{name}"
+                );
+                assert!(
+                    body["commands"][0]["value"][0]["transactionId"].is_string(),
+                    "{name}"
+                );
+                let req = recorder.requests().pop().unwrap();
+                assert_eq!(req.channel, *channel, "{name}");
+                assert_eq!(req.locale.as_str(), *locale, "{name}");
+                assert_eq!(req.phone.e164(), *e164, "{name}");
+                delivered += 1;
+            }
+            Expect::Refused(location, reason) => {
+                assert_eq!(resp.status_code, 200, "{name}");
+                assert_eq!(
+                    body["error"]["errorSummary"], "The telephony request was not valid",
+                    "{name}"
+                );
+                assert_eq!(
+                    body["error"]["errorCauses"][0]["location"], *location,
+                    "{name}"
+                );
+                assert_eq!(body["error"]["errorCauses"][0]["reason"], *reason, "{name}");
+                assert_eq!(
+                    recorder.requests().len(),
+                    before,
+                    "{name}: nothing delivered"
+                );
+            }
+            Expect::Unauthorized => {
+                assert_eq!(resp.status_code, 401, "{name}");
+                assert_eq!(
+                    recorder.requests().len(),
+                    before,
+                    "{name}: nothing delivered"
+                );
+            }
+        }
+        // The answer to Okta never echoes a secret either.
+        let answer = serde_json::to_string(&body).unwrap();
+        for s in secrets_in(&hook_body(text)) {
+            assert!(!answer.contains(&s), "{name}: answer echoes a secret");
+        }
+    }
+    assert_eq!(delivered, 7);
+
+    let logs = capture.text();
+    assert!(secrets.len() >= 20, "{}", secrets.len());
+    for s in &secrets {
+        assert!(
+            !contains_standalone(&logs, s),
+            "a secret of length {} leaked into the logs",
+            s.len()
+        );
+    }
+
+    // The capture must really hold the run, or the checks above prove nothing.
+    assert_eq!(
+        logs.matches("hook accepted").count(),
+        7,
+        "capture holds every accepted hook"
+    );
+    assert!(logs.contains("hook rejected") && logs.contains("hook not authenticated"));
+    assert!(logs.contains("+1******2671"), "masked numbers are logged");
+    assert!(
+        logs.contains("data.messageProfile.otpCode"),
+        "rejections name the field"
+    );
+    for t in &tokens {
+        let signature = t.rsplit('.').next().unwrap();
+        assert!(
+            !logs.contains(t.as_str()) && !logs.contains(signature),
+            "a bearer token leaked"
+        );
+    }
+}
+
+/// Whether `needle` occurs in `haystack` not glued to other digits. A random
+/// port such as 36613 in a connection log is not the OTP 6613; the OTP in any
+/// sentence or JSON string is.
+fn contains_standalone(haystack: &str, needle: &str) -> bool {
+    let h = haystack.as_bytes();
+    haystack.match_indices(needle).any(|(i, _)| {
+        let before = i.checked_sub(1).map(|j| h[j]);
+        let after = h.get(i + needle.len()).copied();
+        let digit_edge = needle.as_bytes()[0].is_ascii_digit();
+        !digit_edge
+            || (!before.is_some_and(|b| b.is_ascii_digit())
+                && !after.is_some_and(|b| b.is_ascii_digit()))
+    })
+}
+
+#[test]
+fn standalone_match() {
+    assert!(contains_standalone("code 6613.", "6613"));
+    assert!(contains_standalone("\"6613\"", "6613"));
+    assert!(!contains_standalone("port 36613", "6613"));
+    assert!(contains_standalone("x+14155552671y", "+14155552671"));
+}

@@ -1,0 +1,24 @@
+//! The library's integration tests, in one binary: linking the AWS SDK once
+//! instead of once per file is most of the suite's build time on a small
+//! machine. Each module is one area; `support` holds the shared harness
+//! (issuer, events, log capture, the emulator and the SMS/voice stub).
+//!
+//! One area: `cargo test -p telehook --test suite -- pipeline::`.
+
+mod support;
+
+mod auth;
+mod aws;
+mod dispatcher_events;
+mod eum;
+mod events;
+mod fuzz;
+mod ingress;
+mod pipeline;
+mod pipeline_logs;
+mod ports;
+mod pumping;
+mod reliability;
+mod replay;
+mod sam_template;
+mod templates;

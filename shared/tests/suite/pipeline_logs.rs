@@ -1,0 +1,65 @@
+//! Log capture over the delivery flows: no OTP and no full phone number may
+//! reach the logs. Alone in its binary: tracing's callsite cache does not
+//! mix well with a thread-local subscriber while other tests log.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use crate::support::LogCapture;
+use crate::support::flow::*;
+use telehook::domain::channel::Channel;
+use telehook::domain::job::Job;
+use telehook::queue::{JobQueue, OutgoingMessage};
+use tokio::time::Instant;
+
+#[tokio::test(start_paused = true)]
+async fn logs_of_the_flows_hold_no_otp_and_no_full_number() {
+    let Some(capture) = LogCapture::isolated(crate::test_path!(
+        "logs_of_the_flows_hold_no_otp_and_no_full_number"
+    )) else {
+        return;
+    };
+    let h = harness(true);
+    h.messenger.script([throttled(), opted_out()]);
+    for (i, ch) in [Channel::Sms, Channel::Voice, Channel::Sms]
+        .into_iter()
+        .enumerate()
+    {
+        h.pipeline
+            .handle_hook(
+                request(&h, &format!("evt-log-{i}"), "+14155552671", ch),
+                Instant::now(),
+            )
+            .await;
+    }
+    h.queue
+        .send(OutgoingMessage {
+            body: Job::from_request(&request(&h, "evt-log-q", "+14165550163", Channel::Voice))
+                .encode(),
+            group_id: "g".into(),
+            dedup_id: "evt-log-q".into(),
+        })
+        .await
+        .unwrap();
+    h.queue
+        .send(OutgoingMessage {
+            body: "{\"poison\": \"739201 +14155552671\"}".into(),
+            group_id: "p".into(),
+            dedup_id: "poison".into(),
+        })
+        .await
+        .unwrap();
+    h.drain().await;
+    let _ = Duration::ZERO;
+    let logs = capture.text();
+    assert!(
+        logs.contains("sent on the fast path") && logs.contains("sent by the dispatcher"),
+        "capture works"
+    );
+    assert!(logs.contains("provider refused the message") && logs.contains("unreadable job"));
+    assert!(logs.contains("+1******2671"), "numbers appear masked");
+    for secret in [OTP, "4155552671", "4165550163"] {
+        assert!(!logs.contains(secret), "{secret} leaked");
+    }
+}

@@ -1,0 +1,1 @@
+//! Port behaviour suites (filled below).

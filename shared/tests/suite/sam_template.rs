@@ -1,0 +1,102 @@
+//! Promises the SAM template keeps, checked on its text (CloudFormation's
+//! `!Ref`-style tags keep plain YAML parsers out; cfn-lint and
+//! `sam validate --lint` check the structure in the test command).
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+fn template() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap()
+}
+
+#[test]
+fn nothing_is_cached() {
+    let t = template();
+    assert!(t.contains("CacheClusterEnabled: false"));
+    assert!(t.contains("CachingEnabled: false"));
+    for bad in [
+        "CacheClusterEnabled: true",
+        "CachingEnabled: true",
+        "CacheTtlInSeconds",
+        "CacheKeyParameters",
+    ] {
+        assert!(!t.contains(bad), "{bad}");
+    }
+}
+
+#[test]
+fn no_iam_statement_grants_every_resource() {
+    let t = template();
+    for (i, line) in t.lines().enumerate() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("Resource:") {
+            let r = rest.trim().trim_matches(['"', '\'']);
+            assert_ne!(r, "*", "line {}: {line}", i + 1);
+        }
+    }
+    // Managed policies with broad resources are allowed only where commented.
+    let managed: Vec<&str> = t.lines().filter(|l| l.contains(":policy/")).collect();
+    assert_eq!(managed.len(), 1, "{managed:?}");
+    assert!(t.contains("AmazonAPIGatewayPushToCloudWatchLogs"));
+    assert!(!t.contains("AWSLambdaBasicExecutionRole"));
+}
+
+#[test]
+fn execution_logs_and_data_traces_stay_off() {
+    let t = template();
+    assert!(t.contains(r#"LoggingLevel: "OFF""#));
+    assert!(t.contains("DataTraceEnabled: false"));
+    let access = t
+        .lines()
+        .find(|l| l.contains("Format: '{\"requestId\""))
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(!access.contains("authorization") && !access.contains("body"));
+    assert!(
+        t.contains("Name: authorization"),
+        "WAF logs redact the Authorization header"
+    );
+}
+
+#[test]
+fn queue_timing_fits_the_flows() {
+    let t = template();
+    // The delay outlasts the largest fast-path budget (2800 ms).
+    assert!(t.contains("DelaySeconds: 3"));
+    assert!(t.contains("MaxValue: 2800"));
+    // Visibility is at least six times the dispatcher's 30 s timeout.
+    assert!(t.contains("VisibilityTimeout: 180"));
+    assert!(t.contains("maxReceiveCount: 5"));
+    assert!(t.contains("FunctionResponseTypes: [ReportBatchItemFailures]"));
+}
+
+#[test]
+fn dashboard_and_alarms_use_the_emitted_metric_names() {
+    let t = template();
+    for name in telehook::telemetry::metrics::METRIC_NAMES {
+        assert!(
+            t.contains(&format!("\"{name}\"")) || t.contains(&format!("MetricName: {name}")),
+            "{name}"
+        );
+    }
+    assert!(t.contains("Namespace: telehook") && t.contains("[\"telehook\", \"HookAnswers\""));
+    // Every telehook metric the template names is one the code writes.
+    for line in t.lines().filter(|l| l.contains("MetricName:")) {
+        let name = line.split("MetricName:").nth(1).unwrap().trim();
+        // WAF's VisibilityConfig names (lowercase, or a !Sub) are not metrics we read.
+        if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            continue;
+        }
+        let aws = [
+            "ApproximateNumberOfMessagesVisible",
+            "Errors",
+            "Duration",
+            "TextMessageMonthlySpend",
+            "VoiceMessageMonthlySpend",
+        ];
+        assert!(
+            telehook::telemetry::metrics::METRIC_NAMES.contains(&name) || aws.contains(&name),
+            "{name}"
+        );
+    }
+}
