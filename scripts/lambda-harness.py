@@ -114,7 +114,7 @@ def sms_voice_stub():
 def start_moto():
     port = free_port()
     proc = subprocess.Popen(
-        [os.path.join(ROOT, ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [os.path.join(ROOT, ".venv/bin/python"), os.path.join(ROOT, "scripts/moto-server.py"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

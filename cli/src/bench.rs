@@ -9,26 +9,44 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use telehook::testkit::dev_issuer::TokenClaims;
+use telehook::messenger::outbox::{OutboxLine, OutboxMessenger};
+use telehook::testkit::invariants::{self, InvariantReport, RunRecord};
 
-use crate::local::{self, Error};
+use crate::local::{self, Error, OnOff};
 
 /// One request's index, its answer (HTTP status and Okta status) or the
 /// transport error, and its latency in milliseconds.
 type Outcome = (usize, Result<(u16, String), String>, f64);
 
+#[derive(clap::Args, Debug)]
 pub struct BenchArgs {
+    /// How many hooks to send.
+    #[arg(long, default_value_t = 5000)]
     pub n: usize,
+    /// How many requests in flight at once.
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    pub provider_latency: Duration,
-    pub fast_path: bool,
-    /// A fault-injection spec for the server; the run is then judged by the
-    /// invariant checker instead of "every hook SUCCESSFUL".
+    /// Artificial provider latency in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub provider_latency_ms: u64,
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub fast_path: OnOff,
+    /// Run the server with fault injection (see serve --chaos); the run is
+    /// then judged by the invariant checker instead of "every hook
+    /// SUCCESSFUL".
+    #[arg(long)]
     pub chaos: Option<String>,
+}
+
+impl BenchArgs {
+    fn fast_path(&self) -> bool {
+        self.fast_path == OnOff::On
+    }
 }
 
 /// A distinct, allow-listed number for hook `i` (NANP 555 numbers across
@@ -83,26 +101,26 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-pub async fn bench(args: BenchArgs) -> Result<(), Error> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos();
-    let state_dir =
-        std::env::temp_dir().join(format!("telehook-bench-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&state_dir)?;
-    let key = local::load_or_create_key(&state_dir)?;
+/// `serve` as a child process, its port, and a thread that keeps reading
+/// its output so it never blocks on a full pipe.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+    tail: std::thread::JoinHandle<Vec<String>>,
+}
 
+fn start_server(args: &BenchArgs, state_dir: &Path) -> Result<Server, Error> {
     let mut child = Command::new(std::env::current_exe()?)
         // Jobs that keep failing reach the DLQ after five visibility
         // timeouts (30 s each locally); the drain waits for that.
         .args(["serve", "--port", "0", "--quiet", "--drain-timeout", "400"])
         .arg("--state-dir")
-        .arg(&state_dir)
+        .arg(state_dir)
         .args([
             "--provider-latency-ms",
-            &args.provider_latency.as_millis().to_string(),
+            &args.provider_latency_ms.to_string(),
         ])
-        .args(["--fast-path", if args.fast_path { "on" } else { "off" }])
+        .args(["--fast-path", if args.fast_path() { "on" } else { "off" }])
         .args(
             args.chaos
                 .iter()
@@ -121,28 +139,21 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
             break p.trim().parse()?;
         }
     };
-    // Keep reading serve's output so it never blocks on a full pipe.
     let tail = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
+    Ok(Server { child, port, tail })
+}
 
-    let issuer = local::issuer_for_port(port);
-    let token = key.sign(&TokenClaims::new(
-        &issuer,
-        local::AUDIENCE,
-        local::CLIENT_ID,
-        &[local::SCOPE],
-        3600,
-    ))?;
-    let url = format!("http://127.0.0.1:{port}/okta/telephony");
+/// Fires every hook at the given concurrency; returns each outcome.
+async fn fire(args: &BenchArgs, url: &str, token: &str) -> Result<Vec<Outcome>, Error> {
+    let concurrency = args.concurrency.max(1);
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(10))
         .build()?;
-
     let bodies: Vec<String> = (0..args.n).map(body).collect();
-    let started = Instant::now();
-    let results: Vec<Outcome> = futures::stream::iter(bodies.into_iter().enumerate())
+    Ok(futures::stream::iter(bodies.into_iter().enumerate())
         .map(|(i, b)| {
-            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            let (client, url, token) = (client.clone(), url.to_owned(), token.to_owned());
             async move {
                 let t = Instant::now();
                 let r = client
@@ -167,9 +178,28 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
                 (i, r, t.elapsed().as_secs_f64() * 1000.0)
             }
         })
-        .buffer_unordered(args.concurrency)
+        .buffer_unordered(concurrency)
         .collect()
-        .await;
+        .await)
+}
+
+pub async fn bench(args: BenchArgs) -> Result<(), Error> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let state_dir =
+        std::env::temp_dir().join(format!("telehook-bench-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&state_dir)?;
+    let key = local::load_or_create_key(&state_dir)?;
+    let Server {
+        mut child,
+        port,
+        tail,
+    } = start_server(&args, &state_dir)?;
+    let token = local::local_token(&key, &local::issuer_for_port(port), 3600)?;
+    let url = format!("http://127.0.0.1:{port}/okta/telephony");
+    let started = Instant::now();
+    let results = fire(&args, &url, &token).await?;
     let wall = started.elapsed();
 
     let peak_kib = peak_rss_kib(child.id());
@@ -181,53 +211,151 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
     }
     let exit = child.wait()?;
     let serve_lines = tail.join().unwrap_or_default();
+    let run = Reconciled::of(&results, &state_dir)?;
+    let report = serde_json::json!({
+        "hooks": args.n,
+        "concurrency": args.concurrency.max(1),
+        "fastPath": args.fast_path(),
+        "providerLatencyMs": args.provider_latency_ms,
+        "wallSeconds": (wall.as_secs_f64() * 1000.0).round() / 1000.0,
+        "throughputPerSecond": (args.n as f64 / wall.as_secs_f64()).round(),
+        "latencyMs": run.latency_ms(),
+        "answers": run.answers,
+        "errors": run.errors,
+        "outboxLines": run.outbox_lines,
+        "duplicated": run.duplicated,
+        "lost": run.lost,
+        "ledgerNotSent": run.not_sent,
+        "servePeakRssMiB": peak_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
+        "serveExit": exit.code(),
+        "chaos": args.chaos,
+        "invariants": run.invariants,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if std::env::var_os("TELEHOOK_BENCH_KEEP").is_some() {
+        eprintln!("state kept in {}", state_dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
+    run.verdict(args.chaos.is_some(), exit.success(), &serve_lines)
+}
 
-    // Reconcile.
-    let mut answers: HashMap<String, usize> = HashMap::new();
-    let mut errors = 0usize;
-    let mut accepted: HashSet<String> = HashSet::new();
-    let mut latencies: Vec<f64> = Vec::with_capacity(results.len());
-    for (i, r, ms) in &results {
-        latencies.push(*ms);
-        match r {
-            Ok((200, answer)) => {
-                *answers.entry(answer.clone()).or_default() += 1;
-                if answer == "SUCCESSFUL" || answer == "PENDING" {
-                    accepted.insert(format!("bench-{i:07}"));
-                } else {
-                    errors += 1;
+/// What a run's answers, outbox, ledger and queues add up to.
+struct Reconciled {
+    answers: HashMap<String, usize>,
+    errors: usize,
+    latencies: Vec<f64>,
+    outbox_lines: usize,
+    duplicated: usize,
+    lost: usize,
+    not_sent: usize,
+    invariants: InvariantReport,
+}
+
+impl Reconciled {
+    fn of(results: &[Outcome], state_dir: &Path) -> Result<Self, Error> {
+        let mut answers: HashMap<String, usize> = HashMap::new();
+        let mut errors = 0usize;
+        let mut accepted: HashSet<String> = HashSet::new();
+        let mut latencies: Vec<f64> = results.iter().map(|(_, _, ms)| *ms).collect();
+        latencies.sort_by(f64::total_cmp);
+        for (i, r, _) in results {
+            match r {
+                Ok((200, answer)) => {
+                    *answers.entry(answer.clone()).or_default() += 1;
+                    if answer == "SUCCESSFUL" || answer == "PENDING" {
+                        accepted.insert(format!("bench-{i:07}"));
+                    } else {
+                        errors += 1;
+                    }
                 }
+                _ => errors += 1,
             }
-            _ => errors += 1,
         }
-    }
-    latencies.sort_by(f64::total_cmp);
-    let outbox =
-        telehook::messenger::outbox::OutboxMessenger::read(&local::default_outbox(&state_dir))?;
-    let mut per_event: HashMap<&str, usize> = HashMap::new();
-    for line in &outbox {
-        *per_event.entry(line.event_id.as_str()).or_default() += 1;
-    }
-    let duplicated = per_event.values().filter(|&&n| n > 1).count();
-    let lost = accepted
-        .iter()
-        .filter(|e| !per_event.contains_key(e.as_str()))
-        .count();
-    // Serve writes its ledger at shutdown; without it nothing can be checked.
-    let snapshot: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(state_dir.join("ledger-snapshot.json"))?)?;
-    let not_sent = snapshot
-        .iter()
-        .filter(|r| {
-            accepted.contains(r["eventId"].as_str().unwrap_or_default()) && r["status"] != "SENT"
+        let outbox = OutboxMessenger::read(&local::default_outbox(state_dir))?;
+        let mut per_event: HashMap<&str, usize> = HashMap::new();
+        for line in &outbox {
+            *per_event.entry(line.event_id.as_str()).or_default() += 1;
+        }
+        // Serve writes its ledger at shutdown; without it nothing can be checked.
+        let snapshot: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(state_dir.join("ledger-snapshot.json"))?)?;
+        let not_sent = snapshot
+            .iter()
+            .filter(|r| {
+                accepted.contains(r["eventId"].as_str().unwrap_or_default())
+                    && r["status"] != "SENT"
+            })
+            .count();
+        let record = run_record(results, &snapshot, &outbox, state_dir)?;
+        Ok(Reconciled {
+            answers,
+            errors,
+            latencies,
+            outbox_lines: outbox.len(),
+            duplicated: per_event.values().filter(|&&n| n > 1).count(),
+            lost: accepted
+                .iter()
+                .filter(|e| !per_event.contains_key(e.as_str()))
+                .count(),
+            not_sent,
+            invariants: invariants::check(&record),
         })
-        .count();
+    }
 
-    // The invariant checker over the whole run.
+    fn latency_ms(&self) -> serde_json::Value {
+        let l = &self.latencies;
+        serde_json::json!({
+            "p50": (percentile(l, 50.0) * 100.0).round() / 100.0,
+            "p99": (percentile(l, 99.0) * 100.0).round() / 100.0,
+            "max": (l.last().copied().unwrap_or(0.0) * 100.0).round() / 100.0,
+        })
+    }
+
+    /// Under faults, FAILED answers (Okta falls back) and unconfirmed
+    /// repeats are expected; losing an accepted hook or sending after a
+    /// confirmed send is not. Without faults, every hook must be delivered
+    /// exactly once.
+    fn verdict(&self, chaos: bool, serve_ok: bool, serve_lines: &[String]) -> Result<(), Error> {
+        if chaos {
+            if !self.invariants.holds() || !serve_ok {
+                return Err(format!(
+                    "invariants broken: lost {:?}, sent after confirmed {:?}",
+                    self.invariants.lost, self.invariants.sends_after_confirmed
+                )
+                .into());
+            }
+        } else if self.errors > 0
+            || self.lost > 0
+            || self.duplicated > 0
+            || self.not_sent > 0
+            || !serve_ok
+        {
+            return Err(format!(
+                "reconciliation failed: {} errors, {} lost, {} duplicated, {} not SENT; serve: {}",
+                self.errors,
+                self.lost,
+                self.duplicated,
+                self.not_sent,
+                serve_lines.join(" | ")
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// The whole run, for the invariant checker: answers, ledger, sends and
+/// what is left in the queues.
+fn run_record(
+    results: &[Outcome],
+    snapshot: &[serde_json::Value],
+    outbox: &[OutboxLine],
+    state_dir: &Path,
+) -> Result<RunRecord, Error> {
     let queues: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state_dir.join("queue-snapshot.json"))?)?;
-    let dead: Vec<String> = serde_json::from_value(queues["deadLettered"].clone())?;
-    let record = telehook::testkit::invariants::RunRecord {
+    Ok(RunRecord {
         answers: results
             .iter()
             .map(|(i, r, _)| {
@@ -243,59 +371,9 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
             .iter()
             .map(|l| (l.event_id.clone(), l.message_id.clone()))
             .collect(),
-        dead_lettered: dead,
+        dead_lettered: serde_json::from_value(queues["deadLettered"].clone())?,
         still_queued: queues["stillQueued"].as_u64().unwrap_or(u64::MAX),
-    };
-    let invariants = telehook::testkit::invariants::check(&record);
-
-    let report = serde_json::json!({
-        "hooks": args.n,
-        "concurrency": args.concurrency,
-        "fastPath": args.fast_path,
-        "providerLatencyMs": args.provider_latency.as_millis() as u64,
-        "wallSeconds": (wall.as_secs_f64() * 1000.0).round() / 1000.0,
-        "throughputPerSecond": (args.n as f64 / wall.as_secs_f64()).round(),
-        "latencyMs": {
-            "p50": (percentile(&latencies, 50.0) * 100.0).round() / 100.0,
-            "p99": (percentile(&latencies, 99.0) * 100.0).round() / 100.0,
-            "max": (latencies.last().copied().unwrap_or(0.0) * 100.0).round() / 100.0,
-        },
-        "answers": answers,
-        "errors": errors,
-        "outboxLines": outbox.len(),
-        "duplicated": duplicated,
-        "lost": lost,
-        "ledgerNotSent": not_sent,
-        "servePeakRssMiB": peak_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
-        "serveExit": exit.code(),
-        "chaos": args.chaos,
-        "invariants": invariants,
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    if std::env::var_os("TELEHOOK_BENCH_KEEP").is_some() {
-        eprintln!("state kept in {}", state_dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&state_dir);
-    }
-    if args.chaos.is_some() {
-        // Under faults, FAILED answers (Okta falls back) and unconfirmed
-        // repeats are expected; losing an accepted hook or sending after a
-        // confirmed send is not.
-        if !invariants.holds() || !exit.success() {
-            return Err(format!(
-                "invariants broken: lost {:?}, sent after confirmed {:?}",
-                invariants.lost, invariants.sends_after_confirmed
-            )
-            .into());
-        }
-    } else if errors > 0 || lost > 0 || duplicated > 0 || not_sent > 0 || !exit.success() {
-        return Err(format!(
-            "reconciliation failed: {errors} errors, {lost} lost, {duplicated} duplicated, {not_sent} not SENT; serve: {}",
-            serve_lines.join(" | ")
-        )
-        .into());
-    }
-    Ok(())
+    })
 }
 
 /// A ledger record from serve's snapshot (event ids and states only).

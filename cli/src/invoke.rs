@@ -8,10 +8,12 @@ use aws_lambda_events::sqs::SqsEvent;
 use axum::Router;
 use axum::routing::get;
 use telehook::api::{IngressDeps, telehook_json};
+use telehook::config::PipelineConfig;
 use telehook::flows::dispatch_batch;
-use telehook::testkit::dev_issuer::TokenClaims;
+use telehook::flows::replay::{ReplayRequest, replay_dlq};
+use telehook::queue::{JobQueue, SqsQueue};
 
-use crate::local::{self, Error};
+use crate::local::{self, Error, LocalArgs};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Function {
@@ -20,93 +22,90 @@ pub enum Function {
     DlqReplayer,
 }
 
+#[derive(clap::Args, Debug)]
 pub struct InvokeArgs {
+    #[arg(value_enum)]
     pub function: Function,
+    /// The event file (see events/).
     pub event: std::path::PathBuf,
-    pub state_dir: std::path::PathBuf,
-    pub outbox: std::path::PathBuf,
-    pub fast_path: bool,
-    pub aws: bool,
+    #[command(flatten)]
+    pub local: LocalArgs,
 }
 
 /// The placeholder event files carry where a bearer token goes.
 const TOKEN_PLACEHOLDER: &str = "{{token}}";
 
-pub async fn invoke(args: InvokeArgs) -> Result<serde_json::Value, Error> {
+/// Runs the event and prints the handler's JSON response.
+pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
     let text = std::fs::read_to_string(&args.event)
         .map_err(|e| format!("{}: {e}", args.event.display()))?;
-    let backend = || async {
-        if args.aws {
-            local::aws_backend(Some(args.fast_path)).await
-        } else {
-            local::local_backend(&args.outbox, args.fast_path)
-        }
+    let backend = if args.local.aws.0 {
+        local::aws_backend(Some(args.local.fast_path())).await?
+    } else {
+        local::local_backend(&args.local.outbox(), args.local.fast_path())?
     };
-    match args.function {
-        Function::Ingress => {
-            // The ingress fetches keys from its issuer, so the dev issuer's
-            // JWKS is served on a loopback port for the life of the call.
-            let key = local::load_or_create_key(&args.state_dir)?;
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-            let port = listener.local_addr()?.port();
-            let jwks = key.jwks();
-            let router = Router::new().route(
-                "/oauth2/default/v1/keys",
-                get(move || {
-                    let jwks = jwks.clone();
-                    async move { axum::Json(jwks) }
-                }),
-            );
-            let server = tokio::spawn(async move { axum::serve(listener, router).await });
-            let issuer = local::issuer_for_port(port);
-            let text = if text.contains(TOKEN_PLACEHOLDER) {
-                let claims = TokenClaims::new(
-                    &issuer,
-                    local::AUDIENCE,
-                    local::CLIENT_ID,
-                    &[local::SCOPE],
-                    300,
-                );
-                text.replace(TOKEN_PLACEHOLDER, &key.sign(&claims)?)
-            } else {
-                text
-            };
-            let payload: serde_json::Value = serde_json::from_str(&text)?;
-            let deps = IngressDeps::new(
-                &local::ingress_config(&issuer)?,
-                Arc::new(backend().await?.pipeline),
-            )?;
-            let resp = telehook_json(&deps, payload).await;
-            server.abort();
-            Ok(serde_json::to_value(resp)?)
-        }
+    let response = match args.function {
+        Function::Ingress => ingress(&args.local, &text, backend).await?,
         Function::Dispatcher => {
             let event: SqsEvent = serde_json::from_str(&text)?;
-            let backend = backend().await?;
-            Ok(serde_json::to_value(
-                dispatch_batch(&backend.pipeline, event).await,
-            )?)
+            serde_json::to_value(dispatch_batch(&backend.pipeline, event).await)?
         }
         Function::DlqReplayer => {
-            let request: telehook::flows::replay::ReplayRequest = serde_json::from_str(&text)?;
-            let backend = backend().await?;
-            let dlq: Arc<dyn telehook::queue::JobQueue> = match &backend.dlq {
+            let request: ReplayRequest = serde_json::from_str(&text)?;
+            let dlq: Arc<dyn JobQueue> = match &backend.dlq {
                 Some(dlq) => dlq.clone(),
-                None => {
-                    let url = telehook::config::PipelineConfig::from_env()?
-                        .dlq_url
-                        .ok_or("DLQ_URL is not set")?;
-                    let sdk = telehook::aws::load_sdk_config().await;
-                    Arc::new(telehook::queue::SqsQueue::new(
-                        telehook::aws::SqsClient::new(&sdk),
-                        url,
-                    ))
-                }
+                None => aws_dlq().await?,
             };
-            let report =
-                telehook::flows::replay::replay_dlq(&backend.pipeline, dlq.as_ref(), &request)
-                    .await?;
-            Ok(serde_json::to_value(report)?)
+            serde_json::to_value(replay_dlq(&backend.pipeline, dlq.as_ref(), &request).await?)?
         }
-    }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&response).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The ingress fetches keys from its issuer, so the dev issuer's JWKS is
+/// served on a loopback port for the life of the call.
+async fn ingress(
+    local: &LocalArgs,
+    text: &str,
+    backend: local::Backend,
+) -> Result<serde_json::Value, Error> {
+    let key = local::load_or_create_key(&local.state_dir)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let port = listener.local_addr()?.port();
+    let jwks = key.jwks();
+    let router = Router::new().route(
+        "/oauth2/default/v1/keys",
+        get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let issuer = local::issuer_for_port(port);
+    let text = if text.contains(TOKEN_PLACEHOLDER) {
+        text.replace(TOKEN_PLACEHOLDER, &local::local_token(&key, &issuer, 300)?)
+    } else {
+        text.to_owned()
+    };
+    let payload: serde_json::Value = serde_json::from_str(&text)?;
+    let deps = IngressDeps::new(&local::ingress_config(&issuer)?, Arc::new(backend.pipeline))?;
+    let resp = telehook_json(&deps, payload).await;
+    server.abort();
+    Ok(serde_json::to_value(resp)?)
+}
+
+/// The deployed DLQ, from `DLQ_URL` and the normal SDK environment.
+async fn aws_dlq() -> Result<Arc<dyn JobQueue>, Error> {
+    let url = PipelineConfig::from_env()?
+        .dlq_url
+        .ok_or("DLQ_URL is not set")?;
+    let sdk = telehook::aws::load_sdk_config().await;
+    Ok(Arc::new(SqsQueue::new(
+        telehook::aws::SqsClient::new(&sdk),
+        url,
+    )))
 }

@@ -16,7 +16,7 @@ use telehook::messenger::outbox::OutboxMessenger;
 use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
 use telehook::templates::Templates;
 use telehook::testkit::DelayedMessenger;
-use telehook::testkit::dev_issuer::DevKey;
+use telehook::testkit::dev_issuer::{DevKey, TokenClaims};
 
 pub const AUDIENCE: &str = "api://default";
 pub const CLIENT_ID: &str = "telehook-local";
@@ -24,6 +24,117 @@ pub const SCOPE: &str = "telephony.hook";
 const KEY_FILE: &str = "dev-issuer-key.pem";
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The flags `serve` and `invoke` share: where local state lives, the fast
+/// path, and which adapters to use.
+#[derive(clap::Args, Debug)]
+pub struct LocalArgs {
+    /// Where the dev issuer's key and the outbox live.
+    #[arg(long, default_value = ".telehook")]
+    pub state_dir: PathBuf,
+    /// The outbox file [default: <state-dir>/outbox.jsonl].
+    #[arg(long)]
+    pub outbox: Option<PathBuf>,
+    /// Try to send inside the hook call before answering.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub fast_path: OnOff,
+    /// Use the AWS adapters (normal AWS SDK environment, AWS_ENDPOINT_URL
+    /// included). A bare flag; `--aws=local` or TELEHOOK_BACKEND=aws|local
+    /// also work.
+    #[arg(
+        long,
+        env = "TELEHOOK_BACKEND",
+        value_parser = parse_backend,
+        default_value = "local",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "aws"
+    )]
+    pub aws: BackendFlag,
+}
+
+impl LocalArgs {
+    pub fn outbox(&self) -> PathBuf {
+        self.outbox
+            .clone()
+            .unwrap_or_else(|| default_outbox(&self.state_dir))
+    }
+
+    pub fn fast_path(&self) -> bool {
+        self.fast_path == OnOff::On
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// `--aws`, or `TELEHOOK_BACKEND=aws|local`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendFlag(pub bool);
+
+fn parse_backend(s: &str) -> Result<BackendFlag, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "aws" | "true" | "1" => Ok(BackendFlag(true)),
+        "local" | "false" | "0" | "" => Ok(BackendFlag(false)),
+        other => Err(format!("backend must be aws or local, not {other:?}")),
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TokenArgs {
+    #[arg(long, default_value = ".telehook")]
+    state_dir: PathBuf,
+    /// The port `telehook serve` listens on (it is part of the issuer).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Issuer claim [default: http://127.0.0.1:<port>/oauth2/default].
+    #[arg(long)]
+    issuer: Option<String>,
+    #[arg(long, default_value = AUDIENCE)]
+    audience: String,
+    #[arg(long, default_value = CLIENT_ID)]
+    client_id: String,
+    /// Scopes for scp; repeat for more.
+    #[arg(long = "scope", default_values_t = [SCOPE.to_owned()])]
+    scopes: Vec<String>,
+    /// Lifetime in seconds; negative mints an expired token.
+    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
+    expires_in: i64,
+}
+
+/// `telehook token`: prints a token from the dev issuer.
+pub fn token(args: &TokenArgs) -> Result<(), Error> {
+    let key = load_or_create_key(&args.state_dir)?;
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| issuer_for_port(args.port));
+    let scopes: Vec<&str> = args.scopes.iter().map(String::as_str).collect();
+    let claims = TokenClaims::new(
+        &issuer,
+        &args.audience,
+        &args.client_id,
+        &scopes,
+        args.expires_in,
+    );
+    println!("{}", key.sign(&claims)?);
+    Ok(())
+}
+
+/// A token for the dev issuer at `issuer`, with the local audience, client
+/// id and scope.
+pub fn local_token(key: &DevKey, issuer: &str, lifetime_secs: i64) -> Result<String, Error> {
+    Ok(key.sign(&TokenClaims::new(
+        issuer,
+        AUDIENCE,
+        CLIENT_ID,
+        &[SCOPE],
+        lifetime_secs,
+    ))?)
+}
 
 pub fn issuer_for_port(port: u16) -> String {
     format!("http://127.0.0.1:{port}/oauth2/default")
@@ -126,23 +237,7 @@ pub fn local_backend_with_latency(
 ) -> Result<Backend, Error> {
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
-    let dlq = Arc::new(InMemoryFifo::dead_letter(
-        "telehook-jobs-dlq.fifo",
-        clock.clone(),
-        Duration::from_secs(30),
-    ));
-    let queue = Arc::new(InMemoryFifo::new(
-        "telehook-jobs.fifo",
-        clock.clone(),
-        FifoSettings {
-            // As in the SAM template: longer than the fast-path budget.
-            delay: budget + Duration::from_secs(1),
-            visibility: Duration::from_secs(30),
-            max_receive_count: Some(5),
-            dedup_window: Duration::from_secs(300),
-        },
-        Some(dlq.clone()),
-    ));
+    let (queue, dlq) = local_queues(clock.clone(), budget);
     let ledger = Arc::new(InMemoryLedger::new());
     let default_locale = match std::env::var("DEFAULT_LOCALE") {
         Ok(l) if !l.trim().is_empty() => {
@@ -183,6 +278,31 @@ pub fn local_backend_with_latency(
         ledger: Some(ledger),
         dlq: Some(dlq),
     })
+}
+
+/// The in-memory job queue and its dead-letter queue, timed as in the SAM
+/// template: the delivery delay is longer than the fast-path budget.
+fn local_queues(
+    clock: Arc<SystemClock>,
+    budget: Duration,
+) -> (Arc<InMemoryFifo>, Arc<InMemoryFifo>) {
+    let dlq = Arc::new(InMemoryFifo::dead_letter(
+        "telehook-jobs-dlq.fifo",
+        clock.clone(),
+        Duration::from_secs(30),
+    ));
+    let queue = Arc::new(InMemoryFifo::new(
+        "telehook-jobs.fifo",
+        clock,
+        FifoSettings {
+            delay: budget + Duration::from_secs(1),
+            visibility: Duration::from_secs(30),
+            max_receive_count: Some(5),
+            dedup_window: Duration::from_secs(300),
+        },
+        Some(dlq.clone()),
+    ));
+    (queue, dlq)
 }
 
 /// The AWS adapters, configured from the environment as in Lambda

@@ -18,6 +18,128 @@ use telehook::templates::TemplateFile;
 
 use crate::local::Error;
 
+#[derive(clap::Subcommand, Debug)]
+pub enum ReplayCommand {
+    /// Start a DlqReplay execution (and with --follow, wait for it to end).
+    Start {
+        /// Most messages to replay in this execution.
+        #[arg(long, default_value_t = 100)]
+        max: u32,
+        /// Count what would happen, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait for the execution to end, showing progress.
+        #[arg(long)]
+        follow: bool,
+        /// Find the state machine from this stack's outputs.
+        #[arg(long)]
+        stack: Option<String>,
+        /// The DlqReplay state machine's ARN.
+        #[arg(long)]
+        state_machine_arn: Option<String>,
+    },
+    /// Show the depth of the main queue and of the dead-letter queue.
+    Status {
+        /// Find the queues from this stack's outputs.
+        #[arg(long)]
+        stack: Option<String>,
+        /// The job queue's URL.
+        #[arg(long)]
+        queue_url: Option<String>,
+        /// The dead-letter queue's URL.
+        #[arg(long)]
+        dlq_url: Option<String>,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TemplatesCommand {
+    /// Load every <locale>.json file of DIR into the templates table.
+    Push {
+        /// Directory of template files (templates/ in this repository).
+        dir: std::path::PathBuf,
+        #[command(flatten)]
+        table: TableArgs,
+    },
+    /// Show the templates table.
+    List {
+        #[command(flatten)]
+        table: TableArgs,
+    },
+}
+
+/// Which templates table: named, or found in a stack's outputs.
+#[derive(clap::Args, Debug)]
+pub struct TableArgs {
+    /// Find the table from this stack's outputs.
+    #[arg(long)]
+    stack: Option<String>,
+    /// The templates table's name.
+    #[arg(long)]
+    table: Option<String>,
+}
+
+/// `telehook replay start|status`.
+pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
+    let sdk = sdk().await;
+    match command {
+        ReplayCommand::Start {
+            max,
+            dry_run,
+            follow,
+            stack,
+            state_machine_arn,
+        } => {
+            let arn = resolve(
+                &sdk,
+                state_machine_arn,
+                stack.as_deref(),
+                "ReplayStateMachineArn",
+                "--state-machine-arn",
+            )
+            .await?;
+            let start = ReplayStart {
+                max,
+                dry_run,
+                follow,
+                state_machine_arn: arn,
+            };
+            replay_start(&sdk, start).await
+        }
+        ReplayCommand::Status {
+            stack,
+            queue_url,
+            dlq_url,
+        } => {
+            let stack = stack.as_deref();
+            let queue = resolve(&sdk, queue_url, stack, "JobQueueUrl", "--queue-url").await?;
+            let dlq = resolve(&sdk, dlq_url, stack, "DeadLetterQueueUrl", "--dlq-url").await?;
+            replay_status(&sdk, &queue, &dlq).await
+        }
+    }
+}
+
+/// `telehook templates push|list`.
+pub async fn templates(command: TemplatesCommand) -> Result<(), Error> {
+    let sdk = sdk().await;
+    let (dir, which) = match command {
+        TemplatesCommand::Push { dir, table } => (Some(dir), table),
+        TemplatesCommand::List { table } => (None, table),
+    };
+    let table = resolve(
+        &sdk,
+        which.table,
+        which.stack.as_deref(),
+        "TemplatesTableName",
+        "--table",
+    )
+    .await?;
+    match dir {
+        Some(dir) => templates_push(&sdk, &dir, &table).await,
+        None => templates_list(&sdk, &table).await,
+    }
+}
+
 /// Stack outputs by key, from CloudFormation.
 pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<HashMap<String, String>, Error> {
     let cfn = aws_sdk_cloudformation::Client::new(sdk);

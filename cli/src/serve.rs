@@ -10,6 +10,7 @@
 //! Ctrl-C or SIGTERM stops taking requests, drains the queue and exits.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,22 +25,35 @@ use telehook::api::{IngressDeps, http_parts, proxy_event_from_http, telehook};
 use telehook::flows::poll_once;
 use telehook::queue::JobQueue;
 
-use crate::local::{self, Backend, Error};
+use telehook::domain::Job;
+use telehook::ledger::Status;
+use telehook::testkit::chaos::ChaosSpec;
 
+use crate::local::{self, Backend, Error, LocalArgs};
+
+#[derive(clap::Args, Debug)]
 pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    pub state_dir: std::path::PathBuf,
-    pub outbox: std::path::PathBuf,
-    pub fast_path: bool,
-    pub aws: bool,
-    /// Longest wait for the queue to drain at shutdown.
-    pub drain_timeout: Duration,
-    /// Artificial provider latency (load tests).
-    pub provider_latency: Duration,
-    /// Print a notice per outbox message (off for load tests).
-    pub notices: bool,
-    /// Fault injection between the flows and the local adapters.
-    pub chaos: Option<telehook::testkit::chaos::ChaosSpec>,
+    #[command(flatten)]
+    pub local: LocalArgs,
+    /// Longest wait for the queue to drain on shutdown, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub drain_timeout: u64,
+    /// Artificial provider latency in milliseconds, for load tests.
+    #[arg(long, default_value_t = 0)]
+    pub provider_latency_ms: u64,
+    /// Do not print a notice per message.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Inject faults, e.g. provider.throttle=0.3,provider.timeout=0.05,provider.latency-ms=50,ledger.conflict=0.01
+    #[arg(long, value_parser = parse_chaos)]
+    pub chaos: Option<Box<ChaosSpec>>,
+}
+
+fn parse_chaos(s: &str) -> Result<Box<ChaosSpec>, String> {
+    ChaosSpec::parse(s).map(Box::new).map_err(|e| e.to_string())
 }
 
 struct App {
@@ -92,57 +106,34 @@ async fn shutdown_signal() {
     }
 }
 
-async fn queue_is_empty(queue: &dyn JobQueue) -> bool {
-    match queue.depth().await {
-        Ok(d) => d.visible + d.in_flight + d.delayed == 0,
-        Err(_) => false,
-    }
-}
-
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
-    std::fs::create_dir_all(&args.state_dir)?;
-    let key = local::load_or_create_key(&args.state_dir)?;
+    let state_dir = &args.local.state_dir;
+    std::fs::create_dir_all(state_dir)?;
+    let key = local::load_or_create_key(state_dir)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let port = listener.local_addr()?.port();
     let issuer = local::issuer_for_port(port);
-    let config = local::ingress_config(&issuer)?;
-    let Backend {
-        pipeline,
-        queue,
-        ledger,
-        dlq,
-    } = if args.aws {
-        local::aws_backend(Some(args.fast_path)).await?
+    let outbox = args.local.outbox();
+    let backend = if args.local.aws.0 {
+        local::aws_backend(Some(args.local.fast_path())).await?
     } else {
         local::local_backend_with_latency(
-            &args.outbox,
-            args.fast_path,
-            args.provider_latency,
-            args.notices,
-            args.chaos.as_ref(),
+            &outbox,
+            args.local.fast_path(),
+            Duration::from_millis(args.provider_latency_ms),
+            !args.quiet,
+            args.chaos.as_deref(),
         )?
     };
     let app = Arc::new(App {
-        deps: IngressDeps::new(&config, Arc::new(pipeline.clone()))?,
+        deps: IngressDeps::new(
+            &local::ingress_config(&issuer)?,
+            Arc::new(backend.pipeline.clone()),
+        )?,
         jwks: key.jwks(),
     });
-
-    // The dispatcher: Lambda's SQS event source, played by the poller.
     let stop = Arc::new(AtomicBool::new(false));
-    let poller = {
-        let (stop, queue, pipeline) = (stop.clone(), queue.clone(), pipeline.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                if let Err(e) =
-                    poll_once(queue.as_ref(), &pipeline, Duration::from_millis(200)).await
-                {
-                    tracing::warn!(error = %e, "polling the job queue failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        })
-    };
-
+    let poller = spawn_poller(&backend, stop.clone());
     let router = Router::new()
         .route("/okta/telephony", post(hook))
         .route("/oauth2/default/v1/keys", get(jwks))
@@ -150,7 +141,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         .with_state(app);
 
     println!("listening on http://127.0.0.1:{port}");
-    println!("issuer {issuer}  outbox {}", args.outbox.display());
+    println!("issuer {issuer}  outbox {}", outbox.display());
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -159,26 +150,56 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     .await?;
 
     println!("stopping: no new requests; draining the queue");
-    let deadline = tokio::time::Instant::now() + args.drain_timeout;
-    while !queue_is_empty(queue.as_ref()).await && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let drain_timeout = Duration::from_secs(args.drain_timeout);
+    let left = drain(backend.queue.as_ref(), drain_timeout).await;
     stop.store(true, Ordering::Relaxed);
     let _ = poller.await;
-    let left = queue
-        .depth()
-        .await
-        .map(|d| d.visible + d.in_flight + d.delayed)
-        .unwrap_or(0);
-    if let Some(ledger) = ledger {
+    write_snapshots(state_dir, &backend, left).await?;
+    if left > 0 {
+        return Err(format!("{left} jobs were still queued after {drain_timeout:?}").into());
+    }
+    println!("drained; bye");
+    Ok(())
+}
+
+/// The dispatcher: Lambda's SQS event source, played by the poller until
+/// `stop` is set.
+fn spawn_poller(backend: &Backend, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    let (queue, pipeline) = (backend.queue.clone(), backend.pipeline.clone());
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = poll_once(queue.as_ref(), &pipeline, Duration::from_millis(200)).await {
+                tracing::warn!(error = %e, "polling the job queue failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    })
+}
+
+/// Waits until the queue is empty or the timeout passes; returns how many
+/// jobs are left.
+async fn drain(queue: &dyn JobQueue, timeout: Duration) -> u64 {
+    let depth = || async {
+        queue
+            .depth()
+            .await
+            .map(|d| d.visible + d.in_flight + d.delayed)
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    while depth().await.map_or(true, |n| n > 0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    depth().await.unwrap_or(0)
+}
+
+/// For reconciliation after a run (`telehook bench`): the in-memory
+/// ledger's event ids and states (it holds no code and no number), and the
+/// event ids left in the queues.
+async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Result<(), Error> {
+    if let Some(ledger) = &backend.ledger {
         let records = ledger.records();
-        let sent = records
-            .iter()
-            .filter(|r| r.status == telehook::ledger::Status::Sent)
-            .count();
+        let sent = records.iter().filter(|r| r.status == Status::Sent).count();
         println!("ledger: {} events, {sent} sent", records.len());
-        // For reconciliation after a run: event ids and states only (the
-        // ledger holds no code and no number).
         let snapshot: Vec<serde_json::Value> = records
             .iter()
             .map(|r| {
@@ -189,11 +210,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             })
             .collect();
         std::fs::write(
-            args.state_dir.join("ledger-snapshot.json"),
+            state_dir.join("ledger-snapshot.json"),
             serde_json::to_vec(&snapshot)?,
         )?;
     }
-    if let Some(dlq) = dlq {
+    if let Some(dlq) = &backend.dlq {
         if !dlq.is_empty() {
             println!("dead-letter queue: {} messages", dlq.len());
         }
@@ -202,25 +223,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             .await
             .unwrap_or_default()
             .iter()
-            .filter_map(|m| {
-                telehook::domain::job::Job::decode(&m.body)
-                    .ok()
-                    .map(|j| j.event_id)
-            })
+            .filter_map(|m| Job::decode(&m.body).ok().map(|j| j.event_id))
             .collect();
         let snapshot = serde_json::json!({"deadLettered": dead, "stillQueued": left});
         std::fs::write(
-            args.state_dir.join("queue-snapshot.json"),
+            state_dir.join("queue-snapshot.json"),
             serde_json::to_vec(&snapshot)?,
         )?;
     }
-    if left > 0 {
-        return Err(format!(
-            "{left} jobs were still queued after {:?}",
-            args.drain_timeout
-        )
-        .into());
-    }
-    println!("drained; bye");
     Ok(())
 }

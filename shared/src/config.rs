@@ -81,13 +81,7 @@ impl Config {
                 });
             }
         };
-        let locale = match env.opt("DEFAULT_LOCALE") {
-            None => {
-                Locale::parse("en").map_err(|_| invalid("DEFAULT_LOCALE", "built-in default"))?
-            }
-            Some(s) => Locale::parse(&s)
-                .map_err(|_| invalid("DEFAULT_LOCALE", "not a language tag such as en or en-US"))?,
-        };
+        let locale = env.default_locale()?;
         let region = match env.opt("DEFAULT_REGION") {
             None => "US"
                 .parse()
@@ -115,6 +109,13 @@ impl Env<'_> {
 
     fn req(&self, var: &'static str) -> Result<String, ConfigError> {
         self.opt(var).ok_or(ConfigError::Missing { var })
+    }
+
+    /// `DEFAULT_LOCALE`, or English.
+    fn default_locale(&self) -> Result<Locale, ConfigError> {
+        let raw = self.opt("DEFAULT_LOCALE");
+        Locale::parse(raw.as_deref().unwrap_or("en"))
+            .map_err(|_| invalid("DEFAULT_LOCALE", "not a language tag such as en or en-US"))
     }
 
     fn secs(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
@@ -296,28 +297,7 @@ impl PipelineConfig {
         if hash_key.len() < MIN_SECRET_LEN {
             return Err(invalid("HASH_KEY", "shorter than 16 characters"));
         }
-        let origination = OriginationIdentities::parse(&env.req("ORIGINATION_IDENTITIES")?)
-            .map_err(|reason| ConfigError::Invalid {
-                var: "ORIGINATION_IDENTITIES",
-                reason,
-            })?;
-        let price = |var: &'static str| -> Result<Option<String>, ConfigError> {
-            match env.opt(var) {
-                None => Ok(None),
-                Some(v) if v.parse::<f64>().is_ok_and(|p| p > 0.0 && p.is_finite()) => Ok(Some(v)),
-                Some(_) => Err(invalid(
-                    var,
-                    "expected a positive price in USD such as 0.10",
-                )),
-            }
-        };
-        let default_locale = match env.opt("DEFAULT_LOCALE") {
-            None => {
-                Locale::parse("en").map_err(|_| invalid("DEFAULT_LOCALE", "built-in default"))?
-            }
-            Some(s) => Locale::parse(&s)
-                .map_err(|_| invalid("DEFAULT_LOCALE", "not a language tag such as en or en-US"))?,
-        };
+        let eum = eum_settings(&env)?;
         Ok(PipelineConfig {
             ledger_table: env.req("LEDGER_TABLE")?,
             templates_table: env.opt("TEMPLATES_TABLE"),
@@ -327,18 +307,41 @@ impl PipelineConfig {
             fast_path_budget: Duration::from_millis(budget_ms),
             hash_key: SecretString::from(hash_key),
             org_name: env.opt("ORG_NAME").unwrap_or_else(|| "Okta".to_owned()),
-            default_locale,
+            default_locale: env.default_locale()?,
             template_cache_ttl: env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300)?,
-            eum: EumSettings {
-                origination,
-                configuration_set: env.opt("CONFIGURATION_SET_NAME"),
-                protect_configuration_id: env.opt("PROTECT_CONFIGURATION_ID"),
-                max_price: price("MAX_PRICE")?,
-                max_price_per_minute: price("MAX_PRICE_PER_MINUTE")?,
-            },
+            eum,
             guard: guard_from_lookup(&get)?,
         })
     }
+}
+
+/// End User Messaging's controls: origination identities, configuration
+/// set, protect configuration, price caps.
+fn eum_settings(env: &Env<'_>) -> Result<EumSettings, ConfigError> {
+    let origination =
+        OriginationIdentities::parse(&env.req("ORIGINATION_IDENTITIES")?).map_err(|reason| {
+            ConfigError::Invalid {
+                var: "ORIGINATION_IDENTITIES",
+                reason,
+            }
+        })?;
+    let price = |var: &'static str| -> Result<Option<String>, ConfigError> {
+        match env.opt(var) {
+            None => Ok(None),
+            Some(v) if v.parse::<f64>().is_ok_and(|p| p > 0.0 && p.is_finite()) => Ok(Some(v)),
+            Some(_) => Err(invalid(
+                var,
+                "expected a positive price in USD such as 0.10",
+            )),
+        }
+    };
+    Ok(EumSettings {
+        origination,
+        configuration_set: env.opt("CONFIGURATION_SET_NAME"),
+        protect_configuration_id: env.opt("PROTECT_CONFIGURATION_ID"),
+        max_price: price("MAX_PRICE")?,
+        max_price_per_minute: price("MAX_PRICE_PER_MINUTE")?,
+    })
 }
 
 /// Origination identity (phone number, sender id, pool, or their ARNs) per

@@ -129,9 +129,7 @@ async fn replay_one(
             return true;
         }
     };
-    let now = pipeline.clock.now();
-    let expired = request.otp_expires <= now;
-    let settled = if expired {
+    let settled = if request.otp_expires <= pipeline.clock.now() {
         Some(Status::Expired)
     } else {
         match pipeline.ledger.get(&request.event_id).await {
@@ -145,32 +143,13 @@ async fn replay_one(
         }
     };
     match settled {
+        Some(_) if dry_run => {
+            count_settled(report, settled);
+            true
+        }
         Some(status) => {
-            if status == Status::Expired {
-                report.expired += 1;
-            } else {
-                report.already_sent += 1;
-            }
-            if dry_run {
-                return true;
-            }
-            if status == Status::Expired {
-                pipeline.settings.metrics.expired(request.channel);
-            }
-            if expired {
-                let ttl = pipeline.expires_at(request.otp_expires);
-                if let Err(e) = pipeline
-                    .ledger
-                    .mark_expired(&request.event_id, now.timestamp_millis(), ttl)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not record the expiry");
-                }
-            }
-            if let Err(e) = dlq.delete(&m.receipt_handle).await {
-                tracing::warn!(error = %e, "could not delete a settled job from the dead-letter queue");
-            }
-            tracing::info!(event_id = %request.event_id, status = status.as_str(), "settled job removed");
+            count_settled(report, settled);
+            remove_settled(pipeline, dlq, &request, status, m).await;
             false
         }
         None if dry_run => {
@@ -179,6 +158,44 @@ async fn replay_one(
         }
         None => !move_back(pipeline, dlq, job, &request, m, report).await,
     }
+}
+
+fn count_settled(report: &mut ReplayReport, settled: Option<Status>) {
+    if settled == Some(Status::Expired) {
+        report.expired += 1;
+    } else {
+        report.already_sent += 1;
+    }
+}
+
+/// Deletes a job the ledger has settled; an expired one is recorded
+/// EXPIRED first.
+async fn remove_settled(
+    pipeline: &Pipeline,
+    dlq: &dyn JobQueue,
+    request: &DeliveryRequest,
+    status: Status,
+    m: &ReceivedMessage,
+) {
+    let now = pipeline.clock.now();
+    if status == Status::Expired {
+        pipeline.settings.metrics.expired(request.channel);
+    }
+    // A job the ledger already holds as EXPIRED needs no second write.
+    if status == Status::Expired && request.otp_expires <= now {
+        let ttl = pipeline.expires_at(request.otp_expires);
+        if let Err(e) = pipeline
+            .ledger
+            .mark_expired(&request.event_id, now.timestamp_millis(), ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the expiry");
+        }
+    }
+    if let Err(e) = dlq.delete(&m.receipt_handle).await {
+        tracing::warn!(error = %e, "could not delete a settled job from the dead-letter queue");
+    }
+    tracing::info!(event_id = %request.event_id, status = status.as_str(), "settled job removed");
 }
 
 /// Sends a job back to the main queue under a new dedup id, then deletes

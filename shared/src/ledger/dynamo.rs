@@ -117,6 +117,42 @@ impl DynamoLedger {
             .expression_attribute_names("#lease", "leaseUntil")
             .expression_attribute_names("#updated", "updatedAt")
     }
+
+    /// An update only the claim's holder may make, recording `reason`.
+    fn holder_update(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.update(event_id)
+            .condition_expression("#s = :inprog AND #owner = :owner")
+            .expression_attribute_names("#failure", "failure")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":why", s(reason))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now_ms))
+    }
+}
+
+/// A failed condition on a holder's update means the claim was lost.
+fn holder_result<T>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<(), LedgerError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_condition_failure(&e) => Err(LedgerError::LostClaim),
+        Err(e) => Err(ledger_error(&e)),
+    }
 }
 
 #[async_trait]
@@ -266,24 +302,12 @@ impl Ledger for DynamoLedger {
         now_ms: i64,
     ) -> Result<(), LedgerError> {
         let result = self
-            .update(event_id)
+            .holder_update(event_id, owner, reason, now_ms)
             .update_expression("SET #s = :failed, #failure = :why, #lease = :zero, #updated = :now")
-            .condition_expression("#s = :inprog AND #owner = :owner")
-            .expression_attribute_names("#failure", "failure")
-            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))
-            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":why", s(reason))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(LedgerError::LostClaim),
-            Err(e) => Err(ledger_error(&e)),
-        }
+        holder_result(result)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
@@ -295,23 +319,11 @@ impl Ledger for DynamoLedger {
         now_ms: i64,
     ) -> Result<(), LedgerError> {
         let result = self
-            .update(event_id)
+            .holder_update(event_id, owner, reason, now_ms)
             .update_expression("SET #failure = :why, #lease = :zero, #updated = :now")
-            .condition_expression("#s = :inprog AND #owner = :owner")
-            .expression_attribute_names("#failure", "failure")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":why", s(reason))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(LedgerError::LostClaim),
-            Err(e) => Err(ledger_error(&e)),
-        }
+        holder_result(result)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]

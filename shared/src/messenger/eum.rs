@@ -64,6 +64,96 @@ impl EndUserMessaging {
     }
 }
 
+impl EndUserMessaging {
+    /// `SendTextMessage`; the provider's message id on success.
+    async fn send_text(
+        &self,
+        message: &OutboundMessage,
+        identity: &str,
+        ttl: i32,
+    ) -> Result<String, SendError> {
+        let s = &self.settings;
+        let out = self
+            .client
+            .send_text_message()
+            .destination_phone_number(message.to.e164())
+            .origination_identity(identity)
+            .message_body(&message.rendered.body)
+            .message_type(MessageType::Transactional)
+            .time_to_live(ttl)
+            .set_context(Some(Self::context(message)))
+            .set_configuration_set_name(s.configuration_set.clone())
+            .set_protect_configuration_id(s.protect_configuration_id.clone())
+            .set_max_price(s.max_price.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                let reason = match e.as_service_error() {
+                    Some(SendTextMessageError::ConflictException(c)) => {
+                        c.reason().map(|r| r.as_str())
+                    }
+                    Some(SendTextMessageError::ValidationException(v)) => {
+                        v.reason().map(|r| r.as_str())
+                    }
+                    Some(SendTextMessageError::ServiceQuotaExceededException(q)) => {
+                        q.reason().map(|r| r.as_str())
+                    }
+                    _ => None,
+                };
+                send_error(&e, reason.map(str::to_owned))
+            })?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+
+    /// `SendVoiceMessage`; the provider's message id on success.
+    async fn send_voice(
+        &self,
+        message: &OutboundMessage,
+        identity: &str,
+        ttl: i32,
+    ) -> Result<String, SendError> {
+        let s = &self.settings;
+        let voice = message
+            .rendered
+            .voice_id
+            .as_deref()
+            .unwrap_or("Joanna")
+            .to_ascii_uppercase();
+        let text_type = match message.rendered.text_type {
+            TextType::Ssml => VoiceMessageBodyTextType::Ssml,
+            TextType::Text => VoiceMessageBodyTextType::Text,
+        };
+        let out = self
+            .client
+            .send_voice_message()
+            .destination_phone_number(message.to.e164())
+            .origination_identity(identity)
+            .message_body(&message.rendered.body)
+            .message_body_text_type(text_type)
+            .voice_id(VoiceId::from(voice.as_str()))
+            .time_to_live(ttl)
+            .set_context(Some(Self::context(message)))
+            .set_configuration_set_name(s.configuration_set.clone())
+            .set_protect_configuration_id(s.protect_configuration_id.clone())
+            .set_max_price_per_minute(s.max_price_per_minute.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                let reason = match e.as_service_error() {
+                    Some(SendVoiceMessageError::ConflictException(c)) => {
+                        c.reason().map(|r| r.as_str())
+                    }
+                    Some(SendVoiceMessageError::ValidationException(v)) => {
+                        v.reason().map(|r| r.as_str())
+                    }
+                    _ => None,
+                };
+                send_error(&e, reason.map(str::to_owned))
+            })?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+}
+
 #[async_trait]
 impl Messenger for EndUserMessaging {
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %message.event_id, to = %message.to))]
@@ -79,79 +169,9 @@ impl Messenger for EndUserMessaging {
             })?;
         let ttl = i32::try_from(message.ttl_seconds.clamp(MIN_TTL_SECONDS, MAX_TTL_SECONDS))
             .unwrap_or(300);
-        let s = &self.settings;
         let message_id = match message.rendered.channel {
-            Channel::Sms => self
-                .client
-                .send_text_message()
-                .destination_phone_number(message.to.e164())
-                .origination_identity(identity)
-                .message_body(&message.rendered.body)
-                .message_type(MessageType::Transactional)
-                .time_to_live(ttl)
-                .set_context(Some(Self::context(message)))
-                .set_configuration_set_name(s.configuration_set.clone())
-                .set_protect_configuration_id(s.protect_configuration_id.clone())
-                .set_max_price(s.max_price.clone())
-                .send()
-                .await
-                .map_err(|e| {
-                    let reason = match e.as_service_error() {
-                        Some(SendTextMessageError::ConflictException(c)) => {
-                            c.reason().map(|r| r.as_str().to_owned())
-                        }
-                        Some(SendTextMessageError::ValidationException(v)) => {
-                            v.reason().map(|r| r.as_str().to_owned())
-                        }
-                        Some(SendTextMessageError::ServiceQuotaExceededException(q)) => {
-                            q.reason().map(|r| r.as_str().to_owned())
-                        }
-                        _ => None,
-                    };
-                    send_error(&e, reason)
-                })?
-                .message_id
-                .unwrap_or_default(),
-            Channel::Voice => {
-                let voice = message
-                    .rendered
-                    .voice_id
-                    .as_deref()
-                    .unwrap_or("Joanna")
-                    .to_ascii_uppercase();
-                let text_type = match message.rendered.text_type {
-                    TextType::Ssml => VoiceMessageBodyTextType::Ssml,
-                    TextType::Text => VoiceMessageBodyTextType::Text,
-                };
-                self.client
-                    .send_voice_message()
-                    .destination_phone_number(message.to.e164())
-                    .origination_identity(identity)
-                    .message_body(&message.rendered.body)
-                    .message_body_text_type(text_type)
-                    .voice_id(VoiceId::from(voice.as_str()))
-                    .time_to_live(ttl)
-                    .set_context(Some(Self::context(message)))
-                    .set_configuration_set_name(s.configuration_set.clone())
-                    .set_protect_configuration_id(s.protect_configuration_id.clone())
-                    .set_max_price_per_minute(s.max_price_per_minute.clone())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        let reason = match e.as_service_error() {
-                            Some(SendVoiceMessageError::ConflictException(c)) => {
-                                c.reason().map(|r| r.as_str().to_owned())
-                            }
-                            Some(SendVoiceMessageError::ValidationException(v)) => {
-                                v.reason().map(|r| r.as_str().to_owned())
-                            }
-                            _ => None,
-                        };
-                        send_error(&e, reason)
-                    })?
-                    .message_id
-                    .unwrap_or_default()
-            }
+            Channel::Sms => self.send_text(message, identity, ttl).await?,
+            Channel::Voice => self.send_voice(message, identity, ttl).await?,
         };
         if message_id.is_empty() {
             // Accepted without an id is not something we can confirm.

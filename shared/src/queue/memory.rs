@@ -115,6 +115,25 @@ impl InMemoryFifo {
         st.messages.push_back(m);
     }
 
+    /// Marks a message received: a new receipt, one more receive, hidden
+    /// for the visibility timeout.
+    fn hand_out(&self, m: &mut Stored, now: i64) -> ReceivedMessage {
+        let receipt = format!("{}-{}", self.name, crate::crypto::random_hex(12));
+        let visibility = i64::try_from(self.settings.visibility.as_millis()).unwrap_or(i64::MAX);
+        m.receive_count += 1;
+        m.receipt = Some(receipt.clone());
+        m.visible_at_ms = now.saturating_add(visibility);
+        ReceivedMessage {
+            message_id: m.id.clone(),
+            receipt_handle: receipt,
+            body: m.body.clone(),
+            group_id: m.group.clone(),
+            dedup_id: m.dedup.clone(),
+            receive_count: m.receive_count,
+            sent_at_ms: m.sent_at_ms,
+        }
+    }
+
     fn try_receive(&self, max: usize) -> Vec<ReceivedMessage> {
         let now = self.clock.now_ms();
         let mut redriven = Vec::new();
@@ -152,22 +171,7 @@ impl InMemoryFifo {
                     }
                     continue;
                 }
-                let receipt = format!("{}-{}", self.name, crate::crypto::random_hex(12));
-                let visibility =
-                    i64::try_from(self.settings.visibility.as_millis()).unwrap_or(i64::MAX);
-                let m = &mut st.messages[i];
-                m.receive_count += 1;
-                m.receipt = Some(receipt.clone());
-                m.visible_at_ms = now.saturating_add(visibility);
-                out.push(ReceivedMessage {
-                    message_id: m.id.clone(),
-                    receipt_handle: receipt,
-                    body: m.body.clone(),
-                    group_id: m.group.clone(),
-                    dedup_id: m.dedup.clone(),
-                    receive_count: m.receive_count,
-                    sent_at_ms: m.sent_at_ms,
-                });
+                out.push(self.hand_out(&mut st.messages[i], now));
                 i += 1;
             }
         }

@@ -13,15 +13,18 @@ pub struct RenderContext<'a> {
     pub org: &'a str,
 }
 
-/// A message ready for the provider. `Debug` hides the body: it holds the code.
+/// A message ready for the provider: the template with its placeholders
+/// filled in, read through `Deref`. `Debug` hides the body: it holds the
+/// code.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub locale: String,
-    pub channel: Channel,
-    pub body: String,
-    pub text_type: TextType,
-    pub voice_id: Option<String>,
-    pub language_code: Option<String>,
+pub struct Rendered(Template);
+
+impl std::ops::Deref for Rendered {
+    type Target = Template;
+
+    fn deref(&self) -> &Template {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Rendered {
@@ -79,14 +82,10 @@ pub fn render(t: &Template, ctx: &RenderContext<'_>) -> Result<Rendered, Templat
     if t.channel == Channel::Voice && t.voice_id.as_deref().unwrap_or_default().is_empty() {
         return Err(invalid("voice template has no voiceId".into()));
     }
-    Ok(Rendered {
-        locale: t.locale.clone(),
-        channel: t.channel,
+    Ok(Rendered(Template {
         body: out,
-        text_type: t.text_type,
-        voice_id: t.voice_id.clone(),
-        language_code: t.language_code.clone(),
-    })
+        ..t.clone()
+    }))
 }
 
 pub fn escape_ssml(s: &str) -> String {

@@ -62,6 +62,25 @@ impl InvariantReport {
     }
 }
 
+/// Sends after the one the ledger confirmed break the promise; repeats
+/// where no send was confirmed (its reply was lost) are counted apart.
+fn count_repeats(
+    messages: &HashMap<&str, Vec<&str>>,
+    ledger: &HashMap<&str, &LedgerRecord>,
+    report: &mut InvariantReport,
+) {
+    for (event, ids) in messages {
+        let confirmed = ledger.get(event).and_then(|r| r.message_id.as_deref());
+        match ids.iter().position(|id| Some(*id) == confirmed) {
+            Some(first) if first + 1 < ids.len() => {
+                report.sends_after_confirmed.push((*event).to_owned())
+            }
+            _ if ids.len() > 1 => report.unconfirmed_repeats += 1,
+            _ => {}
+        }
+    }
+}
+
 pub fn check(run: &RunRecord) -> InvariantReport {
     let ledger: HashMap<&str, &LedgerRecord> = run
         .ledger
@@ -118,16 +137,7 @@ pub fn check(run: &RunRecord) -> InvariantReport {
         }
     }
 
-    for (event, ids) in &messages {
-        let confirmed = ledger.get(event).and_then(|r| r.message_id.as_deref());
-        match ids.iter().position(|id| Some(*id) == confirmed) {
-            Some(first) if first + 1 < ids.len() => {
-                report.sends_after_confirmed.push((*event).to_owned())
-            }
-            _ if ids.len() > 1 => report.unconfirmed_repeats += 1,
-            _ => {}
-        }
-    }
+    count_repeats(&messages, &ledger, &mut report);
     report.lost.sort();
     report.sends_after_confirmed.sort();
     report

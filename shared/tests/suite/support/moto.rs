@@ -31,15 +31,22 @@ pub struct Moto {
 static MOTO: OnceLock<Moto> = OnceLock::new();
 static LOCK: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
-fn moto_binary() -> PathBuf {
+/// The emulator's command: `MOTO_SERVER` if set, else the project's
+/// `scripts/moto-server.py` (moto with DynamoDB's atomic conditional
+/// writes) under the `.venv` Python.
+fn moto_command() -> (PathBuf, Vec<PathBuf>) {
     if let Some(p) = std::env::var_os("MOTO_SERVER") {
-        return PathBuf::from(p);
+        return (PathBuf::from(p), Vec::new());
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    (
+        root.join(".venv/bin/python"),
+        vec![root.join("scripts/moto-server.py")],
+    )
 }
 
 fn start() -> Moto {
-    let bin = moto_binary();
+    let (bin, script) = moto_command();
     assert!(
         bin.exists(),
         "the AWS emulator is not installed at {}: run ./scripts/test (it installs moto[server] into .venv) or set MOTO_SERVER",
@@ -53,10 +60,12 @@ fn start() -> Moto {
     let log = std::env::temp_dir().join(format!("telehook-moto-{port}.log"));
     let child = Command::new("sh")
         .arg("-c")
-        .arg(r#""$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 & pid=$!; cat >/dev/null; kill $pid"#)
-        .arg(&bin)
+        .arg(r#"port="$1" log="$2"; shift 2; "$@" -H 127.0.0.1 -p "$port" >"$log" 2>&1 & pid=$!; cat >/dev/null; kill $pid"#)
+        .arg("sh")
         .arg(port.to_string())
         .arg(&log)
+        .arg(&bin)
+        .args(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
