@@ -14,7 +14,7 @@ use telehook::aws::SdkConfig;
 use telehook::queue::JobQueue;
 use telehook::queue::SqsQueue;
 use telehook::templates::DynamoTemplateStore;
-use telehook::templates::TemplateFile;
+use telehook::templates::{TemplateFile, TemplateStore};
 
 use crate::local::Error;
 
@@ -140,6 +140,12 @@ pub async fn templates(command: TemplatesCommand) -> Result<(), Error> {
     }
 }
 
+/// An SDK error as one console line: what failed, then the error with its
+/// causes.
+fn failed<E: std::error::Error>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{what}: {}", aws_sdk_sfn::error::DisplayErrorContext(e))
+}
+
 /// Stack outputs by key, from CloudFormation.
 pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<HashMap<String, String>, Error> {
     let cfn = aws_sdk_cloudformation::Client::new(sdk);
@@ -148,12 +154,7 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<HashMap<Strin
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot describe stack {stack}: {}",
-                aws_sdk_cloudformation::error::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(failed(&format!("cannot describe stack {stack}")))?;
     let stack = out
         .stacks()
         .first()
@@ -210,12 +211,7 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
         .input(input.to_string())
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot start the replay: {}",
-                aws_sdk_sfn::error::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(failed("cannot start the replay"))?;
     let arn = started.execution_arn().to_owned();
     println!("execution {arn}");
     let bar = indicatif::ProgressBar::new_spinner();
@@ -226,12 +222,7 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
             .execution_arn(&arn)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "cannot read the execution: {}",
-                    aws_sdk_sfn::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(failed("cannot read the execution"))?;
         let status = d.status().clone();
         bar.set_message(format!("status {}", status.as_str()));
         if status != ExecutionStatus::Running || !args.follow {

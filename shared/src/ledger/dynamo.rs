@@ -138,8 +138,10 @@ impl DynamoLedger {
     }
 }
 
-/// A failed condition on a holder's update means the claim was lost.
-fn holder_result<T>(
+/// The outcome of a conditional update. What a failed condition means
+/// depends on the write: a terminal write finds the record already settled
+/// (`Ok`); a holder's update has lost its claim.
+fn conditional<T>(
     result: Result<
         T,
         aws_sdk_dynamodb::error::SdkError<
@@ -147,10 +149,11 @@ fn holder_result<T>(
             aws_sdk_dynamodb::config::http::HttpResponse,
         >,
     >,
+    on_conflict: Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     match result {
         Ok(_) => Ok(()),
-        Err(e) if is_condition_failure(&e) => Err(LedgerError::LostClaim),
+        Err(e) if is_condition_failure(&e) => on_conflict,
         Err(e) => Err(ledger_error(&e)),
     }
 }
@@ -285,12 +288,8 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":exp", n(now_ms / 1000 + 86_400))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already SENT: the first message id stays.
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(ledger_error(&e)),
-        }
+        // Already SENT: the first message id stays.
+        conditional(result, Ok(()))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
@@ -307,7 +306,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))
             .send()
             .await;
-        holder_result(result)
+        conditional(result, Err(LedgerError::LostClaim))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
@@ -323,7 +322,7 @@ impl Ledger for DynamoLedger {
             .update_expression("SET #failure = :why, #lease = :zero, #updated = :now")
             .send()
             .await;
-        holder_result(result)
+        conditional(result, Err(LedgerError::LostClaim))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
@@ -345,12 +344,8 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":exp", n(expires_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already SENT, FAILED or EXPIRED: nothing to change.
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(ledger_error(&e)),
-        }
+        // Already SENT, FAILED or EXPIRED: nothing to change.
+        conditional(result, Ok(()))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]

@@ -28,6 +28,28 @@ impl InMemoryLedger {
         v
     }
 
+    /// An update only the claim's holder may make: records `reason`, ends
+    /// the lease, and moves to `status` when one is given.
+    fn holder_update(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+        status: Option<Status>,
+    ) -> Result<(), LedgerError> {
+        self.with(|map| match map.get_mut(event_id.as_str()) {
+            Some(r) if r.status == Status::InProgress && r.owner.as_deref() == Some(owner) => {
+                r.status = status.unwrap_or(r.status);
+                r.failure = Some(reason.to_owned());
+                r.lease_until_ms = 0;
+                r.updated_at_ms = now_ms;
+                Ok(())
+            }
+            _ => Err(LedgerError::LostClaim),
+        })
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, LedgerRecord>) -> T) -> T {
         let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut map)
@@ -63,16 +85,17 @@ impl Ledger for InMemoryLedger {
             map.insert(
                 c.event_id.as_str().to_owned(),
                 LedgerRecord {
-                    event_id: c.event_id.as_str().to_owned(),
-                    status: Status::InProgress,
                     lease_until_ms: c.now_ms + c.lease_ms,
-                    attempts,
                     channel: Some(c.channel),
-                    message_id: None,
                     failure: existing.and_then(|r| r.failure.clone()),
                     owner: Some(c.owner.to_owned()),
-                    updated_at_ms: c.now_ms,
-                    expires_at: c.expires_at,
+                    ..record(
+                        c.event_id,
+                        Status::InProgress,
+                        attempts,
+                        c.now_ms,
+                        c.expires_at,
+                    )
                 },
             );
             Ok(ClaimOutcome::Claimed { attempts })
@@ -86,20 +109,15 @@ impl Ledger for InMemoryLedger {
         now_ms: i64,
     ) -> Result<(), LedgerError> {
         self.with(|map| {
-            let r = map
-                .entry(event_id.as_str().to_owned())
-                .or_insert_with(|| LedgerRecord {
-                    event_id: event_id.as_str().to_owned(),
-                    status: Status::InProgress,
-                    lease_until_ms: 0,
-                    attempts: 1,
-                    channel: None,
-                    message_id: None,
-                    failure: None,
-                    owner: None,
-                    updated_at_ms: now_ms,
-                    expires_at: now_ms / 1000 + 86_400,
-                });
+            let r = map.entry(event_id.as_str().to_owned()).or_insert_with(|| {
+                record(
+                    event_id,
+                    Status::InProgress,
+                    1,
+                    now_ms,
+                    now_ms / 1000 + 86_400,
+                )
+            });
             if r.status != Status::Sent {
                 r.status = Status::Sent;
                 r.message_id = Some(message_id.to_owned());
@@ -117,16 +135,7 @@ impl Ledger for InMemoryLedger {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        self.with(|map| match map.get_mut(event_id.as_str()) {
-            Some(r) if r.status == Status::InProgress && r.owner.as_deref() == Some(owner) => {
-                r.status = Status::Failed;
-                r.failure = Some(reason.to_owned());
-                r.lease_until_ms = 0;
-                r.updated_at_ms = now_ms;
-                Ok(())
-            }
-            _ => Err(LedgerError::LostClaim),
-        })
+        self.holder_update(event_id, owner, reason, now_ms, Some(Status::Failed))
     }
 
     async fn release(
@@ -136,15 +145,7 @@ impl Ledger for InMemoryLedger {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        self.with(|map| match map.get_mut(event_id.as_str()) {
-            Some(r) if r.status == Status::InProgress && r.owner.as_deref() == Some(owner) => {
-                r.lease_until_ms = 0;
-                r.failure = Some(reason.to_owned());
-                r.updated_at_ms = now_ms;
-                Ok(())
-            }
-            _ => Err(LedgerError::LostClaim),
-        })
+        self.holder_update(event_id, owner, reason, now_ms, None)
     }
 
     async fn mark_expired(
@@ -156,18 +157,7 @@ impl Ledger for InMemoryLedger {
         self.with(|map| {
             let r = map
                 .entry(event_id.as_str().to_owned())
-                .or_insert_with(|| LedgerRecord {
-                    event_id: event_id.as_str().to_owned(),
-                    status: Status::Expired,
-                    lease_until_ms: 0,
-                    attempts: 0,
-                    channel: None,
-                    message_id: None,
-                    failure: None,
-                    owner: None,
-                    updated_at_ms: now_ms,
-                    expires_at,
-                });
+                .or_insert_with(|| record(event_id, Status::Expired, 0, now_ms, expires_at));
             if r.status == Status::InProgress {
                 r.status = Status::Expired;
                 r.lease_until_ms = 0;
@@ -182,106 +172,25 @@ impl Ledger for InMemoryLedger {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn eid(s: &str) -> EventId {
-        EventId::parse(s).unwrap()
-    }
-
-    fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
-        Claim {
-            event_id: e,
-            channel: Channel::Sms,
-            owner,
-            now_ms,
-            lease_ms: 1000,
-            expires_at: 9_999_999_999,
-        }
-    }
-
-    #[tokio::test]
-    async fn claim_lease_release_and_terminal_states() {
-        let l = InMemoryLedger::new();
-        let e = eid("evt-1");
-        assert_eq!(
-            l.claim(&claim(&e, "a", 0)).await,
-            Ok(ClaimOutcome::Claimed { attempts: 1 })
-        );
-        assert_eq!(
-            l.claim(&claim(&e, "b", 500)).await,
-            Ok(ClaimOutcome::Busy {
-                lease_until_ms: 1000
-            })
-        );
-        // The lease runs out: b takes over, and a can no longer release.
-        assert_eq!(
-            l.claim(&claim(&e, "b", 1000)).await,
-            Ok(ClaimOutcome::Claimed { attempts: 2 })
-        );
-        assert_eq!(
-            l.release(&e, "a", "x", 1001).await,
-            Err(LedgerError::LostClaim)
-        );
-        l.release(&e, "b", "throttled", 1001).await.unwrap();
-        assert_eq!(
-            l.claim(&claim(&e, "c", 1002)).await,
-            Ok(ClaimOutcome::Claimed { attempts: 3 })
-        );
-        l.mark_sent(&e, "m-1", 1003).await.unwrap();
-        l.mark_sent(&e, "m-2", 1004).await.unwrap();
-        assert_eq!(
-            l.claim(&claim(&e, "d", 99_999)).await,
-            Ok(ClaimOutcome::AlreadySent {
-                message_id: Some("m-1".into())
-            })
-        );
-        l.mark_expired(&e, 100_000, 0).await.unwrap();
-        assert_eq!(l.get(&e).await.unwrap().unwrap().status, Status::Sent);
-    }
-
-    #[tokio::test]
-    async fn counters_refuse_past_the_limit_and_count_an_event_once() {
-        let l = InMemoryLedger::new();
-        let ids: Vec<EventId> = (0..4).map(|i| eid(&format!("e{i}"))).collect();
-        async fn count(l: &InMemoryLedger, e: &EventId, window: i64) -> RateDecision {
-            let c = RateCount {
-                scope: "dst",
-                key: "h",
-                window,
-                limit: 2,
-                event_id: e,
-                expires_at: 0,
-            };
-            l.count(&c).await.unwrap()
-        }
-        assert_eq!(
-            count(&l, &ids[0], 1).await,
-            RateDecision::Allowed { count: 1 }
-        );
-        assert_eq!(
-            count(&l, &ids[0], 1).await,
-            RateDecision::Allowed { count: 1 },
-            "replayed"
-        );
-        assert_eq!(
-            count(&l, &ids[1], 1).await,
-            RateDecision::Allowed { count: 2 }
-        );
-        assert_eq!(
-            count(&l, &ids[2], 1).await,
-            RateDecision::Refused { count: 2 }
-        );
-        assert_eq!(
-            count(&l, &ids[1], 1).await,
-            RateDecision::Allowed { count: 2 },
-            "counted before"
-        );
-        assert_eq!(
-            count(&l, &ids[3], 2).await,
-            RateDecision::Allowed { count: 1 },
-            "a new window"
-        );
+/// A record with no lease, owner, channel, message id or failure, as a
+/// write that finds no record creates it (DynamoDB's update does the same).
+fn record(
+    event_id: &EventId,
+    status: Status,
+    attempts: u32,
+    now_ms: i64,
+    expires_at: i64,
+) -> LedgerRecord {
+    LedgerRecord {
+        event_id: event_id.as_str().to_owned(),
+        status,
+        lease_until_ms: 0,
+        attempts,
+        channel: None,
+        message_id: None,
+        failure: None,
+        owner: None,
+        updated_at_ms: now_ms,
+        expires_at,
     }
 }

@@ -64,6 +64,21 @@ impl EndUserMessaging {
     }
 }
 
+/// The request fields both sends share. The two SDK builders are different
+/// types with the same setters, so this is a macro and not a function.
+macro_rules! common_fields {
+    ($builder:expr, $self:expr, $message:expr, $identity:expr, $ttl:expr) => {
+        $builder
+            .destination_phone_number($message.to.e164())
+            .origination_identity($identity)
+            .message_body(&$message.rendered.body)
+            .time_to_live($ttl)
+            .set_context(Some(Self::context($message)))
+            .set_configuration_set_name($self.settings.configuration_set.clone())
+            .set_protect_configuration_id($self.settings.protect_configuration_id.clone())
+    };
+}
+
 impl EndUserMessaging {
     /// `SendTextMessage`; the provider's message id on success.
     async fn send_text(
@@ -72,36 +87,30 @@ impl EndUserMessaging {
         identity: &str,
         ttl: i32,
     ) -> Result<String, SendError> {
-        let s = &self.settings;
-        let out = self
-            .client
-            .send_text_message()
-            .destination_phone_number(message.to.e164())
-            .origination_identity(identity)
-            .message_body(&message.rendered.body)
-            .message_type(MessageType::Transactional)
-            .time_to_live(ttl)
-            .set_context(Some(Self::context(message)))
-            .set_configuration_set_name(s.configuration_set.clone())
-            .set_protect_configuration_id(s.protect_configuration_id.clone())
-            .set_max_price(s.max_price.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                let reason = match e.as_service_error() {
-                    Some(SendTextMessageError::ConflictException(c)) => {
-                        c.reason().map(|r| r.as_str())
-                    }
-                    Some(SendTextMessageError::ValidationException(v)) => {
-                        v.reason().map(|r| r.as_str())
-                    }
-                    Some(SendTextMessageError::ServiceQuotaExceededException(q)) => {
-                        q.reason().map(|r| r.as_str())
-                    }
-                    _ => None,
-                };
-                send_error(&e, reason.map(str::to_owned))
-            })?;
+        let out = common_fields!(
+            self.client.send_text_message(),
+            self,
+            message,
+            identity,
+            ttl
+        )
+        .message_type(MessageType::Transactional)
+        .set_max_price(self.settings.max_price.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            let reason = match e.as_service_error() {
+                Some(SendTextMessageError::ConflictException(c)) => c.reason().map(|r| r.as_str()),
+                Some(SendTextMessageError::ValidationException(v)) => {
+                    v.reason().map(|r| r.as_str())
+                }
+                Some(SendTextMessageError::ServiceQuotaExceededException(q)) => {
+                    q.reason().map(|r| r.as_str())
+                }
+                _ => None,
+            };
+            send_error(&e, reason.map(str::to_owned))
+        })?;
         Ok(out.message_id.unwrap_or_default())
     }
 
@@ -112,7 +121,6 @@ impl EndUserMessaging {
         identity: &str,
         ttl: i32,
     ) -> Result<String, SendError> {
-        let s = &self.settings;
         let voice = message
             .rendered
             .voice_id
@@ -123,33 +131,28 @@ impl EndUserMessaging {
             TextType::Ssml => VoiceMessageBodyTextType::Ssml,
             TextType::Text => VoiceMessageBodyTextType::Text,
         };
-        let out = self
-            .client
-            .send_voice_message()
-            .destination_phone_number(message.to.e164())
-            .origination_identity(identity)
-            .message_body(&message.rendered.body)
-            .message_body_text_type(text_type)
-            .voice_id(VoiceId::from(voice.as_str()))
-            .time_to_live(ttl)
-            .set_context(Some(Self::context(message)))
-            .set_configuration_set_name(s.configuration_set.clone())
-            .set_protect_configuration_id(s.protect_configuration_id.clone())
-            .set_max_price_per_minute(s.max_price_per_minute.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                let reason = match e.as_service_error() {
-                    Some(SendVoiceMessageError::ConflictException(c)) => {
-                        c.reason().map(|r| r.as_str())
-                    }
-                    Some(SendVoiceMessageError::ValidationException(v)) => {
-                        v.reason().map(|r| r.as_str())
-                    }
-                    _ => None,
-                };
-                send_error(&e, reason.map(str::to_owned))
-            })?;
+        let out = common_fields!(
+            self.client.send_voice_message(),
+            self,
+            message,
+            identity,
+            ttl
+        )
+        .message_body_text_type(text_type)
+        .voice_id(VoiceId::from(voice.as_str()))
+        .set_max_price_per_minute(self.settings.max_price_per_minute.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            let reason = match e.as_service_error() {
+                Some(SendVoiceMessageError::ConflictException(c)) => c.reason().map(|r| r.as_str()),
+                Some(SendVoiceMessageError::ValidationException(v)) => {
+                    v.reason().map(|r| r.as_str())
+                }
+                _ => None,
+            };
+            send_error(&e, reason.map(str::to_owned))
+        })?;
         Ok(out.message_id.unwrap_or_default())
     }
 }

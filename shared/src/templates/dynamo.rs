@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::classify;
 use crate::domain::channel::Channel;
-use crate::templates::{Template, TemplateError, TemplateStore, TextType};
+use crate::templates::{Template, TemplateError, TemplateStore, TextType, sort_templates};
 
 type CacheEntry = (Instant, Option<Template>);
 
@@ -56,9 +56,12 @@ impl DynamoTemplateStore {
             cache: Mutex::default(),
         }
     }
+}
 
+#[async_trait]
+impl TemplateStore for DynamoTemplateStore {
     /// Writes one template (for `telehook templates push`).
-    pub async fn put(&self, t: &Template) -> Result<(), TemplateError> {
+    async fn put(&self, t: &Template) -> Result<(), TemplateError> {
         let mut req = self
             .client
             .put_item()
@@ -84,7 +87,7 @@ impl DynamoTemplateStore {
     }
 
     /// Every template in the table (for `telehook templates list`).
-    pub async fn list(&self) -> Result<Vec<Template>, TemplateError> {
+    async fn list(&self) -> Result<Vec<Template>, TemplateError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -102,13 +105,10 @@ impl DynamoTemplateStore {
                 _ => break,
             }
         }
-        out.sort_by(|a, b| (&a.locale, a.channel.as_str()).cmp(&(&b.locale, b.channel.as_str())));
+        sort_templates(&mut out);
         Ok(out)
     }
-}
 
-#[async_trait]
-impl TemplateStore for DynamoTemplateStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn get(&self, locale: &str, channel: Channel) -> Result<Option<Template>, TemplateError> {
         let key = (locale.to_owned(), channel);

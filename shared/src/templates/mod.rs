@@ -76,6 +76,18 @@ pub enum TemplateError {
 #[async_trait]
 pub trait TemplateStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, locale: &str, channel: Channel) -> Result<Option<Template>, TemplateError>;
+
+    /// Writes one template, replacing the one of its locale and channel
+    /// (`telehook templates push`).
+    async fn put(&self, t: &Template) -> Result<(), TemplateError>;
+
+    /// Every template, ordered by locale and channel (`telehook templates list`).
+    async fn list(&self) -> Result<Vec<Template>, TemplateError>;
+}
+
+/// The order `list` returns templates in.
+pub fn sort_templates(templates: &mut [Template]) {
+    templates.sort_by(|a, b| (&a.locale, a.channel.as_str()).cmp(&(&b.locale, b.channel.as_str())));
 }
 
 // ------------------------------------------------------------ resolution

@@ -434,6 +434,14 @@ impl TemplateStore for ChaosTemplates {
             _ => self.inner.get(locale, channel).await,
         }
     }
+
+    async fn put(&self, t: &Template) -> Result<(), TemplateError> {
+        self.inner.put(t).await
+    }
+
+    async fn list(&self) -> Result<Vec<Template>, TemplateError> {
+        self.inner.list().await
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use telehook::domain::phone::PhoneNumber;
 use telehook::domain::{DeliveryRequest, EventId, RequestType};
 use telehook::flows::{Pipeline, PipelineSettings, poll_once};
 use telehook::ledger::DynamoLedger;
-use telehook::ledger::{Claim, ClaimOutcome, Ledger, LedgerError, Status};
+use telehook::ledger::{Claim, Ledger, Status};
 use telehook::queue::SqsQueue;
 use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::templates::DynamoTemplateStore;
@@ -43,8 +43,10 @@ fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
     }
 }
 
+/// The conditional-write behaviour is in `ports.rs`; this checks what only
+/// DynamoDB shows: the stored item.
 #[tokio::test]
-async fn ledger_claims_are_conditional_writes() {
+async fn ledger_items_hold_only_the_documented_attributes() {
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -52,54 +54,13 @@ async fn ledger_claims_are_conditional_writes() {
     let ledger = DynamoLedger::new(ddb.clone(), "ledger");
     let e = eid("evt-wire-1");
     let t0 = 1_700_000_000_000;
-
-    assert_eq!(
-        ledger.claim(&claim(&e, "a", t0)).await,
-        Ok(ClaimOutcome::Claimed { attempts: 1 })
-    );
-    // A conflicting claim while the lease holds: the condition fails and the
-    // old record comes back with the failure.
-    assert_eq!(
-        ledger.claim(&claim(&e, "b", t0 + 500)).await,
-        Ok(ClaimOutcome::Busy {
-            lease_until_ms: t0 + 10_000
-        })
-    );
-    // The lease runs out: b takes over; a has lost the claim.
-    assert_eq!(
-        ledger.claim(&claim(&e, "b", t0 + 10_000)).await,
-        Ok(ClaimOutcome::Claimed { attempts: 2 })
-    );
-    assert_eq!(
-        ledger.release(&e, "a", "x", t0 + 10_001).await,
-        Err(LedgerError::LostClaim)
-    );
+    ledger.claim(&claim(&e, "a", t0)).await.unwrap();
     ledger
-        .release(&e, "b", "retryable:ThrottlingException", t0 + 10_002)
+        .release(&e, "a", "retryable:ThrottlingException", t0 + 1)
         .await
         .unwrap();
-    assert_eq!(
-        ledger.claim(&claim(&e, "c", t0 + 10_003)).await,
-        Ok(ClaimOutcome::Claimed { attempts: 3 })
-    );
-    assert_eq!(
-        ledger.mark_failed(&e, "b", "x", t0 + 10_004).await,
-        Err(LedgerError::LostClaim)
-    );
-    ledger.mark_sent(&e, "m-1", t0 + 10_005).await.unwrap();
-    ledger.mark_sent(&e, "m-2", t0 + 10_006).await.unwrap();
-    assert_eq!(
-        ledger.claim(&claim(&e, "d", t0 + 99_000_000)).await,
-        Ok(ClaimOutcome::AlreadySent {
-            message_id: Some("m-1".into())
-        })
-    );
-    ledger.mark_expired(&e, t0 + 99_000_001, 0).await.unwrap();
-    let rec = ledger.get(&e).await.unwrap().unwrap();
-    assert_eq!(
-        (rec.status, rec.message_id.as_deref(), rec.attempts),
-        (Status::Sent, Some("m-1"), 3)
-    );
+    ledger.claim(&claim(&e, "b", t0 + 2)).await.unwrap();
+    ledger.mark_sent(&e, "m-1", t0 + 3).await.unwrap();
 
     // The stored item holds exactly the documented attributes: no OTP, no number.
     let item = ddb
@@ -131,53 +92,10 @@ async fn ledger_claims_are_conditional_writes() {
             "updatedAt"
         ]
     );
-
-    // Failed and expired are terminal too.
-    let f = eid("evt-wire-f");
-    ledger.claim(&claim(&f, "a", t0)).await.unwrap();
-    ledger
-        .mark_failed(&f, "a", "permanent:ConflictException", t0 + 1)
-        .await
-        .unwrap();
-    assert_eq!(
-        ledger.claim(&claim(&f, "b", t0 + 99_000_000)).await,
-        Ok(ClaimOutcome::AlreadyFailed {
-            reason: Some("permanent:ConflictException".into())
-        })
-    );
-    let x = eid("evt-wire-x");
-    ledger.mark_expired(&x, t0, t0 / 1000).await.unwrap();
-    assert_eq!(
-        ledger.claim(&claim(&x, "a", t0 + 1)).await,
-        Ok(ClaimOutcome::AlreadyExpired)
-    );
 }
 
 #[tokio::test]
-async fn concurrent_claims_have_one_winner() {
-    let (_guard, m) = moto().await;
-    let sdk = sdk_config(&m.url).await;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_ledger_table(&ddb, "ledger").await;
-    let ledger = DynamoLedger::new(ddb, "ledger");
-    let e = eid("evt-race");
-    let owners: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
-    let now = SystemClock.now_ms();
-    let results = futures::future::join_all(owners.iter().map(|o| {
-        let ledger = ledger.clone();
-        let e = e.clone();
-        async move { ledger.claim(&claim(&e, o, now)).await.unwrap() }
-    }))
-    .await;
-    let winners = results
-        .iter()
-        .filter(|r| matches!(r, ClaimOutcome::Claimed { .. }))
-        .count();
-    assert_eq!(winners, 1, "{results:?}");
-}
-
-#[tokio::test]
-async fn templates_table_with_cache_and_fallback() {
+async fn templates_table_cache_and_a_missing_table() {
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -198,10 +116,7 @@ async fn templates_table_with_cache_and_fallback() {
         })
         .await
         .unwrap();
-    let got = store.get("es-MX", Channel::Sms).await.unwrap().unwrap();
-    assert_eq!(got.body, "{{code}} es tu clave de {{org}}");
-    assert_eq!(store.get("es-MX", Channel::Voice).await.unwrap(), None);
-    assert_eq!(store.list().await.unwrap().len(), 1);
+    assert!(store.get("es-MX", Channel::Sms).await.unwrap().is_some());
 
     // Cached per instance: deleting the item does not show until the TTL.
     ddb.delete_item()
@@ -224,19 +139,7 @@ async fn templates_table_with_cache_and_fallback() {
     let fresh = DynamoTemplateStore::new(ddb.clone(), "templates", Duration::ZERO);
     assert!(fresh.get("es-MX", Channel::Sms).await.unwrap().is_none());
 
-    // Through the lookup chain: the table first, then the built-ins.
-    let templates = Templates::new(Some(store), Locale::parse("en").unwrap(), "Acme");
     let code = Otp::parse("5521").unwrap();
-    let mx = templates
-        .render(&Locale::parse("es-MX").unwrap(), Channel::Sms, &code, 5)
-        .await
-        .unwrap();
-    assert_eq!(mx.body, "5521 es tu clave de Acme");
-    let es = templates
-        .render(&Locale::parse("es").unwrap(), Channel::Voice, &code, 5)
-        .await
-        .unwrap();
-    assert_eq!(es.locale, "es");
 
     // A missing table is a store error; the built-ins still answer.
     let gone = Arc::new(DynamoTemplateStore::new(
@@ -262,65 +165,6 @@ fn msg(group: &str, dedup: &str, body: &str) -> OutgoingMessage {
         group_id: group.into(),
         dedup_id: dedup.into(),
     }
-}
-
-#[tokio::test]
-async fn sqs_fifo_dedup_order_and_redrive() {
-    let (_guard, m) = moto().await;
-    let sdk = sdk_config(&m.url).await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (main_url, dlq_url) = create_queues(&sqs, 2, 1).await;
-    let q = SqsQueue::new(sqs.clone(), &main_url);
-    let dlq = SqsQueue::new(sqs.clone(), &dlq_url);
-    assert!(q.arn().ends_with(":jobs.fifo"));
-
-    q.send(msg("a", "d1", "a1")).await.unwrap();
-    q.send(msg("a", "d1", "a1-again")).await.unwrap();
-    q.send(msg("a", "d2", "a2")).await.unwrap();
-    q.send(msg("b", "d3", "b1")).await.unwrap();
-
-    let got = q.receive(10, Duration::ZERO).await.unwrap();
-    let bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
-    assert_eq!(
-        bodies
-            .iter()
-            .filter(|b| b.starts_with('a'))
-            .copied()
-            .collect::<Vec<_>>(),
-        ["a1", "a2"],
-        "deduplicated, in order"
-    );
-    assert!(bodies.contains(&"b1"));
-    assert!(
-        got.iter()
-            .all(|m| m.receive_count == 1 && !m.group_id.is_empty())
-    );
-    // Everything is in flight, and group a is locked: nothing more to receive.
-    assert!(q.receive(10, Duration::ZERO).await.unwrap().is_empty());
-    for m in &got {
-        q.delete(&m.receipt_handle).await.unwrap();
-    }
-
-    // Redrive: received twice without a delete, and on the third receive
-    // (past maxReceiveCount = 2) the message moves to the DLQ untouched.
-    // One message per group here: the emulator re-delivers a group's
-    // messages out of order after a visibility timeout when several were in
-    // flight together, which real SQS does not.
-    q.send(msg("r", "d4", "r1")).await.unwrap();
-    for expected_count in 1..=2 {
-        let got = q.receive(10, Duration::ZERO).await.unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].receive_count, expected_count);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-    }
-    assert!(q.receive(10, Duration::ZERO).await.unwrap().is_empty());
-    let dead = dlq.receive(10, Duration::ZERO).await.unwrap();
-    assert_eq!(
-        dead.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
-        ["r1"]
-    );
-    let depth = q.depth().await.unwrap();
-    assert_eq!(depth.visible + depth.in_flight + depth.delayed, 0);
 }
 
 #[tokio::test]
@@ -537,8 +381,8 @@ async fn dlq_replay_over_the_wire() {
 }
 
 #[tokio::test]
-async fn rate_counters_are_atomic_and_count_an_event_once() {
-    use telehook::ledger::{RateCount, RateDecision};
+async fn rate_records_hold_only_a_count_event_ids_and_a_ttl() {
+    use telehook::ledger::RateCount;
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -555,29 +399,7 @@ async fn rate_counters_are_atomic_and_count_an_event_once() {
             expires_at: 1_727_400_000,
         }
     }
-    // Twelve at once against a limit of five: exactly five get through.
-    let decisions = futures::future::join_all(ids.iter().map(|e| {
-        let ledger = ledger.clone();
-        let c = count(e);
-        async move { ledger.count(&c).await.unwrap() }
-    }))
-    .await;
-    let allowed = decisions
-        .iter()
-        .filter(|d| matches!(d, RateDecision::Allowed { .. }))
-        .count();
-    assert_eq!(allowed, 5, "{decisions:?}");
-    // A replayed event that was counted is allowed again, without counting.
-    let first = ids
-        .iter()
-        .zip(&decisions)
-        .find(|(_, d)| matches!(d, RateDecision::Allowed { .. }))
-        .unwrap()
-        .0;
-    assert_eq!(
-        ledger.count(&count(first)).await.unwrap(),
-        RateDecision::Allowed { count: 5 }
-    );
+    ledger.count(&count(&ids[0])).await.unwrap();
     // The record holds a count, event ids and a TTL: no number.
     let item = ddb
         .get_item()

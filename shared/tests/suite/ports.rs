@@ -1,1 +1,571 @@
-//! Port behaviour suites (filled below).
+//! One behaviour suite per port, written once and run against both twins:
+//! the in-memory adapter the flow tests and local mode use, and the AWS
+//! adapter over the wire (DynamoDB and SQS on the local emulator, End User
+//! Messaging on the SMS/voice stub). If the twins' semantics drift apart,
+//! one of each pair fails.
+//!
+//! What only one twin has (the DynamoDB item's attribute names, the template
+//! table's cache, the SDK's request fields) is tested beside that adapter,
+//! in `aws.rs` and `eum.rs`.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::moto::{
+    create_ledger_table, create_queues, create_templates_table, moto, sdk_config,
+};
+use telehook::domain::{Channel, EventId};
+
+fn eid(s: &str) -> EventId {
+    EventId::parse(s).unwrap()
+}
+
+mod ledger {
+    use super::*;
+    use telehook::ledger::{
+        Claim, ClaimOutcome, DynamoLedger, InMemoryLedger, Ledger, LedgerError, RateCount,
+        RateDecision, Status,
+    };
+
+    fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
+        Claim {
+            event_id: e,
+            channel: Channel::Sms,
+            owner,
+            now_ms,
+            lease_ms: 10_000,
+            expires_at: now_ms / 1000 + 86_400,
+        }
+    }
+
+    /// Claims are conditional: one holder at a time, a lease that runs out,
+    /// releases only by the holder, terminal states that stay terminal.
+    async fn claims_are_conditional(ledger: &dyn Ledger) {
+        let e = eid("evt-wire-1");
+        let t0 = 1_700_000_000_000;
+        assert_eq!(
+            ledger.claim(&claim(&e, "a", t0)).await,
+            Ok(ClaimOutcome::Claimed { attempts: 1 })
+        );
+        // A conflicting claim while the lease holds sees the holder's lease.
+        assert_eq!(
+            ledger.claim(&claim(&e, "b", t0 + 500)).await,
+            Ok(ClaimOutcome::Busy {
+                lease_until_ms: t0 + 10_000
+            })
+        );
+        // The lease runs out: b takes over; a has lost the claim.
+        assert_eq!(
+            ledger.claim(&claim(&e, "b", t0 + 10_000)).await,
+            Ok(ClaimOutcome::Claimed { attempts: 2 })
+        );
+        assert_eq!(
+            ledger.release(&e, "a", "x", t0 + 10_001).await,
+            Err(LedgerError::LostClaim)
+        );
+        ledger
+            .release(&e, "b", "retryable:ThrottlingException", t0 + 10_002)
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger.claim(&claim(&e, "c", t0 + 10_003)).await,
+            Ok(ClaimOutcome::Claimed { attempts: 3 })
+        );
+        assert_eq!(
+            ledger.mark_failed(&e, "b", "x", t0 + 10_004).await,
+            Err(LedgerError::LostClaim)
+        );
+        ledger.mark_sent(&e, "m-1", t0 + 10_005).await.unwrap();
+        ledger.mark_sent(&e, "m-2", t0 + 10_006).await.unwrap();
+        assert_eq!(
+            ledger.claim(&claim(&e, "d", t0 + 99_000_000)).await,
+            Ok(ClaimOutcome::AlreadySent {
+                message_id: Some("m-1".into())
+            })
+        );
+        ledger.mark_expired(&e, t0 + 99_000_001, 0).await.unwrap();
+        let rec = ledger.get(&e).await.unwrap().unwrap();
+        assert_eq!(
+            (rec.status, rec.message_id.as_deref(), rec.attempts),
+            (Status::Sent, Some("m-1"), 3)
+        );
+        assert_eq!(ledger.get(&eid("evt-never")).await.unwrap(), None);
+
+        // Failed and expired are terminal too.
+        let f = eid("evt-wire-f");
+        ledger.claim(&claim(&f, "a", t0)).await.unwrap();
+        ledger
+            .mark_failed(&f, "a", "permanent:ConflictException", t0 + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger.claim(&claim(&f, "b", t0 + 99_000_000)).await,
+            Ok(ClaimOutcome::AlreadyFailed {
+                reason: Some("permanent:ConflictException".into())
+            })
+        );
+        let x = eid("evt-wire-x");
+        ledger.mark_expired(&x, t0, t0 / 1000).await.unwrap();
+        assert_eq!(
+            ledger.claim(&claim(&x, "a", t0 + 1)).await,
+            Ok(ClaimOutcome::AlreadyExpired)
+        );
+    }
+
+    async fn concurrent_claims_have_one_winner(ledger: Arc<dyn Ledger>) {
+        let e = eid("evt-race");
+        let owners: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
+        let now = 1_700_000_000_000;
+        let results = futures::future::join_all(owners.iter().map(|o| {
+            let ledger = ledger.clone();
+            let e = e.clone();
+            async move { ledger.claim(&claim(&e, o, now)).await.unwrap() }
+        }))
+        .await;
+        let winners = results
+            .iter()
+            .filter(|r| matches!(r, ClaimOutcome::Claimed { .. }))
+            .count();
+        assert_eq!(winners, 1, "{results:?}");
+    }
+
+    fn count(e: &EventId, window: i64) -> RateCount<'_> {
+        RateCount {
+            scope: "dst",
+            key: "5f2c9e",
+            window,
+            limit: 5,
+            event_id: e,
+            expires_at: 1_727_400_000,
+        }
+    }
+
+    /// Twelve at once against a limit of five: exactly five get through. A
+    /// counted event is allowed again without counting; a new window starts
+    /// from zero.
+    async fn rate_counters_count_an_event_once(ledger: Arc<dyn Ledger>) {
+        let ids: Vec<EventId> = (0..12).map(|i| eid(&format!("evt-rate-{i}"))).collect();
+        let decisions = futures::future::join_all(ids.iter().map(|e| {
+            let ledger = ledger.clone();
+            let c = count(e, 2_879_000);
+            async move { ledger.count(&c).await.unwrap() }
+        }))
+        .await;
+        let allowed: Vec<&EventId> = ids
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| matches!(d, RateDecision::Allowed { .. }))
+            .map(|(e, _)| e)
+            .collect();
+        assert_eq!(allowed.len(), 5, "{decisions:?}");
+        assert!(
+            decisions.iter().all(|d| matches!(
+                d,
+                RateDecision::Allowed { .. } | RateDecision::Refused { count: 5 }
+            )),
+            "{decisions:?}"
+        );
+        assert_eq!(
+            ledger.count(&count(allowed[0], 2_879_000)).await.unwrap(),
+            RateDecision::Allowed { count: 5 }
+        );
+        assert_eq!(
+            ledger.count(&count(&ids[0], 2_879_001)).await.unwrap(),
+            RateDecision::Allowed { count: 1 }
+        );
+    }
+
+    async fn behaves(ledger: Arc<dyn Ledger>) {
+        claims_are_conditional(ledger.as_ref()).await;
+        concurrent_claims_have_one_winner(ledger.clone()).await;
+        rate_counters_count_an_event_once(ledger).await;
+    }
+
+    #[tokio::test]
+    async fn in_memory() {
+        behaves(Arc::new(InMemoryLedger::new())).await;
+    }
+
+    #[tokio::test]
+    async fn on_dynamodb() {
+        let (_guard, m) = moto().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&m.url).await);
+        create_ledger_table(&ddb, "ledger").await;
+        behaves(Arc::new(DynamoLedger::new(ddb, "ledger"))).await;
+    }
+}
+
+mod queue {
+    use super::*;
+    use telehook::clock::Clock;
+    use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue, OutgoingMessage, SqsQueue};
+    use telehook::testkit::ManualClock;
+
+    fn msg(group: &str, dedup: &str, body: &str) -> OutgoingMessage {
+        OutgoingMessage {
+            body: body.into(),
+            group_id: group.into(),
+            dedup_id: dedup.into(),
+        }
+    }
+
+    /// A FIFO queue with `maxReceiveCount` 2 and a one-second visibility
+    /// timeout, its DLQ, and how to let time pass for it.
+    struct Twin {
+        queue: Arc<dyn JobQueue>,
+        dlq: Arc<dyn JobQueue>,
+        clock: Option<Arc<ManualClock>>,
+    }
+
+    impl Twin {
+        async fn pass(&self, d: Duration) {
+            match &self.clock {
+                Some(clock) => clock.advance(chrono::Duration::from_std(d).unwrap()),
+                None => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    /// Deduplication, order within a group, group locking, delete, depth,
+    /// and redrive to the DLQ after `maxReceiveCount`.
+    async fn behaves(t: Twin) {
+        let q = &t.queue;
+        assert!(q.arn().ends_with(":jobs.fifo"), "{}", q.arn());
+        q.send(msg("a", "d1", "a1")).await.unwrap();
+        q.send(msg("a", "d1", "a1-again")).await.unwrap();
+        q.send(msg("a", "d2", "a2")).await.unwrap();
+        q.send(msg("b", "d3", "b1")).await.unwrap();
+
+        let got = q.receive(10, Duration::ZERO).await.unwrap();
+        let bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(
+            bodies
+                .iter()
+                .filter(|b| b.starts_with('a'))
+                .copied()
+                .collect::<Vec<_>>(),
+            ["a1", "a2"],
+            "deduplicated, in order"
+        );
+        assert!(bodies.contains(&"b1"));
+        assert!(
+            got.iter()
+                .all(|m| m.receive_count == 1 && !m.group_id.is_empty())
+        );
+        // Everything is in flight, and group a is locked: nothing more to receive.
+        assert!(q.receive(10, Duration::ZERO).await.unwrap().is_empty());
+        for m in &got {
+            q.delete(&m.receipt_handle).await.unwrap();
+        }
+
+        // Redrive: received twice without a delete, and on the third receive
+        // (past maxReceiveCount = 2) the message moves to the DLQ untouched.
+        // One message per group here: the emulator re-delivers a group's
+        // messages out of order after a visibility timeout when several were
+        // in flight together, which real SQS does not.
+        q.send(msg("r", "d4", "r1")).await.unwrap();
+        for expected_count in 1..=2 {
+            let got = q.receive(10, Duration::ZERO).await.unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].receive_count, expected_count);
+            t.pass(Duration::from_millis(1100)).await;
+        }
+        assert!(q.receive(10, Duration::ZERO).await.unwrap().is_empty());
+        let dead = t.dlq.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            dead.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            ["r1"]
+        );
+        let depth = q.depth().await.unwrap();
+        assert_eq!(depth.visible + depth.in_flight + depth.delayed, 0);
+
+        // A released message is visible again at once.
+        t.dlq.release(&dead[0].receipt_handle).await.unwrap();
+        let again = t.dlq.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].body, "r1");
+    }
+
+    #[tokio::test]
+    async fn in_memory() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let as_clock: Arc<dyn Clock> = clock.clone();
+        let dlq = Arc::new(InMemoryFifo::dead_letter(
+            "jobs-dlq.fifo",
+            as_clock.clone(),
+            Duration::from_secs(1),
+        ));
+        let queue = Arc::new(InMemoryFifo::new(
+            "jobs.fifo",
+            as_clock,
+            FifoSettings {
+                delay: Duration::ZERO,
+                visibility: Duration::from_secs(1),
+                max_receive_count: Some(2),
+                dedup_window: Duration::from_secs(300),
+            },
+            Some(dlq.clone()),
+        ));
+        behaves(Twin {
+            queue,
+            dlq,
+            clock: Some(clock),
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn on_sqs() {
+        let (_guard, m) = moto().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk_config(&m.url).await);
+        let (main_url, dlq_url) = create_queues(&sqs, 2, 1).await;
+        behaves(Twin {
+            queue: Arc::new(SqsQueue::new(sqs.clone(), &main_url)),
+            dlq: Arc::new(SqsQueue::new(sqs, &dlq_url)),
+            clock: None,
+        })
+        .await;
+    }
+}
+
+mod messenger {
+    use super::*;
+    use crate::support::sms_voice_stub::{Outcome, SmsVoiceStub};
+    use telehook::config::{EumSettings, OriginationIdentities};
+    use telehook::domain::{Locale, Otp, PhoneNumber};
+    use telehook::messenger::eum::EndUserMessaging;
+    use telehook::messenger::{Messenger, OutboundMessage, SendError};
+    use telehook::templates::Templates;
+    use telehook::testkit::{Scripted, ScriptedMessenger};
+
+    /// How the next send should fail, in the provider's terms.
+    #[derive(Debug, Clone, Copy)]
+    enum Next {
+        Throttled,
+        OptedOut,
+    }
+
+    /// A messenger and a way to make its provider fail the next send.
+    trait Twin {
+        fn messenger(&self) -> &dyn Messenger;
+        fn fail_next(&self, how: Next);
+    }
+
+    struct Scripted_(ScriptedMessenger);
+
+    impl Twin for Scripted_ {
+        fn messenger(&self) -> &dyn Messenger {
+            &self.0
+        }
+        fn fail_next(&self, how: Next) {
+            self.0.script([Scripted::Fail(match how {
+                Next::Throttled => SendError::Retryable {
+                    code: "ThrottlingException".into(),
+                },
+                Next::OptedOut => SendError::Permanent {
+                    code: "ConflictException".into(),
+                    reason: Some("DESTINATION_PHONE_NUMBER_OPTED_OUT".into()),
+                },
+            })]);
+        }
+    }
+
+    struct Eum(EndUserMessaging, SmsVoiceStub);
+
+    impl Twin for Eum {
+        fn messenger(&self) -> &dyn Messenger {
+            &self.0
+        }
+        fn fail_next(&self, how: Next) {
+            match how {
+                // The SDK retries a throttle twice itself; a throttle that
+                // persists through all three attempts is what we see.
+                Next::Throttled => {
+                    self.1
+                        .script([Outcome::Throttle, Outcome::Throttle, Outcome::Throttle])
+                }
+                Next::OptedOut => self
+                    .1
+                    .script([Outcome::Conflict("DESTINATION_PHONE_NUMBER_OPTED_OUT")]),
+            }
+        }
+    }
+
+    async fn message(channel: Channel) -> OutboundMessage {
+        let templates = Templates::new(None, Locale::parse("en").unwrap(), "Okta");
+        let rendered = templates
+            .render(
+                &Locale::parse("en-US").unwrap(),
+                channel,
+                &Otp::parse("482913").unwrap(),
+                5,
+            )
+            .await
+            .unwrap();
+        OutboundMessage {
+            event_id: eid("evt-port-1"),
+            request_type: "mfa-verification".into(),
+            to: PhoneNumber::parse("+14155552671", "US".parse().unwrap()).unwrap(),
+            rendered,
+            ttl_seconds: 300,
+        }
+    }
+
+    /// Both channels are accepted with a message id; a throttle is
+    /// retryable; an opted-out number is permanent, with the provider's
+    /// reason.
+    async fn behaves(t: &dyn Twin) {
+        let sms = t
+            .messenger()
+            .send(&message(Channel::Sms).await)
+            .await
+            .unwrap();
+        let voice = t
+            .messenger()
+            .send(&message(Channel::Voice).await)
+            .await
+            .unwrap();
+        assert!(!sms.message_id.is_empty() && !voice.message_id.is_empty());
+
+        t.fail_next(Next::Throttled);
+        let err = t
+            .messenger()
+            .send(&message(Channel::Sms).await)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        assert_eq!(err.code(), "ThrottlingException");
+
+        t.fail_next(Next::OptedOut);
+        let err = t
+            .messenger()
+            .send(&message(Channel::Sms).await)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SendError::Permanent {
+                code: "ConflictException".into(),
+                reason: Some("DESTINATION_PHONE_NUMBER_OPTED_OUT".into()),
+            }
+        );
+        // A failure is one message's: the next send goes through.
+        assert!(
+            t.messenger()
+                .send(&message(Channel::Voice).await)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn scripted() {
+        behaves(&Scripted_(ScriptedMessenger::new())).await;
+    }
+
+    #[tokio::test]
+    async fn on_end_user_messaging() {
+        let stub = SmsVoiceStub::start().await;
+        let settings = EumSettings {
+            origination: OriginationIdentities::parse(r#"{"default":"pool-default"}"#).unwrap(),
+            ..EumSettings::default()
+        };
+        let eum = EndUserMessaging::new(stub.client().await, settings);
+        behaves(&Eum(eum, stub)).await;
+    }
+}
+
+mod templates {
+    use super::*;
+    use telehook::domain::{Locale, Otp};
+    use telehook::templates::{
+        DynamoTemplateStore, InMemoryTemplateStore, Template, TemplateStore, Templates, TextType,
+    };
+
+    fn template(locale: &str, channel: Channel, body: &str) -> Template {
+        Template {
+            locale: locale.into(),
+            channel,
+            body: body.into(),
+            text_type: TextType::Text,
+            voice_id: (channel == Channel::Voice).then(|| "Lupe".to_owned()),
+            language_code: None,
+        }
+    }
+
+    /// Put, get by locale and channel, replace, list in order; and the
+    /// lookup chain asks the store before the built-ins.
+    async fn behaves(store: Arc<dyn TemplateStore>) {
+        assert_eq!(store.get("es-MX", Channel::Sms).await.unwrap(), None);
+        store
+            .put(&template("es-MX", Channel::Sms, "{{code}} es tu clave"))
+            .await
+            .unwrap();
+        store
+            .put(&template(
+                "es-MX",
+                Channel::Sms,
+                "{{code}} es tu clave de {{org}}",
+            ))
+            .await
+            .unwrap();
+        store
+            .put(&template("de", Channel::Voice, "Ihr Code ist {{code}}"))
+            .await
+            .unwrap();
+        let got = store.get("es-MX", Channel::Sms).await.unwrap().unwrap();
+        assert_eq!(
+            got,
+            template("es-MX", Channel::Sms, "{{code}} es tu clave de {{org}}")
+        );
+        assert_eq!(store.get("es-MX", Channel::Voice).await.unwrap(), None);
+        let listed: Vec<(String, Channel)> = store
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.locale, t.channel))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("de".to_owned(), Channel::Voice),
+                ("es-MX".to_owned(), Channel::Sms)
+            ]
+        );
+
+        let templates = Templates::new(Some(store), Locale::parse("en").unwrap(), "Acme");
+        let code = Otp::parse("5521").unwrap();
+        let mx = templates
+            .render(&Locale::parse("es-MX").unwrap(), Channel::Sms, &code, 5)
+            .await
+            .unwrap();
+        assert_eq!(mx.body, "5521 es tu clave de Acme");
+        let es = templates
+            .render(&Locale::parse("es").unwrap(), Channel::Voice, &code, 5)
+            .await
+            .unwrap();
+        assert_eq!(es.locale, "es");
+    }
+
+    #[tokio::test]
+    async fn in_memory() {
+        behaves(Arc::new(InMemoryTemplateStore::default())).await;
+    }
+
+    #[tokio::test]
+    async fn on_dynamodb() {
+        let (_guard, m) = moto().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&m.url).await);
+        create_templates_table(&ddb, "templates").await;
+        behaves(Arc::new(DynamoTemplateStore::new(
+            ddb,
+            "templates",
+            Duration::from_secs(300),
+        )))
+        .await;
+    }
+}

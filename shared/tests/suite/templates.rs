@@ -12,7 +12,8 @@ use telehook::domain::channel::Channel;
 use telehook::domain::locale::Locale;
 use telehook::domain::otp::Otp;
 use telehook::templates::{
-    BUILTIN_FILES, InMemoryTemplateStore, Template, TemplateFile, Templates, TextType, gsm7_len,
+    BUILTIN_FILES, InMemoryTemplateStore, Template, TemplateFile, TemplateStore, Templates,
+    TextType, gsm7_len,
 };
 
 const REQUIRED: &[&str] = &[
@@ -154,22 +155,20 @@ async fn missing_locales_fall_back() {
 #[tokio::test]
 async fn operator_templates_win_and_broken_ones_fall_back() {
     let store = Arc::new(InMemoryTemplateStore::default());
-    store.put(Template {
-        locale: "es-MX".into(),
-        channel: Channel::Sms,
-        body: "Clave {{code}} para {{org}}".into(),
-        text_type: TextType::Text,
-        voice_id: None,
-        language_code: None,
-    });
-    store.put(Template {
-        locale: "fr".into(),
-        channel: Channel::Sms,
-        body: "Code {{code}} pour {{user}}".into(),
-        text_type: TextType::Text,
-        voice_id: None,
-        language_code: None,
-    });
+    for (locale, body) in [
+        ("es-MX", "Clave {{code}} para {{org}}"),
+        ("fr", "Code {{code}} pour {{user}}"),
+    ] {
+        let template = Template {
+            locale: locale.into(),
+            channel: Channel::Sms,
+            body: body.into(),
+            text_type: TextType::Text,
+            voice_id: None,
+            language_code: None,
+        };
+        store.put(&template).await.unwrap();
+    }
     let t = Templates::new(Some(store), loc("en"), "Acme");
     let code = Otp::parse("1234").unwrap();
     assert_eq!(
