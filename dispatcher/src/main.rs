@@ -3,18 +3,12 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use telehook::aws::{AwsClients, load_sdk_config};
-use telehook::config::PipelineConfig;
 use telehook::flows::dispatch_batch;
-use telehook::wiring::aws_pipeline;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
-    let pipeline = aws_pipeline(
-        &AwsClients::new(&load_sdk_config().await),
-        &PipelineConfig::from_env()?,
-    );
+    let pipeline = telehook::wiring::lambda_init().await?.pipeline;
     if telehook::telemetry::exit_after_init() {
         return Ok(());
     }

@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use telehook::api::{IngressDeps, telehook_json};
-use telehook::aws::{AwsClients, load_sdk_config};
-use telehook::config::{Config, PipelineConfig};
-use telehook::wiring::aws_pipeline;
+use telehook::config::Config;
 
 // One invocation at a time per instance: the current-thread runtime starts
 // faster and needs no cross-thread synchronisation.
@@ -15,11 +13,8 @@ use telehook::wiring::aws_pipeline;
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
     let config = Config::from_env()?;
-    let pipeline = aws_pipeline(
-        &AwsClients::new(&load_sdk_config().await),
-        &PipelineConfig::from_env()?,
-    );
-    let deps = IngressDeps::new(&config, Arc::new(pipeline))?;
+    let init = telehook::wiring::lambda_init().await?;
+    let deps = IngressDeps::new(&config, Arc::new(init.pipeline))?;
     if telehook::telemetry::exit_after_init() {
         return Ok(());
     }

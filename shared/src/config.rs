@@ -4,7 +4,7 @@
 //! secret's value. Lookups go through a function so tests (and the local CLI)
 //! can supply values without touching the process environment.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use http::HeaderName;
@@ -235,15 +235,14 @@ pub struct PipelineConfig {
     pub default_locale: Locale,
     pub template_cache_ttl: Duration,
     pub eum: EumSettings,
-    pub guard: crate::flows::guard::GuardSettings,
+    pub guard: GuardSettings,
 }
 
 /// The toll-fraud guard from `ALLOWED_COUNTRIES` and `RATE_LIMIT_PER_*`.
 /// Local mode reads it too, so the same settings apply on one machine.
 pub fn guard_from_lookup(
     get: impl Fn(&str) -> Option<String>,
-) -> Result<crate::flows::guard::GuardSettings, ConfigError> {
-    use crate::flows::guard::{AllowedCountries, GuardSettings, RateLimit};
+) -> Result<GuardSettings, ConfigError> {
     let env = Env(&get);
     let mut g = GuardSettings::default();
     if let Some(v) = env.opt("ALLOWED_COUNTRIES") {
@@ -342,6 +341,116 @@ fn eum_settings(env: &Env<'_>) -> Result<EumSettings, ConfigError> {
         max_price: price("MAX_PRICE")?,
         max_price_per_minute: price("MAX_PRICE_PER_MINUTE")?,
     })
+}
+
+/// Which destination countries may receive codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedCountries {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl AllowedCountries {
+    /// `*`, or a comma-separated list of ISO 3166 alpha-2 codes.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s == "*" {
+            return Ok(AllowedCountries::All);
+        }
+        let mut set = BTreeSet::new();
+        for code in s.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            let region: Region = code
+                .parse()
+                .map_err(|_| format!("{code} is not an ISO country code"))?;
+            set.insert(region.as_str().to_owned());
+        }
+        if set.is_empty() {
+            return Err("no country listed (use * to allow all)".into());
+        }
+        Ok(AllowedCountries::Only(set))
+    }
+
+    pub fn allows(&self, region: Option<&str>) -> bool {
+        match self {
+            AllowedCountries::All => true,
+            AllowedCountries::Only(set) => region.is_some_and(|r| set.contains(r)),
+        }
+    }
+}
+
+/// At most `max` events per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// `"5/600"` (5 per 600 seconds); `"off"` or `"0"` for no limit.
+    pub fn parse(s: &str) -> Result<Option<Self>, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") || s == "0" {
+            return Ok(None);
+        }
+        let (max, secs) = s
+            .split_once('/')
+            .ok_or("expected COUNT/SECONDS, e.g. 5/600, or off")?;
+        let max: u32 = max
+            .trim()
+            .parse()
+            .map_err(|_| "COUNT is not a whole number")?;
+        let secs: u64 = secs
+            .trim()
+            .parse()
+            .map_err(|_| "SECONDS is not a whole number")?;
+        if max == 0 || secs == 0 {
+            return Err("COUNT and SECONDS must be positive".into());
+        }
+        Ok(Some(RateLimit {
+            max,
+            window: Duration::from_secs(secs),
+        }))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardSettings {
+    pub countries: AllowedCountries,
+    pub per_destination: Option<RateLimit>,
+    pub per_user: Option<RateLimit>,
+    /// Off by default: a legitimate morning login wave must not be refused.
+    pub per_country: Option<RateLimit>,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        GuardSettings {
+            countries: AllowedCountries::Only(
+                ["US", "CA"].iter().map(|s| (*s).to_owned()).collect(),
+            ),
+            per_destination: Some(RateLimit {
+                max: 5,
+                window: Duration::from_secs(600),
+            }),
+            per_user: Some(RateLimit {
+                max: 10,
+                window: Duration::from_secs(3600),
+            }),
+            per_country: None,
+        }
+    }
+}
+
+impl GuardSettings {
+    /// No country, type or rate checks: for tests that exercise other parts.
+    pub fn open() -> Self {
+        GuardSettings {
+            countries: AllowedCountries::All,
+            per_destination: None,
+            per_user: None,
+            per_country: None,
+        }
+    }
 }
 
 /// Origination identity (phone number, sender id, pool, or their ARNs) per
@@ -518,10 +627,10 @@ mod tests {
         ])
         .unwrap()
         .guard;
-        assert_eq!(g.countries, crate::flows::guard::AllowedCountries::All);
+        assert_eq!(g.countries, AllowedCountries::All);
         assert_eq!(g.per_user, None);
         assert_eq!(g.per_country.map(|l| l.max), Some(300));
-        assert_eq!(c.guard, crate::flows::guard::GuardSettings::default());
+        assert_eq!(c.guard, GuardSettings::default());
         for (var, bad) in [
             ("ALLOWED_COUNTRIES", "USA"),
             ("RATE_LIMIT_PER_DESTINATION", "5"),
@@ -578,5 +687,32 @@ mod tests {
         assert!(OriginationIdentities::parse("{}").is_err());
         assert!(OriginationIdentities::parse(r#"{"USA":"x"}"#).is_err());
         assert!(OriginationIdentities::parse("[]").is_err());
+    }
+
+    #[test]
+    fn parse_countries_and_limits() {
+        assert_eq!(AllowedCountries::parse("*").unwrap(), AllowedCountries::All);
+        let c = AllowedCountries::parse(" us, ca ,GB").unwrap();
+        assert!(
+            c.allows(Some("GB"))
+                && c.allows(Some("US"))
+                && !c.allows(Some("NG"))
+                && !c.allows(None)
+        );
+        assert!(AllowedCountries::parse("USA").is_err());
+        assert!(AllowedCountries::parse(" , ").is_err());
+        assert_eq!(
+            RateLimit::parse("5/600").unwrap(),
+            Some(RateLimit {
+                max: 5,
+                window: Duration::from_secs(600)
+            })
+        );
+        assert_eq!(RateLimit::parse("off").unwrap(), None);
+        assert!(
+            RateLimit::parse("5").is_err()
+                && RateLimit::parse("0/60").is_err()
+                && RateLimit::parse("a/b").is_err()
+        );
     }
 }

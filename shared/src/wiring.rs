@@ -151,3 +151,23 @@ pub fn aws_pipeline(clients: &AwsClients, config: &PipelineConfig) -> Pipeline {
     })
     .build()
 }
+
+/// What every Lambda builds at init, from the normal SDK environment and
+/// the process environment.
+#[derive(Debug)]
+pub struct LambdaInit {
+    pub pipeline: Pipeline,
+    pub clients: AwsClients,
+    pub config: PipelineConfig,
+}
+
+/// The SDK clients and the pipeline on them. No network I/O.
+pub async fn lambda_init() -> Result<LambdaInit, crate::config::ConfigError> {
+    let config = PipelineConfig::from_env()?;
+    let clients = AwsClients::new(&crate::aws::load_sdk_config().await);
+    Ok(LambdaInit {
+        pipeline: aws_pipeline(&clients, &config),
+        clients,
+        config,
+    })
+}

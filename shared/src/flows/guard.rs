@@ -20,125 +20,13 @@
 //! which needs the same ledger and fails closed on its own. So a brief
 //! outage cannot lock users out, and a broken setup cannot be abused.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
-
 use phonenumber::Type;
 
+pub use crate::config::{AllowedCountries, GuardSettings, RateLimit};
 use crate::crypto::keyed_hash;
 use crate::domain::{Channel, DeliveryRequest};
 use crate::ledger::{Ledger, LedgerError, RateCount, RateDecision};
 use crate::telemetry::metrics::RefusalKind;
-
-/// Which destination countries may receive codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AllowedCountries {
-    All,
-    Only(BTreeSet<String>),
-}
-
-impl AllowedCountries {
-    /// `*`, or a comma-separated list of ISO 3166 alpha-2 codes.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s == "*" {
-            return Ok(AllowedCountries::All);
-        }
-        let mut set = BTreeSet::new();
-        for code in s.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-            let region: crate::domain::phone::Region = code
-                .parse()
-                .map_err(|_| format!("{code} is not an ISO country code"))?;
-            set.insert(region.as_str().to_owned());
-        }
-        if set.is_empty() {
-            return Err("no country listed (use * to allow all)".into());
-        }
-        Ok(AllowedCountries::Only(set))
-    }
-
-    pub fn allows(&self, region: Option<&str>) -> bool {
-        match self {
-            AllowedCountries::All => true,
-            AllowedCountries::Only(set) => region.is_some_and(|r| set.contains(r)),
-        }
-    }
-}
-
-/// At most `max` events per `window`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub max: u32,
-    pub window: Duration,
-}
-
-impl RateLimit {
-    /// `"5/600"` (5 per 600 seconds); `"off"` or `"0"` for no limit.
-    pub fn parse(s: &str) -> Result<Option<Self>, String> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("off") || s == "0" {
-            return Ok(None);
-        }
-        let (max, secs) = s
-            .split_once('/')
-            .ok_or("expected COUNT/SECONDS, e.g. 5/600, or off")?;
-        let max: u32 = max
-            .trim()
-            .parse()
-            .map_err(|_| "COUNT is not a whole number")?;
-        let secs: u64 = secs
-            .trim()
-            .parse()
-            .map_err(|_| "SECONDS is not a whole number")?;
-        if max == 0 || secs == 0 {
-            return Err("COUNT and SECONDS must be positive".into());
-        }
-        Ok(Some(RateLimit {
-            max,
-            window: Duration::from_secs(secs),
-        }))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuardSettings {
-    pub countries: AllowedCountries,
-    pub per_destination: Option<RateLimit>,
-    pub per_user: Option<RateLimit>,
-    /// Off by default: a legitimate morning login wave must not be refused.
-    pub per_country: Option<RateLimit>,
-}
-
-impl Default for GuardSettings {
-    fn default() -> Self {
-        GuardSettings {
-            countries: AllowedCountries::Only(
-                ["US", "CA"].iter().map(|s| (*s).to_owned()).collect(),
-            ),
-            per_destination: Some(RateLimit {
-                max: 5,
-                window: Duration::from_secs(600),
-            }),
-            per_user: Some(RateLimit {
-                max: 10,
-                window: Duration::from_secs(3600),
-            }),
-            per_country: None,
-        }
-    }
-}
-
-impl GuardSettings {
-    /// No country, type or rate checks: for tests that exercise other parts.
-    pub fn open() -> Self {
-        GuardSettings {
-            countries: AllowedCountries::All,
-            per_destination: None,
-            per_user: None,
-            per_country: None,
-        }
-    }
-}
 
 /// Why a request was refused. Safe to log: no number, no user id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,33 +115,6 @@ pub async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_countries_and_limits() {
-        assert_eq!(AllowedCountries::parse("*").unwrap(), AllowedCountries::All);
-        let c = AllowedCountries::parse(" us, ca ,GB").unwrap();
-        assert!(
-            c.allows(Some("GB"))
-                && c.allows(Some("US"))
-                && !c.allows(Some("NG"))
-                && !c.allows(None)
-        );
-        assert!(AllowedCountries::parse("USA").is_err());
-        assert!(AllowedCountries::parse(" , ").is_err());
-        assert_eq!(
-            RateLimit::parse("5/600").unwrap(),
-            Some(RateLimit {
-                max: 5,
-                window: Duration::from_secs(600)
-            })
-        );
-        assert_eq!(RateLimit::parse("off").unwrap(), None);
-        assert!(
-            RateLimit::parse("5").is_err()
-                && RateLimit::parse("0/60").is_err()
-                && RateLimit::parse("a/b").is_err()
-        );
-    }
 
     #[test]
     fn number_types() {

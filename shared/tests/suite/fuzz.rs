@@ -4,9 +4,9 @@
 //! hold the newtypes' invariants.
 //!
 //! CI runs a short pass. A long run:
-//! `PROPTEST_CASES=1000000 cargo test --release -p telehook --test fuzz`
+//! `PROPTEST_CASES=1000000 cargo test --release -p telehook --test suite -- fuzz::`
 //! (figures in RELIABILITY.md). Crash reproducers land in
-//! `tests/fuzz.proptest-regressions` and are replayed on every run; the
+//! `tests/suite/fuzz.proptest-regressions` and are replayed on every run; the
 //! hand-made corpus in `tests/fuzz-corpus/` is replayed too.
 
 // Test helpers may unwrap: a panic is a test failure with a location.

@@ -14,6 +14,7 @@ mod eum;
 mod events;
 mod fuzz;
 mod ingress;
+mod layout;
 mod pipeline;
 mod pipeline_logs;
 mod ports;
