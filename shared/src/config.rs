@@ -234,6 +234,8 @@ pub struct PipelineConfig {
     pub org_name: String,
     pub default_locale: Locale,
     pub template_cache_ttl: Duration,
+    /// How long a ledger record is kept after its OTP expires (its TTL).
+    pub retention: Duration,
     pub eum: EumSettings,
     pub guard: GuardSettings,
 }
@@ -308,6 +310,7 @@ impl PipelineConfig {
             org_name: env.opt("ORG_NAME").unwrap_or_else(|| "Okta".to_owned()),
             default_locale: env.default_locale()?,
             template_cache_ttl: env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300)?,
+            retention: env.secs("LEDGER_RETENTION_SECONDS", 86_400)?,
             eum,
             guard: guard_from_lookup(&get)?,
         })
@@ -599,11 +602,19 @@ mod tests {
         assert!(c.fast_path);
         assert_eq!(c.fast_path_budget, Duration::from_millis(2000));
         assert_eq!(c.org_name, "Okta");
+        assert_eq!(c.retention, Duration::from_secs(86_400));
+        assert_eq!(
+            pipe(&[("LEDGER_RETENTION_SECONDS", "3600")])
+                .unwrap()
+                .retention,
+            Duration::from_secs(3600)
+        );
         assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
         assert!(!pipe(&[("FAST_PATH", "off")]).unwrap().fast_path);
         for (var, bad) in [
             ("FAST_PATH", "maybe"),
             ("FAST_PATH_BUDGET_MS", "3000"),
+            ("LEDGER_RETENTION_SECONDS", "a day"),
             ("HASH_KEY", "short"),
             ("ORIGINATION_IDENTITIES", "{}"),
             ("MAX_PRICE", "-1"),

@@ -146,6 +146,7 @@ pub fn aws_pipeline(clients: &AwsClients, config: &PipelineConfig) -> Pipeline {
         fast_path_budget: config.fast_path_budget,
         hash_key: config.hash_key.expose_secret().as_bytes().to_vec(),
         guard: config.guard.clone(),
+        retention: config.retention,
         metrics: Metrics::new(Arc::new(StdoutSink)),
         ..Default::default()
     })

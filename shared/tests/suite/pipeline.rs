@@ -446,3 +446,42 @@ async fn through_the_ingress_okta_sees_successful_or_an_error_object() {
         "PENDING"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_provider_call_is_timed_by_channel_outcome_and_country() {
+    use telehook::telemetry::metrics::Metrics;
+    use telehook::testkit::MemorySink;
+    let mut h = harness(true);
+    let sink = Arc::new(MemorySink::default());
+    h.pipeline.settings.metrics = Metrics::new(sink.clone());
+    h.messenger.script([throttled()]);
+    let first = request(&h, "evt-timed-1", "+14155552671", Channel::Sms);
+    h.pipeline.handle_hook(first, Instant::now()).await;
+    let second = request(&h, "evt-timed-2", "+14155552672", Channel::Voice);
+    h.pipeline.handle_hook(second, Instant::now()).await;
+    let timed: Vec<serde_json::Value> = sink
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|d| d.get("ProviderLatency").is_some())
+        .collect();
+    let seen: Vec<(&str, &str, &str)> = timed
+        .iter()
+        .map(|d| {
+            (
+                d["channel"].as_str().unwrap(),
+                d["outcome"].as_str().unwrap(),
+                d["country"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("sms", "RETRYABLE", "US"), ("voice", "ACCEPTED", "US")]
+    );
+    let dimensions = &timed[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+    assert_eq!(
+        dimensions,
+        &serde_json::json!([["channel", "outcome"], ["channel", "country"]])
+    );
+}

@@ -89,7 +89,9 @@ async fn a_dry_run_counts_and_changes_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_replay_settles_moves_and_keeps_what_it_must() {
-    let h = harness(true);
+    let mut h = harness(true);
+    // Not the default, so a hard-coded retention would show.
+    h.pipeline.settings.retention = Duration::from_secs(7 * 86_400);
     fill(&h).await;
     let report = replay_dlq(&h.pipeline, h.dlq.as_ref(), &replay(50, false))
         .await
@@ -105,7 +107,11 @@ async fn a_replay_settles_moves_and_keeps_what_it_must() {
             dry_run: false
         }
     );
-    assert_eq!(h.record("evt-r-expired").await.status, Status::Expired);
+    let expired = h.record("evt-r-expired").await;
+    assert_eq!(expired.status, Status::Expired);
+    // Kept for the configured retention past the OTP's expiry.
+    let otp_expires = h.clock.now().timestamp() - 5;
+    assert_eq!(expired.expires_at, otp_expires + 7 * 86_400);
     // The unreadable one stays, untouched.
     let left = h.dlq.receive(10, Duration::ZERO).await.unwrap();
     assert_eq!(
