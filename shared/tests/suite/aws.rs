@@ -21,27 +21,15 @@ use telehook::domain::phone::PhoneNumber;
 use telehook::domain::{DeliveryRequest, EventId, RequestType};
 use telehook::flows::{Pipeline, PipelineSettings, poll_once};
 use telehook::ledger::DynamoLedger;
-use telehook::ledger::{Claim, Ledger, Status};
+use telehook::ledger::{Ledger, Status};
 use telehook::queue::SqsQueue;
 use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::templates::DynamoTemplateStore;
 use telehook::templates::{Template, TemplateStore, Templates, TextType};
 use telehook::testkit::ScriptedMessenger;
 
-fn eid(s: &str) -> EventId {
-    EventId::parse(s).unwrap()
-}
-
-fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
-    Claim {
-        event_id: e,
-        channel: Channel::Sms,
-        owner,
-        now_ms,
-        lease_ms: 10_000,
-        expires_at: now_ms / 1000 + 86_400,
-    }
-}
+use crate::ports::eid;
+use crate::ports::ledger::claim;
 
 /// The conditional-write behaviour is in `ports.rs`; this checks what only
 /// DynamoDB shows: the stored item.

@@ -30,7 +30,7 @@ fn settings() -> EumSettings {
     }
 }
 
-async fn message(channel: Channel, to: &str, ttl: i64) -> OutboundMessage {
+pub(crate) async fn message(channel: Channel, to: &str, ttl: i64) -> OutboundMessage {
     let templates = Templates::new(None, Locale::parse("en").unwrap(), "Okta");
     let rendered = templates
         .render(

@@ -19,18 +19,18 @@ use crate::support::moto::{
 };
 use telehook::domain::{Channel, EventId};
 
-fn eid(s: &str) -> EventId {
+pub(crate) fn eid(s: &str) -> EventId {
     EventId::parse(s).unwrap()
 }
 
-mod ledger {
+pub(crate) mod ledger {
     use super::*;
     use telehook::ledger::{
         Claim, ClaimOutcome, DynamoLedger, InMemoryLedger, Ledger, LedgerError, RateCount,
         RateDecision, Status,
     };
 
-    fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
+    pub(crate) fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
         Claim {
             event_id: e,
             channel: Channel::Sms,
@@ -335,10 +335,8 @@ mod messenger {
     use super::*;
     use crate::support::sms_voice_stub::{Outcome, SmsVoiceStub};
     use telehook::config::{EumSettings, OriginationIdentities};
-    use telehook::domain::{Locale, Otp, PhoneNumber};
     use telehook::messenger::eum::EndUserMessaging;
     use telehook::messenger::{Messenger, OutboundMessage, SendError};
-    use telehook::templates::Templates;
     use telehook::testkit::{Scripted, ScriptedMessenger};
 
     /// How the next send should fail, in the provider's terms.
@@ -395,23 +393,7 @@ mod messenger {
     }
 
     async fn message(channel: Channel) -> OutboundMessage {
-        let templates = Templates::new(None, Locale::parse("en").unwrap(), "Okta");
-        let rendered = templates
-            .render(
-                &Locale::parse("en-US").unwrap(),
-                channel,
-                &Otp::parse("482913").unwrap(),
-                5,
-            )
-            .await
-            .unwrap();
-        OutboundMessage {
-            event_id: eid("evt-port-1"),
-            request_type: "mfa-verification".into(),
-            to: PhoneNumber::parse("+14155552671", "US".parse().unwrap()).unwrap(),
-            rendered,
-            ttl_seconds: 300,
-        }
+        crate::eum::message(channel, "+14155552671", 300).await
     }
 
     /// Both channels are accepted with a message id; a throttle is
