@@ -19,6 +19,6 @@ pub use job::{Job, JobError};
 pub use locale::{Locale, LocaleError};
 pub use otp::{Otp, OtpError};
 pub use outcome::{ActionStatus, DeliveryOutcome};
-pub use phone::{PhoneError, PhoneNumber, Region};
+pub use phone::{NumberType, PhoneError, PhoneNumber, Reading, Region};
 pub use problem::Problem;
 pub use request::DeliveryRequest;

@@ -3,14 +3,18 @@
 //!
 //! Okta sends E.164 in real flows, sometimes without the `+`, and the admin
 //! Preview tab sends a bare national number (`9876543210`). Validation uses
-//! libphonenumber's metadata (the `phonenumber` crate) rather than hand-written
-//! length rules, so new numbering plans arrive with a crate update.
+//! libphonenumber's metadata (the `rlibphonenumber` crate, a port that is
+//! differentially tested against Google's C++ library) rather than
+//! hand-written length rules, so new numbering plans arrive with a crate
+//! update. The library's types stay inside this module.
 
 use std::fmt;
 use std::str::FromStr;
 
-use phonenumber::country::Id;
-use phonenumber::{Mode, Type};
+use rlibphonenumber::{
+    NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumberFormat, PhoneNumberType,
+    Region as LibRegion, RegionStr,
+};
 use thiserror::Error;
 
 /// Longest input we look at: E.164 has at most 15 digits, so anything much
@@ -30,17 +34,52 @@ pub enum PhoneError {
     Invalid,
 }
 
+/// Which reading of the raw number was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Written with `+`: international by definition.
+    E164,
+    /// No `+`; a valid (or, failing that, possible) national number of the
+    /// default region.
+    National,
+    /// No `+`; not valid nationally, valid with a leading country code.
+    International,
+    /// No `+`; valid both ways with different results. The national reading
+    /// was taken.
+    Ambiguous,
+}
+
+impl Reading {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reading::E164 => "e164",
+            Reading::National => "national",
+            Reading::International => "international",
+            Reading::Ambiguous => "ambiguous",
+        }
+    }
+}
+
 /// An ISO 3166-1 alpha-2 region known to the phone-number metadata (`US`, `DE`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Region(Id);
+pub struct Region {
+    id: LibRegion,
+    text: RegionStr,
+}
 
 impl Region {
     pub fn as_str(&self) -> &str {
-        self.0.as_ref()
+        self.text.as_str()
     }
 
-    pub(crate) fn id(self) -> Id {
-        self.0
+    fn from_lib(id: LibRegion) -> Option<Self> {
+        // The library's enum has a variant for every two letters; only
+        // regions with a numbering plan in the metadata are regions here.
+        PHONE_NUMBER_UTIL.get_country_code_for_region(id)?;
+        Some(Region {
+            id,
+            text: id.as_region_str(),
+        })
     }
 }
 
@@ -48,9 +87,10 @@ impl FromStr for Region {
     type Err = PhoneError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Id::from_str(&s.trim().to_ascii_uppercase())
-            .map(Region)
-            .map_err(|_| PhoneError::Invalid)
+        LibRegion::from_code(s.trim())
+            .ok()
+            .and_then(Region::from_lib)
+            .ok_or(PhoneError::Invalid)
     }
 }
 
@@ -66,6 +106,44 @@ impl fmt::Debug for Region {
     }
 }
 
+/// What kind of line a number is, where the metadata can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NumberType {
+    FixedLine,
+    Mobile,
+    /// Regions (the NANP) where the number cannot tell the two apart.
+    FixedLineOrMobile,
+    TollFree,
+    PremiumRate,
+    SharedCost,
+    Voip,
+    PersonalNumber,
+    Pager,
+    Uan,
+    Voicemail,
+    /// Not in any range the metadata lists (an unverified number).
+    Unknown,
+}
+
+impl NumberType {
+    fn from_lib(t: PhoneNumberType) -> Self {
+        match t {
+            PhoneNumberType::FixedLine => NumberType::FixedLine,
+            PhoneNumberType::Mobile => NumberType::Mobile,
+            PhoneNumberType::FixedLineOrMobile => NumberType::FixedLineOrMobile,
+            PhoneNumberType::TollFree => NumberType::TollFree,
+            PhoneNumberType::PremiumRate => NumberType::PremiumRate,
+            PhoneNumberType::SharedCost => NumberType::SharedCost,
+            PhoneNumberType::VoIP => NumberType::Voip,
+            PhoneNumberType::PersonalNumber => NumberType::PersonalNumber,
+            PhoneNumberType::Pager => NumberType::Pager,
+            PhoneNumberType::UAN => NumberType::Uan,
+            PhoneNumberType::VoiceMail => NumberType::Voicemail,
+            _ => NumberType::Unknown,
+        }
+    }
+}
+
 /// A validated destination number in E.164 form.
 ///
 /// `Display` and `Debug` print it masked (`+1******1212`): the full number is
@@ -76,16 +154,28 @@ pub struct PhoneNumber {
     e164: String,
     calling_code: u16,
     region: Option<Region>,
-    kind: Type,
+    kind: NumberType,
     verified: bool,
 }
 
 impl PhoneNumber {
-    /// Parses what Okta sent. Spaces, dashes, dots and parentheses are
-    /// formatting and are dropped. A number with `+` must be valid as an
-    /// international number. Without `+`, it is first tried as international
-    /// (E.164 minus the `+`), then as a national number of `default_region`.
+    /// Parses what Okta sent; see [`PhoneNumber::read`] for the rule.
     pub fn parse(raw: &str, default_region: Region) -> Result<Self, PhoneError> {
+        Self::read(raw, default_region).map(|(number, _)| number)
+    }
+
+    /// Parses what Okta sent and says which reading was taken. Spaces,
+    /// dashes, dots and parentheses are formatting and are dropped.
+    ///
+    /// With `+`, the number must be international (E.164). Without `+`, it
+    /// is read as a national number of `default_region` first, and as
+    /// international (a leading country code, E.164 minus the `+`) only when
+    /// the national reading is not a valid number and the international one
+    /// is. Reading international first sends a US login's code abroad:
+    /// `6594821993` is a valid US number and, read with `65`, a Singapore
+    /// mobile. When both readings are valid the national one wins and the
+    /// reading is [`Reading::Ambiguous`], for the caller to count and log.
+    pub fn read(raw: &str, default_region: Region) -> Result<(Self, Reading), PhoneError> {
         let cleaned: String = raw
             .chars()
             .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\t' | '\u{a0}'))
@@ -108,26 +198,36 @@ impl PhoneNumber {
         }
 
         let intl = format!("+{digits}");
-        let region = Some(default_region.id());
+        let region = Some(default_region.id);
         let strict = if plus {
-            parse_checked(None, &intl, Check::Valid)
+            parse_checked(None, &intl, Check::Valid).map(|n| (n, Reading::E164))
         } else {
-            parse_checked(None, &intl, Check::Valid)
-                .or_else(|| parse_checked(region, digits, Check::Valid))
+            let national = parse_checked(region, digits, Check::Valid);
+            let international = parse_checked(None, &intl, Check::Valid);
+            match (national, international) {
+                (Some(n), Some(i)) if n.e164 != i.e164 => Some((n, Reading::Ambiguous)),
+                (Some(n), _) => Some((n, Reading::National)),
+                (None, Some(i)) => Some((i, Reading::International)),
+                (None, None) => None,
+            }
         };
+        if let Some(found) = strict {
+            return Ok(found);
+        }
         // libphonenumber's ranges lag behind real allocations, and Okta's own
         // examples (`+15555551212`, the Preview tab's `9876543210`) are not in
         // them. A number of a possible length for its country is accepted and
         // marked unverified; the provider is the final judge of whether it
         // exists, and its refusal is a permanent failure Okta falls back on.
-        let parsed = strict.or_else(|| {
-            if plus {
-                parse_checked(None, &intl, Check::Possible)
-            } else {
-                parse_checked(region, digits, Check::Possible)
-            }
-        });
-        parsed.ok_or(PhoneError::Invalid)
+        // Without `+` only the national reading is tried here: a guess at a
+        // foreign country code for an unverifiable number is the one mistake
+        // that sends a code abroad.
+        let possible = if plus {
+            parse_checked(None, &intl, Check::Possible).map(|n| (n, Reading::E164))
+        } else {
+            parse_checked(region, digits, Check::Possible).map(|n| (n, Reading::National))
+        };
+        possible.ok_or(PhoneError::Invalid)
     }
 
     /// Whether the number is in a range the metadata knows to be assigned.
@@ -153,7 +253,7 @@ impl PhoneNumber {
     }
 
     /// The number type from the metadata (mobile, fixed line, premium rate…).
-    pub fn number_type(&self) -> Type {
+    pub fn number_type(&self) -> NumberType {
         self.kind
     }
 
@@ -173,38 +273,12 @@ impl PhoneNumber {
     }
 }
 
-/// The national-number lengths any number type of this country can have.
-/// The general descriptor's list is usually empty in the compiled metadata
-/// (it is implied by the per-type lists), so the union is taken here.
-fn possible_lengths(meta: &phonenumber::Metadata) -> Vec<u16> {
-    let d = meta.descriptors();
-    let mut out: Vec<u16> = d.general().possible_length().to_vec();
-    for t in [
-        Type::FixedLine,
-        Type::Mobile,
-        Type::TollFree,
-        Type::PremiumRate,
-        Type::SharedCost,
-        Type::PersonalNumber,
-        Type::Voip,
-        Type::Pager,
-        Type::Uan,
-        Type::Voicemail,
-    ] {
-        if let Some(desc) = d.get(t) {
-            out.extend_from_slice(desc.possible_length());
-        }
-    }
-    out
-}
-
 /// Builds libphonenumber's metadata (hundreds of compiled patterns) now
 /// rather than on the first number parsed. Lambda's init phase is the place
 /// for it: otherwise the first hook of every cold instance pays for it inside
 /// Okta's 3 seconds.
 pub fn warm_up() {
-    let us = Region(Id::US);
-    let _ = PhoneNumber::parse("+14155552671", us);
+    let _ = PHONE_NUMBER_UTIL.parse("+14155552671", None);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -215,35 +289,34 @@ enum Check {
     Possible,
 }
 
-fn parse_checked(region: Option<Id>, text: &str, check: Check) -> Option<PhoneNumber> {
-    let number = phonenumber::parse(region, text).ok()?;
-    let code = number.code().value();
-    let db = &*phonenumber::metadata::DATABASE;
+fn parse_checked(region: Option<LibRegion>, text: &str, check: Check) -> Option<PhoneNumber> {
+    let number = PHONE_NUMBER_UTIL.parse(text, region).ok()?;
     let verified = number.is_valid();
     let region = match check {
-        Check::Valid if verified => number.country().id(),
+        Check::Valid if verified => number.get_region_code(),
         Check::Valid => return None,
         Check::Possible => {
-            let metas = db.by_code(&code)?;
-            let main = metas
-                .iter()
-                .find(|m| m.is_main_country_for_code())
-                .or(metas.first())?;
-            let national_len = number.national().to_string().len() as u16;
-            if !possible_lengths(main).contains(&national_len) {
+            // A full-length number only: a local-only length (a number
+            // without its area code) cannot be dialled from abroad.
+            if !matches!(
+                number.is_possible_with_reason(),
+                Ok(NumberLengthType::IsPossible)
+            ) {
                 return None;
             }
-            number.country().id().or_else(|| main.id().parse().ok())
+            number
+                .get_region_code()
+                .or_else(|| PHONE_NUMBER_UTIL.get_region_for_country_code(number.country_code))
         }
     };
-    let e164 = number.format().mode(Mode::E164).to_string();
+    let e164 = number.format_as(PhoneNumberFormat::E164).into_owned();
     Some(PhoneNumber {
-        calling_code: code,
-        region: region.map(Region),
+        calling_code: u16::try_from(number.country_code).ok()?,
+        region: region.and_then(Region::from_lib),
         kind: if verified {
-            number.number_type(db)
+            NumberType::from_lib(number.get_type())
         } else {
-            Type::Unknown
+            NumberType::Unknown
         },
         verified,
         e164,
@@ -281,11 +354,25 @@ mod tests {
     }
 
     #[test]
-    fn international_without_plus_wins_over_national() {
-        let n = PhoneNumber::parse("442071838750", us()).unwrap();
+    fn international_without_plus_only_when_national_is_invalid() {
+        let (n, how) = PhoneNumber::read("442071838750", us()).unwrap();
         assert_eq!(n.e164(), "+442071838750");
         assert_eq!(n.region().map(|r| r.as_str()), Some("GB"));
         assert!(n.is_verified());
+        assert_eq!(how, Reading::International);
+        // Valid in the US and, read with a country code, in Singapore,
+        // Norway and the Netherlands: the US reading wins, and says so.
+        for (raw, want) in [
+            ("6594821993", "+16594821993"),
+            ("4797465075", "+14797465075"),
+            ("3109090588", "+13109090588"),
+        ] {
+            let (n, how) = PhoneNumber::read(raw, us()).unwrap();
+            assert_eq!((n.e164(), how), (want, Reading::Ambiguous), "{raw}");
+        }
+        // E.164 minus `+` of the default region is the same number both ways.
+        let (n, how) = PhoneNumber::read("14155552671", us()).unwrap();
+        assert_eq!((n.e164(), how), ("+14155552671", Reading::National));
     }
 
     #[test]
@@ -305,7 +392,7 @@ mod tests {
         assert!(!n.is_verified());
         let n = PhoneNumber::parse("+15555551212", us()).unwrap();
         assert_eq!(n.region().map(|r| r.as_str()), Some("US"));
-        assert_eq!(n.number_type(), Type::Unknown);
+        assert_eq!(n.number_type(), NumberType::Unknown);
     }
 
     #[test]

@@ -20,11 +20,10 @@
 //! which needs the same ledger and fails closed on its own. So a brief
 //! outage cannot lock users out, and a broken setup cannot be abused.
 
-use phonenumber::Type;
 
 pub use crate::config::{AllowedCountries, GuardSettings, RateLimit};
 use crate::crypto::keyed_hash;
-use crate::domain::{Channel, DeliveryRequest};
+use crate::domain::{Channel, DeliveryRequest, NumberType};
 use crate::ledger::{Ledger, LedgerError, RateCount, RateDecision};
 use crate::telemetry::metrics::RefusalKind;
 
@@ -47,10 +46,10 @@ impl Refusal {
     }
 }
 
-fn type_refusal(channel: Channel, kind: Type) -> Option<&'static str> {
+fn type_refusal(channel: Channel, kind: NumberType) -> Option<&'static str> {
     match (channel, kind) {
-        (_, Type::PremiumRate) => Some("premium-rate"),
-        (Channel::Sms, Type::FixedLine) => Some("fixed-line (cannot receive SMS)"),
+        (_, NumberType::PremiumRate) => Some("premium-rate"),
+        (Channel::Sms, NumberType::FixedLine) => Some("fixed-line (cannot receive SMS)"),
         _ => None,
     }
 }
@@ -119,12 +118,12 @@ mod tests {
     #[test]
     fn number_types() {
         assert_eq!(
-            type_refusal(Channel::Sms, Type::FixedLine),
+            type_refusal(Channel::Sms, NumberType::FixedLine),
             Some("fixed-line (cannot receive SMS)")
         );
-        assert_eq!(type_refusal(Channel::Voice, Type::FixedLine), None);
-        assert!(type_refusal(Channel::Voice, Type::PremiumRate).is_some());
-        assert_eq!(type_refusal(Channel::Sms, Type::FixedLineOrMobile), None);
-        assert_eq!(type_refusal(Channel::Sms, Type::Unknown), None);
+        assert_eq!(type_refusal(Channel::Voice, NumberType::FixedLine), None);
+        assert!(type_refusal(Channel::Voice, NumberType::PremiumRate).is_some());
+        assert_eq!(type_refusal(Channel::Sms, NumberType::FixedLineOrMobile), None);
+        assert_eq!(type_refusal(Channel::Sms, NumberType::Unknown), None);
     }
 }
