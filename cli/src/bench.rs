@@ -390,6 +390,7 @@ fn ledger_record(v: &serde_json::Value) -> Option<telehook::ledger::LedgerRecord
         message_id: v["messageId"].as_str().map(str::to_owned),
         failure: v["failure"].as_str().map(str::to_owned),
         owner: None,
+        correlation_id: None,
         updated_at_ms: 0,
         expires_at: 0,
     })

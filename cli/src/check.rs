@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use telehook::domain::Locale;
+use telehook::domain::ip_network;
 use telehook::okta::{HookDefaults, parse_hook};
 
 #[derive(clap::Args, Debug)]
@@ -36,7 +37,11 @@ pub fn check(args: &CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match parse_hook(&body, &HookDefaults { locale, region }) {
+    match parse_hook(
+        &body,
+        &HookDefaults::new(locale, region),
+        chrono::Utc::now(),
+    ) {
         Ok(r) => {
             let out = serde_json::json!({
                 "eventId": r.event_id.as_str(),
@@ -48,6 +53,10 @@ pub fn check(args: &CheckArgs) -> ExitCode {
                 "verifiedNumber": r.phone.is_verified(),
                 "otpDigits": r.otp.len(),
                 "otpExpires": r.otp_expires.to_rfc3339(),
+                "otpExpiresAssumed": r.context.notes.expiry_assumed,
+                "ambiguousNumber": r.context.notes.phone_ambiguous,
+                "oktaRequest": r.context.correlation_id,
+                "clientNetwork": r.context.client_ip.as_ref().map(ip_network),
             });
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             ExitCode::SUCCESS

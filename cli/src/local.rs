@@ -264,6 +264,7 @@ pub fn local_backend_with_latency(
             hash_key: random_hex(24).into_bytes(),
             // The same guard as in Lambda, from the same variables.
             guard: telehook::config::guard_from_lookup(|k| std::env::var(k).ok())?,
+            otp_life: telehook::config::otp_life_from_lookup(|k| std::env::var(k).ok())?,
             ..Default::default()
         });
     if let Some(spec) = chaos {

@@ -18,11 +18,12 @@ use thiserror::Error;
 use tracing::{Instrument, field};
 
 use crate::auth::{AuthError, Authenticator};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::random_hex;
-use crate::domain::{ActionStatus, DeliveryOutcome};
+use crate::domain::{ActionStatus, DeliveryOutcome, ip_network};
 use crate::flows::Delivery;
-use crate::okta::{HookDefaults, HookResponse, InvalidHook, parse_hook};
+use crate::okta::{ErrorCause, HookDefaults, HookResponse, InvalidHook, parse_hook};
 
 /// Okta's hook bodies are around 1 KiB; 64 KiB leaves room for growth and
 /// stops memory abuse.
@@ -33,6 +34,9 @@ pub struct IngressDeps {
     pub auth: Authenticator,
     pub defaults: HookDefaults,
     pub delivery: Arc<dyn Delivery>,
+    /// Stamps the arrival time a missing `otpExpires` counts from; the
+    /// pipeline's clock, so both agree.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for IngressDeps {
@@ -54,7 +58,14 @@ impl IngressDeps {
             auth: Authenticator::from_config(&config.auth)?,
             defaults: config.defaults.clone(),
             delivery,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same deps reading time from `clock` (the pipeline's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -119,7 +130,12 @@ pub async fn telehook(
     event: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse {
     let request_id = event.request_context.request_id.clone().unwrap_or_default();
-    let span = tracing::info_span!("hook", request_id = %request_id, event_id = field::Empty);
+    let span = tracing::info_span!(
+        "hook",
+        request_id = %request_id,
+        event_id = field::Empty,
+        okta_request = field::Empty
+    );
     async move {
         match handle(deps, event).await {
             Ok(resp) => {
@@ -157,14 +173,19 @@ async fn handle(
     deps.auth.authenticate(&headers).await?;
 
     let body = read_body(&event)?;
-    let request = parse_hook(&body, &deps.defaults)?;
-    tracing::Span::current().record("event_id", request.event_id.as_str());
+    let request = parse_hook(&body, &deps.defaults, deps.clock.now())?;
+    let span = tracing::Span::current();
+    span.record("event_id", request.event_id.as_str());
+    if let Some(id) = &request.context.correlation_id {
+        span.record("okta_request", id.as_str());
+    }
     tracing::info!(
         request_type = request.request_type.short(),
         channel = request.channel.as_str(),
         locale = request.locale.as_str(),
         to = %request.phone,
         country = request.phone.region().map(|r| r.as_str()).unwrap_or("unknown"),
+        client_network = request.context.client_ip.as_ref().map(ip_network).as_deref().unwrap_or("unknown"),
         "hook accepted"
     );
 
@@ -176,7 +197,16 @@ async fn handle(
         DeliveryOutcome::Pending { metadata } => {
             HookResponse::action(ActionStatus::Pending, None, metadata)
         }
-        DeliveryOutcome::Failed { summary } => HookResponse::error(&summary, vec![]),
+        DeliveryOutcome::Failed { summary, cause } => HookResponse::error(
+            &summary,
+            vec![ErrorCause {
+                error_summary: cause.summary.to_owned(),
+                reason: cause.reason.to_owned(),
+                location_type: cause.location_type.to_owned(),
+                location: cause.location.to_owned(),
+                domain: cause.domain.to_owned(),
+            }],
+        ),
     })
 }
 

@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::domain::locale::Locale;
 use crate::domain::phone::Region;
 use crate::okta::HookDefaults;
+use crate::okta::validate::DEFAULT_OTP_LIFE;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -90,10 +91,18 @@ impl Config {
                 .parse::<Region>()
                 .map_err(|_| invalid("DEFAULT_REGION", "not an ISO 3166 region code such as US"))?,
         };
-        Ok(Config {
-            auth,
-            defaults: HookDefaults { locale, region },
-        })
+        let mut defaults = HookDefaults::new(locale, region);
+        defaults.otp_life = env.otp_life()?;
+        defaults.okta_sms_text = match env
+            .opt("SMS_TEXT")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("templates") => false,
+            Some("okta") => true,
+            Some(_) => return Err(invalid("SMS_TEXT", "expected templates or okta")),
+        };
+        Ok(Config { auth, defaults })
     }
 }
 
@@ -118,6 +127,17 @@ impl Env<'_> {
             .map_err(|_| invalid("DEFAULT_LOCALE", "not a language tag such as en or en-US"))
     }
 
+    /// `OTP_LIFE_SECONDS`: Okta's OTP life, 5 minutes unless the org says
+    /// otherwise. Assumed for a hook without `otpExpires`, and the most a
+    /// message claims the code is valid for.
+    fn otp_life(&self) -> Result<Duration, ConfigError> {
+        let life = self.secs("OTP_LIFE_SECONDS", DEFAULT_OTP_LIFE.as_secs())?;
+        if !(30..=3600).contains(&life.as_secs()) {
+            return Err(invalid("OTP_LIFE_SECONDS", "expected 30 to 3600 seconds"));
+        }
+        Ok(life)
+    }
+
     fn secs(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
         match self.opt(var) {
             None => Ok(Duration::from_secs(default)),
@@ -136,6 +156,21 @@ fn invalid(var: &'static str, reason: &str) -> ConfigError {
     }
 }
 
+/// Where Okta publishes an issuer's keys. A custom authorization server
+/// (`https://{org}/oauth2/{id}`) serves them at `{issuer}/v1/keys`; the org
+/// authorization server (issuer `https://{org}`, no path) at
+/// `https://{org}/oauth2/v1/keys`. Both are fixed by Okta, so no discovery
+/// request is needed at start; `OKTA_JWKS_URL` overrides.
+fn default_jwks_url(issuer: &reqwest::Url) -> Result<reqwest::Url, ConfigError> {
+    let base = issuer.as_str().trim_end_matches('/');
+    let url = if issuer.path().trim_matches('/').is_empty() {
+        format!("{base}/oauth2/v1/keys")
+    } else {
+        format!("{base}/v1/keys")
+    };
+    reqwest::Url::parse(&url).map_err(|_| invalid("OKTA_ISSUER", "not a URL"))
+}
+
 fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
     let issuer = env.req("OKTA_ISSUER")?.trim_end_matches('/').to_owned();
     let issuer_url =
@@ -143,8 +178,7 @@ fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
     check_transport("OKTA_ISSUER", &issuer_url)?;
     let jwks_url = match env.opt("OKTA_JWKS_URL") {
         Some(u) => reqwest::Url::parse(&u).map_err(|_| invalid("OKTA_JWKS_URL", "not a URL"))?,
-        None => reqwest::Url::parse(&format!("{issuer}/v1/keys"))
-            .map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?,
+        None => default_jwks_url(&issuer_url)?,
     };
     check_transport("OKTA_JWKS_URL", &jwks_url)?;
     let client_ids: Vec<String> = env
@@ -236,6 +270,8 @@ pub struct PipelineConfig {
     pub template_cache_ttl: Duration,
     /// How long a ledger record is kept after its OTP expires (its TTL).
     pub retention: Duration,
+    /// `OTP_LIFE_SECONDS`: the most a message says a code is valid for.
+    pub otp_life: Duration,
     pub eum: EumSettings,
     pub guard: GuardSettings,
 }
@@ -257,12 +293,27 @@ pub fn guard_from_lookup(
         ("RATE_LIMIT_PER_DESTINATION", &mut g.per_destination),
         ("RATE_LIMIT_PER_USER", &mut g.per_user),
         ("RATE_LIMIT_PER_COUNTRY", &mut g.per_country),
+        ("RATE_LIMIT_PER_IP", &mut g.per_ip),
     ] {
         if let Some(v) = env.opt(var) {
             *slot = RateLimit::parse(&v).map_err(|reason| ConfigError::Invalid { var, reason })?;
         }
     }
+    g.on_refusal = match env
+        .opt("GUARD_REFUSAL")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("fallback") => RefusalAnswer::Fallback,
+        Some("block") => RefusalAnswer::Block,
+        Some(_) => return Err(invalid("GUARD_REFUSAL", "expected fallback or block")),
+    };
     Ok(g)
+}
+
+/// `OTP_LIFE_SECONDS` alone, for local mode's pipeline.
+pub fn otp_life_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    Env(&get).otp_life()
 }
 
 /// Okta waits 3 s; the fast path must leave time to answer.
@@ -311,6 +362,7 @@ impl PipelineConfig {
             default_locale: env.default_locale()?,
             template_cache_ttl: env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300)?,
             retention: env.secs("LEDGER_RETENTION_SECONDS", 86_400)?,
+            otp_life: env.otp_life()?,
             eum,
             guard: guard_from_lookup(&get)?,
         })
@@ -423,6 +475,26 @@ pub struct GuardSettings {
     pub per_user: Option<RateLimit>,
     /// Off by default: a legitimate morning login wave must not be refused.
     pub per_country: Option<RateLimit>,
+    /// Per end-user IP (`data.context.request.ipAddress`), as a keyed hash.
+    /// Off by default: offices and carrier NAT put many users behind one
+    /// address. `RATE_LIMIT_PER_IP=20/600` is a reasonable start.
+    pub per_ip: Option<RateLimit>,
+    /// What Okta hears when the guard refuses.
+    pub on_refusal: RefusalAnswer,
+}
+
+/// How a guard refusal is answered (`GUARD_REFUSAL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefusalAnswer {
+    /// An error object: Okta falls back to its own providers, so a real
+    /// user still gets a code (and a pumping attack moves to Okta's bill
+    /// and Okta's own fraud checks). The default.
+    #[default]
+    Fallback,
+    /// PENDING with `blocked` in the metadata, recorded as BLOCKED: Okta
+    /// does not fall back, and the sign-in fails rather than pay for a
+    /// pumped message.
+    Block,
 }
 
 impl Default for GuardSettings {
@@ -440,6 +512,8 @@ impl Default for GuardSettings {
                 window: Duration::from_secs(3600),
             }),
             per_country: None,
+            per_ip: None,
+            on_refusal: RefusalAnswer::Fallback,
         }
     }
 }
@@ -452,6 +526,8 @@ impl GuardSettings {
             per_destination: None,
             per_user: None,
             per_country: None,
+            per_ip: None,
+            on_refusal: RefusalAnswer::Fallback,
         }
     }
 }
@@ -542,6 +618,63 @@ mod tests {
         assert_eq!(o.client_ids, vec!["0oa1", "0oa2"]);
         assert_eq!(c.defaults.locale.as_str(), "en");
         assert_eq!(c.defaults.region.as_str(), "US");
+        assert_eq!(c.defaults.otp_life, Duration::from_secs(300));
+        assert!(!c.defaults.okta_sms_text);
+    }
+
+    #[test]
+    fn org_and_custom_authorization_servers_have_their_own_key_urls() {
+        for (issuer, keys) in [
+            (
+                "https://acme.okta.com",
+                "https://acme.okta.com/oauth2/v1/keys",
+            ),
+            (
+                "https://acme.okta.com/",
+                "https://acme.okta.com/oauth2/v1/keys",
+            ),
+            (
+                "https://acme.okta.com/oauth2/aus1abc",
+                "https://acme.okta.com/oauth2/aus1abc/v1/keys",
+            ),
+            (
+                "https://login.acme.example/oauth2/default",
+                "https://login.acme.example/oauth2/default/v1/keys",
+            ),
+        ] {
+            let mut v = OK.to_vec();
+            v[0] = ("OKTA_ISSUER", issuer);
+            let AuthConfig::OAuth(o) = cfg(&v).unwrap().auth else {
+                panic!("oauth")
+            };
+            assert_eq!(o.jwks_url.as_str(), keys, "{issuer}");
+            assert_eq!(o.issuer, issuer.trim_end_matches('/'));
+        }
+    }
+
+    #[test]
+    fn compatibility_settings() {
+        let mut v = OK.to_vec();
+        v.extend([("OTP_LIFE_SECONDS", "600"), ("SMS_TEXT", "okta")]);
+        let c = cfg(&v).unwrap();
+        assert_eq!(c.defaults.otp_life, Duration::from_secs(600));
+        assert!(c.defaults.okta_sms_text);
+        for (var, bad) in [("OTP_LIFE_SECONDS", "5"), ("SMS_TEXT", "both")] {
+            let mut v = OK.to_vec();
+            v.push((var, bad));
+            assert!(matches!(cfg(&v), Err(ConfigError::Invalid { var: got, .. }) if got == var));
+        }
+        let g = guard_from_lookup(|k| match k {
+            "RATE_LIMIT_PER_IP" => Some("20/600".into()),
+            "GUARD_REFUSAL" => Some("block".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(g.per_ip.map(|l| l.max), Some(20));
+        assert_eq!(g.on_refusal, RefusalAnswer::Block);
+        assert_eq!(GuardSettings::default().per_ip, None);
+        assert_eq!(GuardSettings::default().on_refusal, RefusalAnswer::Fallback);
+        assert!(guard_from_lookup(|k| (k == "GUARD_REFUSAL").then(|| "drop".into())).is_err());
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub fn aws_pipeline(clients: &AwsClients, config: &PipelineConfig) -> Pipeline {
         hash_key: config.hash_key.expose_secret().as_bytes().to_vec(),
         guard: config.guard.clone(),
         retention: config.retention,
+        otp_life: config.otp_life,
         metrics: Metrics::new(Arc::new(StdoutSink)),
         ..Default::default()
     })

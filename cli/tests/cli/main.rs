@@ -2,5 +2,6 @@
 //! (`serve`, `token`, `invoke`, `check`) and the operations commands
 //! against the local AWS API emulator.
 
+mod compat;
 mod local_mode;
 mod ops;

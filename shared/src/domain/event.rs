@@ -59,9 +59,15 @@ pub enum RequestType {
     AccountUnlock,
     PasswordReset,
     /// A `com.okta.user.telephony.*` value this build does not know yet.
-    /// Accepted (Okta adds flows) and logged.
+    /// Accepted (Okta adds flows), logged and counted.
     Other(String),
+    /// No `requestType` at all: some samples and older orgs omit it. The
+    /// code is still delivered; the request type is recorded as `unknown`.
+    Unknown,
 }
+
+/// How an absent request type is written in jobs, logs and `Context`.
+pub const UNKNOWN_REQUEST_TYPE: &str = "unknown";
 
 impl RequestType {
     pub fn parse(raw: &str) -> Result<Self, Problem> {
@@ -97,7 +103,16 @@ impl RequestType {
             RequestType::AccountUnlock => "com.okta.user.telephony.account-unlock",
             RequestType::PasswordReset => "com.okta.user.telephony.password-reset",
             RequestType::Other(s) => s,
+            RequestType::Unknown => UNKNOWN_REQUEST_TYPE,
         }
+    }
+
+    /// Reads a request type as a job stores it: [`RequestType::as_str`].
+    pub fn from_stored(raw: &str) -> Result<Self, Problem> {
+        if raw == UNKNOWN_REQUEST_TYPE {
+            return Ok(RequestType::Unknown);
+        }
+        Self::parse(raw)
     }
 
     /// The short name (`mfa-verification`), for logs, metrics and `Context`.
@@ -106,7 +121,7 @@ impl RequestType {
     }
 
     pub fn is_known(&self) -> bool {
-        !matches!(self, RequestType::Other(_))
+        !matches!(self, RequestType::Other(_) | RequestType::Unknown)
     }
 }
 

@@ -13,14 +13,17 @@ use crate::domain::channel::Channel;
 use crate::domain::locale::Locale;
 use crate::domain::otp::Otp;
 use crate::domain::phone::{PhoneNumber, Region};
-use crate::domain::{DeliveryRequest, EventId, RequestType};
+use crate::domain::{DeliveryRequest, EventId, OktaText, ReadNotes, RequestType, SignInContext};
 
 /// Version of the job format; bumped on incompatible changes so an old
 /// dispatcher refuses (and dead-letters) a job it cannot read.
 pub const JOB_VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Unknown fields are ignored, so a job written by a newer ingress (one more
+// optional field) is still delivered by an older dispatcher during a deploy;
+// incompatible changes bump `v` instead.
+#[serde(rename_all = "camelCase")]
 pub struct Job {
     pub v: u32,
     pub event_id: String,
@@ -32,6 +35,14 @@ pub struct Job {
     pub locale: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Okta's request id, so the dispatcher's logs and the ledger carry the
+    /// same correlation id as the ingress's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Okta's own SMS text, only with `SMS_TEXT=okta`. It holds the code, as
+    /// `otp` does, and lives no longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub okta_text: Option<String>,
     /// How many times the DLQ replayer has sent this job back.
     #[serde(default)]
     pub replays: u32,
@@ -72,6 +83,8 @@ impl Job {
             channel: r.channel,
             locale: r.locale.as_str().to_owned(),
             user_id: r.user_id.clone(),
+            correlation_id: r.context.correlation_id.clone(),
+            okta_text: r.context.okta_text.as_ref().map(|t| t.expose().to_owned()),
             replays: 0,
         }
     }
@@ -102,21 +115,31 @@ impl Job {
         // The number is already E.164; the region only matters for numbers
         // without `+`, which a job never holds.
         let region: Region = "US".parse().map_err(|_| JobError::Field("to"))?;
+        let otp = Otp::parse(&self.otp).map_err(|_| JobError::Field("otp"))?;
         Ok(DeliveryRequest {
             event_id: EventId::parse(&self.event_id).map_err(|_| JobError::Field("eventId"))?,
-            request_type: RequestType::parse(&self.request_type)
+            request_type: RequestType::from_stored(&self.request_type)
                 .map_err(|_| JobError::Field("requestType"))?,
             phone: if self.to.starts_with('+') {
                 PhoneNumber::parse(&self.to, region).map_err(|_| JobError::Field("to"))?
             } else {
                 return Err(JobError::Field("to"));
             },
-            otp: Otp::parse(&self.otp).map_err(|_| JobError::Field("otp"))?,
+            otp: otp.clone(),
             otp_expires: self.otp_expires,
             channel: self.channel,
             locale: Locale::parse(&self.locale).map_err(|_| JobError::Field("locale"))?,
             locale_from_request: true,
             user_id: self.user_id.clone(),
+            context: SignInContext {
+                correlation_id: self.correlation_id.clone(),
+                client_ip: None,
+                okta_text: match &self.okta_text {
+                    Some(t) => Some(OktaText::new(t, &otp).ok_or(JobError::Field("oktaText"))?),
+                    None => None,
+                },
+                notes: ReadNotes::default(),
+            },
         })
     }
 }

@@ -12,8 +12,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use rlibphonenumber::{
-    NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumberFormat, PhoneNumberType,
-    Region as LibRegion, RegionStr,
+    NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumberFormat, PhoneNumberType, Region as LibRegion,
+    RegionStr,
 };
 use thiserror::Error;
 

@@ -1,5 +1,9 @@
 //! The validated request to deliver one code, whatever door it came in by
-//! (a hook, a queued job, a replayed job).
+//! (a hook, a queued job, a replayed job), and what Okta told us about the
+//! sign-in that asked for it.
+
+use std::fmt;
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
@@ -17,6 +21,106 @@ pub struct DeliveryRequest {
     pub locale: Locale,
     /// Whether `locale` came from the request (false: the default was used).
     pub locale_from_request: bool,
-    /// Okta's user id, for per-user limits. Not personal data on its own.
+    /// Okta's user id, for per-user limits. Not personal data on its own,
+    /// but still only ever logged or stored as a keyed hash.
     pub user_id: Option<String>,
+    /// The sign-in's context: correlation id, client IP, Okta's own text.
+    pub context: SignInContext,
+}
+
+/// What Okta tells us about the sign-in beyond the code itself, and how the
+/// request was read. All optional: a body without them is still delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignInContext {
+    /// `data.context.request.id`: the id of the Okta request that asked for
+    /// the code, as it appears in Okta's System Log. Safe to log and store.
+    pub correlation_id: Option<String>,
+    /// `data.context.request.ipAddress`: the end user's address. Used for
+    /// the per-IP limit (keyed hash) and logged only as its network.
+    pub client_ip: Option<IpAddr>,
+    /// Okta's `msgTemplate`, kept only when the SMS is to be sent as Okta
+    /// wrote it (`SMS_TEXT=okta`) and it holds the code.
+    pub okta_text: Option<OktaText>,
+    /// How the request was read, for the compatibility metrics.
+    pub notes: ReadNotes,
+}
+
+/// Things worth counting about how a request was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadNotes {
+    /// The number had no `+` and was valid both nationally and with a
+    /// leading country code; the national reading was taken.
+    pub phone_ambiguous: bool,
+    /// `otpExpires` was missing; the configured OTP life was assumed.
+    pub expiry_assumed: bool,
+}
+
+/// Okta's own SMS text. It holds the code: `Debug` hides it, and only the
+/// message to the provider (and the local outbox) ever sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OktaText(String);
+
+impl OktaText {
+    /// Most SMS gateways stop at 10 segments; Okta's text is one or two.
+    const MAX_CHARS: usize = 1600;
+
+    /// Keeps Okta's text only when it is usable as the whole message: it
+    /// holds the code, and is not empty or absurdly long.
+    pub fn new(text: &str, otp: &Otp) -> Option<Self> {
+        let text = text.trim();
+        (text.contains(otp.expose()) && text.chars().count() <= Self::MAX_CHARS)
+            .then(|| OktaText(text.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OktaText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OktaText(<redacted>)")
+    }
+}
+
+/// The network an address belongs to, for logs: the /24 of an IPv4 address,
+/// the /48 of an IPv6 one. Enough to see a pumping campaign's origin, not
+/// enough to name a user.
+pub fn ip_network(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_hide_the_host() {
+        assert_eq!(
+            ip_network(&"203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            ip_network(&"2001:db8:85a3:8d3:1319:8a2e:370:7348".parse().unwrap()),
+            "2001:db8:85a3::/48"
+        );
+    }
+
+    #[test]
+    fn okta_text_needs_the_code() {
+        let otp = Otp::parse("739201").unwrap();
+        assert!(OktaText::new("Your code is 739201", &otp).is_some());
+        assert!(OktaText::new("Your code is 111111", &otp).is_none());
+        let t = OktaText::new("Your code is 739201", &otp).unwrap();
+        assert!(!format!("{t:?}").contains("739201"));
+    }
 }

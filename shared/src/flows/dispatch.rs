@@ -35,7 +35,11 @@ impl Pipeline {
     /// One job from the queue. `Ok(())` acknowledges it.
     async fn dispatch_one(&self, record: &SqsMessage) -> Result<(), Verdict> {
         let req = read_job(record)?;
-        tracing::Span::current().record("event_id", req.event_id.as_str());
+        let span = tracing::Span::current();
+        span.record("event_id", req.event_id.as_str());
+        if let Some(id) = &req.context.correlation_id {
+            span.record("okta_request", id.as_str());
+        }
         let now = self.clock.now();
         if req.otp_expires <= now {
             return self.expire(&req, now).await;
@@ -101,6 +105,7 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> Result<(), Verdict> {
         let claim = Claim {
+            correlation_id: req.context.correlation_id.as_deref(),
             event_id: &req.event_id,
             channel: req.channel,
             owner,
@@ -155,7 +160,12 @@ pub async fn dispatch_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchRes
             .get("MessageGroupId")
             .cloned()
             .unwrap_or_default();
-        let span = tracing::info_span!("job", message_id = %message_id, event_id = field::Empty);
+        let span = tracing::info_span!(
+            "job",
+            message_id = %message_id,
+            event_id = field::Empty,
+            okta_request = field::Empty
+        );
         let verdict = if failed_groups.contains(&group) {
             span.in_scope(|| {
                 tracing::info!("an earlier message of this group failed; keeping order")

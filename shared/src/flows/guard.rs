@@ -12,7 +12,12 @@
 //!    users whose ranges the metadata lags behind.
 //! 3. **Windowed rate limits**, as atomic counters in the ledger: per
 //!    destination (keyed hash of the number), per Okta user (keyed hash of the
-//!    user id), and optionally per country. A replayed eventId counts once.
+//!    user id), and optionally per country and per end-user IP (keyed hash
+//!    of `data.context.request.ipAddress`). A replayed eventId counts once.
+//!
+//! A refusal is answered as `on_refusal` says: by default with an error
+//! object, so Okta falls back to its own providers; with `block`, so that it
+//! does not (see [`RefusalAnswer`]).
 //!
 //! When the ledger fails: a non-retryable error (access denied, missing
 //! table) refuses, because a misconfigured guard must not open the gates; a
@@ -20,10 +25,9 @@
 //! which needs the same ledger and fails closed on its own. So a brief
 //! outage cannot lock users out, and a broken setup cannot be abused.
 
-
-pub use crate::config::{AllowedCountries, GuardSettings, RateLimit};
+pub use crate::config::{AllowedCountries, GuardSettings, RateLimit, RefusalAnswer};
 use crate::crypto::keyed_hash;
-use crate::domain::{Channel, DeliveryRequest, NumberType};
+use crate::domain::{Channel, DeliveryRequest, FailureCause, NumberType};
 use crate::ledger::{Ledger, LedgerError, RateCount, RateDecision};
 use crate::telemetry::metrics::RefusalKind;
 
@@ -42,6 +46,16 @@ impl Refusal {
             Refusal::Country { .. } => RefusalKind::Country,
             Refusal::NumberType { .. } => RefusalKind::NumberType,
             Refusal::Rate { .. } | Refusal::GuardUnavailable { .. } => RefusalKind::Rate,
+        }
+    }
+
+    /// The cause Okta is told about.
+    pub fn cause(&self) -> FailureCause {
+        match self {
+            Refusal::Country { .. } => FailureCause::COUNTRY,
+            Refusal::NumberType { .. } => FailureCause::NUMBER_TYPE,
+            Refusal::Rate { scope, .. } => FailureCause::rate(scope),
+            Refusal::GuardUnavailable { .. } => FailureCause::GUARD_UNAVAILABLE,
         }
     }
 }
@@ -80,6 +94,9 @@ pub async fn check(
     if let (Some(limit), Some(region)) = (settings.per_country, region.as_deref()) {
         // A country code is not personal data; no need to hash it.
         counters.push(("cty", region.to_owned(), limit));
+    }
+    if let (Some(limit), Some(ip)) = (settings.per_ip, req.context.client_ip) {
+        counters.push(("ip", keyed_hash(hash_key, &ip.to_string()), limit));
     }
     for (scope, key, limit) in counters {
         let window_ms = i64::try_from(limit.window.as_millis())
@@ -123,7 +140,10 @@ mod tests {
         );
         assert_eq!(type_refusal(Channel::Voice, NumberType::FixedLine), None);
         assert!(type_refusal(Channel::Voice, NumberType::PremiumRate).is_some());
-        assert_eq!(type_refusal(Channel::Sms, NumberType::FixedLineOrMobile), None);
+        assert_eq!(
+            type_refusal(Channel::Sms, NumberType::FixedLineOrMobile),
+            None
+        );
         assert_eq!(type_refusal(Channel::Sms, NumberType::Unknown), None);
     }
 }

@@ -9,11 +9,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use super::guard::{Refusal, RefusalAnswer};
 use super::{Delivery, Pipeline, failure_text, guard, millis};
 use crate::crypto::random_hex;
-use crate::domain::{DeliveryOutcome, DeliveryRequest};
+use crate::domain::{DeliveryOutcome, DeliveryRequest, FailureCause, RequestType};
 use crate::ledger::{Claim, ClaimOutcome};
 use crate::messenger::SendError;
+use crate::telemetry::metrics::Metrics;
 
 impl Pipeline {
     /// The ingress flow: guard, claim, enqueue, then try to send inside the
@@ -22,6 +24,7 @@ impl Pipeline {
         let channel = req.channel;
         let metrics = &self.settings.metrics;
         metrics.hook_received(channel);
+        count_read_notes(&self.settings.metrics, &req);
         let outcome = self.answer_hook(req, arrived).await;
         let status = outcome.status().as_str();
         metrics.answered(channel, status);
@@ -38,7 +41,7 @@ impl Pipeline {
         let now = self.clock.now();
         if req.otp_expires <= now {
             tracing::warn!("OTP already expired on arrival; not sending");
-            return Self::failed();
+            return Self::failed(FailureCause::EXPIRED);
         }
         let guarded = guard::check(
             &self.settings.guard,
@@ -51,7 +54,10 @@ impl Pipeline {
         if let Err(refusal) = guarded {
             tracing::warn!(reason = ?refusal, to = %req.phone, "refused by the toll-fraud guard");
             self.settings.metrics.refused(req.channel, refusal.kind());
-            return Self::failed();
+            return match self.settings.guard.on_refusal {
+                RefusalAnswer::Fallback => Self::failed(refusal.cause()),
+                RefusalAnswer::Block => self.block(&req, &refusal, now).await,
+            };
         }
         let owner = random_hex(16);
         let attempts = match self.claim_for_hook(&req, &owner, now).await {
@@ -86,6 +92,7 @@ impl Pipeline {
             event_id: &req.event_id,
             channel: req.channel,
             owner,
+            correlation_id: req.context.correlation_id.as_deref(),
             now_ms: now.timestamp_millis(),
             lease_ms: millis(self.settings.ingress_lease),
             expires_at: self.expires_at(req.otp_expires),
@@ -96,7 +103,7 @@ impl Pipeline {
                 tracing::info!("event already sent; answering from the ledger");
                 Err(DeliveryOutcome::Successful {
                     transaction_id: message_id.unwrap_or_else(|| req.event_id.to_string()),
-                    metadata: Some(format!("channel={}; duplicate", req.channel)),
+                    metadata: Some(metadata(req, "duplicate")),
                 })
             }
             Ok(ClaimOutcome::Busy { .. }) => {
@@ -109,18 +116,22 @@ impl Pipeline {
                     Ok(_) => pending(req, "in progress"),
                     Err(e) => {
                         tracing::error!(error = %e, "event held elsewhere and not queued here; Okta will use its own provider");
-                        Self::failed()
+                        Self::failed(FailureCause::NOT_QUEUED)
                     }
                 })
             }
             Ok(ClaimOutcome::AlreadyFailed { .. }) | Ok(ClaimOutcome::AlreadyExpired) => {
                 tracing::info!("event already ended unsent");
-                Err(Self::failed())
+                Err(Self::failed(FailureCause::ALREADY_ENDED))
+            }
+            Ok(ClaimOutcome::AlreadyBlocked { .. }) => {
+                tracing::info!("event already blocked by the guard");
+                Err(blocked(req))
             }
             Err(e) => {
                 // Without the ledger there is no idempotency; let Okta deliver.
                 tracing::error!(error = %e, "ledger unavailable; Okta will use its own provider");
-                Err(Self::failed())
+                Err(Self::failed(FailureCause::LEDGER_UNAVAILABLE))
             }
         }
     }
@@ -143,7 +154,7 @@ impl Pipeline {
                 tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent on the fast path");
                 return DeliveryOutcome::Successful {
                     transaction_id: receipt.message_id,
-                    metadata: Some(format!("channel={}; attempt={attempts}", req.channel)),
+                    metadata: Some(metadata(req, &format!("attempt={attempts}"))),
                 };
             }
             Ok(Err(e)) if !e.is_retryable() => return self.refused(req, owner, &e).await,
@@ -165,7 +176,38 @@ impl Pipeline {
                 self.clock.now_ms(),
             )
             .await;
-        Self::failed()
+        Self::failed(FailureCause::NOT_QUEUED)
+    }
+
+    /// Answers a guard refusal so that Okta does not fall back, and records
+    /// it as BLOCKED. Claiming first keeps a repeated hook's answer the same.
+    async fn block(
+        &self,
+        req: &DeliveryRequest,
+        refusal: &Refusal,
+        now: DateTime<Utc>,
+    ) -> DeliveryOutcome {
+        self.settings.metrics.blocked(req.channel, refusal.kind());
+        let owner = random_hex(16);
+        match self.claim_for_hook(req, &owner, now).await {
+            Ok(_) => {
+                let why = format!("guard:{}", refusal.cause().reason);
+                if let Err(e) = self
+                    .ledger
+                    .mark_blocked(&req.event_id, &owner, &why, self.clock.now_ms())
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record the block");
+                }
+                blocked(req)
+            }
+            // Already sent or already blocked: the ledger's answer stands.
+            Err(
+                answer @ (DeliveryOutcome::Successful { .. } | DeliveryOutcome::Pending { .. }),
+            ) => answer,
+            // Nothing of ours will send it, and Okta must not either.
+            Err(DeliveryOutcome::Failed { .. }) => blocked(req),
+        }
     }
 
     /// The provider refused the message for good: record it and answer
@@ -178,13 +220,48 @@ impl Pipeline {
         {
             tracing::warn!(error = %le, "could not record the failure");
         }
-        Self::failed()
+        Self::failed(FailureCause::PROVIDER_REFUSED)
+    }
+}
+
+/// `transactionMetadata`: the channel, what happened, and Okta's request id,
+/// so the answer in Okta's System Log leads to our logs and ledger record.
+fn metadata(req: &DeliveryRequest, what: &str) -> String {
+    match &req.context.correlation_id {
+        Some(id) => format!("channel={}; {what}; okta_request={id}", req.channel),
+        None => format!("channel={}; {what}", req.channel),
     }
 }
 
 fn pending(req: &DeliveryRequest, why: &str) -> DeliveryOutcome {
     DeliveryOutcome::Pending {
-        metadata: Some(format!("channel={}; {why}", req.channel)),
+        metadata: Some(metadata(req, why)),
+    }
+}
+
+/// A guard refusal under `GUARD_REFUSAL=block`: PENDING, which Okta does not
+/// fall back on, saying it was blocked.
+fn blocked(req: &DeliveryRequest) -> DeliveryOutcome {
+    pending(req, "blocked by the toll-fraud guard; not sent")
+}
+
+/// Counts what was unusual about how the request was read.
+fn count_read_notes(metrics: &Metrics, req: &DeliveryRequest) {
+    let notes = req.context.notes;
+    let request_type = match req.request_type {
+        RequestType::Unknown => Some("REQUEST_TYPE_MISSING"),
+        RequestType::Other(_) => Some("REQUEST_TYPE_NEW"),
+        _ => None,
+    };
+    for note in [
+        notes.phone_ambiguous.then_some("AMBIGUOUS_NUMBER"),
+        notes.expiry_assumed.then_some("ASSUMED_EXPIRY"),
+        request_type,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        metrics.read_note(req.channel, note);
     }
 }
 

@@ -33,13 +33,15 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::crypto::keyed_hash;
-use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, Job, PhoneNumber};
+use crate::domain::Channel;
+use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, FailureCause, Job, PhoneNumber};
 use crate::ledger::{Ledger, LedgerError};
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::okta::SUMMARY_NOT_DELIVERED;
+use crate::okta::validate::DEFAULT_OTP_LIFE;
 use crate::queue::{JobQueue, OutgoingMessage, QueueError};
 use crate::telemetry::metrics::Metrics;
-use crate::templates::Templates;
+use crate::templates::{Rendered, Templates};
 
 pub use dispatch::{PollReport, dispatch_batch, poll_once};
 pub use guard::GuardSettings;
@@ -65,6 +67,8 @@ pub struct PipelineSettings {
     pub dispatcher_lease: Duration,
     /// How long a ledger record is kept after the OTP expires.
     pub retention: Duration,
+    /// Okta's OTP life: the most a message says the code is valid for.
+    pub otp_life: Duration,
     /// Key for the keyed hash of destinations (message group ids, rate keys).
     pub hash_key: Vec<u8>,
     /// Country allow-list, number-type check and rate limits.
@@ -81,6 +85,7 @@ impl Default for PipelineSettings {
             ingress_lease: Duration::from_secs(15),
             dispatcher_lease: Duration::from_secs(60),
             retention: Duration::from_secs(86_400),
+            otp_life: DEFAULT_OTP_LIFE,
             hash_key: Vec::new(),
             guard: GuardSettings::default(),
             metrics: Metrics::default(),
@@ -147,21 +152,38 @@ impl Pipeline {
         otp_expires.timestamp() + i64::try_from(self.settings.retention.as_secs()).unwrap_or(86_400)
     }
 
-    fn failed() -> DeliveryOutcome {
+    fn failed(cause: FailureCause) -> DeliveryOutcome {
         DeliveryOutcome::Failed {
             summary: SUMMARY_NOT_DELIVERED.to_owned(),
+            cause,
         }
     }
 
-    /// Renders and sends one message, and times the provider call. The code
-    /// is only in the message.
-    async fn send_once(&self, req: &DeliveryRequest) -> Result<SendReceipt, SendError> {
-        let now = self.clock.now();
-        let remaining = (req.otp_expires - now).num_seconds().max(0);
-        let minutes = (remaining + 59) / 60;
-        let rendered = self
-            .templates
-            .render(&req.locale, req.channel, &req.otp, minutes)
+    /// What the message says the code is valid for, in whole minutes: the
+    /// time left, but never more than the OTP's configured life, so a far
+    /// future `otpExpires` does not make the text claim days.
+    fn minutes_left(&self, remaining_secs: i64) -> i64 {
+        let life = i64::try_from(self.settings.otp_life.as_secs()).unwrap_or(300);
+        (remaining_secs.min(life).max(1) + 59) / 60
+    }
+
+    /// The message for a request: Okta's own SMS text when it came with the
+    /// request (`SMS_TEXT=okta`), our template otherwise.
+    async fn message_for(
+        &self,
+        req: &DeliveryRequest,
+        remaining_secs: i64,
+    ) -> Result<Rendered, SendError> {
+        if let (Some(text), Channel::Sms) = (&req.context.okta_text, req.channel) {
+            return Ok(Rendered::okta_sms(text, &req.locale));
+        }
+        self.templates
+            .render(
+                &req.locale,
+                req.channel,
+                &req.otp,
+                self.minutes_left(remaining_secs),
+            )
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "no template renders for this request");
@@ -169,7 +191,15 @@ impl Pipeline {
                     code: "TemplateError".into(),
                     reason: None,
                 }
-            })?;
+            })
+    }
+
+    /// Renders and sends one message, and times the provider call. The code
+    /// is only in the message.
+    async fn send_once(&self, req: &DeliveryRequest) -> Result<SendReceipt, SendError> {
+        let now = self.clock.now();
+        let remaining = (req.otp_expires - now).num_seconds().max(0);
+        let rendered = self.message_for(req, remaining).await?;
         let started = Instant::now();
         let result = self
             .messenger

@@ -66,6 +66,7 @@ pub fn record_from_item(item: &Item) -> Option<LedgerRecord> {
         message_id: get_s(item, "messageId"),
         failure: get_s(item, "failure"),
         owner: get_s(item, "owner"),
+        correlation_id: get_s(item, "oktaRequest"),
         updated_at_ms: get_n(item, "updatedAt").unwrap_or(0),
         expires_at: get_n(item, "expiresAt").unwrap_or(0),
     })
@@ -218,13 +219,20 @@ impl Ledger for DynamoLedger {
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %c.event_id))]
     async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
-        let result = self
-            .update(c.event_id)
-            .update_expression(
-                "SET #s = :inprog, #lease = :lease, #owner = :owner, \
-                 #attempts = if_not_exists(#attempts, :zero) + :one, \
-                 #channel = :channel, #updated = :now, #exp = :exp",
-            )
+        let mut set = String::from(
+            "SET #s = :inprog, #lease = :lease, #owner = :owner, \
+             #attempts = if_not_exists(#attempts, :zero) + :one, \
+             #channel = :channel, #updated = :now, #exp = :exp",
+        );
+        let mut update = self.update(c.event_id);
+        if let Some(id) = c.correlation_id {
+            set.push_str(", #okta = :okta");
+            update = update
+                .expression_attribute_names("#okta", "oktaRequest")
+                .expression_attribute_values(":okta", s(id));
+        }
+        let result = update
+            .update_expression(set)
             .condition_expression("attribute_not_exists(pk) OR (#s = :inprog AND #lease <= :now)")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#attempts", "attempts")
@@ -304,6 +312,25 @@ impl Ledger for DynamoLedger {
             .holder_update(event_id, owner, reason, now_ms)
             .update_expression("SET #s = :failed, #failure = :why, #lease = :zero, #updated = :now")
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .send()
+            .await;
+        conditional(result, Err(LedgerError::LostClaim))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn mark_blocked(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let result = self
+            .holder_update(event_id, owner, reason, now_ms)
+            .update_expression(
+                "SET #s = :blocked, #failure = :why, #lease = :zero, #updated = :now",
+            )
+            .expression_attribute_values(":blocked", s(Status::Blocked.as_str()))
             .send()
             .await;
         conditional(result, Err(LedgerError::LostClaim))

@@ -89,6 +89,10 @@ impl Ledger for InMemoryLedger {
                     channel: Some(c.channel),
                     failure: existing.and_then(|r| r.failure.clone()),
                     owner: Some(c.owner.to_owned()),
+                    correlation_id: c
+                        .correlation_id
+                        .map(str::to_owned)
+                        .or_else(|| existing.and_then(|r| r.correlation_id.clone())),
                     ..record(
                         c.event_id,
                         Status::InProgress,
@@ -136,6 +140,16 @@ impl Ledger for InMemoryLedger {
         now_ms: i64,
     ) -> Result<(), LedgerError> {
         self.holder_update(event_id, owner, reason, now_ms, Some(Status::Failed))
+    }
+
+    async fn mark_blocked(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        self.holder_update(event_id, owner, reason, now_ms, Some(Status::Blocked))
     }
 
     async fn release(
@@ -190,6 +204,7 @@ fn record(
         message_id: None,
         failure: None,
         owner: None,
+        correlation_id: None,
         updated_at_ms: now_ms,
         expires_at,
     }

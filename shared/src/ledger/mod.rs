@@ -38,6 +38,9 @@ pub enum Status {
     Sent,
     Failed,
     Expired,
+    /// Refused by the guard and answered so that Okta does not fall back
+    /// (`GUARD_REFUSAL=block`). Terminal.
+    Blocked,
 }
 
 impl Status {
@@ -47,6 +50,7 @@ impl Status {
             Status::Sent => "SENT",
             Status::Failed => "FAILED",
             Status::Expired => "EXPIRED",
+            Status::Blocked => "BLOCKED",
         }
     }
 
@@ -56,6 +60,7 @@ impl Status {
             "SENT" => Status::Sent,
             "FAILED" => Status::Failed,
             "EXPIRED" => Status::Expired,
+            "BLOCKED" => Status::Blocked,
             _ => return None,
         })
     }
@@ -74,6 +79,9 @@ pub struct LedgerRecord {
     pub failure: Option<String>,
     /// Random token of the current claim holder.
     pub owner: Option<String>,
+    /// Okta's request id (`data.context.request.id`), to follow one sign-in
+    /// from Okta's System Log to this record.
+    pub correlation_id: Option<String>,
     pub updated_at_ms: i64,
     /// TTL attribute, epoch seconds.
     pub expires_at: i64,
@@ -85,6 +93,8 @@ pub struct Claim<'a> {
     pub event_id: &'a EventId,
     pub channel: Channel,
     pub owner: &'a str,
+    /// Okta's request id, stored on the record when known.
+    pub correlation_id: Option<&'a str>,
     pub now_ms: i64,
     pub lease_ms: i64,
     /// When the record may be deleted (epoch seconds).
@@ -106,6 +116,10 @@ pub enum ClaimOutcome {
         reason: Option<String>,
     },
     AlreadyExpired,
+    /// Refused by the guard earlier and answered as blocked.
+    AlreadyBlocked {
+        reason: Option<String>,
+    },
     /// Someone else holds a live lease.
     Busy {
         lease_until_ms: i64,
@@ -187,6 +201,16 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<(), LedgerError>;
 
+    /// Records a guard refusal answered as blocked; only the claim holder
+    /// may.
+    async fn mark_blocked(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError>;
+
     /// Gives up the claim after a retryable failure; only the holder may.
     async fn release(
         &self,
@@ -218,6 +242,9 @@ pub fn outcome_of_conflict(existing: &LedgerRecord) -> ClaimOutcome {
             reason: existing.failure.clone(),
         },
         Status::Expired => ClaimOutcome::AlreadyExpired,
+        Status::Blocked => ClaimOutcome::AlreadyBlocked {
+            reason: existing.failure.clone(),
+        },
         Status::InProgress => ClaimOutcome::Busy {
             lease_until_ms: existing.lease_until_ms,
         },

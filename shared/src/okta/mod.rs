@@ -7,7 +7,7 @@ pub mod wire;
 
 pub use validate::{HookDefaults, InvalidHook, parse_hook, validate};
 pub use wire::{
-    ActionStatus, ActionValue, COMMAND_TYPE, Command, EVENT_TYPE, ErrorCause, ErrorObject,
-    HookData, HookRequest, HookResponse, MessageProfile, PROVIDER_NAME, SUMMARY_INVALID,
-    SUMMARY_NOT_DELIVERED, UserProfile,
+    ActionStatus, ActionValue, COMMAND_TYPE, Command, ContextRequest, EVENT_TYPE, ErrorCause,
+    ErrorObject, HookContext, HookData, HookRequest, HookResponse, MessageProfile, PROVIDER_NAME,
+    SUMMARY_INVALID, SUMMARY_NOT_DELIVERED, UserProfile,
 };

@@ -6,13 +6,18 @@
 //! [`InvalidHook`] naming the field's JSON path and the problem, never the
 //! value: values include the OTP and the number.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use super::wire::{EVENT_TYPE, ErrorCause, HookRequest, HookResponse, SUMMARY_INVALID};
+use super::wire::{
+    ContextRequest, EVENT_TYPE, ErrorCause, HookRequest, HookResponse, SUMMARY_INVALID,
+};
 use crate::domain::{
-    Channel, ChannelError, DeliveryRequest, EventId, Locale, Otp, OtpError, PhoneError,
-    PhoneNumber, Problem, Region, RequestType,
+    Channel, ChannelError, DeliveryRequest, EventId, Locale, OktaText, Otp, OtpError, PhoneError,
+    PhoneNumber, Problem, ReadNotes, Reading, Region, RequestType, SignInContext,
 };
 
 /// A refused hook: which field (JSON path) and why. Holds no request values.
@@ -68,7 +73,9 @@ impl InvalidHook {
             vec![ErrorCause {
                 error_summary: self.to_string(),
                 reason: self.reason().to_owned(),
+                location_type: "body".to_owned(),
                 location: self.location().to_owned(),
+                domain: "request".to_owned(),
             }],
         )
     }
@@ -79,9 +86,33 @@ impl InvalidHook {
 pub struct HookDefaults {
     /// Used when `locale` is missing or is not a language tag.
     pub locale: Locale,
-    /// Region for phone numbers that are neither E.164 nor E.164 minus `+`.
+    /// Region for numbers without `+`: their national reading comes first.
     pub region: Region,
+    /// Okta's documented OTP life, assumed when `otpExpires` is missing
+    /// (`OTP_LIFE_SECONDS`, 5 minutes by default).
+    pub otp_life: Duration,
+    /// Send Okta's `msgTemplate` as the SMS text when it holds the code
+    /// (`SMS_TEXT=okta`); voice always uses our templates.
+    pub okta_sms_text: bool,
 }
+
+impl HookDefaults {
+    /// English, `US`, a 5-minute OTP life, our own templates.
+    pub fn new(locale: Locale, region: Region) -> Self {
+        HookDefaults {
+            locale,
+            region,
+            otp_life: DEFAULT_OTP_LIFE,
+            okta_sms_text: false,
+        }
+    }
+}
+
+/// Okta's documented OTP life for SMS and voice factors.
+pub const DEFAULT_OTP_LIFE: Duration = Duration::from_secs(300);
+
+/// A UTF-8 byte-order mark, which some proxies and editors put before JSON.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 const P_EVENT_ID: &str = "eventId";
 const P_EVENT_TYPE: &str = "eventType";
@@ -93,8 +124,13 @@ const P_EXPIRES: &str = "data.messageProfile.otpExpires";
 const P_CHANNEL: &str = "data.messageProfile.deliveryChannel";
 const P_LOCALE: &str = "data.messageProfile.locale";
 
-/// Reads and validates a hook body.
-pub fn parse_hook(body: &[u8], defaults: &HookDefaults) -> Result<DeliveryRequest, InvalidHook> {
+/// Reads and validates a hook body that arrived at `arrived`.
+pub fn parse_hook(
+    body: &[u8],
+    defaults: &HookDefaults,
+    arrived: DateTime<Utc>,
+) -> Result<DeliveryRequest, InvalidHook> {
+    let body = body.strip_prefix(BOM).unwrap_or(body);
     let Some(first) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Err(InvalidHook::EmptyBody);
     };
@@ -129,14 +165,16 @@ pub fn parse_hook(body: &[u8], defaults: &HookDefaults) -> Result<DeliveryReques
             },
         }
     })?;
-    validate(wire, defaults)
+    validate(wire, defaults, arrived)
 }
 
 /// Validates the wire struct field by field, in a fixed order so that the
-/// same bad body always names the same field.
+/// same bad body always names the same field. Only the fields we use are
+/// checked; the envelope's other fields are not even read.
 pub fn validate(
     wire: HookRequest,
     defaults: &HookDefaults,
+    arrived: DateTime<Utc>,
 ) -> Result<DeliveryRequest, InvalidHook> {
     let event_type = required(wire.event_type.as_deref(), P_EVENT_TYPE)?;
     if event_type != EVENT_TYPE {
@@ -147,30 +185,30 @@ pub fn validate(
     }
     let event_id = EventId::parse(required(wire.event_id.as_deref(), P_EVENT_ID)?)
         .map_err(|p| InvalidHook::field(P_EVENT_ID, p))?;
-    let request_type = RequestType::parse(required(wire.request_type.as_deref(), P_REQUEST_TYPE)?)
-        .map_err(|p| InvalidHook::field(P_REQUEST_TYPE, p))?;
+    let request_type = request_type(wire.request_type.as_deref())?;
 
     let data = wire.data.unwrap_or_default();
     let user_id = data
         .user_profile
         .and_then(|u| u.user_id)
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic()));
+        .and_then(|s| printable(&s, 64));
+    let request = data.context.and_then(|c| c.request).unwrap_or_default();
     let Some(mp) = data.message_profile else {
         return Err(InvalidHook::field(P_MESSAGE_PROFILE, Problem::Missing));
     };
-    let phone = phone(mp.phone_number.as_deref(), defaults)?;
+    let mut notes = ReadNotes::default();
+    let phone = phone(mp.phone_number.as_deref(), defaults, &mut notes)?;
     let otp = otp(mp.otp_code.as_deref())?;
-    let otp_expires = expiry(mp.otp_expires.as_deref())?;
+    let otp_expires = expiry(mp.otp_expires.as_deref(), defaults, arrived, &mut notes)?;
     let channel = channel(mp.delivery_channel.as_deref())?;
     let (locale, locale_from_request) = locale(mp.locale.as_deref(), defaults);
-    if !request_type.is_known() {
-        tracing::warn!(
-            field = P_REQUEST_TYPE,
-            request_type = request_type.as_str(),
-            "unknown Okta telephony request type accepted"
-        );
-    }
+    let okta_text = match (defaults.okta_sms_text, channel, mp.msg_template.as_deref()) {
+        (true, Channel::Sms, Some(text)) => OktaText::new(text, &otp).or_else(|| {
+            tracing::warn!("msgTemplate does not hold the code; using our template");
+            None
+        }),
+        _ => None,
+    };
     Ok(DeliveryRequest {
         event_id,
         request_type,
@@ -181,11 +219,72 @@ pub fn validate(
         locale,
         locale_from_request,
         user_id,
+        context: SignInContext {
+            correlation_id: request.id.as_deref().and_then(|s| printable(s, 128)),
+            client_ip: client_ip(&request),
+            okta_text,
+            notes,
+        },
     })
 }
 
-fn phone(raw: Option<&str>, defaults: &HookDefaults) -> Result<PhoneNumber, InvalidHook> {
-    PhoneNumber::parse(required(raw, P_PHONE)?, defaults.region).map_err(|e| {
+/// A missing request type is delivered as `unknown`; a present one must be
+/// an Okta telephony type (an unknown future one is accepted and counted).
+fn request_type(raw: Option<&str>) -> Result<RequestType, InvalidHook> {
+    match raw.map(str::trim) {
+        None | Some("") => {
+            tracing::warn!(
+                field = P_REQUEST_TYPE,
+                "requestType missing; delivering as unknown"
+            );
+            Ok(RequestType::Unknown)
+        }
+        Some(raw) => {
+            let t = RequestType::parse(raw).map_err(|p| InvalidHook::field(P_REQUEST_TYPE, p))?;
+            if !t.is_known() {
+                tracing::warn!(
+                    field = P_REQUEST_TYPE,
+                    request_type = t.as_str(),
+                    "unknown Okta telephony request type accepted"
+                );
+            }
+            Ok(t)
+        }
+    }
+}
+
+/// Text kept only if it is short printable ASCII: it goes into logs, keys
+/// and `transactionMetadata`.
+fn printable(raw: &str, max: usize) -> Option<String> {
+    let s = raw.trim();
+    (!s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_owned())
+}
+
+fn client_ip(request: &ContextRequest) -> Option<IpAddr> {
+    let raw = request.ip_address.as_deref()?.trim();
+    let ip = raw.parse::<IpAddr>().ok();
+    if ip.is_none() && !raw.is_empty() {
+        tracing::warn!("context ipAddress is not an IP address; no per-IP limit for this request");
+    }
+    ip
+}
+
+fn phone(
+    raw: Option<&str>,
+    defaults: &HookDefaults,
+    notes: &mut ReadNotes,
+) -> Result<PhoneNumber, InvalidHook> {
+    let read = PhoneNumber::read(required(raw, P_PHONE)?, defaults.region);
+    if let Ok((number, Reading::Ambiguous)) = &read {
+        notes.phone_ambiguous = true;
+        tracing::warn!(
+            to = %number,
+            default_region = defaults.region.as_str(),
+            "number without + is valid nationally and with a country code; read nationally"
+        );
+    }
+    read.map(|(number, _)| number).map_err(|e| {
         InvalidHook::field(
             P_PHONE,
             match e {
@@ -213,8 +312,21 @@ fn otp(raw: Option<&str>) -> Result<Otp, InvalidHook> {
     })
 }
 
-fn expiry(raw: Option<&str>) -> Result<DateTime<Utc>, InvalidHook> {
-    DateTime::parse_from_rfc3339(required(raw, P_EXPIRES)?.trim())
+/// `otpExpires`, or, when Okta leaves it out, its documented OTP life from
+/// the hook's arrival.
+fn expiry(
+    raw: Option<&str>,
+    defaults: &HookDefaults,
+    arrived: DateTime<Utc>,
+    notes: &mut ReadNotes,
+) -> Result<DateTime<Utc>, InvalidHook> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        notes.expiry_assumed = true;
+        let life = chrono::Duration::from_std(defaults.otp_life)
+            .unwrap_or_else(|_| chrono::Duration::minutes(5));
+        return Ok(arrived + life);
+    };
+    DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             InvalidHook::field(P_EXPIRES, Problem::Invalid("is not an RFC 3339 timestamp"))
@@ -265,10 +377,17 @@ mod tests {
     use serde_json::json;
 
     fn defaults() -> HookDefaults {
-        HookDefaults {
-            locale: Locale::parse("en").unwrap(),
-            region: "US".parse().unwrap(),
-        }
+        HookDefaults::new(Locale::parse("en").unwrap(), "US".parse().unwrap())
+    }
+
+    fn arrived() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2022-01-28T21:43:41Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn parse(body: &[u8], d: &HookDefaults) -> Result<DeliveryRequest, InvalidHook> {
+        parse_hook(body, d, arrived())
     }
 
     fn body(mp: serde_json::Value) -> Vec<u8> {
@@ -305,7 +424,7 @@ mod tests {
 
     #[test]
     fn parses_the_documented_example() {
-        let r = parse_hook(&body(mp()), &defaults()).unwrap();
+        let r = parse(&body(mp()), &defaults()).unwrap();
         assert_eq!(r.event_id.as_str(), "uS5871kJThSsU8qlA1LTcg");
         assert_eq!(r.request_type, RequestType::MfaVerification);
         assert_eq!(r.phone.e164(), "+14155552671");
@@ -328,19 +447,19 @@ mod tests {
             ("Voice", Channel::Voice),
             ("VOICE", Channel::Voice),
         ] {
-            let r = parse_hook(&with("deliveryChannel", json!(ch)), &defaults()).unwrap();
+            let r = parse(&with("deliveryChannel", json!(ch)), &defaults()).unwrap();
             assert_eq!(r.channel, want, "{ch}");
         }
         for (loc, want) in [("EN-US", "en-US"), ("en", "en"), ("es-MX", "es-MX")] {
-            let r = parse_hook(&with("locale", json!(loc)), &defaults()).unwrap();
+            let r = parse(&with("locale", json!(loc)), &defaults()).unwrap();
             assert_eq!(r.locale.as_str(), want);
         }
         let mut m = mp();
         m.as_object_mut().unwrap().remove("locale");
-        let r = parse_hook(&body(m), &defaults()).unwrap();
+        let r = parse(&body(m), &defaults()).unwrap();
         assert_eq!(r.locale.as_str(), "en");
         assert!(!r.locale_from_request);
-        let r = parse_hook(&with("locale", json!("not a locale")), &defaults()).unwrap();
+        let r = parse(&with("locale", json!("not a locale")), &defaults()).unwrap();
         assert_eq!(r.locale.as_str(), "en");
     }
 
@@ -352,7 +471,7 @@ mod tests {
             "+1 415-555-2671",
             "415 555 2671",
         ] {
-            let r = parse_hook(&with("phoneNumber", json!(p)), &defaults()).unwrap();
+            let r = parse(&with("phoneNumber", json!(p)), &defaults()).unwrap();
             assert_eq!(r.phone.e164(), "+14155552671", "{p}");
         }
     }
@@ -368,13 +487,13 @@ mod tests {
         ] {
             let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
             v["requestType"] = json!(t);
-            let r = parse_hook(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+            let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
             assert_eq!(r.request_type.as_str(), t);
             assert_eq!(r.request_type.is_known(), known);
         }
         let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
         v["requestType"] = json!("com.example.other");
-        let err = parse_hook(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap_err();
+        let err = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap_err();
         assert_eq!(field_of(err), "requestType");
     }
 
@@ -391,18 +510,18 @@ mod tests {
             (body(json!(null)), P_MESSAGE_PROFILE),
         ];
         for (b, field) in cases {
-            assert_eq!(field_of(parse_hook(&b, &d).unwrap_err()), field);
+            assert_eq!(field_of(parse(&b, &d).unwrap_err()), field);
         }
         let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
         v["eventType"] = json!("com.okta.event_hook");
         assert_eq!(
-            field_of(parse_hook(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()),
+            field_of(parse(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()),
             P_EVENT_TYPE
         );
         v["eventType"] = json!(EVENT_TYPE);
         v["eventId"] = json!("has space");
         assert_eq!(
-            field_of(parse_hook(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()),
+            field_of(parse(&serde_json::to_vec(&v).unwrap(), &d).unwrap_err()),
             P_EVENT_ID
         );
     }
@@ -415,7 +534,7 @@ mod tests {
             with("otpCode", json!("48x13")),
             with("phoneNumber", json!(14155552671u64)),
         ] {
-            let err = parse_hook(&b, &d).unwrap_err();
+            let err = parse(&b, &d).unwrap_err();
             let text = format!(
                 "{err} {err:?} {}",
                 serde_json::to_string(&err.to_response()).unwrap()
@@ -425,7 +544,7 @@ mod tests {
                 "{text}"
             );
         }
-        let err = parse_hook(b"\"48213\"", &d).unwrap_err();
+        let err = parse(b"\"48213\"", &d).unwrap_err();
         assert!(matches!(err, InvalidHook::Malformed { .. }));
         assert!(!format!("{err:?}").contains("48213"));
     }
@@ -433,14 +552,107 @@ mod tests {
     #[test]
     fn malformed_and_empty() {
         let d = defaults();
-        assert_eq!(parse_hook(b"  ", &d).unwrap_err(), InvalidHook::EmptyBody);
+        assert_eq!(parse(b"  ", &d).unwrap_err(), InvalidHook::EmptyBody);
         assert!(matches!(
-            parse_hook(b"{\"eventId\":", &d).unwrap_err(),
+            parse(b"{\"eventId\":", &d).unwrap_err(),
             InvalidHook::Malformed { .. }
         ));
         assert!(matches!(
-            parse_hook(b"[1,2]", &d).unwrap_err(),
+            parse(b"[1,2]", &d).unwrap_err(),
             InvalidHook::Malformed { .. }
         ));
+    }
+
+    #[test]
+    fn fields_we_do_not_use_are_never_type_checked() {
+        let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
+        v["eventTypeVersion"] = json!(1.0);
+        v["cloudEventVersion"] = json!(0.1);
+        v["source"] = json!({"id": "calz6lVQA77AwFeEe0g3"});
+        v["eventTime"] = json!(1643406220);
+        v["contentType"] = json!(null);
+        v["data"]["userProfile"] = json!({"userId": 12345, "login": 7, "firstName": null});
+        v["data"]["context"] = json!({"request": {"id": 99, "url": 5, "ipAddress": ["x"]}});
+        let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+        assert_eq!(r.user_id.as_deref(), Some("12345"));
+        assert_eq!(r.context.correlation_id.as_deref(), Some("99"));
+        assert_eq!(r.context.client_ip, None);
+        v["data"]["userProfile"] = json!("not an object");
+        v["data"]["context"] = json!([1]);
+        let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+        assert_eq!(r.user_id, None);
+    }
+
+    #[test]
+    fn missing_request_type_and_expiry_still_deliver() {
+        let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
+        v.as_object_mut().unwrap().remove("requestType");
+        v["data"]["messageProfile"]
+            .as_object_mut()
+            .unwrap()
+            .remove("otpExpires");
+        let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+        assert_eq!(r.request_type, RequestType::Unknown);
+        assert_eq!(r.request_type.short(), "unknown");
+        assert_eq!(r.otp_expires, arrived() + chrono::Duration::minutes(5));
+        assert!(r.context.notes.expiry_assumed);
+        let mut d = defaults();
+        d.otp_life = Duration::from_secs(600);
+        let r = parse(&serde_json::to_vec(&v).unwrap(), &d).unwrap();
+        assert_eq!(r.otp_expires, arrived() + chrono::Duration::minutes(10));
+        // Present but not a timestamp is still refused.
+        assert_eq!(
+            field_of(parse(&with("otpExpires", json!("soon")), &d).unwrap_err()),
+            P_EXPIRES
+        );
+    }
+
+    #[test]
+    fn byte_order_mark_is_json() {
+        let mut b = b"\xEF\xBB\xBF".to_vec();
+        b.extend(body(mp()));
+        assert_eq!(parse(&b, &defaults()).unwrap().otp.expose(), "48213");
+    }
+
+    #[test]
+    fn context_gives_correlation_and_client_ip() {
+        let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
+        v["data"]["context"] =
+            json!({"request": {"id": "reqRgSk8IBBRhuo0YdlEDTmUw", "ipAddress": " 2001:db8::7 "}});
+        let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+        assert_eq!(
+            r.context.correlation_id.as_deref(),
+            Some("reqRgSk8IBBRhuo0YdlEDTmUw")
+        );
+        assert_eq!(r.context.client_ip, Some("2001:db8::7".parse().unwrap()));
+        v["data"]["context"]["request"]["id"] = json!("has space");
+        let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+        assert_eq!(r.context.correlation_id, None);
+    }
+
+    #[test]
+    fn okta_text_only_when_asked_for_sms_and_holding_the_code() {
+        let mut d = defaults();
+        let r = parse(&body(mp()), &d).unwrap();
+        assert!(r.context.okta_text.is_none());
+        d.okta_sms_text = true;
+        let r = parse(&body(mp()), &d).unwrap();
+        assert_eq!(
+            r.context.okta_text.as_ref().map(|t| t.expose()),
+            Some("Your code is 48213")
+        );
+        let r = parse(&with("msgTemplate", json!("Your code is 99999")), &d).unwrap();
+        assert!(r.context.okta_text.is_none());
+        let r = parse(&with("deliveryChannel", json!("voice")), &d).unwrap();
+        assert!(r.context.okta_text.is_none());
+    }
+
+    #[test]
+    fn ambiguous_numbers_are_noted() {
+        let r = parse(&with("phoneNumber", json!("6594821993")), &defaults()).unwrap();
+        assert_eq!(r.phone.e164(), "+16594821993");
+        assert!(r.context.notes.phone_ambiguous);
+        let r = parse(&body(mp()), &defaults()).unwrap();
+        assert!(!r.context.notes.phone_ambiguous);
     }
 }

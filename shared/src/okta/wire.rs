@@ -1,13 +1,20 @@
 //! Okta's telephony inline hook on the wire: the request Okta POSTs and the
 //! command or error object we answer with.
 //!
-//! Every request field is optional here so that a missing field is reported
-//! by name in validation, not as a serde error, and unknown fields are
-//! ignored, because Okta adds fields over time.
+//! Only the fields we use are declared; serde ignores the rest whatever
+//! their type, because Okta's docs, its Preview tab and older orgs send the
+//! CloudEvents envelope (`eventTypeVersion`, `cloudEventVersion`, `source`,
+//! ...) as strings, numbers or objects. The fields we use are optional here so
+//! that a missing one is reported by name in validation, not as a serde
+//! error. Fields we use only for logs, correlation and limits (the user id,
+//! the request context, `msgTemplate`) are read leniently: a number is its
+//! text, any other type is as if absent.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 pub use crate::domain::ActionStatus;
 
@@ -19,26 +26,15 @@ pub const PROVIDER_NAME: &str = "AWS End User Messaging";
 pub const SUMMARY_INVALID: &str = "The telephony request was not valid";
 pub const SUMMARY_NOT_DELIVERED: &str = "Could not deliver the code";
 
-/// The hook request as Okta sends it. Every field is optional here so that a
-/// missing field is reported by name in [`parse_hook`], not as a serde error.
-/// No `Debug`: the message profile carries the OTP and the number.
+/// The hook request as Okta sends it, reduced to what we read.
+/// No `Debug` derive: the message profile carries the OTP and the number.
 #[derive(Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_type_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cloud_event_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,30 +44,74 @@ pub struct HookRequest {
 #[derive(Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub context: Option<HookContext>,
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_profile: Option<UserProfile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_profile: Option<MessageProfile>,
 }
 
+/// `data.context`: the Okta request that asked for the code.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookContext {
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request: Option<ContextRequest>,
+}
+
+/// `data.context.request`: Okta's request id (the correlation id of the
+/// sign-in in Okta's System Log) and the end user's IP address.
+#[derive(Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextRequest {
+    #[serde(
+        default,
+        deserialize_with = "lenient_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub id: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lenient_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_address: Option<String>,
+}
+
 #[derive(Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfile {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Okta's user id; older orgs and some samples send it as a number.
+    #[serde(
+        default,
+        deserialize_with = "lenient_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_id: Option<String>,
 }
 
 #[derive(Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageProfile {
-    /// Okta's own SMS text. It contains the code; we never use or log it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Okta's own SMS text. It contains the code: never logged.
+    #[serde(
+        default,
+        deserialize_with = "lenient_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub msg_template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number: Option<String>,
@@ -83,6 +123,26 @@ pub struct MessageProfile {
     pub otp_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+}
+
+/// A string as is, a number as its text, anything else as absent.
+fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// An object read into `T` (whose fields are lenient themselves); anything
+/// else as absent.
+fn lenient_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        v @ Value::Object(_) => serde_json::from_value(v).ok(),
+        _ => None,
+    })
 }
 
 // These Debug impls exist so wire values can sit in structs that derive
@@ -101,17 +161,22 @@ impl fmt::Debug for HookRequest {
 impl fmt::Debug for HookData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HookData")
-            .field("user_profile", &self.user_profile)
             .field("message_profile", &self.message_profile)
-            .finish()
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ContextRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextRequest")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
 impl fmt::Debug for UserProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserProfile")
-            .field("user_id", &self.user_id)
-            .finish_non_exhaustive()
+        f.debug_struct("UserProfile").finish_non_exhaustive()
     }
 }
 
@@ -161,12 +226,22 @@ pub struct ErrorObject {
     pub error_causes: Vec<ErrorCause>,
 }
 
+/// One cause in Okta's error object, with the fields Okta documents for
+/// inline hook errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorCause {
     pub error_summary: String,
+    /// A stable machine-readable code (`INVALID_VALUE`, `COUNTRY_NOT_ALLOWED`).
     pub reason: String,
+    /// What `location` points into: `body` for a request field, `delivery`
+    /// for a refusal or a failed send.
+    pub location_type: String,
+    /// The JSON path of the field, or what was refused.
     pub location: String,
+    /// Who can act on it: `request` (Okta's body), `policy` (our guard),
+    /// `provider` (delivery).
+    pub domain: String,
 }
 
 impl HookResponse {
@@ -225,6 +300,23 @@ mod tests {
             json!({"commands":[{"type":"com.okta.telephony.action","value":[{"status":"SUCCESSFUL","provider":"AWS End User Messaging","transactionId":"m-1"}]}]})
         );
         let err = HookResponse::error(SUMMARY_NOT_DELIVERED, vec![]);
+        let lenient: HookRequest = serde_json::from_value(json!({
+            "eventTypeVersion": 1.0, "cloudEventVersion": 0.1,
+            "source": {"id": "x"}, "eventTime": 5,
+            "data": {"userProfile": {"userId": 42, "login": 7},
+                     "context": {"request": {"id": ["x"], "ipAddress": "203.0.113.7"}},
+                     "messageProfile": {"msgTemplate": {"x": 1}}}
+        }))
+        .unwrap();
+        let data = lenient.data.unwrap();
+        assert_eq!(data.user_profile.unwrap().user_id.as_deref(), Some("42"));
+        let request = data.context.unwrap().request.unwrap();
+        assert_eq!(request.id, None);
+        assert_eq!(request.ip_address.as_deref(), Some("203.0.113.7"));
+        assert_eq!(data.message_profile.unwrap().msg_template, None);
+        let odd: HookRequest =
+            serde_json::from_value(json!({"data": {"userProfile": "x", "context": 3}})).unwrap();
+        assert!(odd.data.unwrap().user_profile.is_none());
         assert_eq!(
             serde_json::to_value(&err).unwrap(),
             json!({"error":{"errorSummary":"Could not deliver the code"}})

@@ -187,6 +187,32 @@ impl Metrics {
         );
     }
 
+    /// Something worth knowing about how a hook was read: `AMBIGUOUS_NUMBER`
+    /// (no `+`, valid both nationally and internationally), `ASSUMED_EXPIRY`
+    /// (no `otpExpires`), `REQUEST_TYPE_MISSING`, `REQUEST_TYPE_NEW`.
+    pub fn read_note(&self, channel: Channel, note: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["note"]],
+                metrics: &[("HookReadNotes", "Count")],
+            }],
+            &[("HookReadNotes", 1.0)],
+            &[("channel", channel.as_str()), ("note", note)],
+        );
+    }
+
+    /// A guard refusal answered so that Okta does not fall back.
+    pub fn blocked(&self, channel: Channel, kind: RefusalKind) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["outcome"], &["channel", "outcome"]],
+                metrics: &[("Blocked", "Count")],
+            }],
+            &[("Blocked", 1.0)],
+            &[("channel", channel.as_str()), ("outcome", kind.as_str())],
+        );
+    }
+
     pub fn refused(&self, channel: Channel, kind: RefusalKind) {
         self.emit(
             &[Directive {

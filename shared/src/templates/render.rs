@@ -2,7 +2,7 @@
 //! SSML, escaping, and GSM-7 length for SMS.
 
 use super::{Template, TemplateError, TextType};
-use crate::domain::{Channel, Otp};
+use crate::domain::{Channel, Locale, OktaText, Otp};
 
 /// Values available to templates.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +36,20 @@ impl std::fmt::Debug for Rendered {
             .field("voice_id", &self.voice_id)
             .field("body_chars", &self.body.chars().count())
             .finish()
+    }
+}
+
+impl Rendered {
+    /// Okta's own SMS text (`msgTemplate`), sent as Okta wrote it.
+    pub fn okta_sms(text: &OktaText, locale: &Locale) -> Self {
+        Rendered(Template {
+            locale: locale.to_string(),
+            channel: Channel::Sms,
+            body: text.expose().to_owned(),
+            text_type: TextType::Text,
+            voice_id: None,
+            language_code: None,
+        })
     }
 }
 

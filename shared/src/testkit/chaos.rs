@@ -324,6 +324,16 @@ impl Ledger for ChaosLedger {
         chaos_ledger_call!(self, self.inner.mark_failed(e, o, r, now))
     }
 
+    async fn mark_blocked(
+        &self,
+        e: &EventId,
+        o: &str,
+        r: &str,
+        now: i64,
+    ) -> Result<(), LedgerError> {
+        chaos_ledger_call!(self, self.inner.mark_blocked(e, o, r, now))
+    }
+
     async fn release(&self, e: &EventId, o: &str, r: &str, now: i64) -> Result<(), LedgerError> {
         chaos_ledger_call!(self, self.inner.release(e, o, r, now))
     }

@@ -149,6 +149,7 @@ mod tests {
 
     fn rec(id: &str, status: Status, message: Option<&str>) -> LedgerRecord {
         LedgerRecord {
+            correlation_id: None,
             event_id: id.into(),
             status,
             lease_until_ms: 0,

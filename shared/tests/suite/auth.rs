@@ -16,7 +16,7 @@ use serde_json::json;
 use telehook::api::{IngressDeps, telehook};
 use telehook::auth::{AuthError, Authenticator};
 use telehook::testkit::RecordingDelivery;
-use telehook::testkit::dev_issuer::DevKey;
+use telehook::testkit::dev_issuer::{DevKey, TokenClaims};
 
 struct Fixture {
     issuer: TestIssuer,
@@ -414,4 +414,41 @@ async fn a_slow_jwks_endpoint_costs_at_most_its_timeout() {
         v.verify(&issuer.token()).await,
         Err(AuthError::KeysUnavailable(_))
     ));
+}
+
+/// Okta's org authorization server: issuer `https://{org}`, keys at
+/// `https://{org}/oauth2/v1/keys`, audience the org URL.
+#[tokio::test]
+async fn the_org_authorization_server_is_supported() {
+    let issuer = TestIssuer::start_org().await;
+    let org = issuer.server.uri();
+    let deps = IngressDeps::new(
+        &issuer.config_with(&[("OKTA_AUDIENCE", &org)]),
+        Arc::new(RecordingDelivery::new()),
+    )
+    .unwrap();
+    let claims = TokenClaims::new(&org, &org, CLIENT_ID, &[SCOPE], 300);
+    let token = issuer.key.sign(&claims).unwrap();
+    let resp = telehook(
+        &deps,
+        proxy_event(&sms_body(), Some(&format!("Bearer {token}"))),
+    )
+    .await;
+    assert_eq!(resp.status_code, 200);
+    assert_eq!(issuer.jwks_fetches().await, 1);
+    // A custom server's token is not the org server's.
+    let other = TokenClaims::new(
+        &format!("{org}/oauth2/default"),
+        &org,
+        CLIENT_ID,
+        &[SCOPE],
+        300,
+    );
+    let token = issuer.key.sign(&other).unwrap();
+    let resp = telehook(
+        &deps,
+        proxy_event(&sms_body(), Some(&format!("Bearer {token}"))),
+    )
+    .await;
+    assert_eq!(resp.status_code, 401);
 }

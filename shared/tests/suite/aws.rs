@@ -74,6 +74,7 @@ async fn ledger_items_hold_only_the_documented_attributes() {
             "failure",
             "leaseUntil",
             "messageId",
+            "oktaRequest",
             "owner",
             "pk",
             "status",
@@ -184,6 +185,7 @@ async fn dispatcher_end_to_end_through_the_poller() {
         locale: Locale::parse("de").unwrap(),
         locale_from_request: true,
         user_id: None,
+        context: Default::default(),
     };
     let out = pipeline.handle_hook(req, tokio::time::Instant::now()).await;
     assert!(matches!(out, DeliveryOutcome::Pending { .. }), "{out:?}");
@@ -249,6 +251,7 @@ async fn dlq_replay_over_the_wire() {
         locale: Locale::parse("en").unwrap(),
         locale_from_request: true,
         user_id: None,
+        context: Default::default(),
     };
     let fill = || async {
         for (i, req) in [

@@ -79,6 +79,44 @@ fn expectations() -> BTreeMap<&'static str, Expect> {
             Refused("body", "BODY_TOO_LARGE"),
         ),
         ("ingress-missing-token.json", Unauthorized),
+        // Bodies shaped like those real orgs, Okta's docs and its Preview
+        // tab send (README, "What Okta may send").
+        (
+            "ingress-typed-envelope.json",
+            Delivered(Channel::Sms, "en-US", "+14155552672"),
+        ),
+        (
+            "ingress-numeric-user-id.json",
+            Delivered(Channel::Sms, "en-US", "+14155552673"),
+        ),
+        (
+            "ingress-missing-request-type.json",
+            Delivered(Channel::Sms, "en-US", "+14155552674"),
+        ),
+        (
+            "ingress-missing-otp-expires.json",
+            Delivered(Channel::Sms, "en-US", "+14155552675"),
+        ),
+        (
+            "ingress-national-number.json",
+            Delivered(Channel::Sms, "en-US", "+16594821993"),
+        ),
+        (
+            "ingress-international-without-plus.json",
+            Delivered(Channel::Sms, "en-US", "+447400123456"),
+        ),
+        (
+            "ingress-byte-order-mark.json",
+            Delivered(Channel::Sms, "en-US", "+14155552676"),
+        ),
+        (
+            "ingress-null-context.json",
+            Delivered(Channel::Sms, "en-US", "+14155552677"),
+        ),
+        (
+            "ingress-ipv6-client.json",
+            Delivered(Channel::Sms, "en-US", "+14155552678"),
+        ),
     ])
 }
 
@@ -102,9 +140,20 @@ fn hook_body(event_text: &str) -> String {
 /// The malformed body is not JSON, so its values are picked out by hand.
 fn secrets_in(body: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mp = serde_json::from_str::<Value>(body)
-        .ok()
-        .map(|v| v["data"]["messageProfile"].clone());
+    let parsed = serde_json::from_str::<Value>(body.trim_start_matches('\u{feff}')).ok();
+    if let Some(v) = &parsed {
+        // The raw user id (string or number) and the raw client IP: logs
+        // carry neither, only keyed hashes and the IP's network.
+        match &v["data"]["userProfile"]["userId"] {
+            Value::String(s) if s.len() >= 6 => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            _ => {}
+        }
+        if let Some(ip) = v["data"]["context"]["request"]["ipAddress"].as_str() {
+            out.push(ip.to_owned());
+        }
+    }
+    let mp = parsed.map(|v| v["data"]["messageProfile"].clone());
     match mp {
         Some(mp) if mp.is_object() => {
             if let Some(otp) = mp["otpCode"].as_str() {
@@ -215,7 +264,7 @@ async fn every_event_file_has_its_expected_outcome_and_logs_hold_no_secrets() {
             assert!(!answer.contains(&s), "{name}: answer echoes a secret");
         }
     }
-    assert_eq!(delivered, 7);
+    assert_eq!(delivered, 16);
 
     let logs = capture.text();
     assert!(secrets.len() >= 20, "{}", secrets.len());
@@ -230,8 +279,16 @@ async fn every_event_file_has_its_expected_outcome_and_logs_hold_no_secrets() {
     // The capture must really hold the run, or the checks above prove nothing.
     assert_eq!(
         logs.matches("hook accepted").count(),
-        7,
+        delivered,
         "capture holds every accepted hook"
+    );
+    // The new context fields reach the logs in their safe forms only.
+    assert!(logs.contains("reqRgSk8IBBRhuo0YdlEDTmUw"), "correlation id");
+    assert!(logs.contains("203.0.113.0/24"), "the IPv4 network");
+    assert!(logs.contains("2001:db8:85a3::/48"), "the IPv6 network");
+    assert!(
+        logs.contains("+1******1993") && logs.contains("read nationally"),
+        "the ambiguous number, masked"
     );
     assert!(logs.contains("hook rejected") && logs.contains("hook not authenticated"));
     assert!(logs.contains("+1******2671"), "masked numbers are logged");

@@ -15,6 +15,7 @@ mod events;
 mod fuzz;
 mod ingress;
 mod layout;
+mod okta_context;
 mod phone_table;
 mod pipeline;
 mod pipeline_logs;

@@ -194,6 +194,15 @@ impl Ledger for ForgetfulLedger {
     ) -> Result<(), LedgerError> {
         self.inner.mark_failed(e, o, r, now).await
     }
+    async fn mark_blocked(
+        &self,
+        e: &EventId,
+        o: &str,
+        r: &str,
+        now: i64,
+    ) -> Result<(), LedgerError> {
+        self.inner.mark_blocked(e, o, r, now).await
+    }
     async fn release(&self, e: &EventId, o: &str, r: &str, now: i64) -> Result<(), LedgerError> {
         self.inner.release(e, o, r, now).await
     }
@@ -434,8 +443,17 @@ async fn through_the_ingress_okta_sees_successful_or_an_error_object() {
     assert_eq!(resp.status_code, 200);
     assert_eq!(
         crate::support::response_json(&resp),
-        serde_json::json!({"error": {"errorSummary": "Could not deliver the code"}}),
-        "a safe summary, and nothing of the provider's error"
+        serde_json::json!({"error": {
+            "errorSummary": "Could not deliver the code",
+            "errorCauses": [{
+                "errorSummary": "The messaging provider refused the message",
+                "reason": "PROVIDER_REFUSED",
+                "locationType": "body",
+                "location": "data.messageProfile.phoneNumber",
+                "domain": "provider"
+            }]
+        }}),
+        "a safe summary and a fixed cause, nothing of the provider's error"
     );
     assert_eq!(h.record("evt-http-perm").await.status, Status::Failed);
 

@@ -35,6 +35,7 @@ pub(crate) mod ledger {
             event_id: e,
             channel: Channel::Sms,
             owner,
+            correlation_id: Some("reqPortSuite"),
             now_ms,
             lease_ms: 10_000,
             expires_at: now_ms / 1000 + 86_400,
@@ -112,6 +113,31 @@ pub(crate) mod ledger {
         assert_eq!(
             ledger.claim(&claim(&x, "a", t0 + 1)).await,
             Ok(ClaimOutcome::AlreadyExpired)
+        );
+
+        // Blocked (a guard refusal answered so Okta does not fall back) is
+        // terminal, only the holder may block, and the record keeps Okta's
+        // request id for correlation.
+        let b = eid("evt-wire-b");
+        ledger.claim(&claim(&b, "a", t0)).await.unwrap();
+        assert_eq!(
+            ledger.mark_blocked(&b, "z", "guard:country", t0 + 1).await,
+            Err(LedgerError::LostClaim)
+        );
+        ledger
+            .mark_blocked(&b, "a", "guard:country", t0 + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger.claim(&claim(&b, "b", t0 + 99_000_000)).await,
+            Ok(ClaimOutcome::AlreadyBlocked {
+                reason: Some("guard:country".into())
+            })
+        );
+        let rec = ledger.get(&b).await.unwrap().unwrap();
+        assert_eq!(
+            (rec.status, rec.correlation_id.as_deref()),
+            (Status::Blocked, Some("reqPortSuite"))
         );
     }
 

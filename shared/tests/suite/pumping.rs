@@ -41,6 +41,7 @@ fn hook(h: &Harness, i: usize, phone: &str, user: &str, channel: Channel) -> Del
         locale: Locale::parse("en").unwrap(),
         locale_from_request: true,
         user_id: Some(user.to_owned()),
+        context: Default::default(),
     }
 }
 

@@ -110,6 +110,7 @@ impl ChaosRun {
             locale: Locale::parse("en").unwrap(),
             locale_from_request: true,
             user_id: None,
+            context: Default::default(),
         }
     }
 

@@ -96,6 +96,7 @@ pub fn request(h: &Harness, event_id: &str, phone: &str, channel: Channel) -> De
         locale: Locale::parse("en-US").unwrap(),
         locale_from_request: true,
         user_id: Some("00u1".into()),
+        context: Default::default(),
     }
 }
 

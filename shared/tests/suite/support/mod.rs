@@ -27,22 +27,36 @@ pub struct TestIssuer {
     pub server: MockServer,
     pub key: DevKey,
     pub issuer: String,
+    jwks_path: String,
 }
 
 impl TestIssuer {
+    /// A custom authorization server: `{org}/oauth2/default`, keys at
+    /// `{issuer}/v1/keys`.
     pub async fn start() -> Self {
+        Self::serving(JWKS_PATH, "/oauth2/default").await
+    }
+
+    /// Okta's org authorization server: the issuer is the org URL itself and
+    /// its keys are at `{org}/oauth2/v1/keys`.
+    pub async fn start_org() -> Self {
+        Self::serving("/oauth2/v1/keys", "").await
+    }
+
+    async fn serving(jwks_path: &str, issuer_path: &str) -> Self {
         let key = DevKey::generate().expect("key");
         let server = MockServer::start().await;
         Mock::given(method("GET"))
-            .and(path(JWKS_PATH))
+            .and(path(jwks_path))
             .respond_with(ResponseTemplate::new(200).set_body_json(key.jwks()))
             .mount(&server)
             .await;
-        let issuer = format!("{}/oauth2/default", server.uri());
+        let issuer = format!("{}{issuer_path}", server.uri());
         TestIssuer {
             server,
             key,
             issuer,
+            jwks_path: jwks_path.to_owned(),
         }
     }
 
@@ -84,7 +98,7 @@ impl TestIssuer {
             .await
             .unwrap_or_default()
             .iter()
-            .filter(|r| r.url.path() == JWKS_PATH)
+            .filter(|r| r.url.path() == self.jwks_path)
             .count()
     }
 

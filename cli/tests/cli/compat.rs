@@ -1,0 +1,293 @@
+//! Real-world Okta bodies through `telehook invoke ingress`, each with the
+//! exact answer Okta gets and the exact outbox line the handset would get.
+//! The events are the files in `events/` that `sam local invoke` takes too.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_telehook");
+const CORRELATION: &str = "reqRgSk8IBBRhuo0YdlEDTmUw";
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn state_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("telehook-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs one ingress event; returns Okta's answer (the response body) and
+/// the outbox lines written.
+fn invoke(file: &str, env: &[(&str, &str)]) -> (Value, Vec<Value>) {
+    let dir = state_dir("compat");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["invoke", "ingress"])
+        .arg(events_dir().join(file))
+        .arg("--state-dir")
+        .arg(&dir)
+        .env_remove("TELEHOOK_BACKEND")
+        .env("ALLOWED_COUNTRIES", "US,CA,GB");
+    for var in [
+        "SMS_TEXT",
+        "OTP_LIFE_SECONDS",
+        "GUARD_REFUSAL",
+        "RATE_LIMIT_PER_IP",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let start = text.find("\n{").map(|i| i + 1).unwrap_or(0);
+    let resp: Value = serde_json::from_str(&text[start..]).unwrap();
+    assert_eq!(resp["statusCode"], 200, "{file}");
+    let answer: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+    let lines = outbox(&dir.join("outbox.jsonl"));
+    let _ = std::fs::remove_dir_all(dir);
+    (answer, lines)
+}
+
+fn outbox(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn successful(message_id: &str, metadata: &str) -> Value {
+    json!({"commands": [{"type": "com.okta.telephony.action", "value": [{
+        "status": "SUCCESSFUL",
+        "provider": "AWS End User Messaging",
+        "transactionId": message_id,
+        "transactionMetadata": metadata,
+    }]}]})
+}
+
+fn sms_text(code: &str) -> String {
+    format!(
+        "{code} is your Okta verification code. Valid for 5 min. Never share this code with anyone."
+    )
+}
+
+/// Checks the answer and the one outbox line exactly; the message id is the
+/// provider's (random per send) and must be the same in both.
+fn check(file: &str, env: &[(&str, &str)], event_id: &str, to: &str, body: &str, metadata: &str) {
+    let (answer, lines) = invoke(file, env);
+    assert_eq!(lines.len(), 1, "{file}: one message");
+    let line = &lines[0];
+    let message_id = line["messageId"].as_str().unwrap();
+    assert!(message_id.starts_with("local-"), "{file}");
+    assert_eq!(answer, successful(message_id, metadata), "{file}");
+    let mut line = line.clone();
+    assert!(line["sentAt"].as_str().is_some(), "{file}");
+    line.as_object_mut().unwrap().remove("sentAt");
+    assert_eq!(
+        line,
+        json!({"eventId": event_id, "channel": "sms", "to": to, "body": body,
+               "voiceId": null, "messageId": message_id}),
+        "{file}"
+    );
+}
+
+fn metadata(okta_request: &str) -> String {
+    format!("channel=sms; attempt=1; okta_request={okta_request}")
+}
+
+#[test]
+fn envelope_fields_of_any_type_are_ignored() {
+    check(
+        "ingress-typed-envelope.json",
+        &[],
+        "compatTypedEnvelope0001",
+        "+14155552672",
+        &sms_text("482915"),
+        &metadata(CORRELATION),
+    );
+}
+
+#[test]
+fn a_numeric_user_id_is_read_as_text() {
+    check(
+        "ingress-numeric-user-id.json",
+        &[],
+        "compatNumericUserId0001",
+        "+14155552673",
+        &sms_text("603814"),
+        &metadata(CORRELATION),
+    );
+}
+
+#[test]
+fn a_missing_request_type_is_delivered() {
+    check(
+        "ingress-missing-request-type.json",
+        &[],
+        "compatNoRequestType0001",
+        "+14155552674",
+        &sms_text("571046"),
+        &metadata(CORRELATION),
+    );
+}
+
+#[test]
+fn a_missing_expiry_means_the_otp_life() {
+    check(
+        "ingress-missing-otp-expires.json",
+        &[],
+        "compatNoOtpExpires00001",
+        "+14155552675",
+        &sms_text("390277"),
+        &metadata(CORRELATION),
+    );
+    // A longer configured life is what the message then says.
+    let (_, lines) = invoke(
+        "ingress-missing-otp-expires.json",
+        &[("OTP_LIFE_SECONDS", "600")],
+    );
+    assert!(
+        lines[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Valid for 10 min"),
+        "{}",
+        lines[0]["body"]
+    );
+}
+
+#[test]
+fn a_far_expiry_is_capped_at_the_otp_life_in_the_text() {
+    // ingress-sms.json expires in 2030; the text says the OTP life.
+    check(
+        "ingress-sms.json",
+        &[],
+        "uS5871kJThSsU8qlA1LTcg",
+        "+14155552671",
+        &sms_text("739201"),
+        &metadata(CORRELATION),
+    );
+}
+
+#[test]
+fn numbers_without_plus_are_national_first() {
+    check(
+        "ingress-national-number.json",
+        &[],
+        "compatNationalNumber001",
+        "+16594821993",
+        &sms_text("716530"),
+        &metadata(CORRELATION),
+    );
+    check(
+        "ingress-international-without-plus.json",
+        &[],
+        "compatIntlWithoutPlus01",
+        "+447400123456",
+        &sms_text("845102"),
+        &metadata(CORRELATION),
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_json() {
+    check(
+        "ingress-byte-order-mark.json",
+        &[],
+        "compatByteOrderMark0001",
+        "+14155552676",
+        &sms_text("259384"),
+        &metadata(CORRELATION),
+    );
+}
+
+#[test]
+fn null_context_and_odd_profile_still_deliver() {
+    // No correlation id to pass on: the metadata says so by leaving it out.
+    check(
+        "ingress-null-context.json",
+        &[],
+        "compatNullContext000001",
+        "+14155552677",
+        &sms_text("947261"),
+        "channel=sms; attempt=1",
+    );
+}
+
+#[test]
+fn ipv6_clients_and_their_correlation_id() {
+    check(
+        "ingress-ipv6-client.json",
+        &[],
+        "compatIpv6Client0000001",
+        "+14155552678",
+        &sms_text("318596"),
+        &metadata("reqIpv6ClientCorrelation01"),
+    );
+}
+
+#[test]
+fn okta_text_is_sent_as_is_when_asked_for() {
+    check(
+        "ingress-typed-envelope.json",
+        &[("SMS_TEXT", "okta")],
+        "compatTypedEnvelope0001",
+        "+14155552672",
+        "Your code is 482915",
+        &metadata(CORRELATION),
+    );
+}
+
+#[test]
+fn guard_refusals_fall_back_or_block_as_configured() {
+    // Great Britain not allowed: by default Okta is told to use its own
+    // providers, with the cause.
+    let (answer, lines) = invoke(
+        "ingress-international-without-plus.json",
+        &[("ALLOWED_COUNTRIES", "US,CA")],
+    );
+    assert!(lines.is_empty());
+    assert_eq!(
+        answer,
+        json!({"error": {"errorSummary": "Could not deliver the code", "errorCauses": [{
+            "errorSummary": "Codes are not sent to this country",
+            "reason": "COUNTRY_NOT_ALLOWED",
+            "locationType": "body",
+            "location": "data.messageProfile.phoneNumber",
+            "domain": "policy",
+        }]}})
+    );
+    // GUARD_REFUSAL=block: PENDING, so Okta does not fall back; nothing sent.
+    let (answer, lines) = invoke(
+        "ingress-international-without-plus.json",
+        &[("ALLOWED_COUNTRIES", "US,CA"), ("GUARD_REFUSAL", "block")],
+    );
+    assert!(lines.is_empty());
+    assert_eq!(
+        answer,
+        json!({"commands": [{"type": "com.okta.telephony.action", "value": [{
+            "status": "PENDING",
+            "provider": "AWS End User Messaging",
+            "transactionMetadata": format!(
+                "channel=sms; blocked by the toll-fraud guard; not sent; okta_request={CORRELATION}"
+            ),
+        }]}]})
+    );
+}
