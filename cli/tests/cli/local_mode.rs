@@ -443,3 +443,35 @@ fn bench_reconciles_and_reports() {
             >= report["latencyMs"]["p50"].as_f64().unwrap()
     );
 }
+
+/// The README's quickstart, as written: the example body, a token from
+/// `telehook token`, SUCCESSFUL, and a message that claims Okta's 5-minute
+/// life (the example has no `otpExpires`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quickstart_example_is_delivered() {
+    let mut server = Server::start("quickstart", &[]);
+    let body = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/okta-hook-sms.json"),
+    )
+    .unwrap();
+    let (status, json) = post(
+        &reqwest::Client::new(),
+        &server.url(),
+        &server.token(&[]),
+        &body,
+    )
+    .await;
+    assert_eq!((status, status_of(&json)), (200, "SUCCESSFUL"), "{json}");
+    let lines = server.outbox();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        lines[0]["body"],
+        "739201 is your Okta verification code. Valid for 5 min. Never share this code with anyone."
+    );
+    assert_eq!(
+        lines[0]["messageId"],
+        json["commands"][0]["value"][0]["transactionId"]
+    );
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
