@@ -53,6 +53,9 @@ pub struct ReadNotes {
     pub phone_ambiguous: bool,
     /// `otpExpires` was missing; the configured OTP life was assumed.
     pub expiry_assumed: bool,
+    /// `requestType` was present but not an Okta telephony type (or not a
+    /// string); delivered as `unknown`.
+    pub request_type_unreadable: bool,
 }
 
 /// Okta's own SMS text. It holds the code: `Debug` hides it, and only the

@@ -249,6 +249,7 @@ fn blocked(req: &DeliveryRequest) -> DeliveryOutcome {
 fn count_read_notes(metrics: &Metrics, req: &DeliveryRequest) {
     let notes = req.context.notes;
     let request_type = match req.request_type {
+        RequestType::Unknown if notes.request_type_unreadable => Some("REQUEST_TYPE_UNREADABLE"),
         RequestType::Unknown => Some("REQUEST_TYPE_MISSING"),
         RequestType::Other(_) => Some("REQUEST_TYPE_NEW"),
         _ => None,

@@ -185,7 +185,8 @@ pub fn validate(
     }
     let event_id = EventId::parse(required(wire.event_id.as_deref(), P_EVENT_ID)?)
         .map_err(|p| InvalidHook::field(P_EVENT_ID, p))?;
-    let request_type = request_type(wire.request_type.as_deref())?;
+    let mut notes = ReadNotes::default();
+    let request_type = request_type(wire.request_type.as_deref(), &mut notes);
 
     let data = wire.data.unwrap_or_default();
     let user_id = data
@@ -196,7 +197,6 @@ pub fn validate(
     let Some(mp) = data.message_profile else {
         return Err(InvalidHook::field(P_MESSAGE_PROFILE, Problem::Missing));
     };
-    let mut notes = ReadNotes::default();
     let phone = phone(mp.phone_number.as_deref(), defaults, &mut notes)?;
     let otp = otp(mp.otp_code.as_deref())?;
     let otp_expires = expiry(mp.otp_expires.as_deref(), defaults, arrived, &mut notes)?;
@@ -228,19 +228,19 @@ pub fn validate(
     })
 }
 
-/// A missing request type is delivered as `unknown`; a present one must be
-/// an Okta telephony type (an unknown future one is accepted and counted).
-fn request_type(raw: Option<&str>) -> Result<RequestType, InvalidHook> {
-    match raw.map(str::trim) {
-        None | Some("") => {
-            tracing::warn!(
-                field = P_REQUEST_TYPE,
-                "requestType missing; delivering as unknown"
-            );
-            Ok(RequestType::Unknown)
-        }
-        Some(raw) => {
-            let t = RequestType::parse(raw).map_err(|p| InvalidHook::field(P_REQUEST_TYPE, p))?;
+/// The request type never refuses a code: it only labels logs, metrics and
+/// the provider's `Context`. Missing or unreadable is `unknown`; a new
+/// `com.okta.user.telephony.*` value is kept. Each is logged and counted.
+fn request_type(raw: Option<&str>, notes: &mut ReadNotes) -> RequestType {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        tracing::warn!(
+            field = P_REQUEST_TYPE,
+            "requestType missing; delivering as unknown"
+        );
+        return RequestType::Unknown;
+    };
+    match RequestType::parse(raw) {
+        Ok(t) => {
             if !t.is_known() {
                 tracing::warn!(
                     field = P_REQUEST_TYPE,
@@ -248,7 +248,17 @@ fn request_type(raw: Option<&str>) -> Result<RequestType, InvalidHook> {
                     "unknown Okta telephony request type accepted"
                 );
             }
-            Ok(t)
+            t
+        }
+        Err(_) => {
+            // Not echoed: it is not one of Okta's values, so it could be
+            // anything.
+            notes.request_type_unreadable = true;
+            tracing::warn!(
+                field = P_REQUEST_TYPE,
+                "requestType is not an Okta telephony type; delivering as unknown"
+            );
+            RequestType::Unknown
         }
     }
 }
@@ -461,6 +471,10 @@ mod tests {
         assert!(!r.locale_from_request);
         let r = parse(&with("locale", json!("not a locale")), &defaults()).unwrap();
         assert_eq!(r.locale.as_str(), "en");
+        for odd in [json!(7), json!({"lang": "en"}), json!(["en"])] {
+            let r = parse(&with("locale", odd), &defaults()).unwrap();
+            assert_eq!(r.locale.as_str(), "en");
+        }
     }
 
     #[test]
@@ -491,10 +505,23 @@ mod tests {
             assert_eq!(r.request_type.as_str(), t);
             assert_eq!(r.request_type.is_known(), known);
         }
+        for odd in [
+            json!("com.example.other"),
+            json!(5),
+            json!("com.okta.user.telephony.bad value"),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
+            v["requestType"] = odd;
+            let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+            assert_eq!(r.request_type, RequestType::Unknown);
+            assert!(r.context.notes.request_type_unreadable);
+        }
+        // Neither text nor a number: as if absent.
         let mut v: serde_json::Value = serde_json::from_slice(&body(mp())).unwrap();
-        v["requestType"] = json!("com.example.other");
-        let err = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap_err();
-        assert_eq!(field_of(err), "requestType");
+        v["requestType"] = json!({"x": 1});
+        let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
+        assert_eq!(r.request_type, RequestType::Unknown);
+        assert!(!r.context.notes.request_type_unreadable);
     }
 
     #[test]

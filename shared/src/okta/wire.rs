@@ -35,7 +35,12 @@ pub struct HookRequest {
     pub event_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Lenient: used only for logs, metrics and the provider's `Context`.
+    #[serde(
+        default,
+        deserialize_with = "lenient_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub request_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<HookData>,
@@ -121,7 +126,13 @@ pub struct MessageProfile {
     pub delivery_channel: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otp_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Lenient: a locale we cannot read falls back to `DEFAULT_LOCALE`, so
+    /// a wrong type must not refuse the code either.
+    #[serde(
+        default,
+        deserialize_with = "lenient_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub locale: Option<String>,
 }
 

@@ -189,7 +189,8 @@ impl Metrics {
 
     /// Something worth knowing about how a hook was read: `AMBIGUOUS_NUMBER`
     /// (no `+`, valid both nationally and internationally), `ASSUMED_EXPIRY`
-    /// (no `otpExpires`), `REQUEST_TYPE_MISSING`, `REQUEST_TYPE_NEW`.
+    /// (no `otpExpires`), `REQUEST_TYPE_MISSING`, `REQUEST_TYPE_UNREADABLE`,
+    /// `REQUEST_TYPE_NEW`.
     pub fn read_note(&self, channel: Channel, note: &str) {
         self.emit(
             &[Directive {

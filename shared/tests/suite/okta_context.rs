@@ -198,6 +198,10 @@ async fn compatibility_notes_are_counted() {
     let mut r = request(&h, "notes-2", "+14155550602", Channel::Sms);
     r.request_type = RequestType::parse("com.okta.user.telephony.future-flow").unwrap();
     h.pipeline.handle_hook(r, Instant::now()).await;
+    let mut r = request(&h, "notes-3", "+14155550603", Channel::Sms);
+    r.request_type = RequestType::Unknown;
+    r.context.notes.request_type_unreadable = true;
+    h.pipeline.handle_hook(r, Instant::now()).await;
     let notes: Vec<String> = sink
         .lines()
         .iter()
@@ -213,7 +217,8 @@ async fn compatibility_notes_are_counted() {
             "AMBIGUOUS_NUMBER",
             "ASSUMED_EXPIRY",
             "REQUEST_TYPE_MISSING",
-            "REQUEST_TYPE_NEW"
+            "REQUEST_TYPE_NEW",
+            "REQUEST_TYPE_UNREADABLE"
         ]
     );
 }
