@@ -9,6 +9,7 @@ mod support;
 
 mod auth;
 mod aws;
+mod deploy_template;
 mod dispatcher_events;
 mod eum;
 mod events;

@@ -1,0 +1,173 @@
+//! The template as CloudFormation reads it after the SAM transform, checked
+//! offline: `scripts/sam-translate.py` runs the SAM translator from the
+//! project's `.venv` (the test command installs it). Each check is a defect
+//! a first deploy, or the first incident, would otherwise hit.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    root().join(".venv/bin/python")
+}
+
+/// The translated template, computed once per test binary.
+fn translated() -> &'static Value {
+    static OUT: OnceLock<Value> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let out = std::process::Command::new(python())
+            .current_dir(root())
+            .args(["scripts/sam-translate.py", "template.yaml"])
+            .output()
+            .expect("run scripts/sam-translate.py with the project's .venv");
+        assert!(
+            out.status.success(),
+            "SAM transform failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+}
+
+fn resources_of(kind: &str) -> Vec<(&'static String, &'static Value)> {
+    translated()["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .collect()
+}
+
+fn resource(name: &str) -> &'static Value {
+    &translated()["Resources"][name]
+}
+
+#[test]
+fn one_stage_and_the_waf_guards_it() {
+    let stages = resources_of("AWS::ApiGateway::Stage");
+    assert_eq!(stages.len(), 1, "exactly one stage");
+    let (stage_name, _) = stages[0];
+    // A deployment with a StageName makes a second, unprotected stage.
+    for (name, d) in resources_of("AWS::ApiGateway::Deployment") {
+        assert!(d["Properties"].get("StageName").is_none(), "{name}");
+    }
+    let association = resource("WebAclAssociation")["Properties"]["ResourceArn"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    assert!(
+        association.ends_with(&format!("/stages/${{{stage_name}}}")),
+        "{association}"
+    );
+}
+
+#[test]
+fn the_stage_comes_after_the_account_logging_role() {
+    let (_, stage) = resources_of("AWS::ApiGateway::Stage")[0];
+    let text = stage.to_string();
+    assert!(
+        text.contains(r#"{"Ref":"ApiGatewayAccount"}"#),
+        "the stage must reference the account settings to be ordered after them: {text}"
+    );
+    assert_eq!(resource("ApiGatewayAccount")["Condition"], "SetLogRole");
+}
+
+#[test]
+fn stateful_resources_are_retained() {
+    let mut seen = 0;
+    for kind in [
+        "AWS::DynamoDB::Table",
+        "AWS::SecretsManager::Secret",
+        "AWS::Logs::LogGroup",
+    ] {
+        for (name, r) in resources_of(kind) {
+            assert_eq!(r["DeletionPolicy"], "Retain", "{name}");
+            assert_eq!(r["UpdateReplacePolicy"], "Retain", "{name}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "{seen}");
+    let dlq = resource("JobDeadLetterQueue");
+    assert_eq!(
+        (&dlq["DeletionPolicy"], &dlq["UpdateReplacePolicy"]),
+        (&Value::from("Retain"), &Value::from("Retain"))
+    );
+}
+
+#[test]
+fn no_literal_partition_in_our_arns() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or_default();
+        assert!(!code.contains("arn:aws:"), "line {}: {line}", i + 1);
+    }
+    let machine = resource("DlqReplay")["Properties"]["DefinitionSubstitutions"].to_string();
+    assert!(machine.contains("${AWS::Partition}"), "{machine}");
+}
+
+#[test]
+fn dispatcher_concurrency_is_bounded_and_timeouts_agree() {
+    let mappings = resources_of("AWS::Lambda::EventSourceMapping");
+    assert_eq!(mappings.len(), 1);
+    let p = &mappings[0].1["Properties"];
+    assert_eq!(
+        p["ScalingConfig"]["MaximumConcurrency"]["Ref"],
+        "DispatcherMaxConcurrency"
+    );
+    let timeout = resource("DispatcherFunction")["Properties"]["Timeout"]
+        .as_i64()
+        .unwrap();
+    let visibility = resource("JobQueue")["Properties"]["VisibilityTimeout"]
+        .as_i64()
+        .unwrap();
+    // AWS's guidance for SQS event sources: at least six times the timeout.
+    assert!(visibility >= 6 * timeout, "{visibility} < 6 x {timeout}");
+}
+
+#[test]
+fn fifo_queues_use_high_throughput_mode() {
+    for name in ["JobQueue", "JobDeadLetterQueue"] {
+        let p = &resource(name)["Properties"];
+        assert_eq!(p["FifoQueue"], true, "{name}");
+        assert_eq!(p["DeduplicationScope"], "messageGroup", "{name}");
+        assert_eq!(p["FifoThroughputLimit"], "perMessageGroupId", "{name}");
+    }
+}
+
+#[test]
+fn the_kms_parameter_takes_key_arns_only() {
+    let pattern = translated()["Parameters"]["KmsKeyArn"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    // CloudFormation matches the whole value; Python's fullmatch does too.
+    let check = format!(
+        "import re,sys\np=re.compile({pattern:?})\nfor v,ok in [('',1),('arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',1),('arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/abc',1),('alias/telehook',0),('arn:aws:kms:us-east-1:123456789012:alias/telehook',0),('1234abcd-12ab-34cd-56ef-1234567890ab',0)]:\n    assert bool(p.fullmatch(v))==bool(ok), v\n"
+    );
+    let out = std::process::Command::new(python())
+        .args(["-c", &check])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn spend_alarms_show_missing_data() {
+    for name in ["SmsSpendAlarm", "VoiceSpendAlarm"] {
+        assert_eq!(
+            resource(name)["Properties"]["TreatMissingData"],
+            "missing",
+            "{name}"
+        );
+    }
+}
