@@ -8,8 +8,13 @@
 //! message group, so FIFO order holds. A job that cannot be read is
 //! reported, so the redrive policy moves it to the dead-letter queue
 //! untouched.
+//!
+//! A reported job comes back after the visibility the dispatcher sets on it
+//! ([`retry_delay`]: 2, 4, 8, 16 s with jitter, never past the code's
+//! expiry), not after the queue's own visibility timeout, which is sized
+//! for the function timeout and would outlast most codes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -147,12 +152,73 @@ fn read_job(record: &SqsMessage) -> Result<DeliveryRequest, Verdict> {
     })
 }
 
+/// The first retry waits this long; each later one twice as long, up to
+/// [`RETRY_MAX`].
+pub const RETRY_BASE: Duration = Duration::from_secs(2);
+pub const RETRY_MAX: Duration = Duration::from_secs(16);
+/// Each delay is spread by this share either way, so a burst of throttled
+/// messages does not come back in step.
+pub const RETRY_JITTER: f64 = 0.2;
+
+/// How long a reported job stays invisible before its next try. The
+/// `receive_count`-th receive failed (1 for the first); `until_expiry` is
+/// what is left of the code's life (a job never waits past it: it is then
+/// dropped as expired, not retried); `jitter` is uniform in [0, 1).
+pub fn retry_delay(
+    receive_count: u32,
+    until_expiry: Option<chrono::Duration>,
+    jitter: f64,
+) -> Duration {
+    let doublings = receive_count.clamp(1, 16) - 1;
+    let base = (RETRY_BASE.as_secs_f64() * f64::from(1u32 << doublings.min(8)))
+        .min(RETRY_MAX.as_secs_f64());
+    let spread = 1.0 - RETRY_JITTER + 2.0 * RETRY_JITTER * jitter.clamp(0.0, 1.0);
+    let cap = until_expiry.map_or(f64::MAX, |d| d.num_milliseconds().max(0) as f64 / 1000.0);
+    Duration::from_secs_f64((base * spread).min(cap))
+}
+
+/// The retry delay for a failed record, from its receive count and its
+/// job's expiry. A poison record comes back at once: it only has to reach
+/// the redrive's receive count to move to the dead-letter queue.
+fn delay_for(pipeline: &Pipeline, record: &SqsMessage, poison: bool) -> Duration {
+    if poison {
+        return Duration::ZERO;
+    }
+    let receives = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    let until_expiry = record
+        .body
+        .as_deref()
+        .and_then(|b| Job::decode(b).ok())
+        .map(|j| j.otp_expires - pipeline.clock.now());
+    retry_delay(receives, until_expiry, fastrand::f64())
+}
+
+/// Sets a reported record's visibility. If that fails, the queue's own
+/// visibility timeout brings it back later: slower, not lost.
+async fn set_retry_visibility(pipeline: &Pipeline, record: &SqsMessage, delay: Duration) {
+    let Some(receipt) = record.receipt_handle.as_deref() else {
+        return;
+    };
+    if let Err(e) = pipeline.queue.set_visibility(receipt, delay).await {
+        tracing::warn!(
+            message_id = record.message_id.as_deref().unwrap_or_default(),
+            error = %e,
+            "could not set the retry delay; the queue's visibility timeout applies"
+        );
+    }
+}
+
 /// The dispatcher flow over one SQS FIFO batch, in order. A failed message
 /// is reported together with every later message of its group, so FIFO
-/// order holds; other groups go on.
+/// order holds; other groups go on. Each reported message gets the retry
+/// delay of the first failure in its group.
 pub async fn dispatch_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    let mut failed_groups: HashSet<String> = HashSet::new();
+    let mut failed_groups: HashMap<String, Duration> = HashMap::new();
     for record in &event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
         let group = record
@@ -166,7 +232,7 @@ pub async fn dispatch_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchRes
             event_id = field::Empty,
             okta_request = field::Empty
         );
-        let verdict = if failed_groups.contains(&group) {
+        let verdict = if failed_groups.contains_key(&group) {
             span.in_scope(|| {
                 tracing::info!("an earlier message of this group failed; keeping order")
             });
@@ -174,18 +240,21 @@ pub async fn dispatch_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchRes
         } else {
             pipeline.dispatch_one(record).instrument(span).await
         };
-        match verdict {
-            Ok(()) | Err(Verdict::Settled) => {}
-            Err(v) => {
-                if let Verdict::Poison(why) = v {
-                    tracing::error!(message_id = %message_id, reason = why, "poison message reported for redrive");
-                }
-                failed_groups.insert(group);
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message_id;
-                response.batch_item_failures.push(failure);
+        let poison = match verdict {
+            Ok(()) | Err(Verdict::Settled) => continue,
+            Err(Verdict::Poison(why)) => {
+                tracing::error!(message_id = %message_id, reason = why, "poison message reported for redrive");
+                true
             }
-        }
+            Err(Verdict::Retry) => false,
+        };
+        let delay = *failed_groups
+            .entry(group)
+            .or_insert_with(|| delay_for(pipeline, record, poison));
+        set_retry_visibility(pipeline, record, delay).await;
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = message_id;
+        response.batch_item_failures.push(failure);
     }
     response
 }
@@ -236,4 +305,45 @@ pub async fn poll_once(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(d: Duration) -> f64 {
+        d.as_secs_f64()
+    }
+
+    #[test]
+    fn retry_delays_double_to_sixteen_seconds_within_their_jitter() {
+        for (receives, base) in [
+            (0, 2.0),
+            (1, 2.0),
+            (2, 4.0),
+            (3, 8.0),
+            (4, 16.0),
+            (5, 16.0),
+            (40, 16.0),
+        ] {
+            let low = secs(retry_delay(receives, None, 0.0));
+            let mid = secs(retry_delay(receives, None, 0.5));
+            let high = secs(retry_delay(receives, None, 0.999_999));
+            assert!((low - base * 0.8).abs() < 1e-6, "{receives}: {low}");
+            assert!((mid - base).abs() < 1e-6, "{receives}: {mid}");
+            assert!(
+                high < base * 1.2 && high > base * 1.19,
+                "{receives}: {high}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_delays_stop_at_the_codes_expiry() {
+        let left = chrono::Duration::milliseconds(3_000);
+        assert_eq!(retry_delay(3, Some(left), 0.5), Duration::from_secs(3));
+        assert_eq!(retry_delay(1, Some(left), 0.5), Duration::from_secs(2));
+        let gone = chrono::Duration::milliseconds(-5);
+        assert_eq!(retry_delay(2, Some(gone), 0.5), Duration::ZERO);
+    }
 }

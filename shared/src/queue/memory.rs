@@ -268,7 +268,11 @@ impl JobQueue for InMemoryFifo {
         }
     }
 
-    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
+    async fn set_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
         let now = self.clock.now_ms();
         let mut st = self.lock();
         match st
@@ -277,8 +281,12 @@ impl JobQueue for InMemoryFifo {
             .find(|m| m.receipt.as_deref() == Some(receipt_handle) && m.visible_at_ms > now)
         {
             Some(m) => {
-                m.visible_at_ms = now;
-                m.receipt = None;
+                m.visible_at_ms = now + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+                // As in SQS, the receipt stays valid while the message is
+                // in flight, and is spent once it is visible again.
+                if timeout.is_zero() {
+                    m.receipt = None;
+                }
                 Ok(())
             }
             None => Err(QueueError::InvalidReceipt),

@@ -113,8 +113,17 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     async fn receive(&self, max: usize, wait: Duration)
     -> Result<Vec<ReceivedMessage>, QueueError>;
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError>;
+    /// Sets how long a received message stays invisible, from now: the
+    /// dispatcher's retry backoff. Zero makes it visible at once.
+    async fn set_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), QueueError>;
     /// Makes a received message visible again at once (visibility 0).
-    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError>;
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.set_visibility(receipt_handle, Duration::ZERO).await
+    }
     async fn depth(&self) -> Result<QueueDepth, QueueError>;
     /// The queue's ARN, for the `eventSourceARN` of built events.
     fn arn(&self) -> String;

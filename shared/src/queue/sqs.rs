@@ -141,12 +141,19 @@ impl JobQueue for SqsQueue {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
+    async fn set_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        // SQS takes whole seconds (rounded to the nearest), at most 12 hours.
+        let secs =
+            i32::try_from(((timeout.as_millis() + 500) / 1000).min(43_200)).unwrap_or(43_200);
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(0)
+            .visibility_timeout(secs)
             .send()
             .await
             .map(|_| ())

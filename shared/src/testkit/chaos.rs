@@ -402,8 +402,12 @@ impl JobQueue for ChaosQueue {
         self.inner.delete(receipt_handle).await
     }
 
-    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
-        self.inner.release(receipt_handle).await
+    async fn set_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        self.inner.set_visibility(receipt_handle, timeout).await
     }
 
     async fn depth(&self) -> Result<QueueDepth, QueueError> {

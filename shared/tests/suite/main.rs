@@ -24,5 +24,6 @@ mod ports;
 mod pumping;
 mod reliability;
 mod replay;
+mod retry_timing;
 mod sam_template;
 mod templates;

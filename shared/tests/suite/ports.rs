@@ -313,6 +313,27 @@ mod queue {
         let again = t.dlq.receive(10, Duration::ZERO).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].body, "r1");
+
+        // The dispatcher's retry delay: a visibility set on a received
+        // message outlasts the main queue's own (one second here), and
+        // setting it to zero brings the message back at once.
+        q.send(msg("v", "d5", "v1")).await.unwrap();
+        let got = q.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 1);
+        let receipt = &got[0].receipt_handle;
+        q.set_visibility(receipt, Duration::from_secs(30))
+            .await
+            .unwrap();
+        t.pass(Duration::from_millis(1100)).await;
+        assert!(
+            q.receive(10, Duration::ZERO).await.unwrap().is_empty(),
+            "the visibility set on the message applies, not the queue's"
+        );
+        q.set_visibility(receipt, Duration::ZERO).await.unwrap();
+        let back = q.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].body, "v1");
+        q.delete(&back[0].receipt_handle).await.unwrap();
     }
 
     #[tokio::test]

@@ -36,7 +36,21 @@ pub fn harness_with(
     ledger: Option<Arc<dyn Ledger>>,
     queue: Option<Arc<dyn JobQueue>>,
 ) -> Harness {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
+    harness_on(
+        Arc::new(ManualClock::new(Utc::now())),
+        fast_path,
+        ledger,
+        queue,
+    )
+}
+
+/// A harness on a given clock, for a queue built on the same clock.
+pub fn harness_on(
+    clock: Arc<ManualClock>,
+    fast_path: bool,
+    ledger: Option<Arc<dyn Ledger>>,
+    queue: Option<Arc<dyn JobQueue>>,
+) -> Harness {
     let dlq = Arc::new(InMemoryFifo::dead_letter(
         "jobs-dlq",
         clock.clone(),
@@ -153,7 +167,7 @@ impl JobQueue for DownQueue {
     async fn delete(&self, _: &str) -> Result<(), QueueError> {
         Err(QueueError::Unavailable("ServiceUnavailable".into()))
     }
-    async fn release(&self, _: &str) -> Result<(), QueueError> {
+    async fn set_visibility(&self, _: &str, _: Duration) -> Result<(), QueueError> {
         Err(QueueError::Unavailable("ServiceUnavailable".into()))
     }
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
