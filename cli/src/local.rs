@@ -314,7 +314,7 @@ pub async fn aws_backend(fast_path: Option<bool>) -> Result<Backend, Error> {
         config.fast_path = f;
     }
     let clients = telehook::aws::AwsClients::new(&telehook::aws::load_sdk_config().await);
-    let pipeline = telehook::wiring::aws_pipeline(&clients, &config);
+    let pipeline = telehook::wiring::aws_pipeline(&clients, &config).await?;
     Ok(Backend {
         queue: pipeline.queue.clone(),
         pipeline,

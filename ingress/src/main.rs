@@ -14,7 +14,8 @@ async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
     let config = Config::from_env()?;
     let init = telehook::wiring::lambda_init().await?;
-    let deps = IngressDeps::new(&config, Arc::new(init.pipeline))?;
+    let deps =
+        IngressDeps::for_lambda(&config, Arc::new(init.pipeline), &init.clients.secrets).await?;
     if telehook::telemetry::exit_after_init() {
         return Ok(());
     }

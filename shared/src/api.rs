@@ -17,13 +17,15 @@ use http::{HeaderMap, HeaderValue, Method};
 use thiserror::Error;
 use tracing::{Instrument, field};
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::{AuthError, AuthInitError, Authenticator, HeaderSecret};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::config::{AuthConfig, ConfigError, HeaderSecretConfig, SecretSetting};
 use crate::crypto::random_hex;
 use crate::domain::{ActionStatus, DeliveryOutcome, ip_network};
 use crate::flows::Delivery;
 use crate::okta::{ErrorCause, HookDefaults, HookResponse, InvalidHook, parse_hook};
+use crate::secrets::{REFRESH_COOLDOWN, Refresher, SecretSource, SecretsManagerSecret};
 
 /// Okta's hook bodies are around 1 KiB; 64 KiB leaves room for growth and
 /// stops memory abuse.
@@ -52,14 +54,51 @@ impl IngressDeps {
     /// No network I/O: clients are built, keys are fetched on first use.
     /// The phone-number metadata is built here, at init, not on the first
     /// request.
-    pub fn new(config: &Config, delivery: Arc<dyn Delivery>) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &Config, delivery: Arc<dyn Delivery>) -> Result<Self, AuthInitError> {
+        Ok(Self::with_auth(
+            Authenticator::from_config(&config.auth)?,
+            config,
+            delivery,
+        ))
+    }
+
+    /// The Lambda's deps: a header secret given by ARN is read now, through
+    /// Secrets Manager, and re-read when a request's header stops matching
+    /// (at most once per cooldown), so a rotation needs no redeploy.
+    pub async fn for_lambda(
+        config: &Config,
+        delivery: Arc<dyn Delivery>,
+        secrets: &aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, AuthInitError> {
+        let AuthConfig::HeaderSecret(HeaderSecretConfig {
+            header,
+            secret: SecretSetting::Arn(arn),
+        }) = &config.auth
+        else {
+            return Self::new(config, delivery);
+        };
+        let source = SecretsManagerSecret::new(secrets.clone(), arn);
+        let value = source.read().await.map_err(|e| ConfigError::Invalid {
+            var: "AUTH_HEADER_SECRET_ARN",
+            reason: e.to_string(),
+        })?;
+        let refresher = Refresher::new(Arc::new(source), REFRESH_COOLDOWN);
+        let auth = Authenticator::HeaderSecret(HeaderSecret::with_value(
+            header.clone(),
+            &value,
+            Some(refresher),
+        ));
+        Ok(Self::with_auth(auth, config, delivery))
+    }
+
+    fn with_auth(auth: Authenticator, config: &Config, delivery: Arc<dyn Delivery>) -> Self {
         crate::domain::phone::warm_up();
-        Ok(IngressDeps {
-            auth: Authenticator::from_config(&config.auth)?,
+        IngressDeps {
+            auth,
             defaults: config.defaults.clone(),
             delivery,
             clock: Arc::new(SystemClock),
-        })
+        }
     }
 
     /// The same deps reading time from `clock` (the pipeline's).

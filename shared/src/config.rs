@@ -52,13 +52,70 @@ pub struct OAuthConfig {
 #[derive(Debug, Clone)]
 pub struct HeaderSecretConfig {
     pub header: HeaderName,
-    pub secret: SecretString,
+    pub secret: SecretSetting,
 }
+
+/// A secret given by value (`HASH_KEY`: local mode and tests) or by the ARN
+/// of a Secrets Manager secret (`HASH_KEY_SECRET_ARN`: Lambda). An ARN keeps
+/// the value out of the function's environment, where anyone allowed
+/// `lambda:GetFunctionConfiguration` could read it; `secrets` reads it
+/// through the SDK at init.
+#[derive(Clone)]
+pub enum SecretSetting {
+    Value(SecretString),
+    Arn(String),
+}
+
+impl SecretSetting {
+    /// The value, once given or read.
+    pub fn value(&self) -> Option<&SecretString> {
+        match self {
+            SecretSetting::Value(v) => Some(v),
+            SecretSetting::Arn(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSetting::Value(_) => f.write_str("Value(<redacted>)"),
+            SecretSetting::Arn(arn) => write!(f, "Arn({arn})"),
+        }
+    }
+}
+
+/// `var` (the value) or `arn_var` (a Secrets Manager ARN), not both.
+fn secret_setting(
+    env: &Env<'_>,
+    var: &'static str,
+    arn_var: &'static str,
+) -> Result<SecretSetting, ConfigError> {
+    // Not trimmed: a secret is exactly what was pasted.
+    let value = (env.0)(var).filter(|s| !s.is_empty());
+    match (value, env.opt(arn_var)) {
+        (Some(_), Some(_)) => Err(invalid(
+            arn_var,
+            &format!("set {var} or {arn_var}, not both"),
+        )),
+        (None, Some(arn)) if arn.starts_with("arn:") && arn.contains(":secretsmanager:") => {
+            Ok(SecretSetting::Arn(arn))
+        }
+        (None, Some(_)) => Err(invalid(arn_var, "not a Secrets Manager secret ARN")),
+        (Some(v), None) if v.len() < MIN_SECRET_LEN => {
+            Err(invalid(var, "shorter than 16 characters"))
+        }
+        (Some(v), None) => Ok(SecretSetting::Value(SecretString::from(v))),
+        (None, None) => Err(ConfigError::Missing { var }),
+    }
+}
+
+/// Shorter secrets are guessable; Okta lets admins paste any length. Also
+/// checked on values read from Secrets Manager.
+pub const MIN_SECRET_LEN: usize = 16;
 
 /// Okta's own verifiers accept up to two minutes of clock skew.
 const MAX_LEEWAY_SECS: u64 = 120;
-/// Shorter secrets are guessable; Okta lets admins paste any length.
-const MIN_SECRET_LEN: usize = 16;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -240,18 +297,9 @@ fn header_secret(env: &Env<'_>) -> Result<HeaderSecretConfig, ConfigError> {
         .unwrap_or_else(|| "authorization".to_owned());
     let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
         .map_err(|_| invalid("AUTH_HEADER_NAME", "not a valid HTTP header name"))?;
-    // Not trimmed: a secret is exactly what the admin pasted into Okta.
-    let secret = (env.0)("AUTH_HEADER_SECRET")
-        .filter(|s| !s.is_empty())
-        .ok_or(ConfigError::Missing {
-            var: "AUTH_HEADER_SECRET",
-        })?;
-    if secret.len() < MIN_SECRET_LEN {
-        return Err(invalid("AUTH_HEADER_SECRET", "shorter than 16 characters"));
-    }
     Ok(HeaderSecretConfig {
         header,
-        secret: SecretString::from(secret),
+        secret: secret_setting(env, "AUTH_HEADER_SECRET", "AUTH_HEADER_SECRET_ARN")?,
     })
 }
 
@@ -264,7 +312,7 @@ pub struct PipelineConfig {
     pub dlq_url: Option<String>,
     pub fast_path: bool,
     pub fast_path_budget: Duration,
-    pub hash_key: SecretString,
+    pub hash_key: SecretSetting,
     pub org_name: String,
     pub default_locale: Locale,
     pub template_cache_ttl: Duration,
@@ -343,12 +391,7 @@ impl PipelineConfig {
                 .filter(|ms| (1..=MAX_FAST_PATH_BUDGET_MS).contains(ms))
                 .ok_or_else(|| invalid("FAST_PATH_BUDGET_MS", "expected 1 to 2800 milliseconds"))?,
         };
-        let hash_key = (env.0)("HASH_KEY")
-            .filter(|s| !s.is_empty())
-            .ok_or(ConfigError::Missing { var: "HASH_KEY" })?;
-        if hash_key.len() < MIN_SECRET_LEN {
-            return Err(invalid("HASH_KEY", "shorter than 16 characters"));
-        }
+        let hash_key = secret_setting(&env, "HASH_KEY", "HASH_KEY_SECRET_ARN")?;
         let eum = eum_settings(&env)?;
         Ok(PipelineConfig {
             ledger_table: env.req("LEDGER_TABLE")?,
@@ -357,7 +400,7 @@ impl PipelineConfig {
             dlq_url: env.opt("DLQ_URL"),
             fast_path,
             fast_path_budget: Duration::from_millis(budget_ms),
-            hash_key: SecretString::from(hash_key),
+            hash_key,
             org_name: env.opt("ORG_NAME").unwrap_or_else(|| "Okta".to_owned()),
             default_locale: env.default_locale()?,
             template_cache_ttl: env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300)?,
@@ -620,6 +663,54 @@ mod tests {
         assert_eq!(c.defaults.region.as_str(), "US");
         assert_eq!(c.defaults.otp_life, Duration::from_secs(300));
         assert!(!c.defaults.okta_sms_text);
+    }
+
+    #[test]
+    fn secrets_by_value_or_by_arn_not_both() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf";
+        let base = [("AUTH_MODE", "header")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            cfg(&v)
+        };
+        let c = with(&[("AUTH_HEADER_SECRET_ARN", arn)]).unwrap();
+        let AuthConfig::HeaderSecret(h) = c.auth else {
+            panic!("header")
+        };
+        assert!(matches!(&h.secret, SecretSetting::Arn(a) if a == arn));
+        assert!(
+            !format!(
+                "{:?}",
+                SecretSetting::Value("0123456789abcdef-x".to_owned().into())
+            )
+            .contains("0123")
+        );
+        for (extra, var) in [
+            (
+                vec![
+                    ("AUTH_HEADER_SECRET", "0123456789abcdef-x"),
+                    ("AUTH_HEADER_SECRET_ARN", arn),
+                ],
+                "AUTH_HEADER_SECRET_ARN",
+            ),
+            (
+                vec![("AUTH_HEADER_SECRET_ARN", "alias/x")],
+                "AUTH_HEADER_SECRET_ARN",
+            ),
+            (vec![("AUTH_HEADER_SECRET", "short")], "AUTH_HEADER_SECRET"),
+        ] {
+            assert!(
+                matches!(with(&extra), Err(ConfigError::Invalid { var: v, .. }) if v == var),
+                "{extra:?}"
+            );
+        }
+        assert_eq!(
+            with(&[]).unwrap_err(),
+            ConfigError::Missing {
+                var: "AUTH_HEADER_SECRET"
+            }
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod ledger;
 pub mod messenger;
 pub mod okta;
 pub mod queue;
+pub mod secrets;
 pub mod telemetry;
 pub mod templates;
 #[cfg(any(test, feature = "testkit"))]

@@ -110,8 +110,15 @@ impl PipelineBuilder {
 
 /// The pipeline on the AWS adapters, as the Lambdas run it. It also builds
 /// the phone-number metadata, so that happens at init and not inside the
-/// first hook's 3 seconds.
-pub fn aws_pipeline(clients: &AwsClients, config: &PipelineConfig) -> Pipeline {
+/// first hook's 3 seconds, and reads a hash key given by ARN
+/// (`HASH_KEY_SECRET_ARN`) through Secrets Manager: the only network call
+/// at init, and only when an ARN is configured.
+pub async fn aws_pipeline(
+    clients: &AwsClients,
+    config: &PipelineConfig,
+) -> Result<Pipeline, crate::config::ConfigError> {
+    let hash_key =
+        crate::secrets::resolve(&config.hash_key, &clients.secrets, "HASH_KEY_SECRET_ARN").await?;
     if config.guard.countries == AllowedCountries::All {
         tracing::warn!(
             "ALLOWED_COUNTRIES=*: codes may go to any country; SMS pumping is on the table"
@@ -125,7 +132,7 @@ pub fn aws_pipeline(clients: &AwsClients, config: &PipelineConfig) -> Pipeline {
             config.template_cache_ttl,
         )) as Arc<dyn TemplateStore>
     });
-    Pipeline::builder(
+    Ok(Pipeline::builder(
         Arc::new(DynamoLedger::new(
             clients.dynamodb.clone(),
             &config.ledger_table,
@@ -144,14 +151,14 @@ pub fn aws_pipeline(clients: &AwsClients, config: &PipelineConfig) -> Pipeline {
     .settings(PipelineSettings {
         fast_path: config.fast_path,
         fast_path_budget: config.fast_path_budget,
-        hash_key: config.hash_key.expose_secret().as_bytes().to_vec(),
+        hash_key: hash_key.expose_secret().as_bytes().to_vec(),
         guard: config.guard.clone(),
         retention: config.retention,
         otp_life: config.otp_life,
         metrics: Metrics::new(Arc::new(StdoutSink)),
         ..Default::default()
     })
-    .build()
+    .build())
 }
 
 /// What every Lambda builds at init, from the normal SDK environment and
@@ -168,7 +175,7 @@ pub async fn lambda_init() -> Result<LambdaInit, crate::config::ConfigError> {
     let config = PipelineConfig::from_env()?;
     let clients = AwsClients::new(&crate::aws::load_sdk_config().await);
     Ok(LambdaInit {
-        pipeline: aws_pipeline(&clients, &config),
+        pipeline: aws_pipeline(&clients, &config).await?,
         clients,
         config,
     })

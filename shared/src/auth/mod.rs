@@ -106,6 +106,15 @@ pub enum Principal {
     SharedSecret,
 }
 
+/// Why the authenticator could not be built.
+#[derive(Debug, Error)]
+pub enum AuthInitError {
+    #[error("HTTP client for the issuer's keys: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
 /// The configured authentication mode, ready to check requests.
 #[derive(Debug)]
 pub enum Authenticator {
@@ -117,10 +126,10 @@ impl Authenticator {
     /// Builds the authenticator. No network I/O happens here: the JWKS is
     /// fetched on the first request that needs it, which keeps cold starts
     /// short.
-    pub fn from_config(config: &AuthConfig) -> Result<Self, reqwest::Error> {
+    pub fn from_config(config: &AuthConfig) -> Result<Self, AuthInitError> {
         Ok(match config {
             AuthConfig::OAuth(c) => Authenticator::OAuth(Box::new(JwtVerifier::new(c)?)),
-            AuthConfig::HeaderSecret(c) => Authenticator::HeaderSecret(HeaderSecret::new(c)),
+            AuthConfig::HeaderSecret(c) => Authenticator::HeaderSecret(HeaderSecret::new(c)?),
         })
     }
 
@@ -131,7 +140,7 @@ impl Authenticator {
                 let token = bearer_token(value)?;
                 v.verify(token).await
             }
-            Authenticator::HeaderSecret(h) => h.check(headers),
+            Authenticator::HeaderSecret(h) => h.check(headers).await,
         }
     }
 }
@@ -186,24 +195,25 @@ mod tests {
         assert_eq!(bearer_token(&big), Err(AuthError::TokenTooLarge));
     }
 
-    #[test]
-    fn header_secret_constant_time_match() {
+    #[tokio::test]
+    async fn header_secret_constant_time_match() {
         let h = HeaderSecret::new(&HeaderSecretConfig {
             header: HeaderName::from_static("x-okta-secret"),
             secret: secret("correct horse battery staple"),
-        });
+        })
+        .unwrap();
         let mut headers = HeaderMap::new();
-        assert_eq!(h.check(&headers), Err(AuthError::MissingCredentials));
+        assert_eq!(h.check(&headers).await, Err(AuthError::MissingCredentials));
         headers.insert(
             "X-Okta-Secret",
             "correct horse battery stapl".parse().unwrap(),
         );
-        assert_eq!(h.check(&headers), Err(AuthError::BadSecret));
+        assert_eq!(h.check(&headers).await, Err(AuthError::BadSecret));
         headers.insert(
             "X-OKTA-SECRET",
             "correct horse battery staple".parse().unwrap(),
         );
-        assert_eq!(h.check(&headers), Ok(Principal::SharedSecret));
+        assert_eq!(h.check(&headers).await, Ok(Principal::SharedSecret));
         assert!(!format!("{h:?}").contains("staple"));
     }
 }

@@ -408,3 +408,116 @@ async fn rate_records_hold_only_a_count_event_ids_and_a_ttl() {
     names.sort();
     assert_eq!(names, ["count", "eventIds", "expiresAt", "pk"]);
 }
+
+/// Secrets given by ARN: read from Secrets Manager at init (the hash key,
+/// the header secret), and the header secret re-read once it stops
+/// matching, so a rotation needs no redeploy.
+#[tokio::test]
+async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
+    use telehook::api::{IngressDeps, telehook};
+    use telehook::config::{Config, PipelineConfig};
+    use telehook::testkit::RecordingDelivery;
+
+    let (_guard, m) = moto().await;
+    let sdk = sdk_config(&m.url).await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let create = |name: &'static str, value: &'static str| {
+        let sm = sm.clone();
+        async move {
+            sm.create_secret()
+                .name(name)
+                .secret_string(value)
+                .send()
+                .await
+                .unwrap()
+                .arn
+                .unwrap()
+        }
+    };
+    let hash_arn = create("hash-key", "hash-key-from-secrets-manager-0123").await;
+    let header_arn = create("header-secret", "first-header-secret-value-0123").await;
+
+    // The hash key: read by aws_pipeline, never from the environment.
+    let env = [
+        ("LEDGER_TABLE", "ledger".to_owned()),
+        ("QUEUE_URL", format!("{}/000000000000/jobs.fifo", m.url)),
+        ("HASH_KEY_SECRET_ARN", hash_arn.clone()),
+        (
+            "ORIGINATION_IDENTITIES",
+            r#"{"default":"+15555550100"}"#.to_owned(),
+        ),
+    ];
+    let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let config = PipelineConfig::from_lookup(lookup).unwrap();
+    let clients = telehook::aws::AwsClients::new(&sdk);
+    let pipeline = telehook::wiring::aws_pipeline(&clients, &config)
+        .await
+        .unwrap();
+    assert_eq!(
+        pipeline.settings.hash_key,
+        b"hash-key-from-secrets-manager-0123".to_vec()
+    );
+
+    // The header secret, then a rotation.
+    let env = [
+        ("AUTH_MODE", "header".to_owned()),
+        ("AUTH_HEADER_NAME", "x-okta-hook-secret".to_owned()),
+        ("AUTH_HEADER_SECRET_ARN", header_arn.clone()),
+    ];
+    let config =
+        Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    assert!(
+        IngressDeps::new(&config, Arc::new(RecordingDelivery::new())).is_err(),
+        "an ARN must be read first"
+    );
+    let deps = IngressDeps::for_lambda(&config, Arc::new(RecordingDelivery::new()), &sm)
+        .await
+        .unwrap();
+    let call = |secret: &'static str| {
+        let mut e = crate::support::proxy_event(&crate::support::sms_body(), None);
+        e.headers
+            .insert("x-okta-hook-secret", secret.parse().unwrap());
+        e
+    };
+    assert_eq!(
+        telehook(&deps, call("first-header-secret-value-0123"))
+            .await
+            .status_code,
+        200
+    );
+    sm.put_secret_value()
+        .secret_id(&header_arn)
+        .secret_string("second-header-secret-value-4567")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        telehook(&deps, call("second-header-secret-value-4567"))
+            .await
+            .status_code,
+        200,
+        "the rotated value works at once"
+    );
+    assert_eq!(
+        telehook(&deps, call("first-header-secret-value-0123"))
+            .await
+            .status_code,
+        401,
+        "the old one no longer does"
+    );
+
+    // A secret that cannot be read stops the start, naming the variable.
+    let env = [
+        ("AUTH_MODE", "header".to_owned()),
+        (
+            "AUTH_HEADER_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf".to_owned(),
+        ),
+    ];
+    let config =
+        Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let err = IngressDeps::for_lambda(&config, Arc::new(RecordingDelivery::new()), &sm)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AUTH_HEADER_SECRET_ARN"), "{err}");
+}

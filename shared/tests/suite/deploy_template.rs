@@ -171,3 +171,42 @@ fn spend_alarms_show_missing_data() {
         );
     }
 }
+
+#[test]
+fn no_secret_value_reaches_a_function_environment() {
+    let params = translated()["Parameters"].as_object().unwrap();
+    let no_echo: Vec<&String> = params
+        .iter()
+        .filter(|(_, p)| p["NoEcho"] == true)
+        .map(|(n, _)| n)
+        .collect();
+    assert!(no_echo.iter().any(|n| *n == "HeaderSecret"), "{no_echo:?}");
+    let functions = resources_of("AWS::Lambda::Function");
+    assert_eq!(functions.len(), 3);
+    for (name, f) in functions {
+        let env = &f["Properties"]["Environment"]["Variables"];
+        let text = env.to_string();
+        assert!(!text.contains("{{resolve:"), "{name}: a resolved secret");
+        for p in &no_echo {
+            assert!(
+                !text.contains(&format!(r#"{{"Ref":"{p}"}}"#)),
+                "{name}: NoEcho parameter {p} in the environment"
+            );
+        }
+        assert!(env.get("HASH_KEY").is_none(), "{name}");
+        assert_eq!(env["HASH_KEY_SECRET_ARN"]["Ref"], "HashKeySecret", "{name}");
+        assert!(env.get("AUTH_HEADER_SECRET").is_none(), "{name}");
+    }
+    let ingress = &resource("IngressFunction")["Properties"]["Environment"]["Variables"];
+    assert!(
+        ingress["AUTH_HEADER_SECRET_ARN"]
+            .to_string()
+            .contains(r#"{"Ref":"HeaderSecretValue"}"#)
+    );
+    // Each function may read exactly the secrets it uses.
+    for role in ["IngressRole", "DispatcherRole", "DlqReplayerRole"] {
+        let text = resource(role).to_string();
+        assert!(text.contains("secretsmanager:GetSecretValue"), "{role}");
+        assert!(text.contains(r#"{"Ref":"HashKeySecret"}"#), "{role}");
+    }
+}
