@@ -12,7 +12,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,7 +21,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use telehook::api::{IngressDeps, http_parts, proxy_event_from_http, telehook};
-use telehook::flows::poll_once;
+use telehook::flows::{PollerSettings, run_poller};
 use telehook::queue::JobQueue;
 
 use telehook::domain::Job;
@@ -132,8 +131,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         )?,
         jwks: key.jwks(),
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let poller = spawn_poller(&backend, stop.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = spawn_poller(&backend, stopped);
     let router = Router::new()
         .route("/okta/telephony", post(hook))
         .route("/oauth2/default/v1/keys", get(jwks))
@@ -152,7 +151,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     println!("stopping: no new requests; draining the queue");
     let drain_timeout = Duration::from_secs(args.drain_timeout);
     let left = drain(backend.queue.as_ref(), drain_timeout).await;
-    stop.store(true, Ordering::Relaxed);
+    let _ = stop.send(true);
     let _ = poller.await;
     write_snapshots(state_dir, &backend, left).await?;
     if left > 0 {
@@ -163,16 +162,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
 }
 
 /// The dispatcher: Lambda's SQS event source, played by the poller until
-/// `stop` is set.
-fn spawn_poller(backend: &Backend, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+/// `stop` says so. It long-polls and backs off when idle, so an idle
+/// `serve --aws` makes a request every 20 s or so, not hundreds a second.
+fn spawn_poller(
+    backend: &Backend,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let (queue, pipeline) = (backend.queue.clone(), backend.pipeline.clone());
     tokio::spawn(async move {
-        while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = poll_once(queue.as_ref(), &pipeline, Duration::from_millis(200)).await {
-                tracing::warn!(error = %e, "polling the job queue failed");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
+        run_poller(queue.as_ref(), &pipeline, PollerSettings::default(), stop).await;
     })
 }
 

@@ -25,7 +25,7 @@ use super::{Pipeline, failure_text, millis};
 use crate::crypto::random_hex;
 use crate::domain::{DeliveryRequest, Job};
 use crate::ledger::{Claim, ClaimOutcome, LedgerError};
-use crate::queue::{JobQueue, QueueError};
+use crate::queue::{JobQueue, QueueError, ReceivedMessage};
 
 /// Why a job's handling stopped early. `Settled` is acknowledged (the
 /// ledger already holds its end); the others are reported.
@@ -269,15 +269,25 @@ pub struct PollReport {
 
 /// Plays Lambda's SQS event source mapping once: receive up to 10 messages,
 /// build the `SqsEvent`, call the dispatcher handler, delete what succeeded.
-/// Reported failures are left to the visibility timeout and the redrive.
+/// Reported failures are left to the visibility the dispatcher set on them
+/// and the redrive.
 pub async fn poll_once(
     queue: &dyn JobQueue,
     pipeline: &Pipeline,
     wait: Duration,
 ) -> Result<PollReport, QueueError> {
     let messages = queue.receive(10, wait).await?;
+    Ok(dispatch_received(queue, pipeline, messages).await)
+}
+
+/// Dispatches received messages as one event and deletes the successes.
+async fn dispatch_received(
+    queue: &dyn JobQueue,
+    pipeline: &Pipeline,
+    messages: Vec<ReceivedMessage>,
+) -> PollReport {
     if messages.is_empty() {
-        return Ok(PollReport::default());
+        return PollReport::default();
     }
     let arn = queue.arn();
     let mut event = SqsEvent::default();
@@ -304,7 +314,61 @@ pub async fn poll_once(
             }
         }
     }
-    Ok(report)
+    report
+}
+
+/// How the event-source poller waits. Every receive is billed, so it long
+/// polls (`wait`, up to SQS's 20 s, as Lambda's own event source does), and
+/// after an empty receive or an error it pauses too, from `idle_min`
+/// doubling to `idle_max`; the next message resets the pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollerSettings {
+    pub wait: Duration,
+    pub idle_min: Duration,
+    pub idle_max: Duration,
+}
+
+impl Default for PollerSettings {
+    fn default() -> Self {
+        PollerSettings {
+            wait: Duration::from_secs(20),
+            idle_min: Duration::from_millis(200),
+            idle_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs the event source until `stop` turns true: what local mode and
+/// `serve --aws` use in place of Lambda's SQS event source mapping. A
+/// receive in progress is abandoned on stop (nothing is handled yet); a
+/// batch being dispatched is always finished.
+pub async fn run_poller(
+    queue: &dyn JobQueue,
+    pipeline: &Pipeline,
+    settings: PollerSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut idle = settings.idle_min;
+    while !*stop.borrow() {
+        let received = tokio::select! {
+            _ = stop.changed() => break,
+            r = queue.receive(10, settings.wait) => r,
+        };
+        match received {
+            Ok(messages) if !messages.is_empty() => {
+                idle = settings.idle_min;
+                dispatch_received(queue, pipeline, messages).await;
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "polling the job queue failed"),
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = tokio::time::sleep(idle) => {}
+        }
+        idle = (idle * 2).min(settings.idle_max);
+    }
 }
 
 #[cfg(test)]

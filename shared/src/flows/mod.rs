@@ -43,7 +43,7 @@ use crate::queue::{JobQueue, OutgoingMessage, QueueError};
 use crate::telemetry::metrics::Metrics;
 use crate::templates::{Rendered, Templates};
 
-pub use dispatch::{PollReport, dispatch_batch, poll_once};
+pub use dispatch::{PollReport, PollerSettings, dispatch_batch, poll_once, run_poller};
 pub use guard::GuardSettings;
 
 /// What the HTTP edge hands a validated request to. The pipeline is the

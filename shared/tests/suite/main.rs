@@ -20,6 +20,7 @@ mod okta_context;
 mod phone_table;
 mod pipeline;
 mod pipeline_logs;
+mod poller;
 mod ports;
 mod pumping;
 mod reliability;
