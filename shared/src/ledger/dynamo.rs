@@ -285,9 +285,12 @@ impl Ledger for DynamoLedger {
     ) -> Result<(), LedgerError> {
         let result = self
             .update(event_id)
-            .update_expression("SET #s = :sent, #mid = :mid, #lease = :zero, #updated = :now, #exp = if_not_exists(#exp, :exp)")
+            // The failure of an earlier try is history once the send went
+            // through: a SENT record must not read as failed.
+            .update_expression("SET #s = :sent, #mid = :mid, #lease = :zero, #updated = :now, #exp = if_not_exists(#exp, :exp) REMOVE #failure")
             .condition_expression("attribute_not_exists(pk) OR #s <> :sent")
             .expression_attribute_names("#mid", "messageId")
+            .expression_attribute_names("#failure", "failure")
             .expression_attribute_names("#exp", "expiresAt")
             .expression_attribute_values(":sent", s(Status::Sent.as_str()))
             .expression_attribute_values(":mid", s(message_id))

@@ -124,6 +124,7 @@ impl Ledger for InMemoryLedger {
             });
             if r.status != Status::Sent {
                 r.status = Status::Sent;
+                r.failure = None;
                 r.message_id = Some(message_id.to_owned());
                 r.lease_until_ms = 0;
                 r.updated_at_ms = now_ms;

@@ -71,7 +71,8 @@ async fn ledger_items_hold_only_the_documented_attributes() {
             "attempts",
             "channel",
             "expiresAt",
-            "failure",
+            // No `failure`: the released first try's reason is removed
+            // once the send is recorded.
             "leaseUntil",
             "messageId",
             "oktaRequest",

@@ -93,6 +93,7 @@ pub(crate) mod ledger {
             (rec.status, rec.message_id.as_deref(), rec.attempts),
             (Status::Sent, Some("m-1"), 3)
         );
+        assert_eq!(rec.failure, None, "an earlier try's failure is cleared");
         assert_eq!(ledger.get(&eid("evt-never")).await.unwrap(), None);
 
         // Failed and expired are terminal too.
