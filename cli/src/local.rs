@@ -35,8 +35,10 @@ pub struct LocalArgs {
     /// The outbox file [default: <state-dir>/outbox.jsonl].
     #[arg(long)]
     pub outbox: Option<PathBuf>,
-    /// Try to send inside the hook call before answering.
-    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    /// Try to send inside the hook call before answering. Like every
+    /// setting: the flag, else the environment (FAST_PATH, as in Lambda),
+    /// else the default.
+    #[arg(long, value_enum, env = "FAST_PATH", default_value_t = OnOff::On)]
     pub fast_path: OnOff,
     /// Use the AWS adapters (normal AWS SDK environment, AWS_ENDPOINT_URL
     /// included). A bare flag; `--aws=local` or TELEHOOK_BACKEND=aws|local
@@ -67,7 +69,10 @@ impl LocalArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnOff {
+    // The spellings `FAST_PATH` takes in Lambda, so one value works in both.
+    #[value(alias = "true", alias = "1")]
     On,
+    #[value(alias = "false", alias = "0")]
     Off,
 }
 

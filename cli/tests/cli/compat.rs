@@ -43,6 +43,7 @@ fn invoke(file: &str, env: &[(&str, &str)]) -> (Value, Vec<Value>) {
         "OTP_LIFE_SECONDS",
         "GUARD_REFUSAL",
         "RATE_LIMIT_PER_IP",
+        "FAST_PATH",
     ] {
         cmd.env_remove(var);
     }
@@ -289,5 +290,58 @@ fn guard_refusals_fall_back_or_block_as_configured() {
                 "channel=sms; blocked by the toll-fraud guard; not sent; okta_request={CORRELATION}"
             ),
         }]}]})
+    );
+}
+
+/// One precedence for every setting: the flag, then the environment, then
+/// the default. `FAST_PATH=off` used to be overridden by the flag's default.
+#[test]
+fn fast_path_follows_flag_then_environment_then_default() {
+    let status = |env: &[(&str, &str)], flag: Option<&str>| {
+        let dir = state_dir("precedence");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["invoke", "ingress"])
+            .arg(events_dir().join("ingress-sms.json"))
+            .arg("--state-dir")
+            .arg(&dir)
+            .env_remove("TELEHOOK_BACKEND")
+            .env_remove("FAST_PATH");
+        if let Some(f) = flag {
+            cmd.args(["--fast-path", f]);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let start = text.find("\n{").map(|i| i + 1).unwrap_or(0);
+        let resp: Value = serde_json::from_str(&text[start..]).unwrap();
+        let answer: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        answer["commands"][0]["value"][0]["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(status(&[], None), "SUCCESSFUL", "default: on");
+    assert_eq!(
+        status(&[("FAST_PATH", "off")], None),
+        "PENDING",
+        "environment"
+    );
+    assert_eq!(
+        status(&[("FAST_PATH", "false")], None),
+        "PENDING",
+        "Lambda's spelling"
+    );
+    assert_eq!(
+        status(&[("FAST_PATH", "off")], Some("on")),
+        "SUCCESSFUL",
+        "the flag wins"
     );
 }
