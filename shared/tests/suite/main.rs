@@ -25,6 +25,7 @@ mod ports;
 mod pumping;
 mod reliability;
 mod replay;
+mod replay_machine;
 mod retry_timing;
 mod sam_template;
 mod templates;
