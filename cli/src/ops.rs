@@ -31,6 +31,10 @@ pub enum ReplayCommand {
         /// Wait for the execution to end, showing progress.
         #[arg(long)]
         follow: bool,
+        /// With --follow, stop waiting after this many seconds (the
+        /// execution goes on; `replay status` shows the queues).
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
         /// Find the state machine from this stack's outputs.
         #[arg(long)]
         stack: Option<String>,
@@ -87,6 +91,7 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
             max,
             dry_run,
             follow,
+            timeout,
             stack,
             state_machine_arn,
         } => {
@@ -102,6 +107,7 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
                 max,
                 dry_run,
                 follow,
+                timeout: Duration::from_secs(timeout),
                 state_machine_arn: arn,
             };
             replay_start(&sdk, start).await
@@ -190,7 +196,21 @@ pub struct ReplayStart {
     pub max: u32,
     pub dry_run: bool,
     pub follow: bool,
+    pub timeout: Duration,
     pub state_machine_arn: String,
+}
+
+/// How an execution ended, with Step Functions' error and cause when it
+/// failed, timed out or was aborted: the reason an operator needs.
+fn ending(status: &ExecutionStatus, error: Option<&str>, cause: Option<&str>) -> String {
+    let mut out = format!("status {}", status.as_str());
+    if let Some(e) = error.filter(|e| !e.is_empty()) {
+        out.push_str(&format!("\nerror {e}"));
+    }
+    if let Some(c) = cause.filter(|c| !c.is_empty()) {
+        out.push_str(&format!("\ncause {c}"));
+    }
+    out
 }
 
 /// Starts a `DlqReplay` execution; with `follow`, waits for it to end.
@@ -216,6 +236,7 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
     println!("execution {arn}");
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
+    let deadline = tokio::time::Instant::now() + args.timeout;
     loop {
         let d = sfn
             .describe_execution()
@@ -225,9 +246,20 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
             .map_err(failed("cannot read the execution"))?;
         let status = d.status().clone();
         bar.set_message(format!("status {}", status.as_str()));
+        if status == ExecutionStatus::Running
+            && args.follow
+            && tokio::time::Instant::now() >= deadline
+        {
+            bar.finish_and_clear();
+            return Err(format!(
+                "still running after {}s; the execution goes on (telehook replay status shows the queues)",
+                args.timeout.as_secs()
+            )
+            .into());
+        }
         if status != ExecutionStatus::Running || !args.follow {
             bar.finish_and_clear();
-            println!("status {}", status.as_str());
+            println!("{}", ending(&status, d.error(), d.cause()));
             if let Some(output) = d.output() {
                 println!("{output}");
             }
@@ -314,4 +346,25 @@ pub async fn templates_list(sdk: &SdkConfig, table: &str) -> Result<(), Error> {
 /// SDK's default timeouts rather than the Lambdas' tight ones.
 pub async fn sdk() -> SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_execution_says_why() {
+        assert_eq!(
+            ending(
+                &ExecutionStatus::Failed,
+                Some("Lambda.Unknown"),
+                Some("The replayer timed out")
+            ),
+            "status FAILED\nerror Lambda.Unknown\ncause The replayer timed out"
+        );
+        assert_eq!(
+            ending(&ExecutionStatus::Succeeded, None, Some("")),
+            "status SUCCEEDED"
+        );
+    }
 }
