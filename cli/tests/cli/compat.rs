@@ -5,32 +5,20 @@
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::local_mode::{events_dir, temp_state_dir};
+
 const BIN: &str = env!("CARGO_BIN_EXE_telehook");
 const CORRELATION: &str = "reqRgSk8IBBRhuo0YdlEDTmUw";
-
-fn events_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
-}
-
-fn state_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("telehook-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs one ingress event; returns Okta's answer (the response body) and
 /// the outbox lines written.
 fn invoke(file: &str, env: &[(&str, &str)]) -> (Value, Vec<Value>) {
-    let dir = state_dir("compat");
+    let dir = temp_state_dir("compat");
     let mut cmd = Command::new(BIN);
     cmd.args(["invoke", "ingress"])
         .arg(events_dir().join(file))
@@ -298,7 +286,7 @@ fn guard_refusals_fall_back_or_block_as_configured() {
 #[test]
 fn fast_path_follows_flag_then_environment_then_default() {
     let status = |env: &[(&str, &str)], flag: Option<&str>| {
-        let dir = state_dir("precedence");
+        let dir = temp_state_dir("precedence");
         let mut cmd = Command::new(BIN);
         cmd.args(["invoke", "ingress"])
             .arg(events_dir().join("ingress-sms.json"))

@@ -16,11 +16,11 @@ use base64::Engine;
 
 const BIN: &str = env!("CARGO_BIN_EXE_telehook");
 
-fn events_dir() -> PathBuf {
+pub(crate) fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
 
-fn temp_state_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_state_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -106,6 +106,25 @@ impl DynamoLedger {
         }
     }
 
+    /// Ends the holder's claim in a terminal `status` (FAILED, BLOCKED),
+    /// keeping `reason`; only the claim holder may.
+    async fn holder_end(
+        &self,
+        event_id: &EventId,
+        owner: &str,
+        reason: &str,
+        now_ms: i64,
+        status: Status,
+    ) -> Result<(), LedgerError> {
+        let result = self
+            .holder_update(event_id, owner, reason, now_ms)
+            .update_expression("SET #s = :end, #failure = :why, #lease = :zero, #updated = :now")
+            .expression_attribute_values(":end", s(status.as_str()))
+            .send()
+            .await;
+        conditional(result, Err(LedgerError::LostClaim))
+    }
+
     fn update(
         &self,
         event_id: &EventId,
@@ -311,13 +330,8 @@ impl Ledger for DynamoLedger {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        let result = self
-            .holder_update(event_id, owner, reason, now_ms)
-            .update_expression("SET #s = :failed, #failure = :why, #lease = :zero, #updated = :now")
-            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
-            .send()
-            .await;
-        conditional(result, Err(LedgerError::LostClaim))
+        self.holder_end(event_id, owner, reason, now_ms, Status::Failed)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
@@ -328,15 +342,8 @@ impl Ledger for DynamoLedger {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        let result = self
-            .holder_update(event_id, owner, reason, now_ms)
-            .update_expression(
-                "SET #s = :blocked, #failure = :why, #lease = :zero, #updated = :now",
-            )
-            .expression_attribute_values(":blocked", s(Status::Blocked.as_str()))
-            .send()
-            .await;
-        conditional(result, Err(LedgerError::LostClaim))
+        self.holder_end(event_id, owner, reason, now_ms, Status::Blocked)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
