@@ -174,7 +174,9 @@ pub fn retry_delay(
         .min(RETRY_MAX.as_secs_f64());
     let spread = 1.0 - RETRY_JITTER + 2.0 * RETRY_JITTER * jitter.clamp(0.0, 1.0);
     let cap = until_expiry.map_or(f64::MAX, |d| d.num_milliseconds().max(0) as f64 / 1000.0);
-    Duration::from_secs_f64((base * spread).min(cap))
+    // Never panics: a non-finite value (impossible with a finite jitter)
+    // falls back to the longest step.
+    Duration::try_from_secs_f64((base * spread).min(cap)).unwrap_or(RETRY_MAX)
 }
 
 /// The retry delay for a failed record, from its receive count and its
@@ -409,5 +411,8 @@ mod tests {
         assert_eq!(retry_delay(1, Some(left), 0.5), Duration::from_secs(2));
         let gone = chrono::Duration::milliseconds(-5);
         assert_eq!(retry_delay(2, Some(gone), 0.5), Duration::ZERO);
+        // A jitter that is not a number cannot panic the dispatcher.
+        assert_eq!(retry_delay(1, None, f64::NAN), RETRY_MAX);
+        assert_eq!(retry_delay(1, Some(left), f64::NAN), Duration::from_secs(3));
     }
 }
