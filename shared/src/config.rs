@@ -322,6 +322,9 @@ pub struct PipelineConfig {
     pub otp_life: Duration,
     pub eum: EumSettings,
     pub guard: GuardSettings,
+    /// `DISPATCH_CONCURRENCY`: message groups of one batch sent at once;
+    /// `None` is the whole batch.
+    pub dispatch_concurrency: Option<std::num::NonZeroUsize>,
 }
 
 /// The toll-fraud guard from `ALLOWED_COUNTRIES` and `RATE_LIMIT_PER_*`.
@@ -408,6 +411,12 @@ impl PipelineConfig {
             otp_life: env.otp_life()?,
             eum,
             guard: guard_from_lookup(&get)?,
+            dispatch_concurrency: match env.opt("DISPATCH_CONCURRENCY") {
+                None => None,
+                Some(v) => Some(v.parse().map_err(|_| {
+                    invalid("DISPATCH_CONCURRENCY", "expected a whole number from 1")
+                })?),
+            },
         })
     }
 }
@@ -835,6 +844,9 @@ mod tests {
         );
         assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
         assert!(!pipe(&[("FAST_PATH", "off")]).unwrap().fast_path);
+        assert_eq!(c.dispatch_concurrency, None);
+        let four = pipe(&[("DISPATCH_CONCURRENCY", "4")]).unwrap();
+        assert_eq!(four.dispatch_concurrency.map(|n| n.get()), Some(4));
         for (var, bad) in [
             ("FAST_PATH", "maybe"),
             ("FAST_PATH_BUDGET_MS", "3000"),
@@ -843,6 +855,8 @@ mod tests {
             ("ORIGINATION_IDENTITIES", "{}"),
             ("MAX_PRICE", "-1"),
             ("MAX_PRICE_PER_MINUTE", "cheap"),
+            ("DISPATCH_CONCURRENCY", "0"),
+            ("DISPATCH_CONCURRENCY", "all"),
         ] {
             let err = pipe(&[(var, bad)]).unwrap_err();
             assert!(

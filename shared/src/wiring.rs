@@ -156,6 +156,7 @@ pub async fn aws_pipeline(
         retention: config.retention,
         otp_life: config.otp_life,
         metrics: Metrics::new(Arc::new(StdoutSink)),
+        dispatch_concurrency: config.dispatch_concurrency,
         ..Default::default()
     })
     .build())

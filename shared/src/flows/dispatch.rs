@@ -15,10 +15,12 @@
 //! for the function timeout and would outlast most codes.
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
 use tracing::{Instrument, field};
 
 use super::{Pipeline, failure_text, millis};
@@ -214,27 +216,84 @@ async fn set_retry_visibility(pipeline: &Pipeline, record: &SqsMessage, delay: D
     }
 }
 
-/// The dispatcher flow over one SQS FIFO batch, in order. A failed message
-/// is reported together with every later message of its group, so FIFO
-/// order holds; other groups go on. Each reported message gets the retry
-/// delay of the first failure in its group.
+/// The dispatcher flow over one SQS FIFO batch. Message groups are
+/// dispatched concurrently (at most [`PipelineSettings::dispatch_concurrency`]
+/// at once, the whole batch by default), since only messages of one group
+/// must keep their order: a provider call takes 50–100 ms, and ten
+/// destinations one after another would take a second. Inside a group the
+/// records go strictly in order, and a failed record is reported together
+/// with every later record of its group, so FIFO order holds; other groups
+/// go on. Each reported record gets the retry delay of the first failure in
+/// its group. The failures are listed in the batch's record order.
+///
+/// [`PipelineSettings::dispatch_concurrency`]: super::PipelineSettings::dispatch_concurrency
 pub async fn dispatch_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchResponse {
+    let groups = group_in_order(&event.records);
+    let limit = pipeline
+        .settings
+        .dispatch_concurrency
+        .map_or(groups.len(), NonZeroUsize::get)
+        .max(1);
+    // Groups travel as indices: a closure over borrowed records would make
+    // this future unusable with `tokio::spawn` (a higher-ranked lifetime
+    // the compiler cannot prove).
+    let records = &event.records;
+    let failed: HashSet<String> = stream::iter(groups)
+        .map(|group| dispatch_group(pipeline, records, group))
+        .buffer_unordered(limit)
+        .flat_map(stream::iter)
+        .collect()
+        .await;
     let mut response = SqsBatchResponse::default();
-    let mut failed_groups: HashMap<String, Duration> = HashMap::new();
     for record in &event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
+        let id = record.message_id.clone().unwrap_or_default();
+        if failed.contains(&id) {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// The batch's records (by index) by message group, groups in the order of
+/// their first record, records in batch order. A record without a group id
+/// (not from a FIFO queue) falls in the one group `""`.
+fn group_in_order(records: &[SqsMessage]) -> Vec<Vec<usize>> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, record) in records.iter().enumerate() {
         let group = record
             .attributes
             .get("MessageGroupId")
-            .cloned()
-            .unwrap_or_default();
+            .map_or("", String::as_str);
+        let slot = *index.entry(group).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(i);
+    }
+    groups
+}
+
+/// One message group's records, strictly in order. Returns the message ids
+/// to report: the first failure and everything after it.
+async fn dispatch_group(
+    pipeline: &Pipeline,
+    records: &[SqsMessage],
+    group: Vec<usize>,
+) -> Vec<String> {
+    let mut reported = Vec::new();
+    let mut delay: Option<Duration> = None;
+    for record in group.into_iter().map(|i| &records[i]) {
+        let message_id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!(
             "job",
             message_id = %message_id,
             event_id = field::Empty,
             okta_request = field::Empty
         );
-        let verdict = if failed_groups.contains_key(&group) {
+        let verdict = if delay.is_some() {
             span.in_scope(|| {
                 tracing::info!("an earlier message of this group failed; keeping order")
             });
@@ -250,15 +309,11 @@ pub async fn dispatch_batch(pipeline: &Pipeline, event: SqsEvent) -> SqsBatchRes
             }
             Err(Verdict::Retry) => false,
         };
-        let delay = *failed_groups
-            .entry(group)
-            .or_insert_with(|| delay_for(pipeline, record, poison));
+        let delay = *delay.get_or_insert_with(|| delay_for(pipeline, record, poison));
         set_retry_visibility(pipeline, record, delay).await;
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = message_id;
-        response.batch_item_failures.push(failure);
+        reported.push(message_id);
     }
-    response
+    reported
 }
 
 /// What one poll did.

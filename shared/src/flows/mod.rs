@@ -75,6 +75,9 @@ pub struct PipelineSettings {
     pub guard: GuardSettings,
     /// Where delivery metrics go (EMF on stdout in Lambda).
     pub metrics: Metrics,
+    /// How many message groups of one SQS batch the dispatcher sends at
+    /// once; `None` is all of them (the batch size).
+    pub dispatch_concurrency: Option<std::num::NonZeroUsize>,
 }
 
 impl Default for PipelineSettings {
@@ -89,6 +92,7 @@ impl Default for PipelineSettings {
             hash_key: Vec::new(),
             guard: GuardSettings::default(),
             metrics: Metrics::default(),
+            dispatch_concurrency: None,
         }
     }
 }

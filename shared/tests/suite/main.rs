@@ -10,6 +10,7 @@ mod support;
 mod auth;
 mod aws;
 mod deploy_template;
+mod dispatch_groups;
 mod dispatcher_events;
 mod eum;
 mod events;

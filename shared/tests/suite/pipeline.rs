@@ -12,18 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::sqs::SqsEvent;
 use telehook::clock::Clock;
 use telehook::domain::DeliveryOutcome;
+use telehook::domain::EventId;
 use telehook::domain::channel::Channel;
-use telehook::domain::job::Job;
-use telehook::domain::{DeliveryRequest, EventId};
-use telehook::flows::{destination_hash, dispatch_batch};
+use telehook::flows::dispatch_batch;
 use telehook::ledger::{
     Claim, ClaimOutcome, InMemoryLedger, Ledger, LedgerError, LedgerRecord, RateCount,
     RateDecision, Status,
 };
-use telehook::queue::{JobQueue, OutgoingMessage, ReceivedMessage};
+use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::testkit::Scripted;
 use tokio::time::Instant;
 
@@ -237,26 +235,6 @@ async fn a_crash_between_send_and_record_costs_at_most_one_extra_send() {
     let sends = h.messenger.accepted().len();
     assert!((1..=2).contains(&sends), "{sends} sends");
     assert_eq!(h.record("evt-crash").await.status, Status::Sent);
-}
-
-fn sqs_event(h: &Harness, jobs: &[(&str, DeliveryRequest)]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = jobs
-        .iter()
-        .map(|(id, req)| {
-            ReceivedMessage {
-                message_id: (*id).to_owned(),
-                receipt_handle: format!("rh-{id}"),
-                body: Job::from_request(req).encode(),
-                group_id: destination_hash(&h.pipeline.settings.hash_key, &req.phone),
-                dedup_id: Some(req.event_id.to_string()),
-                receive_count: 1,
-                sent_at_ms: 0,
-            }
-            .to_sqs_message("arn:aws:sqs:local:000000000000:jobs")
-        })
-        .collect();
-    event
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,14 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use telehook::clock::Clock;
 use telehook::domain::channel::Channel;
+use telehook::domain::job::Job;
 use telehook::domain::locale::Locale;
 use telehook::domain::otp::Otp;
 use telehook::domain::phone::PhoneNumber;
 use telehook::domain::{DeliveryRequest, EventId, RequestType};
-use telehook::flows::{Pipeline, PipelineSettings, poll_once};
+use telehook::flows::{Pipeline, PipelineSettings, destination_hash, poll_once};
 use telehook::ledger::{InMemoryLedger, Ledger, LedgerRecord};
 use telehook::messenger::SendError;
 use telehook::queue::{
@@ -112,6 +114,28 @@ pub fn request(h: &Harness, event_id: &str, phone: &str, channel: Channel) -> De
         user_id: Some("00u1".into()),
         context: Default::default(),
     }
+}
+
+/// An SQS batch of these jobs, as Lambda's event source hands it over:
+/// message ids as given, groups the keyed hash of each number.
+pub fn sqs_event(h: &Harness, jobs: &[(&str, DeliveryRequest)]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = jobs
+        .iter()
+        .map(|(id, req)| {
+            ReceivedMessage {
+                message_id: (*id).to_owned(),
+                receipt_handle: format!("rh-{id}"),
+                body: Job::from_request(req).encode(),
+                group_id: destination_hash(&h.pipeline.settings.hash_key, &req.phone),
+                dedup_id: Some(req.event_id.to_string()),
+                receive_count: 1,
+                sent_at_ms: 0,
+            }
+            .to_sqs_message("arn:aws:sqs:local:000000000000:jobs")
+        })
+        .collect();
+    event
 }
 
 pub fn throttled() -> Scripted {
