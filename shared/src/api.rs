@@ -50,6 +50,11 @@ impl std::fmt::Debug for IngressDeps {
     }
 }
 
+/// How long Lambda init waits for the issuer's keys. Init runs with boosted
+/// CPU and outside Okta's budget, but a cold start still delays the hook that
+/// caused it: a short wait, then the first request's own fetch takes over.
+pub const JWKS_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl IngressDeps {
     /// No network I/O: clients are built, keys are fetched on first use.
     /// The phone-number metadata is built here, at init, not on the first
@@ -62,33 +67,40 @@ impl IngressDeps {
         ))
     }
 
-    /// The Lambda's deps: a header secret given by ARN is read now, through
+    /// The Lambda's deps. A header secret given by ARN is read now, through
     /// Secrets Manager, and re-read when a request's header stops matching
-    /// (at most once per cooldown), so a rotation needs no redeploy.
+    /// (at most once per cooldown), so a rotation needs no redeploy. In
+    /// OAuth mode the issuer's keys are fetched now, within
+    /// [`JWKS_INIT_DEADLINE`], so the first hook of a cold instance does not
+    /// pay for them inside Okta's 3 seconds; if the issuer does not answer
+    /// in time, the first hook fetches them as before.
     pub async fn for_lambda(
         config: &Config,
         delivery: Arc<dyn Delivery>,
         secrets: &aws_sdk_secretsmanager::Client,
     ) -> Result<Self, AuthInitError> {
-        let AuthConfig::HeaderSecret(HeaderSecretConfig {
-            header,
-            secret: SecretSetting::Arn(arn),
-        }) = &config.auth
-        else {
-            return Self::new(config, delivery);
+        let deps = match &config.auth {
+            AuthConfig::HeaderSecret(HeaderSecretConfig {
+                header,
+                secret: SecretSetting::Arn(arn),
+            }) => {
+                let source = SecretsManagerSecret::new(secrets.clone(), arn);
+                let value = source.read().await.map_err(|e| ConfigError::Invalid {
+                    var: "AUTH_HEADER_SECRET_ARN",
+                    reason: e.to_string(),
+                })?;
+                let refresher = Refresher::new(Arc::new(source), REFRESH_COOLDOWN);
+                let auth = Authenticator::HeaderSecret(HeaderSecret::with_value(
+                    header.clone(),
+                    &value,
+                    Some(refresher),
+                ));
+                Self::with_auth(auth, config, delivery)
+            }
+            _ => Self::new(config, delivery)?,
         };
-        let source = SecretsManagerSecret::new(secrets.clone(), arn);
-        let value = source.read().await.map_err(|e| ConfigError::Invalid {
-            var: "AUTH_HEADER_SECRET_ARN",
-            reason: e.to_string(),
-        })?;
-        let refresher = Refresher::new(Arc::new(source), REFRESH_COOLDOWN);
-        let auth = Authenticator::HeaderSecret(HeaderSecret::with_value(
-            header.clone(),
-            &value,
-            Some(refresher),
-        ));
-        Ok(Self::with_auth(auth, config, delivery))
+        deps.auth.prefetch(JWKS_INIT_DEADLINE).await;
+        Ok(deps)
     }
 
     fn with_auth(auth: Authenticator, config: &Config, delivery: Arc<dyn Delivery>) -> Self {

@@ -1,5 +1,5 @@
-//! The issuer's signing keys: fetched lazily, cached, refreshed at most once
-//! per cool-down.
+//! The issuer's signing keys: fetched at init when the issuer answers in
+//! time, else on first use; cached, refreshed at most once per cool-down.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -81,6 +81,35 @@ impl JwksCache {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < self.ttl);
         (state.keys.get(kid).cloned(), fresh)
+    }
+
+    /// Loads the keys before the first request needs them (Lambda init),
+    /// giving up after `deadline`. A failure changes nothing: no cool-down
+    /// starts, so the first request fetches as if this had not run. Returns
+    /// whether keys were loaded.
+    pub async fn prefetch(&self, deadline: Duration) -> bool {
+        let _single_flight = self.refresh.lock().await;
+        match tokio::time::timeout(deadline, self.fetch()).await {
+            Ok(Ok(keys)) => {
+                tracing::info!(keys = keys.len(), "issuer JWKS loaded at init");
+                let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+                state.keys = keys;
+                state.fetched_at = Some(Instant::now());
+                state.last_attempt = state.fetched_at;
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "issuer JWKS not loaded at init; the first hook fetches it");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    deadline_ms = deadline.as_millis() as u64,
+                    "issuer JWKS not loaded at init in time; the first hook fetches it"
+                );
+                false
+            }
+        }
     }
 
     pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, AuthError> {

@@ -96,6 +96,12 @@ impl JwtVerifier {
         &self.jwks
     }
 
+    /// Fetches the issuer's keys ahead of the first token (see
+    /// [`JwksCache::prefetch`]).
+    pub async fn prefetch_keys(&self, deadline: Duration) -> bool {
+        self.jwks.prefetch(deadline).await
+    }
+
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let kid = unverified_kid(token)?;
         let key = self.jwks.key(&kid).await?;

@@ -133,6 +133,17 @@ impl Authenticator {
         })
     }
 
+    /// Loads what the first request would otherwise fetch inside Okta's
+    /// 3 seconds: the issuer's keys, in OAuth mode, within `deadline`. A
+    /// failure is logged and left to the first request; nothing else
+    /// changes, so init never depends on the issuer being reachable.
+    pub async fn prefetch(&self, deadline: std::time::Duration) -> bool {
+        match self {
+            Authenticator::OAuth(v) => v.prefetch_keys(deadline).await,
+            Authenticator::HeaderSecret(_) => true,
+        }
+    }
+
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         match self {
             Authenticator::OAuth(v) => {

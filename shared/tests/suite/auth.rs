@@ -452,3 +452,102 @@ async fn the_org_authorization_server_is_supported() {
     .await;
     assert_eq!(resp.status_code, 401);
 }
+
+/// A secrets client that is never called: OAuth mode reads no secret.
+fn unused_secrets_client() -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+async fn lambda_deps(issuer: &TestIssuer) -> IngressDeps {
+    IngressDeps::for_lambda(
+        &issuer.config(),
+        Arc::new(RecordingDelivery::new()),
+        &unused_secrets_client(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn first_hook(issuer: &TestIssuer, deps: &IngressDeps) -> i64 {
+    telehook(
+        deps,
+        proxy_event(&sms_body(), Some(&format!("Bearer {}", issuer.token()))),
+    )
+    .await
+    .status_code
+}
+
+#[tokio::test]
+async fn lambda_init_loads_the_keys_so_the_first_hook_fetches_nothing() {
+    let issuer = TestIssuer::start().await;
+    let deps = lambda_deps(&issuer).await;
+    assert_eq!(issuer.jwks_fetches().await, 1, "fetched at init");
+    assert_eq!(first_hook(&issuer, &deps).await, 200);
+    assert_eq!(issuer.jwks_fetches().await, 1, "the first hook used them");
+}
+
+#[tokio::test]
+async fn an_issuer_down_at_init_leaves_the_fetch_to_the_first_hook() {
+    let issuer = TestIssuer::start().await;
+    issuer.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::path(JWKS_PATH))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount(&issuer.server)
+        .await;
+    // Init succeeds without keys.
+    let deps = lambda_deps(&issuer).await;
+    let at_init = issuer.jwks_fetches().await;
+    assert!(at_init >= 1, "tried at init");
+    // The issuer is back: the first hook fetches at once, with no cool-down
+    // left over from the failed try at init.
+    issuer.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::path(JWKS_PATH))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(issuer.key.jwks()))
+        .mount(&issuer.server)
+        .await;
+    assert_eq!(first_hook(&issuer, &deps).await, 200);
+    assert_eq!(
+        issuer.jwks_fetches().await,
+        1,
+        "one fetch, by the first hook"
+    );
+}
+
+/// Tokio's clock is paused, so the wait is virtual and exact: init gives up
+/// at its deadline, before the key client's own timeout (900 ms, then one
+/// retry) would have ended it.
+#[tokio::test(start_paused = true)]
+async fn a_slow_issuer_at_init_costs_at_most_the_init_deadline() {
+    let issuer = TestIssuer::start().await;
+    issuer.server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::path(JWKS_PATH))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(issuer.key.jwks())
+                .set_delay(std::time::Duration::from_secs(30)),
+        )
+        .mount(&issuer.server)
+        .await;
+    let started = tokio::time::Instant::now();
+    let deps = lambda_deps(&issuer).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= telehook::api::JWKS_INIT_DEADLINE
+            && waited < std::time::Duration::from_millis(900),
+        "{waited:?}"
+    );
+    let Authenticator::OAuth(v) = &deps.auth else {
+        panic!("oauth")
+    };
+    assert!(
+        matches!(
+            v.verify(&issuer.token()).await,
+            Err(AuthError::KeysUnavailable(_))
+        ),
+        "no keys yet; the first request tried again"
+    );
+}
