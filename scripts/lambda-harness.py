@@ -8,8 +8,18 @@ reports each binary's responses and its peak resident memory (VmHWM), read
 from /proc while the process is still alive.
 
 Usage: .venv/bin/python scripts/lambda-harness.py [--release-dir target/release] [--rounds 20]
-Needs: the binaries built (`cargo build --release --bins`), and .venv from
-scripts/test-env (moto and boto3).
+       .venv/bin/python scripts/lambda-harness.py --cold-first-hook 30
+
+--cold-first-hook N starts N cold ingress instances in OAuth mode against a
+local JWKS server that answers after --jwks-latency-ms (100: a fetch from
+Okta is a TLS handshake and a round trip), each handling one hook, and reports the first hook's
+latency (event handed over to answer received) in two modes: the keys
+reachable at init (the ingress loads them there), and the keys unreachable
+at init but back before the hook (so the first hook fetches them: how every
+cold start worked before the init fetch).
+
+Needs: the binaries built (`cargo build --release --bins`, the `telehook`
+command included), and .venv from scripts/test-env (moto and boto3).
 """
 
 import argparse
@@ -43,6 +53,10 @@ class RuntimeApi:
         self.responses = {}
         self.errors = {}
         self.done = threading.Event()
+        # Set when the function first asks for an event: its init is over.
+        self.polled = threading.Event()
+        self.handed = {}
+        self.answered = {}
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,7 +65,9 @@ class RuntimeApi:
 
             def do_GET(self):
                 if self.path.endswith("/runtime/invocation/next"):
+                    api.polled.set()
                     request_id, payload = api.events.get()
+                    api.handed[request_id] = time.perf_counter()
                     body = json.dumps(payload).encode()
                     self.send_response(200)
                     self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
@@ -69,6 +85,7 @@ class RuntimeApi:
                 body = self.rfile.read(length) if length else b""
                 parts = self.path.split("/")
                 request_id = parts[-2] if len(parts) > 2 else ""
+                api.answered[request_id] = time.perf_counter()
                 if self.path.endswith("/response"):
                     api.responses[request_id] = json.loads(body or b"null")
                 elif self.path.endswith("/error"):
@@ -179,10 +196,115 @@ def peak_rss_kib(pid):
     return None
 
 
+def jwks_server(jwks, latency_ms):
+    """Serves a key set at /oauth2/default/v1/keys while state["up"] (503
+    otherwise), each answer after latency_ms: a fetch from Okta over the
+    internet is a TLS handshake and a round trip, not a loopback call."""
+    state = {"up": False, "served": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if not state["up"] or self.path != "/oauth2/default/v1/keys":
+                self.send_error(503)
+                return
+            time.sleep(latency_ms / 1000)
+            state["served"] += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(jwks)))
+            self.end_headers()
+            self.wfile.write(jwks)
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{port}", state
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def cold_first_hook(args, env):
+    """The first hook's latency on cold instances, keys loaded at init or not."""
+    import tempfile
+
+    cli = os.path.join(args.release_dir, "telehook")
+    state_dir = tempfile.mkdtemp(prefix="telehook-harness-")
+    jwks = subprocess.check_output([cli, "token", "--jwks", "--state-dir", state_dir]).strip()
+    url, keys = jwks_server(jwks, args.jwks_latency_ms)
+    issuer = url + "/oauth2/default"
+    token = subprocess.check_output([cli, "token", "--state-dir", state_dir, "--issuer", issuer]).decode().strip()
+    env = {k: v for k, v in env.items() if not k.startswith("AUTH_")}
+    env.update(
+        {
+            "OKTA_ISSUER": issuer,
+            "OKTA_CLIENT_IDS": "telehook-local",
+            "OKTA_REQUIRED_SCOPE": "telephony.hook",
+            "OKTA_AUDIENCE": "api://default",
+        }
+    )
+    template = open(os.path.join(ROOT, "events", "ingress-sms.json")).read().replace("{{token}}", token)
+    report = {}
+    for mode, up_at_init in [("keys loaded at init", True), ("keys fetched by the first hook", False)]:
+        latencies, statuses, served_at_init = [], {}, 0
+        for trial in range(args.cold_first_hook):
+            event = json.loads(template)
+            body = json.loads(event["body"])
+            body["eventId"] = f"cold-{uuid.uuid4().hex[:12]}"
+            event["body"] = json.dumps(body)
+            runtime = RuntimeApi()
+            keys["up"] = up_at_init
+            proc = subprocess.Popen(
+                [os.path.join(args.release_dir, "ingress")],
+                env={**env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{runtime.port}"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                served = keys["served"]
+                if not runtime.polled.wait(timeout=60):
+                    sys.exit("the ingress did not finish its init")
+                served_at_init += keys["served"] - served
+                keys["up"] = True
+                runtime.load([event])
+                if not runtime.done.wait(timeout=60):
+                    sys.exit("the ingress did not answer its first hook")
+            finally:
+                proc.kill()
+                proc.wait()
+                runtime.server.shutdown()
+            (rid,) = runtime.handed
+            latencies.append((runtime.answered[rid] - runtime.handed[rid]) * 1000)
+            code = str((runtime.responses.get(rid) or {}).get("statusCode", "error"))
+            statuses[code] = statuses.get(code, 0) + 1
+        report[mode] = {
+            "instances": len(latencies),
+            "keySetsServedDuringInit": served_at_init,
+            "keyServerLatencyMs": args.jwks_latency_ms,
+            "statusCodes": statuses,
+            "firstHookMs": {
+                "p50": round(percentile(latencies, 50), 2),
+                "p90": round(percentile(latencies, 90), 2),
+                "max": round(max(latencies), 2),
+                "mean": round(sum(latencies) / len(latencies), 2),
+            },
+        }
+    print(json.dumps(report, indent=2))
+    ok = all(r["statusCodes"] == {"200": r["instances"]} for r in report.values())
+    sys.exit(0 if ok else 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--release-dir", default=os.path.join(ROOT, "target", "release"))
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--cold-first-hook", type=int, default=0, metavar="N")
+    ap.add_argument("--jwks-latency-ms", type=int, default=100)
     args = ap.parse_args()
 
     moto, moto_url = start_moto()
@@ -216,6 +338,8 @@ def main():
                 "RUST_LOG": "warn",
             }
         )
+        if args.cold_first_hook:
+            cold_first_hook(args, env)
         report = {}
         for binary, prefix in [("ingress", "ingress-"), ("dispatcher", "dispatcher-"), ("dlq-replayer", "dlq-replayer")]:
             payloads = events(prefix, args.rounds)

@@ -108,11 +108,19 @@ pub struct TokenArgs {
     /// Lifetime in seconds; negative mints an expired token.
     #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
     expires_in: i64,
+    /// Print the dev issuer's public key set (JWKS) instead of a token, for
+    /// serving it elsewhere.
+    #[arg(long)]
+    jwks: bool,
 }
 
 /// `telehook token`: prints a token from the dev issuer.
 pub fn token(args: &TokenArgs) -> Result<(), Error> {
     let key = load_or_create_key(&args.state_dir)?;
+    if args.jwks {
+        println!("{}", key.jwks());
+        return Ok(());
+    }
     let issuer = args
         .issuer
         .clone()

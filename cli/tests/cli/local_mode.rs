@@ -219,6 +219,18 @@ async fn serve_delivers_every_valid_event_once_in_its_language() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // `token --jwks` prints the key set the issuer publishes.
+    let published: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{}/oauth2/default/v1/keys", server.port))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&server.token(&["--jwks"])).unwrap();
+    assert_eq!(printed, published);
+    assert!(printed["keys"][0]["n"].is_string() && printed["keys"][0].get("d").is_none());
 
     let token = server.token(&[]);
     let bodies = valid_bodies();

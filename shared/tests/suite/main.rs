@@ -18,6 +18,7 @@ mod fuzz;
 mod ingress;
 mod layout;
 mod okta_context;
+mod phone_golden;
 mod phone_table;
 mod pipeline;
 mod pipeline_logs;

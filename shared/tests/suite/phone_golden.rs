@@ -1,0 +1,151 @@
+//! Phone parsing against Google's libphonenumber, number by number: the
+//! golden file holds more than 10,000 numbers from every region the
+//! metadata knows (every number type with an example, valid and invalid
+//! neighbours, one digit short and long), each in E.164, without the `+`
+//! and in national form. `scripts/phone-golden.py` writes it with the
+//! `phonenumbers` package (the metadata release `rlibphonenumber` embeds).
+//! Our parser must agree on acceptance, E.164 form, region, validity and
+//! number type for at least 99.9 % of the rows; every disagreement is
+//! listed.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use telehook::domain::{NumberType, PhoneNumber, Region};
+
+fn golden_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/phone-golden.csv")
+}
+
+/// One row: the input and region, then the expected columns joined.
+struct Row {
+    region: String,
+    input: String,
+    form: String,
+    expected: String,
+}
+
+fn rows() -> Vec<Row> {
+    let text = std::fs::read_to_string(golden_path()).expect("golden file");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("default_region,"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 8, "bad row {l}");
+            Row {
+                region: f[0].into(),
+                input: f[1].into(),
+                form: f[2].into(),
+                expected: f[3..].join(","),
+            }
+        })
+        .collect()
+}
+
+fn type_name(t: NumberType) -> &'static str {
+    match t {
+        NumberType::FixedLine => "FIXED_LINE",
+        NumberType::Mobile => "MOBILE",
+        NumberType::FixedLineOrMobile => "FIXED_LINE_OR_MOBILE",
+        NumberType::TollFree => "TOLL_FREE",
+        NumberType::PremiumRate => "PREMIUM_RATE",
+        NumberType::SharedCost => "SHARED_COST",
+        NumberType::Voip => "VOIP",
+        NumberType::PersonalNumber => "PERSONAL_NUMBER",
+        NumberType::Pager => "PAGER",
+        NumberType::Uan => "UAN",
+        NumberType::Voicemail => "VOICEMAIL",
+        NumberType::Unknown => "UNKNOWN",
+    }
+}
+
+/// Our reading in the golden file's columns.
+fn ours(input: &str, region: Region) -> String {
+    match PhoneNumber::read(input, region) {
+        Err(_) => "refused,,,,".to_owned(),
+        Ok((n, _)) => format!(
+            "accepted,{},{},{},{}",
+            n.e164(),
+            n.region().map_or("", |r| r.as_str()),
+            if n.is_verified() { "valid" } else { "possible" },
+            type_name(n.number_type())
+        ),
+    }
+}
+
+#[test]
+fn the_golden_file_covers_every_region_form_and_type() {
+    let rows = rows();
+    let numbers: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.form == "e164")
+        .map(|r| r.input.as_str())
+        .collect();
+    let regions: BTreeSet<&str> = rows.iter().map(|r| r.region.as_str()).collect();
+    assert!(numbers.len() >= 10_000, "{} numbers", numbers.len());
+    assert!(regions.len() >= 240, "{} regions", regions.len());
+    for form in ["e164", "international-no-plus", "national"] {
+        assert!(rows.iter().any(|r| r.form == form), "{form}");
+    }
+    for column in [
+        "refused,",
+        ",possible,",
+        ",valid,MOBILE",
+        ",valid,FIXED_LINE",
+        ",valid,TOLL_FREE",
+        ",valid,PREMIUM_RATE",
+        ",valid,VOIP",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.expected.contains(column)),
+            "{column}"
+        );
+    }
+}
+
+#[test]
+fn parsing_agrees_with_libphonenumber_on_the_golden_file() {
+    let rows = rows();
+    let mut disagreements = Vec::new();
+    for r in &rows {
+        let region: Region = r.region.parse().expect("region");
+        let got = ours(&r.input, region);
+        if got != r.expected {
+            disagreements.push(format!(
+                "{} {} ({}): ours {got}, libphonenumber {}",
+                r.region, r.input, r.form, r.expected
+            ));
+        }
+    }
+    // Listed even when within the bound, so a run with --nocapture shows
+    // exactly where the two differ.
+    for d in &disagreements {
+        println!("{d}");
+    }
+    let allowed = rows.len() / 1000;
+    assert!(
+        disagreements.len() <= allowed,
+        "{} of {} rows differ (at most {allowed} may):\n{}",
+        disagreements.len(),
+        rows.len(),
+        disagreements.join("\n")
+    );
+}
+
+/// The committed file is what the generator writes today (needs the
+/// project's `.venv`, which the test command sets up).
+#[test]
+fn golden_file_matches_its_generator() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .current_dir(&root)
+        .args(["scripts/phone-golden.py", "--check"])
+        .arg(golden_path())
+        .output()
+        .expect("run scripts/phone-golden.py with the project's .venv");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
