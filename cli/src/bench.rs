@@ -231,7 +231,7 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
         "chaos": args.chaos,
         "invariants": run.invariants,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    outln!("{}", serde_json::to_string_pretty(&report)?);
     if std::env::var_os("TELEHOOK_BENCH_KEEP").is_some() {
         eprintln!("state kept in {}", state_dir.display());
     } else {

@@ -59,7 +59,7 @@ pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
             serde_json::to_value(replay_dlq(&backend.pipeline, dlq.as_ref(), &request).await?)?
         }
     };
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&response).unwrap_or_default()
     );

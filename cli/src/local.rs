@@ -12,7 +12,7 @@ use telehook::crypto::random_hex;
 use telehook::domain::locale::Locale;
 use telehook::flows::{Pipeline, PipelineSettings};
 use telehook::ledger::InMemoryLedger;
-use telehook::messenger::outbox::OutboxMessenger;
+use telehook::messenger::outbox::{Notices, OutboxMessenger};
 use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
 use telehook::templates::Templates;
 use telehook::testkit::DelayedMessenger;
@@ -118,7 +118,7 @@ pub struct TokenArgs {
 pub fn token(args: &TokenArgs) -> Result<(), Error> {
     let key = load_or_create_key(&args.state_dir)?;
     if args.jwks {
-        println!("{}", key.jwks());
+        outln!("{}", key.jwks());
         return Ok(());
     }
     let issuer = args
@@ -133,7 +133,7 @@ pub fn token(args: &TokenArgs) -> Result<(), Error> {
         &scopes,
         args.expires_in,
     );
-    println!("{}", key.sign(&claims)?);
+    outln!("{}", key.sign(&claims)?);
     Ok(())
 }
 
@@ -237,7 +237,7 @@ pub fn default_outbox(state_dir: &Path) -> PathBuf {
 /// In-memory ledger and FIFO queue (with delay, visibility and DLQ), built-in
 /// templates, and the outbox as the messenger.
 pub fn local_backend(outbox: &Path, fast_path: bool) -> Result<Backend, Error> {
-    local_backend_with_latency(outbox, fast_path, Duration::ZERO, true, None)
+    local_backend_with_latency(outbox, fast_path, Duration::ZERO, Notices::Stderr, None)
 }
 
 /// As [`local_backend`], with an artificial provider latency.
@@ -245,7 +245,7 @@ pub fn local_backend_with_latency(
     outbox: &Path,
     fast_path: bool,
     provider_latency: Duration,
-    notices: bool,
+    notices: Notices,
     chaos: Option<&telehook::testkit::chaos::ChaosSpec>,
 ) -> Result<Backend, Error> {
     let clock = Arc::new(SystemClock);

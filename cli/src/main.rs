@@ -3,6 +3,17 @@
 //! (`serve`, `token`, `invoke`), `check`, the load test (`bench`) and the
 //! operations on a deployed stack (`replay`, `templates`).
 
+/// `println!` for command output that may go into a pipe: a write error
+/// returns from the calling function (`?`), and `main` treats a closed pipe
+/// (`telehook templates list | head`) as the end of the output, not as a
+/// failure and never as a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod bench;
 mod check;
 mod invoke;
@@ -74,11 +85,18 @@ fn block_on(work: impl Future<Output = Result<(), local::Error>>) -> Result<(), 
 fn report(result: Result<(), local::Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_closed_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The reader of our stdout went away (`| head`): the output simply ends.
+fn is_closed_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 #[cfg(test)]

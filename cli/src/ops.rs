@@ -38,7 +38,8 @@ pub enum ReplayCommand {
         /// Find the state machine from this stack's outputs.
         #[arg(long)]
         stack: Option<String>,
-        /// The DlqReplay state machine's ARN.
+        /// The DlqReplay state machine's ARN [or --stack, or
+        /// REPLAY_STATE_MACHINE_ARN].
         #[arg(long)]
         state_machine_arn: Option<String>,
     },
@@ -47,10 +48,10 @@ pub enum ReplayCommand {
         /// Find the queues from this stack's outputs.
         #[arg(long)]
         stack: Option<String>,
-        /// The job queue's URL.
+        /// The job queue's URL [or --stack, or QUEUE_URL].
         #[arg(long)]
         queue_url: Option<String>,
-        /// The dead-letter queue's URL.
+        /// The dead-letter queue's URL [or --stack, or DLQ_URL].
         #[arg(long)]
         dlq_url: Option<String>,
     },
@@ -78,7 +79,7 @@ pub struct TableArgs {
     /// Find the table from this stack's outputs.
     #[arg(long)]
     stack: Option<String>,
-    /// The templates table's name.
+    /// The templates table's name [or --stack, or TEMPLATES_TABLE].
     #[arg(long)]
     table: Option<String>,
 }
@@ -99,8 +100,11 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
                 &sdk,
                 state_machine_arn,
                 stack.as_deref(),
-                "ReplayStateMachineArn",
-                "--state-machine-arn",
+                Source {
+                    flag: "--state-machine-arn",
+                    output: "ReplayStateMachineArn",
+                    env: "REPLAY_STATE_MACHINE_ARN",
+                },
             )
             .await?;
             let start = ReplayStart {
@@ -118,8 +122,18 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
             dlq_url,
         } => {
             let stack = stack.as_deref();
-            let queue = resolve(&sdk, queue_url, stack, "JobQueueUrl", "--queue-url").await?;
-            let dlq = resolve(&sdk, dlq_url, stack, "DeadLetterQueueUrl", "--dlq-url").await?;
+            let queue = Source {
+                flag: "--queue-url",
+                output: "JobQueueUrl",
+                env: "QUEUE_URL",
+            };
+            let queue = resolve(&sdk, queue_url, stack, queue).await?;
+            let dlq = Source {
+                flag: "--dlq-url",
+                output: "DeadLetterQueueUrl",
+                env: "DLQ_URL",
+            };
+            let dlq = resolve(&sdk, dlq_url, stack, dlq).await?;
             replay_status(&sdk, &queue, &dlq).await
         }
     }
@@ -136,8 +150,11 @@ pub async fn templates(command: TemplatesCommand) -> Result<(), Error> {
         &sdk,
         which.table,
         which.stack.as_deref(),
-        "TemplatesTableName",
-        "--table",
+        Source {
+            flag: "--table",
+            output: "TemplatesTableName",
+            env: "TEMPLATES_TABLE",
+        },
     )
     .await?;
     match dir {
@@ -160,7 +177,23 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<HashMap<Strin
         .stack_name(stack)
         .send()
         .await
-        .map_err(failed(&format!("cannot describe stack {stack}")))?;
+        .map_err(|e| -> Error {
+            use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+            // CloudFormation answers a stack it does not know with a
+            // ValidationError; say that, not the raw response.
+            if e.code() == Some("ValidationError") {
+                let region = sdk
+                    .region()
+                    .map_or("the configured region".to_owned(), |r| r.to_string());
+                format!(
+                    "stack {stack} not found in {region}: {}",
+                    e.message().unwrap_or("it does not exist")
+                )
+                .into()
+            } else {
+                failed(&format!("cannot describe stack {stack}"))(e).into()
+            }
+        })?;
     let stack = out
         .stacks()
         .first()
@@ -172,24 +205,35 @@ pub async fn stack_outputs(sdk: &SdkConfig, stack: &str) -> Result<HashMap<Strin
         .collect())
 }
 
-/// An explicit value, or the stack output of that name.
+/// Where a resource's name comes from, first match wins: its flag, the
+/// output of the stack given with `--stack`, then the environment variable
+/// the Lambdas use for it (what the emulator setup exports).
+pub struct Source<'a> {
+    pub flag: &'a str,
+    pub output: &'a str,
+    pub env: &'a str,
+}
+
 pub async fn resolve(
     sdk: &SdkConfig,
     explicit: Option<String>,
     stack: Option<&str>,
-    output: &str,
-    flag: &str,
+    source: Source<'_>,
 ) -> Result<String, Error> {
     if let Some(v) = explicit {
         return Ok(v);
     }
-    let Some(stack) = stack else {
-        return Err(format!("give {flag} or --stack").into());
-    };
-    stack_outputs(sdk, stack)
-        .await?
-        .remove(output)
-        .ok_or_else(|| format!("stack {stack} has no output {output}").into())
+    if let Some(stack) = stack {
+        let output = source.output;
+        return stack_outputs(sdk, stack)
+            .await?
+            .remove(output)
+            .ok_or_else(|| format!("stack {stack} has no output {output}").into());
+    }
+    match std::env::var(source.env) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(format!("give {}, set {}, or give --stack", source.flag, source.env).into()),
+    }
 }
 
 pub struct ReplayStart {
@@ -233,7 +277,7 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
         .await
         .map_err(failed("cannot start the replay"))?;
     let arn = started.execution_arn().to_owned();
-    println!("execution {arn}");
+    outln!("execution {arn}");
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     let deadline = tokio::time::Instant::now() + args.timeout;
@@ -259,9 +303,9 @@ pub async fn replay_start(sdk: &SdkConfig, args: ReplayStart) -> Result<(), Erro
         }
         if status != ExecutionStatus::Running || !args.follow {
             bar.finish_and_clear();
-            println!("{}", ending(&status, d.error(), d.cause()));
+            outln!("{}", ending(&status, d.error(), d.cause()));
             if let Some(output) = d.output() {
-                println!("{output}");
+                outln!("{output}");
             }
             return match status {
                 ExecutionStatus::Running
@@ -279,9 +323,11 @@ pub async fn replay_status(sdk: &SdkConfig, queue_url: &str, dlq_url: &str) -> R
     let sqs = telehook::aws::SqsClient::new(sdk);
     for (name, url) in [("queue", queue_url), ("dead-letter queue", dlq_url)] {
         let d = SqsQueue::new(sqs.clone(), url).depth().await?;
-        println!(
+        outln!(
             "{name}: {} visible, {} in flight, {} delayed",
-            d.visible, d.in_flight, d.delayed
+            d.visible,
+            d.in_flight,
+            d.delayed
         );
     }
     Ok(())
@@ -312,9 +358,9 @@ pub async fn templates_push(sdk: &SdkConfig, dir: &Path, table: &str) -> Result<
     }
     for t in &templates {
         store.put(t).await?;
-        println!("pushed {} {}", t.locale, t.channel);
+        outln!("pushed {} {}", t.locale, t.channel);
     }
-    println!(
+    outln!(
         "{} templates from {} files into {table}",
         templates.len(),
         files.len()
@@ -331,7 +377,7 @@ pub async fn templates_list(sdk: &SdkConfig, table: &str) -> Result<(), Error> {
     for t in store.list().await? {
         let voice = t.voice_id.as_deref().unwrap_or("-");
         let preview: String = t.body.chars().take(60).collect();
-        println!(
+        outln!(
             "{:<8} {:<6} {:<5} {:<8} {preview}",
             t.locale,
             t.channel.as_str(),

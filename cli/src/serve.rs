@@ -29,6 +29,7 @@ use telehook::ledger::Status;
 use telehook::testkit::chaos::ChaosSpec;
 
 use crate::local::{self, Backend, Error, LocalArgs};
+use telehook::messenger::outbox::Notices;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -120,7 +121,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             &outbox,
             args.local.fast_path(),
             Duration::from_millis(args.provider_latency_ms),
-            !args.quiet,
+            if args.quiet {
+                Notices::Off
+            } else {
+                Notices::Stdout
+            },
             args.chaos.as_deref(),
         )?
     };

@@ -56,7 +56,8 @@ impl std::fmt::Debug for IngressDeps {
 pub const JWKS_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl IngressDeps {
-    /// No network I/O: clients are built, keys are fetched on first use.
+    /// No network I/O: clients are built, keys are fetched on first use
+    /// (the Lambda's [`IngressDeps::for_lambda`] fetches them at init).
     /// The phone-number metadata is built here, at init, not on the first
     /// request.
     pub fn new(config: &Config, delivery: Arc<dyn Delivery>) -> Result<Self, AuthInitError> {

@@ -171,7 +171,8 @@ pub struct LambdaInit {
     pub config: PipelineConfig,
 }
 
-/// The SDK clients and the pipeline on them. No network I/O.
+/// The SDK clients and the pipeline on them. The only network I/O is
+/// reading a hash key given by ARN.
 pub async fn lambda_init() -> Result<LambdaInit, crate::config::ConfigError> {
     let config = PipelineConfig::from_env()?;
     let clients = AwsClients::new(&crate::aws::load_sdk_config().await);

@@ -45,8 +45,8 @@ fn invoke(file: &str, env: &[(&str, &str)]) -> (Value, Vec<Value>) {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let start = text.find("\n{").map(|i| i + 1).unwrap_or(0);
-    let resp: Value = serde_json::from_str(&text[start..]).unwrap();
+    // stdout is the response alone; the outbox notices go to stderr.
+    let resp: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(resp["statusCode"], 200, "{file}");
     let answer: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
     let lines = outbox(&dir.join("outbox.jsonl"));
@@ -307,8 +307,7 @@ fn fast_path_follows_flag_then_environment_then_default() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8(out.stdout).unwrap();
-        let start = text.find("\n{").map(|i| i + 1).unwrap_or(0);
-        let resp: Value = serde_json::from_str(&text[start..]).unwrap();
+        let resp: Value = serde_json::from_str(&text).unwrap();
         let answer: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
         let _ = std::fs::remove_dir_all(dir);
         answer["commands"][0]["value"][0]["status"]

@@ -221,7 +221,10 @@ async fn serve_delivers_every_valid_event_once_in_its_language() {
     assert_eq!(health.status(), 200);
     // `token --jwks` prints the key set the issuer publishes.
     let published: serde_json::Value = client
-        .get(format!("http://127.0.0.1:{}/oauth2/default/v1/keys", server.port))
+        .get(format!(
+            "http://127.0.0.1:{}/oauth2/default/v1/keys",
+            server.port
+        ))
         .send()
         .await
         .unwrap()
@@ -390,12 +393,16 @@ fn invoke_runs_every_event_file_and_prints_json() {
             "{name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // Outbox notices go to stdout before the response; the response is the
-        // JSON document that ends the output.
+        // stdout is the handler's JSON response alone (it pipes to `jq`);
+        // the outbox notices go to stderr.
         let text = String::from_utf8(out.stdout).unwrap();
-        let start = text.find("\n{").map(|i| i + 1).unwrap_or(0);
         let json: serde_json::Value =
-            serde_json::from_str(&text[start..]).unwrap_or_else(|e| panic!("{name}: {e}: {text}"));
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}: {text}"));
+        let notices = String::from_utf8_lossy(&out.stderr);
+        if name == "ingress-sms.json" {
+            assert!(notices.contains("outbox: sms to +1"), "{name}: {notices}");
+        }
+        assert!(!text.contains("outbox:"), "{name}");
         match function {
             "ingress" => {
                 let code = json["statusCode"].as_i64().unwrap();

@@ -12,18 +12,22 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_telehook");
 
-fn telehook(url: &str, args: &[&str]) -> Output {
-    let out = Command::new(BIN)
-        .args(args)
+/// The command with the emulator as its AWS.
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("AWS_ENDPOINT_URL", url)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap();
+        .env_remove("AWS_PROFILE");
+    cmd
+}
+
+fn telehook(url: &str, args: &[&str]) -> Output {
+    let out = command(url, args).output().unwrap();
     assert!(
         out.status.success(),
         "telehook {args:?} failed: {}{}",
@@ -58,16 +62,38 @@ async fn templates_push_and_list() {
         "{}",
         stdout(&pushed)
     );
-    let listed = stdout(&telehook(
-        &m.url,
-        &["templates", "list", "--table", "telehook-templates"],
-    ));
+    // The table from TEMPLATES_TABLE, as the Lambdas name it.
+    let listed = command(&m.url, &["templates", "list"])
+        .env("TEMPLATES_TABLE", "telehook-templates")
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed = stdout(&listed);
     assert_eq!(listed.lines().count(), 24, "{listed}");
     assert!(
         listed
             .lines()
             .any(|l| l.starts_with("pt-BR") && l.contains("voice") && l.contains("Camila"))
     );
+    // `templates list | head -1`: the reader is gone before the first line
+    // (its end of the pipe is closed before the command starts), so every
+    // write fails with a broken pipe. The output ends; nothing panics.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = command(
+        &m.url,
+        &["templates", "list", "--table", "telehook-templates"],
+    )
+    .stdout(writer)
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,4 +187,55 @@ async fn replay_status_finds_the_queues_from_stack_outputs() {
         "{out}"
     );
     assert!(out.contains("dead-letter queue: 0 visible"), "{out}");
+
+    // Without --stack, the variables the Lambdas use (and the emulator
+    // setup exports) name the queues.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = |name: &'static str| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap()
+        }
+    };
+    let listed = command(&m.url, &["replay", "status"])
+        .env("QUEUE_URL", url("jobs.fifo").await)
+        .env("DLQ_URL", url("jobs-dlq.fifo").await)
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(stdout(&listed).contains("dead-letter queue: 0 visible"));
+    // Nothing given: say every way to give it.
+    let none = command(&m.url, &["replay", "status"])
+        .env_remove("QUEUE_URL")
+        .env_remove("DLQ_URL")
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr)
+            .contains("give --queue-url, set QUEUE_URL, or give --stack"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+    // A stack that does not exist: one clear line, not a raw HTTP response.
+    let missing = command(&m.url, &["replay", "status", "--stack", "no-such-stack"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(
+        err.contains("stack no-such-stack not found in us-east-1"),
+        "{err}"
+    );
+    assert!(!err.contains("HTTP") && !err.contains("<?xml"), "{err}");
 }

@@ -124,8 +124,8 @@ pub enum Authenticator {
 
 impl Authenticator {
     /// Builds the authenticator. No network I/O happens here: the JWKS is
-    /// fetched on the first request that needs it, which keeps cold starts
-    /// short.
+    /// fetched by [`Authenticator::prefetch`] (Lambda init) or by the first
+    /// request that needs it.
     pub fn from_config(config: &AuthConfig) -> Result<Self, AuthInitError> {
         Ok(match config {
             AuthConfig::OAuth(c) => Authenticator::OAuth(Box::new(JwtVerifier::new(c)?)),

@@ -119,6 +119,7 @@ impl Pipeline {
             now_ms: now.timestamp_millis(),
             lease_ms: millis(self.settings.dispatcher_lease),
             expires_at: self.expires_at(req.otp_expires),
+            sends: true,
         };
         match self.ledger.claim(&claim).await {
             Ok(ClaimOutcome::Claimed { attempts }) => {

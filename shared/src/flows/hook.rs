@@ -96,6 +96,7 @@ impl Pipeline {
             now_ms: now.timestamp_millis(),
             lease_ms: millis(self.settings.ingress_lease),
             expires_at: self.expires_at(req.otp_expires),
+            sends: self.settings.fast_path,
         };
         match self.ledger.claim(&claim).await {
             Ok(ClaimOutcome::Claimed { attempts }) => Ok(attempts),

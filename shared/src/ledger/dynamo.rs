@@ -261,7 +261,7 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":lease", n(c.now_ms + c.lease_ms))
             .expression_attribute_values(":owner", s(c.owner))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":one", n(i64::from(c.sends)))
             .expression_attribute_values(":channel", s(c.channel.as_str()))
             .expression_attribute_values(":now", n(c.now_ms))
             .expression_attribute_values(":exp", n(c.expires_at))
@@ -275,7 +275,7 @@ impl Ledger for DynamoLedger {
                     .attributes()
                     .and_then(|a| get_n(a, "attempts"))
                     .and_then(|a| u32::try_from(a).ok())
-                    .unwrap_or(1);
+                    .unwrap_or(u32::from(c.sends));
                 Ok(ClaimOutcome::Claimed { attempts })
             }
             Err(e) => {

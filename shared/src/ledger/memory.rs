@@ -81,7 +81,7 @@ impl Ledger for InMemoryLedger {
                     .map(outcome_of_conflict)
                     .unwrap_or(ClaimOutcome::AlreadyExpired));
             }
-            let attempts = existing.map_or(0, |r| r.attempts) + 1;
+            let attempts = existing.map_or(0, |r| r.attempts) + u32::from(c.sends);
             map.insert(
                 c.event_id.as_str().to_owned(),
                 LedgerRecord {

@@ -99,6 +99,10 @@ pub struct Claim<'a> {
     pub lease_ms: i64,
     /// When the record may be deleted (epoch seconds).
     pub expires_at: i64,
+    /// Whether the claim is for a send, counted in `attempts`. The ingress
+    /// with the fast path off claims only to queue the job and hand it
+    /// over, so Okta's retries of one hook do not count as tries.
+    pub sends: bool,
 }
 
 /// What a claim found.

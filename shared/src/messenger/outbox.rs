@@ -38,18 +38,29 @@ impl std::fmt::Debug for OutboxLine {
     }
 }
 
+/// Where the one-line masked notice of each message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notices {
+    Off,
+    /// `serve`'s console.
+    Stdout,
+    /// `invoke`, whose stdout is the handler's JSON response alone, so it
+    /// pipes to `jq`.
+    Stderr,
+}
+
 /// Appends messages to a JSONL file and prints a masked notice of each.
 #[derive(Debug)]
 pub struct OutboxMessenger {
     path: PathBuf,
     file: Mutex<std::fs::File>,
-    notices: bool,
+    notices: Notices,
 }
 
 impl OutboxMessenger {
-    /// Opens (creating if needed) the outbox for appending. `notices` prints
-    /// one line per message on stdout.
-    pub fn open(path: &Path, notices: bool) -> std::io::Result<Self> {
+    /// Opens (creating if needed) the outbox for appending. `notices` says
+    /// where the one line per message goes.
+    pub fn open(path: &Path, notices: Notices) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -109,13 +120,21 @@ impl Messenger for OutboxMessenger {
                     code: "OutboxWrite".into(),
                 })?;
         }
-        if self.notices {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
+        let notice = || {
+            format!(
                 "outbox: {} to {} in {} ({}, event {})",
                 line.channel, message.to, message.rendered.locale, message_id, line.event_id
-            );
+            )
+        };
+        // A closed pipe (`| head`) must not fail a send that is on disk.
+        match self.notices {
+            Notices::Off => {}
+            Notices::Stdout => {
+                let _ = writeln!(std::io::stdout().lock(), "{}", notice());
+            }
+            Notices::Stderr => {
+                let _ = writeln!(std::io::stderr().lock(), "{}", notice());
+            }
         }
         Ok(SendReceipt { message_id })
     }

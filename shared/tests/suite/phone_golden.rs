@@ -96,10 +96,7 @@ fn the_golden_file_covers_every_region_form_and_type() {
         ",valid,PREMIUM_RATE",
         ",valid,VOIP",
     ] {
-        assert!(
-            rows.iter().any(|r| r.expected.contains(column)),
-            "{column}"
-        );
+        assert!(rows.iter().any(|r| r.expected.contains(column)), "{column}");
     }
 }
 

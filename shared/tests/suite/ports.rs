@@ -39,6 +39,7 @@ pub(crate) mod ledger {
             now_ms,
             lease_ms: 10_000,
             expires_at: now_ms / 1000 + 86_400,
+            sends: true,
         }
     }
 
@@ -95,6 +96,27 @@ pub(crate) mod ledger {
         );
         assert_eq!(rec.failure, None, "an earlier try's failure is cleared");
         assert_eq!(ledger.get(&eid("evt-never")).await.unwrap(), None);
+
+        // Claims that only hand a job over (the ingress with the fast path
+        // off, once per duplicate hook) hold the event but are not tries.
+        let q = eid("evt-wire-q");
+        for (i, owner) in ["q1", "q2", "q3"].into_iter().enumerate() {
+            let now = t0 + i as i64 * 100;
+            let handover = Claim {
+                sends: false,
+                ..claim(&q, owner, now)
+            };
+            assert_eq!(
+                ledger.claim(&handover).await,
+                Ok(ClaimOutcome::Claimed { attempts: 0 })
+            );
+            ledger.release(&q, owner, "queued", now + 1).await.unwrap();
+        }
+        assert_eq!(
+            ledger.claim(&claim(&q, "dispatcher", t0 + 1_000)).await,
+            Ok(ClaimOutcome::Claimed { attempts: 1 }),
+            "the first send is the first try"
+        );
 
         // Failed and expired are terminal too.
         let f = eid("evt-wire-f");
