@@ -100,7 +100,7 @@ async fn templates_push_and_list() {
 async fn replay_start_runs_an_execution_and_reports_its_status() {
     let (_guard, m) = moto::moto().await;
     let sdk = moto::sdk_config(&m.url).await;
-    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let sfn = aws_sdk_sfn::Client::new(&moto::setup_config(&sdk));
     let definition = serde_json::json!({
         "StartAt": "Done",
         "States": {"Done": {"Type": "Pass", "End": true}}
@@ -156,12 +156,9 @@ async fn replay_status_finds_the_queues_from_stack_outputs() {
     let (_guard, m) = moto::moto().await;
     let sdk = moto::sdk_config(&m.url).await;
     // Creating a stack takes the emulator a while; the project's hot-path
-    // timeouts are too short for this setup call.
-    let cfn = aws_sdk_cloudformation::Client::from_conf(
-        aws_sdk_cloudformation::config::Builder::from(&sdk)
-            .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
-            .build(),
-    );
+    // timeouts are too short for this setup call, and a retry would find
+    // the stack it had just created.
+    let cfn = aws_sdk_cloudformation::Client::new(&moto::setup_config(&sdk));
     let template = serde_json::json!({
         "Resources": {
             "Jobs": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "jobs.fifo", "FifoQueue": true}},

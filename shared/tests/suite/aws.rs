@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::moto::{
-    create_ledger_table, create_queues, create_templates_table, moto, sdk_config,
+    create_ledger_table, create_queues, create_templates_table, moto, sdk_config, setup_config,
 };
 use telehook::clock::{Clock, SystemClock};
 use telehook::domain::DeliveryOutcome;
@@ -422,8 +422,10 @@ async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    // Created once, with no retry that could find its own secret.
+    let setup = aws_sdk_secretsmanager::Client::new(&setup_config(&sdk));
     let create = |name: &'static str, value: &'static str| {
-        let sm = sm.clone();
+        let sm = setup.clone();
         async move {
             sm.create_secret()
                 .name(name)

@@ -111,9 +111,23 @@ pub async fn moto() -> (tokio::sync::MutexGuard<'static, ()>, &'static Moto) {
     (guard, m)
 }
 
-/// The project's SDK settings, pointed at `url` with dummy credentials.
+/// The project's SDK settings (its retry policy included), pointed at
+/// `url` with dummy credentials, with longer timeouts: the product's
+/// 1.5 s attempt timeout is sized for AWS, and the emulator is a Python
+/// process sharing two cores with the test build. An attempt that timed
+/// out after the emulator had applied it would be retried, and the retry
+/// would see the first write (a claim as Busy, a create as a conflict):
+/// a failure by chance, not a finding. These tests are about what goes
+/// over the wire, not about time.
 pub async fn sdk_config(url: &str) -> SdkConfig {
     telehook::aws::sdk_config_loader()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
         .endpoint_url(url)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
@@ -121,8 +135,42 @@ pub async fn sdk_config(url: &str) -> SdkConfig {
         .await
 }
 
+/// `sdk` without the hot path's timeouts and retries, for setup calls that
+/// are not idempotent (creating secrets, state machines, stacks).
+pub fn setup_config(sdk: &SdkConfig) -> SdkConfig {
+    sdk.to_builder()
+        .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build()
+}
+
+/// Setup calls go through clients without the hot path's timeouts and
+/// retries: a create that outlives a 1.5 s attempt on a busy machine would
+/// be retried after it succeeded, and fail as "already exists".
+fn setup_dynamodb(ddb: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        ddb.config()
+            .to_builder()
+            .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+/// As [`setup_dynamodb`], for SQS.
+fn setup_sqs(sqs: &aws_sdk_sqs::Client) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(
+        sqs.config()
+            .to_builder()
+            .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
 pub async fn create_ledger_table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
-    ddb.create_table()
+    setup_dynamodb(ddb)
+        .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
@@ -152,7 +200,8 @@ pub async fn create_templates_table(ddb: &aws_sdk_dynamodb::Client, name: &str) 
             .build()
             .unwrap()
     };
-    ddb.create_table()
+    setup_dynamodb(ddb)
+        .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("locale"))
@@ -182,6 +231,7 @@ pub async fn create_queues(
     max_receive: u32,
     visibility_s: u32,
 ) -> (String, String) {
+    let sqs = &setup_sqs(sqs);
     let dlq = sqs
         .create_queue()
         .queue_name("jobs-dlq.fifo")
