@@ -9,13 +9,8 @@
 //! listed.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use telehook::domain::{NumberType, PhoneNumber, Region};
-
-fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/phone-golden.csv")
-}
 
 /// One row: the input and region, then the expected columns joined.
 struct Row {
@@ -26,18 +21,13 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let text = std::fs::read_to_string(golden_path()).expect("golden file");
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("default_region,"))
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            assert_eq!(f.len(), 8, "bad row {l}");
-            Row {
-                region: f[0].into(),
-                input: f[1].into(),
-                form: f[2].into(),
-                expected: f[3..].join(","),
-            }
+    crate::support::data_rows("phone-golden.csv", "default_region,", 8)
+        .into_iter()
+        .map(|f| Row {
+            region: f[0].clone(),
+            input: f[1].clone(),
+            form: f[2].clone(),
+            expected: f[3..].join(","),
         })
         .collect()
 }
@@ -129,20 +119,8 @@ fn parsing_agrees_with_libphonenumber_on_the_golden_file() {
     );
 }
 
-/// The committed file is what the generator writes today (needs the
-/// project's `.venv`, which the test command sets up).
+/// The committed file is what the generator writes today.
 #[test]
 fn golden_file_matches_its_generator() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = std::process::Command::new(root.join(".venv/bin/python"))
-        .current_dir(&root)
-        .args(["scripts/phone-golden.py", "--check"])
-        .arg(golden_path())
-        .output()
-        .expect("run scripts/phone-golden.py with the project's .venv");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::assert_generated("scripts/phone-golden.py", "phone-golden.csv");
 }

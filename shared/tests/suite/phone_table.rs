@@ -6,13 +6,8 @@
 //! checks the committed table is what that script writes.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use telehook::domain::{PhoneNumber, Reading, Region};
-
-fn table_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/phone-readings.csv")
-}
 
 struct Row {
     region: String,
@@ -23,18 +18,17 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let text = std::fs::read_to_string(table_path()).expect("phone table");
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("default_region,"))
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            assert_eq!(f.len(), 5, "bad row {l}");
+    crate::support::data_rows("phone-readings.csv", "default_region,", 5)
+        .into_iter()
+        .map(|f| {
+            let [region, input, expected, reading, form] =
+                <[String; 5]>::try_from(f).expect("five fields");
             Row {
-                region: f[0].into(),
-                input: f[1].into(),
-                expected: f[2].into(),
-                reading: f[3].into(),
-                form: f[4].into(),
+                region,
+                input,
+                expected,
+                reading,
+                form,
             }
         })
         .collect()
@@ -96,21 +90,8 @@ fn ambiguous_numbers_take_the_national_reading() {
     }
 }
 
-/// The committed table is what the generator writes today. Needs the
-/// project's `.venv` (the test command installs `phonenumbers` there).
+/// The committed table is what the generator writes today.
 #[test]
 fn table_matches_its_generator() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    let out = std::process::Command::new(&python)
-        .current_dir(&root)
-        .args(["scripts/phone-table.py", "--check"])
-        .arg(table_path())
-        .output()
-        .expect("run scripts/phone-table.py with the project's .venv");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::assert_generated("scripts/phone-table.py", "phone-readings.csv");
 }

@@ -252,3 +252,42 @@ impl LogCapture {
         String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
     }
 }
+
+/// A generated table under `tests/data`.
+pub fn data_path(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(file)
+}
+
+/// The data rows of a generated CSV table (its `#` comment and its header,
+/// the line starting with `header`, skipped), each split into `width`
+/// fields.
+pub fn data_rows(file: &str, header: &str, width: usize) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(data_path(file)).expect("generated table");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with(header))
+        .map(|l| {
+            let fields: Vec<String> = l.split(',').map(str::to_owned).collect();
+            assert_eq!(fields.len(), width, "bad row {l}");
+            fields
+        })
+        .collect()
+}
+
+/// The committed table is what its generator writes today: reruns
+/// `script --check` with the project's `.venv` (the test command sets it up).
+pub fn assert_generated(script: &str, file: &str) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .current_dir(&root)
+        .args([script, "--check"])
+        .arg(data_path(file))
+        .output()
+        .unwrap_or_else(|e| panic!("run {script} with the project's .venv: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
