@@ -58,16 +58,31 @@ pub fn check(args: &CheckArgs) -> ExitCode {
                 "oktaRequest": r.context.correlation_id,
                 "clientNetwork": r.context.client_ip.as_ref().map(ip_network),
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            ExitCode::SUCCESS
+            print_json(&out, ExitCode::SUCCESS)
         }
-        Err(e) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&e.to_response()).unwrap_or_default()
-            );
-            ExitCode::from(1)
+        Err(e) => print_json(
+            &serde_json::to_value(e.to_response()).unwrap_or_default(),
+            ExitCode::from(1),
+        ),
+    }
+}
+
+/// Prints the document; a closed pipe (`| head`) ends the output quietly,
+/// as everywhere in the CLI.
+fn print_json(value: &serde_json::Value, code: ExitCode) -> ExitCode {
+    let write = || -> Result<(), crate::local::Error> {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+        Ok(())
+    };
+    match write() {
+        Err(e) if !crate::is_closed_pipe(e.as_ref()) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
+        _ => code,
     }
 }
 

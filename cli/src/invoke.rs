@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use axum::Router;
 use axum::routing::get;
 use telehook::api::{IngressDeps, telehook_json};
-use telehook::config::PipelineConfig;
+use telehook::config::{PipelineConfig, Problems};
 use telehook::flows::dispatch_batch;
 use telehook::flows::replay::{ReplayRequest, replay_dlq};
 use telehook::queue::{JobQueue, SqsQueue};
@@ -39,10 +39,16 @@ const TOKEN_PLACEHOLDER: &str = "{{token}}";
 pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
     let text = std::fs::read_to_string(&args.event)
         .map_err(|e| format!("{}: {e}", args.event.display()))?;
+    // The ingress's own settings are checked with the backend's (the
+    // issuer's port is only known later; it does not change what is valid).
+    let mut problems = Problems::default();
+    if matches!(args.function, Function::Ingress) {
+        problems.take(local::ingress_config(&local::issuer_for_port(8080)));
+    }
     let backend = if args.local.aws.0 {
-        local::aws_backend(Some(args.local.fast_path())).await?
+        local::aws_backend(Some(args.local.fast_path()), problems).await?
     } else {
-        local::local_backend(&args.local.outbox(), args.local.fast_path())?
+        local::local_backend(&args.local.outbox(), args.local.fast_path(), problems)?
     };
     let response = match args.function {
         Function::Ingress => ingress(&args.local, &text, backend).await?,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use telehook::clock::SystemClock;
-use telehook::config::{Config, PipelineConfig};
+use telehook::config::{Config, ConfigError, Problems};
 use telehook::crypto::random_hex;
 use telehook::domain::locale::Locale;
 use telehook::flows::{Pipeline, PipelineSettings};
@@ -204,7 +204,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// The ingress configuration for local mode: OAuth against the dev issuer,
 /// exactly as in AWS. Locale and region defaults come from the environment
 /// like in Lambda.
-pub fn ingress_config(issuer: &str) -> Result<Config, Error> {
+pub fn ingress_config(issuer: &str) -> Result<Config, ConfigError> {
     let fixed = [
         ("AUTH_MODE", "oauth".to_owned()),
         ("OKTA_ISSUER", issuer.to_owned()),
@@ -212,13 +212,13 @@ pub fn ingress_config(issuer: &str) -> Result<Config, Error> {
         ("OKTA_CLIENT_IDS", CLIENT_ID.to_owned()),
         ("OKTA_REQUIRED_SCOPE", SCOPE.to_owned()),
     ];
-    Ok(Config::from_lookup(|k| {
+    Config::from_lookup(|k| {
         fixed
             .iter()
             .find(|(n, _)| *n == k)
             .map(|(_, v)| v.clone())
             .or_else(|| std::env::var(k).ok())
-    })?)
+    })
 }
 
 /// The pipeline and the queue the event-source poller reads.
@@ -235,9 +235,18 @@ pub fn default_outbox(state_dir: &Path) -> PathBuf {
 }
 
 /// In-memory ledger and FIFO queue (with delay, visibility and DLQ), built-in
-/// templates, and the outbox as the messenger.
-pub fn local_backend(outbox: &Path, fast_path: bool) -> Result<Backend, Error> {
-    local_backend_with_latency(outbox, fast_path, Duration::ZERO, Notices::Stderr, None)
+/// templates, and the outbox as the messenger. `problems` holds what the
+/// caller found already; the start fails with those and this backend's
+/// own, all named at once.
+pub fn local_backend(outbox: &Path, fast_path: bool, problems: Problems) -> Result<Backend, Error> {
+    local_backend_with_latency(
+        outbox,
+        fast_path,
+        Duration::ZERO,
+        Notices::Stderr,
+        None,
+        problems,
+    )
 }
 
 /// As [`local_backend`], with an artificial provider latency.
@@ -247,17 +256,31 @@ pub fn local_backend_with_latency(
     provider_latency: Duration,
     notices: Notices,
     chaos: Option<&telehook::testkit::chaos::ChaosSpec>,
+    mut problems: Problems,
 ) -> Result<Backend, Error> {
+    let env = |k: &str| std::env::var(k).ok();
+    // The same guard and code life as in Lambda, from the same variables.
+    let guard = problems.take(telehook::config::guard_from_lookup(env));
+    let otp_life = problems.take(telehook::config::otp_life_from_lookup(env));
+    let default_locale = problems.take(match std::env::var("DEFAULT_LOCALE") {
+        Ok(l) if !l.trim().is_empty() => Locale::parse(&l).map_err(|_| ConfigError::Invalid {
+            var: "DEFAULT_LOCALE",
+            reason: "not a language tag such as en or en-US".into(),
+        }),
+        _ => Locale::parse("en").map_err(|_| ConfigError::Invalid {
+            var: "DEFAULT_LOCALE",
+            reason: "built-in default".into(),
+        }),
+    });
+    let (Some(guard), Some(otp_life), Some(default_locale)) = (guard, otp_life, default_locale)
+    else {
+        return Err(problems.into_error().into());
+    };
+    problems.finish()?;
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
     let (queue, dlq) = local_queues(clock.clone(), budget);
     let ledger = Arc::new(InMemoryLedger::new());
-    let default_locale = match std::env::var("DEFAULT_LOCALE") {
-        Ok(l) if !l.trim().is_empty() => {
-            Locale::parse(&l).map_err(|_| "DEFAULT_LOCALE is invalid")?
-        }
-        _ => Locale::parse("en").map_err(|_| "built-in locale")?,
-    };
     let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
     let messenger: Arc<dyn telehook::messenger::Messenger> = if provider_latency.is_zero() {
         Arc::new(OutboxMessenger::open(outbox, notices)?)
@@ -275,9 +298,8 @@ pub fn local_backend_with_latency(
             fast_path_budget: budget,
             // One process, one key: group ids only need to be stable here.
             hash_key: random_hex(24).into_bytes(),
-            // The same guard as in Lambda, from the same variables.
-            guard: telehook::config::guard_from_lookup(|k| std::env::var(k).ok())?,
-            otp_life: telehook::config::otp_life_from_lookup(|k| std::env::var(k).ok())?,
+            guard,
+            otp_life,
             ..Default::default()
         });
     if let Some(spec) = chaos {
@@ -320,13 +342,22 @@ fn local_queues(
 }
 
 /// The AWS adapters, configured from the environment as in Lambda
-/// (`AWS_ENDPOINT_URL` and friends included, so the emulator works).
-pub async fn aws_backend(fast_path: Option<bool>) -> Result<Backend, Error> {
-    let mut config = PipelineConfig::from_env()?;
+/// (`AWS_ENDPOINT_URL` and friends included, so the emulator works). The
+/// start fails before anything runs if a setting is missing or wrong, the
+/// region included, naming every problem (the caller's too) at once.
+pub async fn aws_backend(
+    fast_path: Option<bool>,
+    mut problems: Problems,
+) -> Result<Backend, Error> {
+    let (sdk, config) = telehook::wiring::load_settings(&mut problems).await;
+    let mut config = match config {
+        Some(config) if problems.is_empty() => config,
+        _ => return Err(problems.into_error().into()),
+    };
     if let Some(f) = fast_path {
         config.fast_path = f;
     }
-    let clients = telehook::aws::AwsClients::new(&telehook::aws::load_sdk_config().await);
+    let clients = telehook::aws::AwsClients::new(&sdk);
     let pipeline = telehook::wiring::aws_pipeline(&clients, &config).await?;
     Ok(Backend {
         queue: pipeline.queue.clone(),

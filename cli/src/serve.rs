@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use telehook::api::{IngressDeps, http_parts, proxy_event_from_http, telehook};
+use telehook::config::Problems;
 use telehook::flows::{PollerSettings, run_poller};
 use telehook::queue::JobQueue;
 
@@ -114,8 +115,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let port = listener.local_addr()?.port();
     let issuer = local::issuer_for_port(port);
     let outbox = args.local.outbox();
+    // The ingress's settings are checked with the backend's, so a start
+    // that fails names every problem at once.
+    let mut problems = Problems::default();
+    let ingress = problems.take(local::ingress_config(&issuer));
     let backend = if args.local.aws.0 {
-        local::aws_backend(Some(args.local.fast_path())).await?
+        local::aws_backend(Some(args.local.fast_path()), problems).await?
     } else {
         local::local_backend_with_latency(
             &outbox,
@@ -127,13 +132,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
                 Notices::Stdout
             },
             args.chaos.as_deref(),
+            problems,
         )?
     };
+    let ingress = ingress.ok_or("the ingress configuration is incomplete")?;
     let app = Arc::new(App {
-        deps: IngressDeps::new(
-            &local::ingress_config(&issuer)?,
-            Arc::new(backend.pipeline.clone()),
-        )?,
+        deps: IngressDeps::new(&ingress, Arc::new(backend.pipeline.clone()))?,
         jwks: key.jwks(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);

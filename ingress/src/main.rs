@@ -5,15 +5,14 @@ use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use telehook::api::{IngressDeps, telehook_json};
-use telehook::config::Config;
 
 // One invocation at a time per instance: the current-thread runtime starts
 // faster and needs no cross-thread synchronisation.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();
-    let config = Config::from_env()?;
-    let init = telehook::wiring::lambda_init().await?;
+    // Both the ingress's and the pipeline's settings, every problem at once.
+    let (config, init) = telehook::wiring::ingress_init().await?;
     let deps =
         IngressDeps::for_lambda(&config, Arc::new(init.pipeline), &init.clients.secrets).await?;
     if telehook::telemetry::exit_after_init() {

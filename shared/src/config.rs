@@ -22,6 +22,90 @@ pub enum ConfigError {
     Missing { var: &'static str },
     #[error("{var} is invalid: {reason}")]
     Invalid { var: &'static str, reason: String },
+    /// More than one problem: all of them, so one run shows every fix to
+    /// make (never more than one error variant of each kind nested).
+    #[error("{} configuration problems:{}", .0.len(), list(.0))]
+    Several(Vec<ConfigError>),
+}
+
+fn list(problems: &[ConfigError]) -> String {
+    problems.iter().map(|p| format!("\n  - {p}")).collect()
+}
+
+impl ConfigError {
+    /// Each single problem (one for `Missing`/`Invalid`).
+    pub fn problems(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(all) => all.iter().collect(),
+            one => vec![one],
+        }
+    }
+
+    /// The variables named, in order.
+    pub fn vars(&self) -> Vec<&'static str> {
+        self.problems()
+            .into_iter()
+            .filter_map(|p| match p {
+                ConfigError::Missing { var } | ConfigError::Invalid { var, .. } => Some(*var),
+                ConfigError::Several(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Collects configuration problems instead of stopping at the first, so a
+/// start-up names every missing or wrong variable at once.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// The value, or `None` with its problems kept.
+    pub fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(e);
+                None
+            }
+        }
+    }
+
+    /// Adds `e`'s problems. A variable both the ingress and the pipeline
+    /// read (`DEFAULT_LOCALE`, `OTP_LIFE_SECONDS`) is named once.
+    pub fn push(&mut self, e: ConfigError) {
+        match e {
+            ConfigError::Several(all) => all.into_iter().for_each(|one| self.push(one)),
+            one if self.0.contains(&one) => {}
+            one => self.0.push(one),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The problems as one error: the single one as it is, or `Several`.
+    /// An empty collection is an internal error (a value was missing
+    /// without a problem), named as such.
+    pub fn into_error(mut self) -> ConfigError {
+        match self.0.len() {
+            0 => ConfigError::Invalid {
+                var: "configuration",
+                reason: "incomplete".into(),
+            },
+            1 => self.0.remove(0),
+            _ => ConfigError::Several(self.0),
+        }
+    }
+
+    /// `Ok` if nothing was collected.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(self.into_error())
+        }
+    }
 }
 
 /// Everything the ingress needs.
@@ -124,41 +208,48 @@ impl Config {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&get);
-        let auth = match env
-            .opt("AUTH_MODE")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("oauth") => AuthConfig::OAuth(oauth(&env)?),
-            Some("header") => AuthConfig::HeaderSecret(header_secret(&env)?),
-            Some(_) => {
-                return Err(ConfigError::Invalid {
-                    var: "AUTH_MODE",
-                    reason: "expected oauth or header".into(),
-                });
-            }
-        };
-        let locale = env.default_locale()?;
-        let region = match env.opt("DEFAULT_REGION") {
+        let mut p = Problems::default();
+        let auth = p.take(
+            match env
+                .opt("AUTH_MODE")
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None | Some("oauth") => oauth(&env).map(AuthConfig::OAuth),
+                Some("header") => header_secret(&env).map(AuthConfig::HeaderSecret),
+                Some(_) => Err(invalid("AUTH_MODE", "expected oauth or header")),
+            },
+        );
+        let locale = p.take(env.default_locale());
+        let region = p.take(match env.opt("DEFAULT_REGION") {
             None => "US"
-                .parse()
-                .map_err(|_| invalid("DEFAULT_REGION", "built-in default"))?,
+                .parse::<Region>()
+                .map_err(|_| invalid("DEFAULT_REGION", "built-in default")),
             Some(s) => s
                 .parse::<Region>()
-                .map_err(|_| invalid("DEFAULT_REGION", "not an ISO 3166 region code such as US"))?,
+                .map_err(|_| invalid("DEFAULT_REGION", "not an ISO 3166 region code such as US")),
+        });
+        let otp_life = p.take(env.otp_life());
+        let okta_sms_text = p.take(
+            match env
+                .opt("SMS_TEXT")
+                .map(|v| v.to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("templates") => Ok(false),
+                Some("okta") => Ok(true),
+                Some(_) => Err(invalid("SMS_TEXT", "expected templates or okta")),
+            },
+        );
+        let (Some(auth), Some(locale), Some(region), Some(otp_life), Some(okta_sms_text)) =
+            (auth, locale, region, otp_life, okta_sms_text)
+        else {
+            return Err(p.into_error());
         };
         let mut defaults = HookDefaults::new(locale, region);
-        defaults.otp_life = env.otp_life()?;
-        defaults.okta_sms_text = match env
-            .opt("SMS_TEXT")
-            .map(|v| v.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("templates") => false,
-            Some("okta") => true,
-            Some(_) => return Err(invalid("SMS_TEXT", "expected templates or okta")),
-        };
+        defaults.otp_life = otp_life;
+        defaults.okta_sms_text = okta_sms_text;
         Ok(Config { auth, defaults })
     }
 }
@@ -229,30 +320,64 @@ fn default_jwks_url(issuer: &reqwest::Url) -> Result<reqwest::Url, ConfigError> 
 }
 
 fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
-    let issuer = env.req("OKTA_ISSUER")?.trim_end_matches('/').to_owned();
-    let issuer_url =
-        reqwest::Url::parse(&issuer).map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?;
-    check_transport("OKTA_ISSUER", &issuer_url)?;
-    let jwks_url = match env.opt("OKTA_JWKS_URL") {
-        Some(u) => reqwest::Url::parse(&u).map_err(|_| invalid("OKTA_JWKS_URL", "not a URL"))?,
-        None => default_jwks_url(&issuer_url)?,
+    let mut p = Problems::default();
+    let issuer = p.take(env.req("OKTA_ISSUER").and_then(|issuer| {
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        let url = reqwest::Url::parse(&issuer).map_err(|_| invalid("OKTA_ISSUER", "not a URL"))?;
+        check_transport("OKTA_ISSUER", &url)?;
+        Ok((issuer, url))
+    }));
+    let jwks_url = match (env.opt("OKTA_JWKS_URL"), &issuer) {
+        (Some(u), _) => p.take(
+            reqwest::Url::parse(&u)
+                .map_err(|_| invalid("OKTA_JWKS_URL", "not a URL"))
+                .and_then(|url| check_transport("OKTA_JWKS_URL", &url).map(|()| url)),
+        ),
+        (None, Some((_, issuer_url))) => p.take(default_jwks_url(issuer_url)),
+        (None, None) => None,
     };
-    check_transport("OKTA_JWKS_URL", &jwks_url)?;
-    let client_ids: Vec<String> = env
-        .req("OKTA_CLIENT_IDS")?
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if client_ids.is_empty() {
-        return Err(invalid("OKTA_CLIENT_IDS", "no client id listed"));
-    }
-    let leeway = env.secs("JWT_LEEWAY_SECONDS", 60)?;
-    if leeway.as_secs() > MAX_LEEWAY_SECS {
-        return Err(invalid("JWT_LEEWAY_SECONDS", "at most 120"));
-    }
-    let jwks_ttl = env.secs("JWKS_CACHE_TTL_SECONDS", 3600)?;
-    let jwks_refresh_cooldown = env.secs("JWKS_REFRESH_COOLDOWN_SECONDS", 30)?;
+    let client_ids = p.take(env.req("OKTA_CLIENT_IDS").and_then(|ids| {
+        let ids: Vec<String> = ids
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if ids.is_empty() {
+            Err(invalid("OKTA_CLIENT_IDS", "no client id listed"))
+        } else {
+            Ok(ids)
+        }
+    }));
+    let leeway = p.take(env.secs("JWT_LEEWAY_SECONDS", 60).and_then(|l| {
+        if l.as_secs() > MAX_LEEWAY_SECS {
+            Err(invalid("JWT_LEEWAY_SECONDS", "at most 120"))
+        } else {
+            Ok(l)
+        }
+    }));
+    let jwks_ttl = p.take(env.secs("JWKS_CACHE_TTL_SECONDS", 3600));
+    let jwks_refresh_cooldown = p.take(env.secs("JWKS_REFRESH_COOLDOWN_SECONDS", 30));
+    let required_scope = p.take(env.req("OKTA_REQUIRED_SCOPE"));
+    let (
+        Some((issuer, _)),
+        Some(jwks_url),
+        Some(client_ids),
+        Some(leeway),
+        Some(jwks_ttl),
+        Some(jwks_refresh_cooldown),
+        Some(required_scope),
+    ) = (
+        issuer,
+        jwks_url,
+        client_ids,
+        leeway,
+        jwks_ttl,
+        jwks_refresh_cooldown,
+        required_scope,
+    )
+    else {
+        return Err(p.into_error());
+    };
     Ok(OAuthConfig {
         issuer,
         jwks_url,
@@ -260,7 +385,7 @@ fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
             .opt("OKTA_AUDIENCE")
             .unwrap_or_else(|| "api://default".to_owned()),
         client_ids,
-        required_scope: env.req("OKTA_REQUIRED_SCOPE")?,
+        required_scope,
         leeway,
         jwks_ttl,
         jwks_refresh_cooldown,
@@ -292,15 +417,23 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 fn header_secret(env: &Env<'_>) -> Result<HeaderSecretConfig, ConfigError> {
+    let mut p = Problems::default();
     let name = env
         .opt("AUTH_HEADER_NAME")
         .unwrap_or_else(|| "authorization".to_owned());
-    let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-        .map_err(|_| invalid("AUTH_HEADER_NAME", "not a valid HTTP header name"))?;
-    Ok(HeaderSecretConfig {
-        header,
-        secret: secret_setting(env, "AUTH_HEADER_SECRET", "AUTH_HEADER_SECRET_ARN")?,
-    })
+    let header = p.take(
+        HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .map_err(|_| invalid("AUTH_HEADER_NAME", "not a valid HTTP header name")),
+    );
+    let secret = p.take(secret_setting(
+        env,
+        "AUTH_HEADER_SECRET",
+        "AUTH_HEADER_SECRET_ARN",
+    ));
+    let (Some(header), Some(secret)) = (header, secret) else {
+        return Err(p.into_error());
+    };
+    Ok(HeaderSecretConfig { header, secret })
 }
 
 /// Everything the delivery pipeline needs (ingress and dispatcher).
@@ -333,12 +466,16 @@ pub fn guard_from_lookup(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<GuardSettings, ConfigError> {
     let env = Env(&get);
+    let mut p = Problems::default();
     let mut g = GuardSettings::default();
-    if let Some(v) = env.opt("ALLOWED_COUNTRIES") {
-        g.countries = AllowedCountries::parse(&v).map_err(|reason| ConfigError::Invalid {
+    let countries = env.opt("ALLOWED_COUNTRIES").map(|v| {
+        AllowedCountries::parse(&v).map_err(|reason| ConfigError::Invalid {
             var: "ALLOWED_COUNTRIES",
             reason,
-        })?;
+        })
+    });
+    if let Some(countries) = countries.and_then(|c| p.take(c)) {
+        g.countries = countries;
     }
     for (var, slot) in [
         ("RATE_LIMIT_PER_DESTINATION", &mut g.per_destination),
@@ -346,20 +483,23 @@ pub fn guard_from_lookup(
         ("RATE_LIMIT_PER_COUNTRY", &mut g.per_country),
         ("RATE_LIMIT_PER_IP", &mut g.per_ip),
     ] {
-        if let Some(v) = env.opt(var) {
-            *slot = RateLimit::parse(&v).map_err(|reason| ConfigError::Invalid { var, reason })?;
+        let limit = env
+            .opt(var)
+            .map(|v| RateLimit::parse(&v).map_err(|reason| ConfigError::Invalid { var, reason }));
+        if let Some(limit) = limit.and_then(|l| p.take(l)) {
+            *slot = limit;
         }
     }
-    g.on_refusal = match env
+    match env
         .opt("GUARD_REFUSAL")
         .map(|v| v.to_ascii_lowercase())
         .as_deref()
     {
-        None | Some("fallback") => RefusalAnswer::Fallback,
-        Some("block") => RefusalAnswer::Block,
-        Some(_) => return Err(invalid("GUARD_REFUSAL", "expected fallback or block")),
-    };
-    Ok(g)
+        None | Some("fallback") => g.on_refusal = RefusalAnswer::Fallback,
+        Some("block") => g.on_refusal = RefusalAnswer::Block,
+        Some(_) => p.push(invalid("GUARD_REFUSAL", "expected fallback or block")),
+    }
+    p.finish().map(|()| g)
 }
 
 /// `OTP_LIFE_SECONDS` alone, for local mode's pipeline.
@@ -377,46 +517,88 @@ impl PipelineConfig {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&get);
-        let fast_path = match env
-            .opt("FAST_PATH")
-            .map(|v| v.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("on") | Some("true") | Some("1") => true,
-            Some("off") | Some("false") | Some("0") => false,
-            Some(_) => return Err(invalid("FAST_PATH", "expected on or off")),
-        };
-        let budget_ms = match env.opt("FAST_PATH_BUDGET_MS") {
-            None => 2000,
+        let mut p = Problems::default();
+        let fast_path = p.take(
+            match env
+                .opt("FAST_PATH")
+                .map(|v| v.to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("on") | Some("true") | Some("1") => Ok(true),
+                Some("off") | Some("false") | Some("0") => Ok(false),
+                Some(_) => Err(invalid("FAST_PATH", "expected on or off")),
+            },
+        );
+        let budget_ms = p.take(match env.opt("FAST_PATH_BUDGET_MS") {
+            None => Ok(2000),
             Some(v) => v
                 .parse::<u64>()
                 .ok()
                 .filter(|ms| (1..=MAX_FAST_PATH_BUDGET_MS).contains(ms))
-                .ok_or_else(|| invalid("FAST_PATH_BUDGET_MS", "expected 1 to 2800 milliseconds"))?,
+                .ok_or_else(|| invalid("FAST_PATH_BUDGET_MS", "expected 1 to 2800 milliseconds")),
+        });
+        let hash_key = p.take(secret_setting(&env, "HASH_KEY", "HASH_KEY_SECRET_ARN"));
+        let eum = p.take(eum_settings(&env));
+        let ledger_table = p.take(env.req("LEDGER_TABLE"));
+        let queue_url = p.take(env.req("QUEUE_URL"));
+        let default_locale = p.take(env.default_locale());
+        let template_cache_ttl = p.take(env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300));
+        let retention = p.take(env.secs("LEDGER_RETENTION_SECONDS", 86_400));
+        let otp_life = p.take(env.otp_life());
+        let guard = p.take(guard_from_lookup(&get));
+        let dispatch_concurrency = p.take(match env.opt("DISPATCH_CONCURRENCY") {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| invalid("DISPATCH_CONCURRENCY", "expected a whole number from 1")),
+        });
+        let (
+            Some(fast_path),
+            Some(budget_ms),
+            Some(hash_key),
+            Some(eum),
+            Some(ledger_table),
+            Some(queue_url),
+            Some(default_locale),
+            Some(template_cache_ttl),
+            Some(retention),
+            Some(otp_life),
+            Some(guard),
+            Some(dispatch_concurrency),
+        ) = (
+            fast_path,
+            budget_ms,
+            hash_key,
+            eum,
+            ledger_table,
+            queue_url,
+            default_locale,
+            template_cache_ttl,
+            retention,
+            otp_life,
+            guard,
+            dispatch_concurrency,
+        )
+        else {
+            return Err(p.into_error());
         };
-        let hash_key = secret_setting(&env, "HASH_KEY", "HASH_KEY_SECRET_ARN")?;
-        let eum = eum_settings(&env)?;
         Ok(PipelineConfig {
-            ledger_table: env.req("LEDGER_TABLE")?,
+            ledger_table,
             templates_table: env.opt("TEMPLATES_TABLE"),
-            queue_url: env.req("QUEUE_URL")?,
+            queue_url,
             dlq_url: env.opt("DLQ_URL"),
             fast_path,
             fast_path_budget: Duration::from_millis(budget_ms),
             hash_key,
             org_name: env.opt("ORG_NAME").unwrap_or_else(|| "Okta".to_owned()),
-            default_locale: env.default_locale()?,
-            template_cache_ttl: env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300)?,
-            retention: env.secs("LEDGER_RETENTION_SECONDS", 86_400)?,
-            otp_life: env.otp_life()?,
+            default_locale,
+            template_cache_ttl,
+            retention,
+            otp_life,
             eum,
-            guard: guard_from_lookup(&get)?,
-            dispatch_concurrency: match env.opt("DISPATCH_CONCURRENCY") {
-                None => None,
-                Some(v) => Some(v.parse().map_err(|_| {
-                    invalid("DISPATCH_CONCURRENCY", "expected a whole number from 1")
-                })?),
-            },
+            guard,
+            dispatch_concurrency,
         })
     }
 }
@@ -424,13 +606,13 @@ impl PipelineConfig {
 /// End User Messaging's controls: origination identities, configuration
 /// set, protect configuration, price caps.
 fn eum_settings(env: &Env<'_>) -> Result<EumSettings, ConfigError> {
-    let origination =
-        OriginationIdentities::parse(&env.req("ORIGINATION_IDENTITIES")?).map_err(|reason| {
-            ConfigError::Invalid {
-                var: "ORIGINATION_IDENTITIES",
-                reason,
-            }
-        })?;
+    let mut p = Problems::default();
+    let origination = p.take(env.req("ORIGINATION_IDENTITIES").and_then(|v| {
+        OriginationIdentities::parse(&v).map_err(|reason| ConfigError::Invalid {
+            var: "ORIGINATION_IDENTITIES",
+            reason,
+        })
+    }));
     let price = |var: &'static str| -> Result<Option<String>, ConfigError> {
         match env.opt(var) {
             None => Ok(None),
@@ -441,12 +623,19 @@ fn eum_settings(env: &Env<'_>) -> Result<EumSettings, ConfigError> {
             )),
         }
     };
+    let max_price = p.take(price("MAX_PRICE"));
+    let max_price_per_minute = p.take(price("MAX_PRICE_PER_MINUTE"));
+    let (Some(origination), Some(max_price), Some(max_price_per_minute)) =
+        (origination, max_price, max_price_per_minute)
+    else {
+        return Err(p.into_error());
+    };
     Ok(EumSettings {
         origination,
         configuration_set: env.opt("CONFIGURATION_SET_NAME"),
         protect_configuration_id: env.opt("PROTECT_CONFIGURATION_ID"),
-        max_price: price("MAX_PRICE")?,
-        max_price_per_minute: price("MAX_PRICE_PER_MINUTE")?,
+        max_price,
+        max_price_per_minute,
     })
 }
 
@@ -778,10 +967,61 @@ mod tests {
     }
 
     #[test]
+    fn every_problem_is_listed_at_once() {
+        let err = pipe(&[
+            ("FAST_PATH", "maybe"),
+            ("RATE_LIMIT_PER_USER", "lots"),
+            ("RATE_LIMIT_PER_IP", "5"),
+            ("GUARD_REFUSAL", "drop"),
+            ("MAX_PRICE", "free"),
+            ("LEDGER_TABLE", " "),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.vars(),
+            [
+                "FAST_PATH",
+                "MAX_PRICE",
+                "LEDGER_TABLE",
+                "RATE_LIMIT_PER_USER",
+                "RATE_LIMIT_PER_IP",
+                "GUARD_REFUSAL"
+            ]
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("6 configuration problems:"), "{text}");
+        assert_eq!(text.lines().count(), 7, "{text}");
+        assert!(text.contains("\n  - LEDGER_TABLE is not set"), "{text}");
+        let err = cfg(&[
+            ("AUTH_MODE", "header"),
+            ("AUTH_HEADER_NAME", "bad header"),
+            ("DEFAULT_REGION", "Narnia"),
+            ("SMS_TEXT", "mine"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.vars(),
+            [
+                "AUTH_HEADER_NAME",
+                "AUTH_HEADER_SECRET",
+                "DEFAULT_REGION",
+                "SMS_TEXT"
+            ]
+        );
+        // Problems nest flat: a list inside a list is one list.
+        let mut p = Problems::default();
+        p.push(err);
+        p.push(ConfigError::Missing { var: "AWS_REGION" });
+        p.push(ConfigError::Missing { var: "AWS_REGION" });
+        assert_eq!(p.into_error().problems().len(), 5);
+        assert!(Problems::default().finish().is_ok());
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         assert_eq!(
-            cfg(&[]).unwrap_err(),
-            ConfigError::Missing { var: "OKTA_ISSUER" }
+            cfg(&[]).unwrap_err().vars(),
+            ["OKTA_ISSUER", "OKTA_CLIENT_IDS", "OKTA_REQUIRED_SCOPE"]
         );
         let mut v = OK.to_vec();
         v.retain(|(k, _)| *k != "OKTA_REQUIRED_SCOPE");
@@ -866,8 +1106,15 @@ mod tests {
         }
         let m: HashMap<String, String> = HashMap::new();
         assert_eq!(
-            PipelineConfig::from_lookup(|k| m.get(k).cloned()).unwrap_err(),
-            ConfigError::Missing { var: "HASH_KEY" }
+            PipelineConfig::from_lookup(|k| m.get(k).cloned())
+                .unwrap_err()
+                .vars(),
+            [
+                "HASH_KEY",
+                "ORIGINATION_IDENTITIES",
+                "LEDGER_TABLE",
+                "QUEUE_URL"
+            ]
         );
         let g = pipe(&[
             ("ALLOWED_COUNTRIES", "*"),

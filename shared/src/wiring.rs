@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::aws::AwsClients;
+use crate::aws::{AwsClients, SdkConfig};
 use crate::clock::{Clock, SystemClock};
-use crate::config::PipelineConfig;
+use crate::config::{Config, ConfigError, PipelineConfig, Problems};
 use crate::domain::Locale;
 use crate::flows::guard::AllowedCountries;
 use crate::flows::{Pipeline, PipelineSettings};
@@ -116,7 +116,7 @@ impl PipelineBuilder {
 pub async fn aws_pipeline(
     clients: &AwsClients,
     config: &PipelineConfig,
-) -> Result<Pipeline, crate::config::ConfigError> {
+) -> Result<Pipeline, ConfigError> {
     let hash_key =
         crate::secrets::resolve(&config.hash_key, &clients.secrets, "HASH_KEY_SECRET_ARN").await?;
     if config.guard.countries == AllowedCountries::All {
@@ -172,10 +172,66 @@ pub struct LambdaInit {
 }
 
 /// The SDK clients and the pipeline on them. The only network I/O is
-/// reading a hash key given by ARN.
-pub async fn lambda_init() -> Result<LambdaInit, crate::config::ConfigError> {
-    let config = PipelineConfig::from_env()?;
-    let clients = AwsClients::new(&crate::aws::load_sdk_config().await);
+/// reading a hash key given by ARN. Every configuration problem is named
+/// at once, a missing region included.
+pub async fn lambda_init() -> Result<LambdaInit, ConfigError> {
+    let mut problems = Problems::default();
+    let (sdk, config) = load_settings(&mut problems).await;
+    match config {
+        Some(config) if problems.is_empty() => lambda_init_from(&sdk, config).await,
+        _ => Err(problems.into_error()),
+    }
+    .inspect_err(log_init_error)
+}
+
+/// The runtime prints a failed init's error in its debug form; the log
+/// gets the readable list, one problem per line.
+fn log_init_error(e: &ConfigError) {
+    tracing::error!("the function cannot start: {e}");
+}
+
+/// As [`lambda_init`], for the ingress: its own settings (authentication,
+/// hook defaults) are checked together with the pipeline's, so one failed
+/// start lists every problem of both.
+pub async fn ingress_init() -> Result<(Config, LambdaInit), ConfigError> {
+    let mut problems = Problems::default();
+    let ingress = problems.take(Config::from_env());
+    let (sdk, config) = load_settings(&mut problems).await;
+    match (ingress, config) {
+        (Some(ingress), Some(config)) if problems.is_empty() => {
+            Ok((ingress, lambda_init_from(&sdk, config).await?))
+        }
+        _ => Err(problems.into_error()),
+    }
+    .inspect_err(log_init_error)
+}
+
+/// The SDK configuration and the pipeline's settings from the environment,
+/// their problems added to `problems`. Without a region every AWS call
+/// fails, so a hook would only hear "could not deliver"; that is a
+/// configuration problem at start instead.
+pub async fn load_settings(problems: &mut Problems) -> (SdkConfig, Option<PipelineConfig>) {
+    let config = problems.take(PipelineConfig::from_env());
+    let sdk = crate::aws::load_sdk_config().await;
+    problems.take(region_of(&sdk));
+    (sdk, config)
+}
+
+/// `Missing { var: "AWS_REGION" }` when the SDK found no region (neither
+/// `AWS_REGION`, `AWS_DEFAULT_REGION` nor a profile's).
+pub fn region_of(sdk: &SdkConfig) -> Result<(), ConfigError> {
+    match sdk.region() {
+        Some(_) => Ok(()),
+        None => Err(ConfigError::Missing { var: "AWS_REGION" }),
+    }
+}
+
+/// The clients and the pipeline from checked settings.
+pub async fn lambda_init_from(
+    sdk: &SdkConfig,
+    config: PipelineConfig,
+) -> Result<LambdaInit, ConfigError> {
+    let clients = AwsClients::new(sdk);
     Ok(LambdaInit {
         pipeline: aws_pipeline(&clients, &config).await?,
         clients,

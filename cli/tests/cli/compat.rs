@@ -332,3 +332,59 @@ fn fast_path_follows_flag_then_environment_then_default() {
         "the flag wins"
     );
 }
+
+/// A start with a wrong configuration fails before taking any request and
+/// names every problem at once, the AWS region included (without one,
+/// `serve --aws` used to answer every hook "could not deliver").
+#[test]
+fn a_start_names_every_configuration_problem_at_once() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let dir = temp_state_dir("problems");
+        let mut cmd = Command::new(BIN);
+        // Nothing from this machine's environment: no region, no profile.
+        cmd.env_clear()
+            .args(args)
+            .arg("--state-dir")
+            .arg(&dir)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", dir.join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-credentials"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let bad = [("RATE_LIMIT_PER_USER", "lots"), ("SMS_TEXT", "mine")];
+    let event = events_dir().join("ingress-sms.json");
+    let event = event.to_str().unwrap();
+    for args in [
+        &["invoke", "--aws", "ingress", event][..],
+        &["serve", "--aws", "--port", "0"],
+    ] {
+        let err = run(args, &bad);
+        for var in [
+            "SMS_TEXT",
+            "HASH_KEY",
+            "ORIGINATION_IDENTITIES",
+            "LEDGER_TABLE",
+            "QUEUE_URL",
+            "RATE_LIMIT_PER_USER",
+            "AWS_REGION",
+        ] {
+            assert!(err.contains(var), "{args:?}: {var} not named in {err}");
+        }
+        assert!(err.contains("7 configuration problems"), "{args:?}: {err}");
+    }
+    // Local mode reads fewer variables, and lists its problems the same way.
+    let err = run(
+        &["invoke", "ingress", event],
+        &[("RATE_LIMIT_PER_IP", "5"), ("DEFAULT_LOCALE", "english!")],
+    );
+    assert!(err.contains("2 configuration problems"), "{err}");
+    assert!(err.contains("RATE_LIMIT_PER_IP is invalid"), "{err}");
+    assert!(err.contains("DEFAULT_LOCALE is invalid"), "{err}");
+}
