@@ -1,6 +1,7 @@
 //! `telehook`: the command-line front door. This file only parses the
 //! command line and hands each subcommand to its module: local mode
-//! (`serve`, `token`, `invoke`), `check`, the load test (`bench`) and the
+//! (`serve`, `token`, `invoke`), `check`, the load test (`bench`), the
+//! End User Messaging stand-in for emulator runs (`sms-stub`) and the
 //! operations on a deployed stack (`replay`, `templates`).
 
 /// `println!` for command output that may go into a pipe: a write error
@@ -20,6 +21,7 @@ mod invoke;
 mod local;
 mod ops;
 mod serve;
+mod stub;
 
 use std::process::ExitCode;
 
@@ -56,6 +58,8 @@ enum Command {
         #[command(subcommand)]
         command: ops::TemplatesCommand,
     },
+    /// Stand in for AWS End User Messaging SMS and voice (which local AWS emulators lack): answers the SDK's sends and writes each message to an outbox file.
+    SmsStub(stub::StubArgs),
     /// Validate an Okta hook (a hook body, or an API Gateway event from events/) and print the normalised request, with the code and number masked.
     Check(check::CheckArgs),
 }
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
     telehook::telemetry::init_text();
     match cli.command {
         Command::Check(args) => check::check(&args),
+        Command::SmsStub(args) => report(block_on(stub::sms_stub(args))),
         Command::Token(args) => report(local::token(&args)),
         Command::Serve(args) => report(block_on(serve::serve(args))),
         Command::Bench(args) => report(block_on(bench::bench(args))),
@@ -141,6 +146,7 @@ mod tests {
             &["check", "e.json"],
             &["replay", "status"],
             &["templates", "list"],
+            &["sms-stub"],
         ] {
             parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }

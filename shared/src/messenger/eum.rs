@@ -33,13 +33,56 @@ pub struct EndUserMessaging {
     settings: EumSettings,
 }
 
-fn send_error<E: ProvideErrorMetadata>(
-    e: &aws_sdk_pinpointsmsvoicev2::error::SdkError<
-        E,
-        aws_sdk_pinpointsmsvoicev2::config::http::HttpResponse,
-    >,
-    reason: Option<String>,
-) -> SendError {
+type SdkError<E> = aws_sdk_pinpointsmsvoicev2::error::SdkError<
+    E,
+    aws_sdk_pinpointsmsvoicev2::config::http::HttpResponse,
+>;
+
+/// The code of a send refused because the endpoint is not the service.
+pub const NOT_THE_SERVICE: &str = "NotEndUserMessaging";
+
+/// An answer from an endpoint that does not implement the API: what an
+/// `AWS_ENDPOINT_URL` pointing at an emulator without End User Messaging
+/// (or at the wrong port) gets back. Retrying cannot help, and a retryable
+/// failure would only show as PENDING, so it is a permanent failure that
+/// says what is wrong. AWS itself never answers an operation it has with
+/// 501, and answers every error with the protocol's error type and a
+/// request id; so the signs are a 501, a 404/405 without an error type, or
+/// an error with neither a type nor a request id (an HTML error page).
+fn foreign_answer<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Option<SendError> {
+    let SdkError::ServiceError(se) = e else {
+        return None;
+    };
+    let raw = se.raw();
+    let status = raw.status().as_u16();
+    let typed = se.err().code().is_some();
+    let from_aws = raw.headers().contains_key("x-amzn-requestid");
+    let foreign = status == 501 || (!typed && (matches!(status, 404 | 405) || !from_aws));
+    if !foreign {
+        return None;
+    }
+    let content_type = raw
+        .headers()
+        .get("content-type")
+        .unwrap_or("no content type");
+    tracing::error!(
+        status,
+        content_type,
+        "the End User Messaging endpoint does not speak its API (SendTextMessage, SendVoiceMessage): \
+         point AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2 at the service or at a stand-in such as `telehook sms-stub`"
+    );
+    Some(SendError::Permanent {
+        code: NOT_THE_SERVICE.into(),
+        reason: Some(format!(
+            "HTTP {status} ({content_type}) from an endpoint that is not End User Messaging SMS and voice"
+        )),
+    })
+}
+
+fn send_error<E: ProvideErrorMetadata>(e: &SdkError<E>, reason: Option<String>) -> SendError {
+    if let Some(foreign) = foreign_answer(e) {
+        return foreign;
+    }
     let c = classify(e);
     if c.retryable {
         SendError::Retryable { code: c.code }

@@ -202,3 +202,84 @@ async fn no_identity_for_the_country_fails_before_any_call() {
     assert!(!err.is_retryable());
     assert!(stub.requests().await.is_empty());
 }
+
+/// A send that reaches something other than End User Messaging (an emulator
+/// without it, a wrong port) fails at once and says so, instead of being
+/// retried into a silent PENDING. Each answer stands for a class: an HTML
+/// error page, a plain 404, and a typed 501 "not implemented" with a request
+/// id (what emulators that know the service's name but not its API send).
+#[tokio::test]
+async fn an_endpoint_that_is_not_the_service_fails_permanently_and_says_so() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let answers = [
+        ResponseTemplate::new(500)
+            .insert_header("content-type", "text/html; charset=utf-8")
+            .set_body_string("<h1>Internal Server Error</h1>"),
+        ResponseTemplate::new(404)
+            .insert_header("content-type", "text/plain")
+            .set_body_string("not found"),
+        ResponseTemplate::new(501)
+            .insert_header("content-type", "application/x-amz-json-1.0")
+            .insert_header("x-amzn-requestid", "r-1")
+            .set_body_json(json!({"__type": "InternalFailure",
+                "message": "API for service 'pinpoint-sms-voice-v2' not yet implemented"})),
+    ];
+    for answer in answers {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(answer.clone())
+            .mount(&server)
+            .await;
+        let sdk = crate::support::moto::sdk_config(&server.uri()).await;
+        let m = EndUserMessaging::new(aws_sdk_pinpointsmsvoicev2::Client::new(&sdk), settings());
+        for channel in [Channel::Sms, Channel::Voice] {
+            let err = m
+                .send(&message(channel, "+14155552671", 300).await)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.code(),
+                telehook::messenger::eum::NOT_THE_SERVICE,
+                "{err}"
+            );
+            assert!(!err.is_retryable());
+        }
+        // Not retried by us: at most the SDK's own three attempts per send
+        // (it retries any 5xx before we see it).
+        assert!(server.received_requests().await.unwrap().len() <= 6);
+    }
+    // The service's own errors are still what they were.
+    let stub = SmsVoiceStub::start().await;
+    stub.script([Outcome::Internal, Outcome::Internal, Outcome::Internal]);
+    let err = messenger(&stub)
+        .await
+        .send(&message(Channel::Sms, "+14155552671", 300).await)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SendError::Retryable {
+            code: "InternalServerException".into()
+        }
+    );
+}
+
+/// The case as a new user meets it: `AWS_ENDPOINT_URL` alone points the SMS
+/// client at the AWS emulator, which has no End User Messaging.
+#[tokio::test]
+async fn the_aws_emulator_is_not_taken_for_the_service() {
+    let (_guard, moto) = crate::support::moto::moto().await;
+    let sdk = crate::support::moto::sdk_config(&moto.url).await;
+    let m = EndUserMessaging::new(aws_sdk_pinpointsmsvoicev2::Client::new(&sdk), settings());
+    let err = m
+        .send(&message(Channel::Sms, "+14155552671", 300).await)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        telehook::messenger::eum::NOT_THE_SERVICE,
+        "{err}"
+    );
+    assert!(err.to_string().contains("not End User Messaging"), "{err}");
+}
