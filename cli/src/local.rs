@@ -14,6 +14,7 @@ use telehook::flows::{Pipeline, PipelineSettings};
 use telehook::ledger::InMemoryLedger;
 use telehook::messenger::outbox::{Notices, OutboxMessenger};
 use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
+use telehook::telemetry::metrics::{Metrics, StderrSink};
 use telehook::templates::Templates;
 use telehook::testkit::DelayedMessenger;
 use telehook::testkit::dev_issuer::{DevKey, TokenClaims};
@@ -358,7 +359,10 @@ pub async fn aws_backend(
         config.fast_path = f;
     }
     let clients = telehook::aws::AwsClients::new(&sdk);
-    let pipeline = telehook::wiring::aws_pipeline(&clients, &config).await?;
+    let mut pipeline = telehook::wiring::aws_pipeline(&clients, &config).await?;
+    // The metrics Lambda writes to stdout go to stderr here: stdout is the
+    // command's result (`invoke --aws ... | jq`).
+    pipeline.settings.metrics = Metrics::new(Arc::new(StderrSink));
     Ok(Backend {
         queue: pipeline.queue.clone(),
         pipeline,

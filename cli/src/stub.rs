@@ -12,7 +12,8 @@
 //!
 //! Faults are scheduled from the command line (`--faults throttle,internal`)
 //! or at run time: `POST /_stub/faults` with `["throttle", ...]` queues them
-//! for the next sends, in order. `GET /_stub/requests` lists every send
+//! for the next sends, in order, and `DELETE /_stub/faults` drops those not
+//! used yet (a provider outage, then its end). `GET /_stub/requests` lists every send
 //! received (operation, destination, context), without message bodies.
 
 use std::collections::VecDeque;
@@ -302,6 +303,11 @@ async fn schedule(State(stub): State<Arc<Stub>>, body: Bytes) -> Response {
     }
 }
 
+async fn clear(State(stub): State<Arc<Stub>>) -> Response {
+    let dropped = std::mem::take(&mut *lock(&stub.faults)).len();
+    axum::Json(json!({"dropped": dropped})).into_response()
+}
+
 async fn requests(State(stub): State<Arc<Stub>>) -> Response {
     axum::Json(Value::Array(lock(&stub.received).clone())).into_response()
 }
@@ -325,7 +331,7 @@ pub async fn sms_stub(args: StubArgs) -> Result<(), Error> {
     let addr: SocketAddr = listener.local_addr()?;
     let router = Router::new()
         .route("/", post(api))
-        .route("/_stub/faults", post(schedule))
+        .route("/_stub/faults", post(schedule).delete(clear))
         .route("/_stub/requests", get(requests))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(stub);

@@ -3,5 +3,6 @@
 //! against the local AWS API emulator.
 
 mod compat;
+mod emulator;
 mod local_mode;
 mod ops;

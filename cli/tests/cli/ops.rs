@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../../shared/tests/suite/support/moto.rs"]
-mod moto;
+pub(crate) mod moto;
 
 use std::process::{Command, Output};
 

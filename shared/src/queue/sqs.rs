@@ -78,6 +78,9 @@ impl JobQueue for SqsQueue {
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
+    /// A long poll: the attempt may take `wait` (up to 20 s) with nothing
+    /// wrong, so this call's timeouts are that much longer than the
+    /// hot path's.
     async fn receive(
         &self,
         max: usize,
@@ -88,8 +91,10 @@ impl JobQueue for SqsQueue {
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
-            .wait_time_seconds(i32::try_from(wait.as_secs().min(20)).unwrap_or(0))
+            .wait_time_seconds(i32::try_from(wait.min(MAX_WAIT).as_secs()).unwrap_or(0))
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .customize()
+            .config_override(long_poll_timeouts(wait.min(MAX_WAIT)))
             .send()
             .await
             .map_err(|e| queue_error(&e))?;
@@ -187,6 +192,23 @@ impl JobQueue for SqsQueue {
     fn arn(&self) -> String {
         self.arn.clone()
     }
+}
+
+/// SQS holds a long poll open for up to 20 seconds.
+const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// The hot path's attempt timeout (1.5 s) would cut every long poll short,
+/// so a poller that waits 20 s for work would see a timeout instead of an
+/// empty answer, every time. A receive's attempt may last the wait plus a
+/// margin for the answer.
+fn long_poll_timeouts(wait: Duration) -> aws_sdk_sqs::config::Builder {
+    aws_sdk_sqs::config::Builder::default().timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(800))
+            .operation_attempt_timeout(wait + Duration::from_secs(3))
+            .operation_timeout(wait + Duration::from_secs(8))
+            .build(),
+    )
 }
 
 #[cfg(test)]

@@ -66,6 +66,19 @@ impl MetricsSink for StdoutSink {
     }
 }
 
+/// Standard error, one document per line: the CLI on the AWS adapters,
+/// whose standard output is the command's result (`invoke --aws | jq`).
+#[derive(Debug, Default)]
+pub struct StderrSink;
+
+impl MetricsSink for StderrSink {
+    fn write(&self, line: &str) {
+        use std::io::Write;
+        let mut out = std::io::stderr().lock();
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 /// Drops everything (local mode's console stays readable).
 #[derive(Debug, Default)]
 pub struct NullSink;

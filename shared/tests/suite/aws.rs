@@ -524,3 +524,25 @@ async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
         .unwrap_err();
     assert!(err.to_string().contains("AUTH_HEADER_SECRET_ARN"), "{err}");
 }
+
+/// A long poll waits longer than the hot path's 1.5 s attempt timeout: with
+/// the product's own SDK settings (not the tests' long ones) an empty
+/// queue answers "nothing" after the wait, not a timeout. `serve --aws`
+/// used to log "queue unavailable: Timeout" on every idle poll.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_poll_on_the_products_own_settings_is_not_a_timeout() {
+    let (_guard, m) = moto().await;
+    let test_sdk = sdk_config(&m.url).await;
+    let (main, _dlq) = create_queues(&aws_sdk_sqs::Client::new(&test_sdk), 5, 30).await;
+    let product_sdk = telehook::aws::sdk_config_loader()
+        .endpoint_url(&m.url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&product_sdk), main);
+    let got = queue.receive(10, Duration::from_secs(3)).await;
+    assert!(matches!(&got, Ok(v) if v.is_empty()), "{got:?}");
+}
