@@ -32,9 +32,6 @@ pub struct InvokeArgs {
     pub local: LocalArgs,
 }
 
-/// The placeholder event files carry where a bearer token goes.
-const TOKEN_PLACEHOLDER: &str = "{{token}}";
-
 /// Runs the event and prints the handler's JSON response.
 pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
     let text = std::fs::read_to_string(&args.event)
@@ -92,8 +89,11 @@ async fn ingress(
     );
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let issuer = local::issuer_for_port(port);
-    let text = if text.contains(TOKEN_PLACEHOLDER) {
-        text.replace(TOKEN_PLACEHOLDER, &local::local_token(&key, &issuer, 300)?)
+    let text = if text.contains(local::TOKEN_PLACEHOLDER) {
+        text.replace(
+            local::TOKEN_PLACEHOLDER,
+            &local::local_token(&key, &issuer, 300)?,
+        )
     } else {
         text.to_owned()
     };

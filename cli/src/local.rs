@@ -111,9 +111,16 @@ pub struct TokenArgs {
     expires_in: i64,
     /// Print the dev issuer's public key set (JWKS) instead of a token, for
     /// serving it elsewhere.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "event")]
     jwks: bool,
+    /// Print this event file (events/ingress-*.json) with the token in place
+    /// of its `{{token}}`, for `sam local invoke -e -`.
+    #[arg(long)]
+    event: Option<PathBuf>,
 }
+
+/// Where event files carry a bearer token.
+pub const TOKEN_PLACEHOLDER: &str = "{{token}}";
 
 /// `telehook token`: prints a token from the dev issuer.
 pub fn token(args: &TokenArgs) -> Result<(), Error> {
@@ -134,7 +141,20 @@ pub fn token(args: &TokenArgs) -> Result<(), Error> {
         &scopes,
         args.expires_in,
     );
-    outln!("{}", key.sign(&claims)?);
+    let token = key.sign(&claims)?;
+    match &args.event {
+        None => outln!("{token}"),
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if !text.contains(TOKEN_PLACEHOLDER) {
+                return Err(
+                    format!("{} has no {TOKEN_PLACEHOLDER} to fill", path.display()).into(),
+                );
+            }
+            outln!("{}", text.replace(TOKEN_PLACEHOLDER, &token).trim_end());
+        }
+    }
     Ok(())
 }
 

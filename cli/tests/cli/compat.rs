@@ -388,3 +388,58 @@ fn a_start_names_every_configuration_problem_at_once() {
     assert!(err.contains("RATE_LIMIT_PER_IP is invalid"), "{err}");
     assert!(err.contains("DEFAULT_LOCALE is invalid"), "{err}");
 }
+
+/// `telehook token --event` fills a fresh token into an ingress event, and
+/// that token is one the ingress configured by `sam-local-env.json`
+/// accepts: its issuer, audience, client id and scope.
+#[test]
+fn token_event_fills_a_token_the_local_invoke_env_file_accepts() {
+    use base64::Engine;
+    let dir = temp_state_dir("token-event");
+    let out = Command::new(BIN)
+        .args(["token", "--event"])
+        .arg(events_dir().join("ingress-sms.json"))
+        .arg("--state-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let event: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let auth = event["headers"]["Authorization"].as_str().unwrap();
+    let token = auth.strip_prefix("Bearer ").unwrap();
+    assert!(!token.contains("{{"), "{auth}");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let env: Value = serde_json::from_str(
+        &std::fs::read_to_string(events_dir().join("../sam-local-env.json")).unwrap(),
+    )
+    .unwrap();
+    let ingress = &env["IngressFunction"];
+    assert_eq!(claims["iss"], ingress["OKTA_ISSUER"]);
+    assert_eq!(claims["aud"], ingress["OKTA_AUDIENCE"]);
+    assert_eq!(claims["cid"], ingress["OKTA_CLIENT_IDS"]);
+    assert!(
+        claims["scp"]
+            .as_array()
+            .unwrap()
+            .contains(&ingress["OKTA_REQUIRED_SCOPE"])
+    );
+    // An event without a placeholder is refused, not printed unchanged.
+    let out = Command::new(BIN)
+        .args(["token", "--event"])
+        .arg(events_dir().join("dlq-replayer.json"))
+        .arg("--state-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}

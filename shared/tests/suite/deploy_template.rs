@@ -193,7 +193,11 @@ fn no_secret_value_reaches_a_function_environment() {
                 "{name}: NoEcho parameter {p} in the environment"
             );
         }
-        assert!(env.get("HASH_KEY").is_none(), "{name}");
+        // Declared blank for `sam local invoke --env-vars`, never a value.
+        assert!(
+            env.get("HASH_KEY").is_none_or(|v| v == ""),
+            "{name}: a hash key by value"
+        );
         assert_eq!(env["HASH_KEY_SECRET_ARN"]["Ref"], "HashKeySecret", "{name}");
         assert!(env.get("AUTH_HEADER_SECRET").is_none(), "{name}");
     }
@@ -209,4 +213,67 @@ fn no_secret_value_reaches_a_function_environment() {
         assert!(text.contains("secretsmanager:GetSecretValue"), "{role}");
         assert!(text.contains(r#"{"Ref":"HashKeySecret"}"#), "{role}");
     }
+}
+
+/// `sam-local-env.json`, the variables for `sam local invoke
+/// --env-vars`. SAM overrides only variables the template declares for a
+/// function and silently drops the rest, so each one must be declared
+/// there (the global `Parameters` by every function); and together they
+/// must make a configuration the functions start with.
+#[test]
+fn the_local_invoke_env_file_only_sets_declared_variables_and_starts() {
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("sam-local-env.json")).unwrap())
+            .unwrap();
+    let functions = resources_of("AWS::Lambda::Function");
+    let declared = |logical: &str| -> Vec<String> {
+        let (_, f) = functions
+            .iter()
+            .find(|(n, _)| n.as_str() == logical)
+            .unwrap_or_else(|| panic!("no function {logical}"));
+        f["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let vars = |key: &str| -> Vec<(String, String)> {
+        file[key]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (key, _) in file.as_object().unwrap() {
+        let targets: Vec<&str> = if key == "Parameters" {
+            functions.iter().map(|(n, _)| n.as_str()).collect()
+        } else {
+            vec![key.as_str()]
+        };
+        for function in targets {
+            let declared = declared(function);
+            for (var, _) in vars(key) {
+                assert!(
+                    declared.contains(&var),
+                    "{key}.{var} is not declared for {function}; SAM would ignore it"
+                );
+            }
+        }
+    }
+    let ingress: Vec<(String, String)> = vars("Parameters")
+        .into_iter()
+        .chain(vars("IngressFunction"))
+        .collect();
+    let get = |k: &str| ingress.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    telehook::config::Config::from_lookup(get).unwrap();
+    // The tables and queues come from the template's own references.
+    telehook::config::PipelineConfig::from_lookup(|k| match k {
+        "LEDGER_TABLE" | "QUEUE_URL" => Some("from-the-template".into()),
+        _ => get(k),
+    })
+    .unwrap();
 }
