@@ -149,7 +149,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         .with_state(app);
 
     println!("listening on http://127.0.0.1:{port}");
-    println!("issuer {issuer}  outbox {}", outbox.display());
+    if args.local.aws.0 {
+        println!("issuer {issuer}  messages through End User Messaging (or its stand-in)");
+    } else {
+        println!("issuer {issuer}  outbox {}", outbox.display());
+    }
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
