@@ -393,5 +393,6 @@ fn ledger_record(v: &serde_json::Value) -> Option<telehook::ledger::LedgerRecord
         correlation_id: None,
         updated_at_ms: 0,
         expires_at: 0,
+        delivery: None,
     })
 }

@@ -20,6 +20,7 @@ pub enum Function {
     Ingress,
     Dispatcher,
     DlqReplayer,
+    Receipts,
 }
 
 #[derive(clap::Args, Debug)]
@@ -52,6 +53,12 @@ pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
         Function::Dispatcher => {
             let event: SqsEvent = serde_json::from_str(&text)?;
             serde_json::to_value(dispatch_batch(&backend.pipeline, event).await)?
+        }
+        Function::Receipts => {
+            let payload: serde_json::Value = serde_json::from_str(&text)?;
+            serde_json::to_value(
+                telehook::flows::receipts::record_sns_receipts(&backend.pipeline, &payload).await?,
+            )?
         }
         Function::DlqReplayer => {
             let request: ReplayRequest = serde_json::from_str(&text)?;

@@ -377,6 +377,8 @@ fn invoke_runs_every_event_file_and_prints_json() {
             "dispatcher"
         } else if name.starts_with("dlq-replayer") {
             "dlq-replayer"
+        } else if name.starts_with("receipts-") {
+            "receipts"
         } else {
             panic!("{name}: no function for this event file")
         };
@@ -414,6 +416,17 @@ fn invoke_runs_every_event_file_and_prints_json() {
                 assert_eq!(code, expected, "{name}");
             }
             "dispatcher" => assert!(json["batchItemFailures"].is_array(), "{name}"),
+            "receipts" => {
+                // A fresh local ledger knows no event: a final receipt is
+                // an unknown event, the rest are what their names say.
+                let kind = match name.as_str() {
+                    "receipts-interim.json" => "interim",
+                    "receipts-not-ours.json" => "notOurs",
+                    "receipts-malformed.json" => "malformed",
+                    _ => "unknownEvents",
+                };
+                assert_eq!(json[kind], 1, "{name}: {json}");
+            }
             _ => {
                 // A fresh local DLQ is empty: the report says so.
                 assert_eq!(json["remaining"], 0, "{name}");

@@ -11,6 +11,7 @@ pub mod otp;
 pub mod outcome;
 pub mod phone;
 pub mod problem;
+pub mod receipt;
 pub mod request;
 
 pub use channel::{Channel, ChannelError};
@@ -21,4 +22,5 @@ pub use otp::{Otp, OtpError};
 pub use outcome::{ActionStatus, DeliveryOutcome, FailureCause};
 pub use phone::{NumberType, PhoneError, PhoneNumber, Reading, Region};
 pub use problem::Problem;
+pub use receipt::{DeliveryVerdict, Receipt};
 pub use request::{DeliveryRequest, OktaText, ReadNotes, SignInContext, ip_network};

@@ -6,6 +6,7 @@
 //!   [`dispatch::poll_once`], which plays Lambda's SQS event source for local
 //!   mode and tests;
 //! - [`replay`]: draining the dead-letter queue on demand;
+//! - [`receipts`]: the provider's delivery receipts onto the ledger;
 //! - [`guard`]: the toll-fraud checks the ingress runs first.
 //!
 //! This module owns the [`Pipeline`] (the ports and settings every flow
@@ -21,6 +22,7 @@
 pub mod dispatch;
 pub mod guard;
 pub mod hook;
+pub mod receipts;
 pub mod replay;
 
 use std::sync::Arc;
@@ -236,10 +238,10 @@ impl Pipeline {
     /// Writes a terminal state, retrying passing ledger errors a few times
     /// with short backoff: a send that went out but was never recorded is a
     /// send someone may repeat.
-    async fn record<F, Fut>(&self, what: &'static str, write: F) -> Result<(), LedgerError>
+    async fn record<T, F, Fut>(&self, what: &'static str, write: F) -> Result<T, LedgerError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), LedgerError>>,
+        Fut: Future<Output = Result<T, LedgerError>>,
     {
         write
             .retry(

@@ -16,9 +16,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use crate::aws::classify;
 use crate::domain::EventId;
 use crate::domain::channel::Channel;
+use crate::domain::{DeliveryVerdict, Receipt};
 use crate::ledger::{
-    Claim, ClaimOutcome, Ledger, LedgerError, LedgerRecord, RateCount, RateDecision, Status,
-    claimable, outcome_of_conflict,
+    Claim, ClaimOutcome, DeliveryRecord, DeliveryRecorded, Ledger, LedgerError, LedgerRecord,
+    RateCount, RateDecision, Status, claimable, outcome_of_conflict,
 };
 
 #[derive(Debug, Clone)]
@@ -69,6 +70,22 @@ pub fn record_from_item(item: &Item) -> Option<LedgerRecord> {
         correlation_id: get_s(item, "oktaRequest"),
         updated_at_ms: get_n(item, "updatedAt").unwrap_or(0),
         expires_at: get_n(item, "expiresAt").unwrap_or(0),
+        delivery: delivery_from_item(item),
+    })
+}
+
+/// The delivery receipt's attributes, when the record has one.
+fn delivery_from_item(item: &Item) -> Option<DeliveryRecord> {
+    Some(DeliveryRecord {
+        delivery: DeliveryVerdict::parse(&get_s(item, "delivery")?)?,
+        event_type: get_s(item, "deliveryEvent").unwrap_or_default(),
+        status: get_s(item, "deliveryStatus"),
+        description: get_s(item, "deliveryDescription"),
+        mcc: get_s(item, "mcc"),
+        mnc: get_s(item, "mnc"),
+        delivery_ms: get_n(item, "deliveryMs"),
+        message_id: get_s(item, "deliveryMessageId").unwrap_or_default(),
+        reported_at_ms: get_n(item, "deliveryReportedAt").unwrap_or(0),
     })
 }
 
@@ -383,6 +400,73 @@ impl Ledger for DynamoLedger {
             .await;
         // Already SENT, FAILED or EXPIRED: nothing to change.
         conditional(result, Ok(()))
+    }
+
+    /// One conditional update: the record exists and has no receipt yet.
+    /// A failed condition reads the record back (`ALL_OLD`) to tell an
+    /// unknown event from a duplicate receipt.
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %receipt.event_id))]
+    async fn record_delivery(
+        &self,
+        receipt: &Receipt,
+        now_ms: i64,
+    ) -> Result<DeliveryRecorded, LedgerError> {
+        let mut sets = vec![
+            "delivery = :d",
+            "deliveryEvent = :e",
+            "deliveryMessageId = :m",
+            "deliveryReportedAt = :r",
+            "updatedAt = :now",
+        ];
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(&receipt.event_id))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(delivery)")
+            .expression_attribute_values(":d", s(receipt.delivery.as_str()))
+            .expression_attribute_values(":e", s(&receipt.event_type))
+            .expression_attribute_values(":m", s(&receipt.message_id))
+            .expression_attribute_values(":r", n(receipt.reported_at_ms))
+            .expression_attribute_values(":now", n(now_ms));
+        for (attr, placeholder, value) in [
+            ("deliveryStatus", ":st", &receipt.status),
+            ("deliveryDescription", ":ds", &receipt.description),
+            ("mcc", ":mcc", &receipt.mcc),
+            ("mnc", ":mnc", &receipt.mnc),
+        ] {
+            if let Some(v) = value {
+                sets.push(match attr {
+                    "deliveryStatus" => "deliveryStatus = :st",
+                    "deliveryDescription" => "deliveryDescription = :ds",
+                    "mcc" => "mcc = :mcc",
+                    _ => "mnc = :mnc",
+                });
+                update = update.expression_attribute_values(placeholder, s(v));
+            }
+        }
+        if let Some(ms) = receipt.delivery_ms {
+            sets.push("deliveryMs = :ms");
+            update = update.expression_attribute_values(":ms", n(ms));
+        }
+        let result = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(DeliveryRecorded::Recorded),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
+                    Ok(if ccf.item().is_some() {
+                        DeliveryRecorded::Duplicate
+                    } else {
+                        DeliveryRecorded::UnknownEvent
+                    })
+                }
+                _ => Err(ledger_error(&e)),
+            },
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]

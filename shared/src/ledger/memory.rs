@@ -88,6 +88,8 @@ impl Ledger for InMemoryLedger {
                     lease_until_ms: c.now_ms + c.lease_ms,
                     channel: Some(c.channel),
                     failure: existing.and_then(|r| r.failure.clone()),
+                    // An update keeps what it does not set, as DynamoDB's.
+                    delivery: existing.and_then(|r| r.delivery.clone()),
                     owner: Some(c.owner.to_owned()),
                     correlation_id: c
                         .correlation_id
@@ -185,6 +187,24 @@ impl Ledger for InMemoryLedger {
     async fn get(&self, event_id: &EventId) -> Result<Option<LedgerRecord>, LedgerError> {
         Ok(self.with(|map| map.get(event_id.as_str()).cloned()))
     }
+
+    async fn record_delivery(
+        &self,
+        receipt: &Receipt,
+        now_ms: i64,
+    ) -> Result<DeliveryRecorded, LedgerError> {
+        self.with(|map| {
+            Ok(match map.get_mut(receipt.event_id.as_str()) {
+                None => DeliveryRecorded::UnknownEvent,
+                Some(r) if r.delivery.is_some() => DeliveryRecorded::Duplicate,
+                Some(r) => {
+                    r.delivery = Some(DeliveryRecord::from(receipt));
+                    r.updated_at_ms = now_ms;
+                    DeliveryRecorded::Recorded
+                }
+            })
+        })
+    }
 }
 
 /// A record with no lease, owner, channel, message id or failure, as a
@@ -208,5 +228,6 @@ fn record(
         correlation_id: None,
         updated_at_ms: now_ms,
         expires_at,
+        delivery: None,
     }
 }

@@ -15,6 +15,9 @@
 //! conditional write, and an event id already in the set is not counted
 //! again, so a replayed hook never counts twice.
 //!
+//! A final delivery receipt from the provider is added to the event's record
+//! (`delivery` and the fields beside it), once: the first one stands.
+//!
 //! The ledger never holds the OTP or the phone number (rate keys are keyed
 //! hashes).
 
@@ -28,8 +31,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::domain::EventId;
 use crate::domain::channel::Channel;
+use crate::domain::{DeliveryVerdict, EventId, Receipt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -85,6 +88,56 @@ pub struct LedgerRecord {
     pub updated_at_ms: i64,
     /// TTL attribute, epoch seconds.
     pub expires_at: i64,
+    /// The provider's final delivery receipt, once one came.
+    pub delivery: Option<DeliveryRecord>,
+}
+
+/// What the ledger keeps of a final delivery receipt (never the number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub delivery: DeliveryVerdict,
+    /// The provider's event type and status, and its description.
+    pub event_type: String,
+    pub status: Option<String>,
+    pub description: Option<String>,
+    pub mcc: Option<String>,
+    pub mnc: Option<String>,
+    /// From the send request to the report, in milliseconds.
+    pub delivery_ms: Option<i64>,
+    /// The provider's message id the receipt is about.
+    pub message_id: String,
+    /// When the provider reported it (epoch ms).
+    pub reported_at_ms: i64,
+}
+
+impl From<&Receipt> for DeliveryRecord {
+    fn from(r: &Receipt) -> Self {
+        DeliveryRecord {
+            delivery: r.delivery,
+            event_type: r.event_type.clone(),
+            status: r.status.clone(),
+            description: r.description.clone(),
+            mcc: r.mcc.clone(),
+            mnc: r.mnc.clone(),
+            delivery_ms: r.delivery_ms,
+            message_id: r.message_id.clone(),
+            reported_at_ms: r.reported_at_ms,
+        }
+    }
+}
+
+/// What recording a receipt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryRecorded {
+    /// The first final receipt of the event, now on its record.
+    Recorded,
+    /// The record already holds a final receipt (SNS delivers at least
+    /// once, and a call can be both answered and completed): the first
+    /// one stands.
+    Duplicate,
+    /// No record of the event: not one of our sends, or one whose record
+    /// has expired. Nothing is written.
+    UnknownEvent,
 }
 
 /// A request to claim an event.
@@ -233,6 +286,16 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     ) -> Result<(), LedgerError>;
 
     async fn get(&self, event_id: &EventId) -> Result<Option<LedgerRecord>, LedgerError>;
+
+    /// Records a final delivery receipt on the event's record, whatever
+    /// its status (a receipt can arrive before the send is marked SENT;
+    /// marking it later keeps the receipt). The first final receipt stands;
+    /// an event without a record gets none.
+    async fn record_delivery(
+        &self,
+        receipt: &Receipt,
+        now_ms: i64,
+    ) -> Result<DeliveryRecorded, LedgerError>;
 }
 
 /// What a claim attempt should report when the condition fails, given the

@@ -3,10 +3,12 @@
 //! [`outbox::OutboxMessenger`] (a file standing in for the handset, in local
 //! mode); the scripted double for flow tests lives in the test kit.
 //! Adapters classify their errors once, as retryable or permanent, in
-//! [`SendError`].
+//! [`SendError`]. What the provider later reports about a message is read
+//! by [`receipts`].
 
 pub mod eum;
 pub mod outbox;
+pub mod receipts;
 
 use async_trait::async_trait;
 use thiserror::Error;

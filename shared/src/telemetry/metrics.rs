@@ -15,6 +15,10 @@
 //! | `Replayed` | Count | channel |
 //! | `FastPathLatency` | Milliseconds | channel+outcome |
 //! | `ProviderLatency` | Milliseconds | channel+outcome (ACCEPTED, RETRYABLE, PERMANENT); channel+country |
+//! | `Receipts` | Count | channel+delivery (DELIVERED, UNDELIVERED); channel+country+delivery |
+//! | `Undelivered` | Count | channel+reason (the provider's final event type) |
+//! | `TimeToDelivery` | Milliseconds | channel; channel+country |
+//! | `ReceiptsIgnored` | Count | kind (INTERIM, NOT_OURS, DUPLICATE, UNKNOWN_EVENT, MALFORMED) |
 //!
 //! Values are counts, channels and outcome words only: never a number, a
 //! code or an id.
@@ -41,6 +45,10 @@ pub const METRIC_NAMES: &[&str] = &[
     "Replayed",
     "FastPathLatency",
     "ProviderLatency",
+    "Receipts",
+    "Undelivered",
+    "TimeToDelivery",
+    "ReceiptsIgnored",
 ];
 
 /// Where EMF documents go.
@@ -167,6 +175,62 @@ impl Metrics {
             }],
             &[(name, 1.0)],
             &[("channel", channel.as_str())],
+        );
+    }
+
+    /// A final delivery receipt: the delivery rate per channel and country
+    /// is `Receipts` DELIVERED over all `Receipts`; undelivered ones also by
+    /// reason; the time to delivery (p50/p99 on the dashboard) when known.
+    pub fn receipt(&self, r: &crate::domain::Receipt) {
+        let country = r.country.as_deref().unwrap_or("unknown");
+        let channel = r.channel.as_str();
+        let delivery = r.delivery.as_str();
+        self.emit(
+            &[Directive {
+                dimensions: &[
+                    &["channel", "delivery"],
+                    &["channel", "country", "delivery"],
+                ],
+                metrics: &[("Receipts", "Count")],
+            }],
+            &[("Receipts", 1.0)],
+            &[
+                ("channel", channel),
+                ("country", country),
+                ("delivery", delivery),
+            ],
+        );
+        if r.delivery == crate::domain::DeliveryVerdict::Undelivered {
+            self.emit(
+                &[Directive {
+                    dimensions: &[&["channel", "reason"]],
+                    metrics: &[("Undelivered", "Count")],
+                }],
+                &[("Undelivered", 1.0)],
+                &[("channel", channel), ("reason", &r.event_type)],
+            );
+        }
+        if let Some(ms) = r.delivery_ms {
+            self.emit(
+                &[Directive {
+                    dimensions: &[&["channel"], &["channel", "country"]],
+                    metrics: &[("TimeToDelivery", "Milliseconds")],
+                }],
+                &[("TimeToDelivery", ms as f64)],
+                &[("channel", channel), ("country", country)],
+            );
+        }
+    }
+
+    /// A delivery event that changed nothing, by kind.
+    pub fn receipt_ignored(&self, kind: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["kind"]],
+                metrics: &[("ReceiptsIgnored", "Count")],
+            }],
+            &[("ReceiptsIgnored", 1.0)],
+            &[("kind", kind)],
         );
     }
 

@@ -345,6 +345,14 @@ impl Ledger for ChaosLedger {
     async fn get(&self, e: &EventId) -> Result<Option<LedgerRecord>, LedgerError> {
         chaos_ledger_call!(self, self.inner.get(e))
     }
+
+    async fn record_delivery(
+        &self,
+        r: &crate::domain::Receipt,
+        now_ms: i64,
+    ) -> Result<crate::ledger::DeliveryRecorded, LedgerError> {
+        chaos_ledger_call!(self, self.inner.record_delivery(r, now_ms))
+    }
 }
 
 #[derive(Debug)]

@@ -160,6 +160,7 @@ mod tests {
             owner: None,
             updated_at_ms: 0,
             expires_at: 0,
+            delivery: None,
         }
     }
 

@@ -97,7 +97,7 @@ fn no_import_circle_between_top_level_modules() {
 
 #[test]
 fn lambdas_build_without_the_test_kit_and_stay_thin() {
-    for lambda in ["ingress", "dispatcher", "dlq-replayer"] {
+    for lambda in ["ingress", "dispatcher", "dlq-replayer", "receipts"] {
         let manifest = std::fs::read_to_string(root().join(lambda).join("Cargo.toml")).unwrap();
         assert!(
             !manifest.contains("testkit"),

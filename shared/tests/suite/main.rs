@@ -25,6 +25,7 @@ mod pipeline_logs;
 mod poller;
 mod ports;
 mod pumping;
+mod receipts;
 mod reliability;
 mod replay;
 mod replay_machine;

@@ -210,6 +210,14 @@ impl Ledger for ForgetfulLedger {
     async fn get(&self, e: &EventId) -> Result<Option<LedgerRecord>, LedgerError> {
         self.inner.get(e).await
     }
+
+    async fn record_delivery(
+        &self,
+        r: &telehook::domain::Receipt,
+        now_ms: i64,
+    ) -> Result<telehook::ledger::DeliveryRecorded, LedgerError> {
+        self.inner.record_delivery(r, now_ms).await
+    }
 }
 
 #[tokio::test(start_paused = true)]

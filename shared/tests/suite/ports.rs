@@ -25,6 +25,7 @@ pub(crate) fn eid(s: &str) -> EventId {
 
 pub(crate) mod ledger {
     use super::*;
+    use telehook::domain::{DeliveryVerdict, Receipt};
     use telehook::ledger::{
         Claim, ClaimOutcome, DynamoLedger, InMemoryLedger, Ledger, LedgerError, RateCount,
         RateDecision, Status,
@@ -227,9 +228,87 @@ pub(crate) mod ledger {
         );
     }
 
+    pub(crate) fn receipt(event: &str, delivery: DeliveryVerdict, event_type: &str) -> Receipt {
+        Receipt {
+            event_id: eid(event),
+            message_id: format!("mid-{event}"),
+            channel: Channel::Sms,
+            delivery,
+            event_type: event_type.into(),
+            status: Some("status".into()),
+            description: Some("what the carrier said".into()),
+            mcc: Some("310".into()),
+            mnc: Some("260".into()),
+            country: Some("US".into()),
+            delivery_ms: Some(4200),
+            reported_at_ms: 1_700_000_004_200,
+        }
+    }
+
+    /// A receipt lands on an existing record once, whatever its status (a
+    /// receipt may beat `mark_sent`, which then keeps it, as does a later
+    /// claim); an unknown event gets no record; the first receipt stands.
+    async fn receipts_are_recorded_once(ledger: &dyn Ledger) {
+        use telehook::ledger::{DeliveryRecord, DeliveryRecorded};
+        let t0 = 1_700_000_000_000;
+        let early = receipt("evt-rcpt-1", DeliveryVerdict::Delivered, "TEXT_DELIVERED");
+        assert_eq!(
+            ledger.record_delivery(&early, t0).await,
+            Ok(DeliveryRecorded::UnknownEvent)
+        );
+        assert_eq!(
+            ledger.get(&early.event_id).await,
+            Ok(None),
+            "nothing created"
+        );
+        ledger
+            .claim(&claim(&early.event_id, "a", t0))
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger.record_delivery(&early, t0 + 1).await,
+            Ok(DeliveryRecorded::Recorded),
+            "before the send is marked"
+        );
+        ledger
+            .mark_sent(&early.event_id, "mid-evt-rcpt-1", t0 + 2)
+            .await
+            .unwrap();
+        let late = receipt("evt-rcpt-1", DeliveryVerdict::Undelivered, "TEXT_UNKNOWN");
+        assert_eq!(
+            ledger.record_delivery(&late, t0 + 3).await,
+            Ok(DeliveryRecorded::Duplicate)
+        );
+        let record = ledger.get(&early.event_id).await.unwrap().unwrap();
+        assert_eq!(record.status, Status::Sent);
+        assert_eq!(record.message_id.as_deref(), Some("mid-evt-rcpt-1"));
+        assert_eq!(record.delivery, Some(DeliveryRecord::from(&early)));
+        // Optional fields stay absent when the provider gave none.
+        let bare = Receipt {
+            status: None,
+            description: None,
+            mcc: None,
+            mnc: None,
+            delivery_ms: None,
+            ..receipt(
+                "evt-rcpt-2",
+                DeliveryVerdict::Undelivered,
+                "VOICE_NO_ANSWER",
+            )
+        };
+        ledger.claim(&claim(&bare.event_id, "a", t0)).await.unwrap();
+        assert_eq!(
+            ledger.record_delivery(&bare, t0).await,
+            Ok(DeliveryRecorded::Recorded)
+        );
+        let record = ledger.get(&bare.event_id).await.unwrap().unwrap();
+        assert_eq!(record.delivery, Some(DeliveryRecord::from(&bare)));
+    }
+
     async fn behaves(ledger: Arc<dyn Ledger>) {
         claims_are_conditional(ledger.as_ref()).await;
         concurrent_claims_have_one_winner(ledger.clone()).await;
+        receipts_are_recorded_once(ledger.as_ref()).await;
         rate_counters_count_an_event_once(ledger).await;
     }
 

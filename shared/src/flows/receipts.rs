@@ -1,0 +1,148 @@
+//! Delivery receipts: End User Messaging's events about messages it
+//! accepted, as its configuration set's SNS destination delivers them
+//! ([`record_receipts`]). A final event is recorded on the event's ledger
+//! record (DELIVERED or UNDELIVERED, the provider's status, the carrier,
+//! the time to delivery) and counted; everything else is counted and
+//! acknowledged.
+//!
+//! Nothing here may loop: SNS retries a failed invocation, so only a
+//! passing ledger failure fails it. A malformed event, an interim one, one
+//! from another sender, a duplicate, or one for an event the ledger does not
+//! know are acknowledged, with a log line and a metric. A receipt that
+//! arrives before the send is marked SENT is recorded all the same: the
+//! record exists from the claim on, and marking it SENT keeps the receipt.
+
+use serde::Serialize;
+use tracing::Instrument;
+
+use super::Pipeline;
+use crate::domain::Receipt;
+use crate::ledger::{DeliveryRecorded, LedgerError};
+use crate::messenger::receipts::{Reading, read_event};
+
+/// What one invocation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptReport {
+    pub recorded: u32,
+    pub duplicates: u32,
+    pub unknown_events: u32,
+    pub interim: u32,
+    pub not_ours: u32,
+    pub malformed: u32,
+}
+
+/// The receipts Lambda's event: SNS's envelope (`Records[].Sns.Message`,
+/// each the text of one delivery event). Read as plain JSON, so an
+/// envelope of the wrong shape is counted as malformed and acknowledged,
+/// not retried forever.
+pub async fn record_sns_receipts(
+    pipeline: &Pipeline,
+    payload: &serde_json::Value,
+) -> Result<ReceiptReport, LedgerError> {
+    let records = payload.get("Records").and_then(|r| r.as_array());
+    let messages: Vec<Option<&str>> = records
+        .map(|rs| {
+            rs.iter()
+                .map(|r| r.pointer("/Sns/Message").and_then(|m| m.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let unreadable = u32::try_from(
+        messages.iter().filter(|m| m.is_none()).count() + usize::from(records.is_none()),
+    )
+    .unwrap_or(u32::MAX);
+    if unreadable > 0 {
+        tracing::warn!(unreadable, "an SNS envelope without a message; dropped");
+        for _ in 0..unreadable {
+            pipeline.settings.metrics.receipt_ignored("MALFORMED");
+        }
+    }
+    let mut report = record_receipts(pipeline, messages.into_iter().flatten()).await?;
+    report.malformed += unreadable;
+    Ok(report)
+}
+
+/// Records each event (the text of one SNS message). Fails only when the
+/// ledger cannot be written now, so the invocation is retried; what was
+/// recorded before stands, and its retry is a duplicate.
+pub async fn record_receipts<'a>(
+    pipeline: &Pipeline,
+    events: impl IntoIterator<Item = &'a str>,
+) -> Result<ReceiptReport, LedgerError> {
+    let mut report = ReceiptReport::default();
+    for text in events {
+        let reading = match read_event(text) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "a delivery event that cannot be read; dropped");
+                pipeline.settings.metrics.receipt_ignored("MALFORMED");
+                report.malformed += 1;
+                continue;
+            }
+        };
+        match reading {
+            Reading::Final(receipt) => {
+                let span = tracing::info_span!(
+                    "receipt",
+                    event_id = %receipt.event_id,
+                    message_id = %receipt.message_id,
+                );
+                let recorded = record_one(pipeline, &receipt).instrument(span).await?;
+                match recorded {
+                    DeliveryRecorded::Recorded => report.recorded += 1,
+                    DeliveryRecorded::Duplicate => report.duplicates += 1,
+                    DeliveryRecorded::UnknownEvent => report.unknown_events += 1,
+                }
+            }
+            Reading::Interim { event_type } => {
+                tracing::debug!(event_type, "an interim delivery event");
+                pipeline.settings.metrics.receipt_ignored("INTERIM");
+                report.interim += 1;
+            }
+            Reading::NotOurs { event_type } => {
+                tracing::info!(event_type, "a delivery event for a message we did not send");
+                pipeline.settings.metrics.receipt_ignored("NOT_OURS");
+                report.not_ours += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn record_one(
+    pipeline: &Pipeline,
+    receipt: &Receipt,
+) -> Result<DeliveryRecorded, LedgerError> {
+    let outcome = pipeline
+        .record("record_delivery", || {
+            pipeline
+                .ledger
+                .record_delivery(receipt, pipeline.clock.now_ms())
+        })
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "the receipt could not be recorded"))?;
+    let metrics = &pipeline.settings.metrics;
+    match outcome {
+        DeliveryRecorded::Recorded => {
+            tracing::info!(
+                delivery = receipt.delivery.as_str(),
+                event_type = receipt.event_type,
+                status = receipt.status.as_deref().unwrap_or("-"),
+                country = receipt.country.as_deref().unwrap_or("-"),
+                delivery_ms = receipt.delivery_ms,
+                "delivery receipt recorded"
+            );
+            metrics.receipt(receipt);
+        }
+        DeliveryRecorded::Duplicate => {
+            tracing::debug!("a second final receipt; the first stands");
+            metrics.receipt_ignored("DUPLICATE");
+        }
+        DeliveryRecorded::UnknownEvent => {
+            tracing::info!("a receipt for an event the ledger does not hold");
+            metrics.receipt_ignored("UNKNOWN_EVENT");
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,177 @@
+//! End User Messaging's delivery events, as its configuration set's event
+//! destination publishes them (one JSON object per event, in an SNS
+//! message), read into a [`Receipt`].
+//!
+//! Only what the ledger and the metrics need is read: the event type and
+//! whether it is final, the message id, our `eventId` from the `Context`
+//! every send carries, the carrier codes, the destination's country, the
+//! status and its description, and the two timestamps. The destination
+//! number in the event is never read, so it cannot reach a record or a log.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::domain::EventId;
+use crate::domain::receipt::{Receipt, verdict_of};
+
+/// The fields of an event that are read. Everything else is ignored, so a
+/// new field in the event never breaks reading it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    event_type: String,
+    #[serde(default)]
+    is_final: Option<bool>,
+    message_id: Option<String>,
+    #[serde(default)]
+    context: Option<HashMap<String, serde_json::Value>>,
+    mcc: Option<String>,
+    mnc: Option<String>,
+    iso_country_code: Option<String>,
+    message_status: Option<String>,
+    message_status_description: Option<String>,
+    event_timestamp: Option<i64>,
+    message_request_timestamp: Option<i64>,
+}
+
+/// What one event is to us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// A final receipt of one of our sends.
+    Final(Receipt),
+    /// A step on the way (queued, pending, ringing): nothing to record.
+    Interim { event_type: String },
+    /// Not from one of our sends: no `eventId` in its context (another
+    /// sender on the same configuration set), or no message id.
+    NotOurs { event_type: String },
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ReceiptError {
+    /// Not JSON, or no `eventType`: nothing can be done with it.
+    #[error("not a delivery event: {0}")]
+    Malformed(String),
+}
+
+/// Most a provider field is kept to: they are short codes and sentences.
+const MAX_FIELD: usize = 256;
+
+fn short(v: Option<String>) -> Option<String> {
+    v.map(|s| s.chars().take(MAX_FIELD).collect::<String>())
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Reads one event (the SNS message's text).
+pub fn read_event(text: &str) -> Result<Reading, ReceiptError> {
+    let wire: Wire = serde_json::from_str(text).map_err(|e| {
+        // serde's message names a field or a position, never a value.
+        ReceiptError::Malformed(e.to_string())
+    })?;
+    let event_type: String = wire.event_type.chars().take(64).collect();
+    let is_final = wire.is_final.unwrap_or(false);
+    let Some((channel, delivery)) = verdict_of(&event_type, is_final) else {
+        return Ok(Reading::Interim { event_type });
+    };
+    let event_id = wire
+        .context
+        .as_ref()
+        .and_then(|c| c.get("eventId"))
+        .and_then(|v| v.as_str())
+        .and_then(|s| EventId::parse(s).ok());
+    let message_id = short(wire.message_id);
+    let (Some(event_id), Some(message_id)) = (event_id, message_id) else {
+        return Ok(Reading::NotOurs { event_type });
+    };
+    let reported_at_ms = wire.event_timestamp.unwrap_or(0);
+    let delivery_ms = match (wire.message_request_timestamp, wire.event_timestamp) {
+        (Some(sent), Some(reported)) if reported >= sent => Some(reported - sent),
+        _ => None,
+    };
+    Ok(Reading::Final(Receipt {
+        event_id,
+        message_id,
+        channel,
+        delivery,
+        event_type,
+        status: short(wire.message_status),
+        description: short(wire.message_status_description),
+        mcc: short(wire.mcc),
+        mnc: short(wire.mnc),
+        country: short(wire.iso_country_code).map(|c| c.to_ascii_uppercase()),
+        delivery_ms,
+        reported_at_ms,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::channel::Channel;
+    use crate::domain::receipt::DeliveryVerdict;
+
+    fn event(event_type: &str, is_final: bool) -> serde_json::Value {
+        serde_json::json!({
+            "eventType": event_type, "eventVersion": "1.0",
+            "eventTimestamp": 1_700_000_004_500_i64, "isFinal": is_final,
+            "originationPhoneNumber": "+12065550152",
+            "destinationPhoneNumber": "+14255550156",
+            "isoCountryCode": "us", "mcc": "310", "mnc": "800",
+            "messageId": "mid-1", "messageRequestTimestamp": 1_700_000_000_000_i64,
+            "messageStatus": "DELIVERED", "messageStatusDescription": "Delivered to handset",
+            "context": {"eventId": "evt-1", "requestType": "mfa-verification"},
+            "totalMessageParts": 1, "totalMessagePrice": 0.00581
+        })
+    }
+
+    #[test]
+    fn a_final_event_is_a_receipt_without_the_number() {
+        let Reading::Final(r) = read_event(&event("TEXT_DELIVERED", true).to_string()).unwrap()
+        else {
+            panic!("final")
+        };
+        assert_eq!(r.event_id.as_str(), "evt-1");
+        assert_eq!(r.channel, Channel::Sms);
+        assert_eq!(r.delivery, DeliveryVerdict::Delivered);
+        assert_eq!(r.delivery_ms, Some(4500));
+        assert_eq!(r.country.as_deref(), Some("US"));
+        assert_eq!(
+            (r.mcc.as_deref(), r.mnc.as_deref()),
+            (Some("310"), Some("800"))
+        );
+        assert!(!format!("{r:?}").contains("4255550156"));
+    }
+
+    #[test]
+    fn interim_foreign_and_malformed_events_are_told_apart() {
+        assert_eq!(
+            read_event(&event("TEXT_PENDING", false).to_string()).unwrap(),
+            Reading::Interim {
+                event_type: "TEXT_PENDING".into()
+            }
+        );
+        let mut foreign = event("TEXT_DELIVERED", true);
+        foreign["context"] = serde_json::json!({"account": "bar"});
+        assert!(matches!(
+            read_event(&foreign.to_string()).unwrap(),
+            Reading::NotOurs { .. }
+        ));
+        let mut no_context = event("VOICE_BUSY", true);
+        no_context.as_object_mut().unwrap().remove("context");
+        assert!(matches!(
+            read_event(&no_context.to_string()).unwrap(),
+            Reading::NotOurs { .. }
+        ));
+        for bad in ["", "null", "[]", "{\"messageId\": 1}", "not json"] {
+            assert!(read_event(bad).is_err(), "{bad}");
+        }
+        // A report before its request (clock skew) has no time to delivery.
+        let mut skewed = event("TEXT_DELIVERED", true);
+        skewed["eventTimestamp"] = 1_600_000_000_000_i64.into();
+        let Reading::Final(r) = read_event(&skewed.to_string()).unwrap() else {
+            panic!("final")
+        };
+        assert_eq!(r.delivery_ms, None);
+    }
+}

@@ -1,0 +1,321 @@
+//! Delivery receipts through the flow, from the SNS events in `events/`:
+//! each final verdict recorded on the hook's ledger record, every odd
+//! order and odd event acknowledged without loss or loop, the metrics, a
+//! ledger that cannot be written failing the invocation (so SNS retries),
+//! and logs and records without the number or the code.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use telehook::domain::channel::Channel;
+use telehook::domain::{DeliveryOutcome, DeliveryVerdict, EventId};
+use telehook::flows::receipts::{ReceiptReport, record_sns_receipts};
+use telehook::ledger::{InMemoryLedger, Ledger, LedgerError, Status};
+use telehook::telemetry::metrics::Metrics;
+use telehook::testkit::MemorySink;
+use tokio::time::Instant;
+
+use crate::support::LogCapture;
+use crate::support::flow::*;
+
+/// The event id every `events/receipts-*.json` names in its context.
+const EVENT: &str = "uS5871kJThSsU8qlA1LTcg";
+
+fn event_file(name: &str) -> Value {
+    let path = crate::support::events_dir().join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A hook for `EVENT` sent on the fast path.
+async fn sent(h: &Harness, channel: Channel) {
+    let outcome = h
+        .pipeline
+        .handle_hook(request(h, EVENT, "+14155552671", channel), Instant::now())
+        .await;
+    assert!(
+        matches!(outcome, DeliveryOutcome::Successful { .. }),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_final_receipt_is_recorded_on_the_hooks_record() {
+    for (file, channel, verdict, event_type) in [
+        (
+            "receipts-delivered.json",
+            Channel::Sms,
+            DeliveryVerdict::Delivered,
+            "TEXT_DELIVERED",
+        ),
+        (
+            "receipts-carrier-unreachable.json",
+            Channel::Sms,
+            DeliveryVerdict::Undelivered,
+            "TEXT_CARRIER_UNREACHABLE",
+        ),
+        (
+            "receipts-voice-no-answer.json",
+            Channel::Voice,
+            DeliveryVerdict::Undelivered,
+            "VOICE_NO_ANSWER",
+        ),
+    ] {
+        let sink = Arc::new(MemorySink::default());
+        let mut h = harness(true);
+        h.pipeline.settings.metrics = Metrics::new(sink.clone());
+        sent(&h, channel).await;
+        let report = record_sns_receipts(&h.pipeline, &event_file(file))
+            .await
+            .unwrap();
+        assert_eq!(
+            report,
+            ReceiptReport {
+                recorded: 1,
+                ..Default::default()
+            },
+            "{file}"
+        );
+        let record = h.record(EVENT).await;
+        assert_eq!(record.status, Status::Sent, "{file}");
+        let delivery = record.delivery.clone().unwrap();
+        assert_eq!(delivery.delivery, verdict, "{file}");
+        assert_eq!(delivery.event_type, event_type, "{file}");
+        assert_eq!(delivery.delivery_ms, Some(4380), "{file}");
+        assert!(
+            delivery.status.is_some() && delivery.description.is_some(),
+            "{file}"
+        );
+        if channel == Channel::Sms {
+            assert_eq!(
+                (delivery.mcc.as_deref(), delivery.mnc.as_deref()),
+                (Some("310"), Some("260"))
+            );
+        }
+        // The record holds neither the number nor the code.
+        let text = format!("{record:?}");
+        assert!(
+            !text.contains("4155552671") && !text.contains(OTP),
+            "{file}: {text}"
+        );
+        // Metrics: the verdict by channel and country, the reason of an
+        // undelivered one, the time to delivery.
+        let lines = sink.lines().join("\n");
+        assert!(lines.contains("\"Receipts\":1.0"), "{file}: {lines}");
+        assert!(
+            lines.contains(&format!("\"delivery\":\"{}\"", verdict.as_str())),
+            "{file}"
+        );
+        assert!(lines.contains("\"country\":\"US\""), "{file}");
+        assert!(lines.contains("\"TimeToDelivery\":4380.0"), "{file}");
+        assert_eq!(
+            lines.contains(&format!("\"reason\":\"{event_type}\"")),
+            verdict == DeliveryVerdict::Undelivered,
+            "{file}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn odd_orders_and_odd_events_are_acknowledged_without_loss() {
+    let h = harness(true);
+    // Before any hook: the ledger does not know the event; nothing is made.
+    let delivered = event_file("receipts-delivered.json");
+    let report = record_sns_receipts(&h.pipeline, &delivered).await.unwrap();
+    assert_eq!(report.unknown_events, 1);
+    assert_eq!(
+        h.ledger.get(&EventId::parse(EVENT).unwrap()).await,
+        Ok(None)
+    );
+    // After the send: recorded; the same receipt again (SNS delivers at
+    // least once) and a later contradicting one are duplicates.
+    sent(&h, Channel::Sms).await;
+    assert_eq!(
+        record_sns_receipts(&h.pipeline, &delivered)
+            .await
+            .unwrap()
+            .recorded,
+        1
+    );
+    assert_eq!(
+        record_sns_receipts(&h.pipeline, &delivered)
+            .await
+            .unwrap()
+            .duplicates,
+        1
+    );
+    let late = event_file("receipts-carrier-unreachable.json");
+    assert_eq!(
+        record_sns_receipts(&h.pipeline, &late)
+            .await
+            .unwrap()
+            .duplicates,
+        1
+    );
+    assert_eq!(
+        h.record(EVENT).await.delivery.unwrap().delivery,
+        DeliveryVerdict::Delivered,
+        "the first final receipt stands"
+    );
+    // Interim, another sender's, a body that is not an event, and
+    // envelopes that are not SNS's: counted and acknowledged.
+    for (file, field) in [
+        ("receipts-interim.json", "interim"),
+        ("receipts-not-ours.json", "notOurs"),
+        ("receipts-malformed.json", "malformed"),
+    ] {
+        let report = record_sns_receipts(&h.pipeline, &event_file(file))
+            .await
+            .unwrap();
+        assert_eq!(serde_json::to_value(&report).unwrap()[field], 1, "{file}");
+    }
+    for payload in [
+        serde_json::json!({}),
+        serde_json::json!({"Records": [{"Sns": {}}]}),
+        serde_json::json!([1, 2]),
+    ] {
+        let report = record_sns_receipts(&h.pipeline, &payload).await.unwrap();
+        assert_eq!(report.malformed, 1, "{payload}");
+    }
+    // A batch of several: each counted.
+    let mut batch = event_file("receipts-interim.json");
+    let second = event_file("receipts-not-ours.json")["Records"][0].clone();
+    batch["Records"].as_array_mut().unwrap().push(second);
+    let report = record_sns_receipts(&h.pipeline, &batch).await.unwrap();
+    assert_eq!((report.interim, report.not_ours), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_receipt_before_the_send_is_marked_survives_the_marking() {
+    let h = harness(false);
+    // The ingress claimed the event and queued it; the dispatcher's send
+    // has gone out but is not recorded yet when the receipt arrives.
+    let outcome = h
+        .pipeline
+        .handle_hook(
+            request(&h, EVENT, "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
+    assert!(matches!(outcome, DeliveryOutcome::Pending { .. }));
+    let report = record_sns_receipts(&h.pipeline, &event_file("receipts-delivered.json"))
+        .await
+        .unwrap();
+    assert_eq!(report.recorded, 1);
+    h.drain().await;
+    let record = h.record(EVENT).await;
+    assert_eq!(record.status, Status::Sent);
+    assert_eq!(
+        record.delivery.unwrap().delivery,
+        DeliveryVerdict::Delivered
+    );
+}
+
+/// A ledger that cannot be written now: the invocation fails, so SNS
+/// retries it; nothing else fails one.
+#[derive(Debug)]
+struct DownLedger(InMemoryLedger);
+
+#[async_trait::async_trait]
+impl Ledger for DownLedger {
+    async fn count(
+        &self,
+        c: &telehook::ledger::RateCount<'_>,
+    ) -> Result<telehook::ledger::RateDecision, LedgerError> {
+        self.0.count(c).await
+    }
+    async fn claim(
+        &self,
+        c: &telehook::ledger::Claim<'_>,
+    ) -> Result<telehook::ledger::ClaimOutcome, LedgerError> {
+        self.0.claim(c).await
+    }
+    async fn mark_sent(&self, e: &EventId, m: &str, now: i64) -> Result<(), LedgerError> {
+        self.0.mark_sent(e, m, now).await
+    }
+    async fn mark_failed(
+        &self,
+        e: &EventId,
+        o: &str,
+        r: &str,
+        now: i64,
+    ) -> Result<(), LedgerError> {
+        self.0.mark_failed(e, o, r, now).await
+    }
+    async fn mark_blocked(
+        &self,
+        e: &EventId,
+        o: &str,
+        r: &str,
+        now: i64,
+    ) -> Result<(), LedgerError> {
+        self.0.mark_blocked(e, o, r, now).await
+    }
+    async fn release(&self, e: &EventId, o: &str, r: &str, now: i64) -> Result<(), LedgerError> {
+        self.0.release(e, o, r, now).await
+    }
+    async fn mark_expired(&self, e: &EventId, now: i64, exp: i64) -> Result<(), LedgerError> {
+        self.0.mark_expired(e, now, exp).await
+    }
+    async fn get(
+        &self,
+        e: &EventId,
+    ) -> Result<Option<telehook::ledger::LedgerRecord>, LedgerError> {
+        self.0.get(e).await
+    }
+    async fn record_delivery(
+        &self,
+        _: &telehook::domain::Receipt,
+        _: i64,
+    ) -> Result<telehook::ledger::DeliveryRecorded, LedgerError> {
+        Err(LedgerError::Unavailable("ThrottlingException".into()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ledger_that_cannot_be_written_fails_the_invocation_for_a_retry() {
+    let h = harness_with(
+        true,
+        Some(Arc::new(DownLedger(InMemoryLedger::new()))),
+        None,
+    );
+    sent(&h, Channel::Sms).await;
+    let err = record_sns_receipts(&h.pipeline, &event_file("receipts-delivered.json")).await;
+    assert_eq!(
+        err,
+        Err(LedgerError::Unavailable("ThrottlingException".into()))
+    );
+    // What cannot be retried into success is still acknowledged.
+    let ok = record_sns_receipts(&h.pipeline, &event_file("receipts-interim.json")).await;
+    assert_eq!(ok.unwrap().interim, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn receipt_logs_hold_no_number_and_no_code() {
+    let Some(capture) =
+        LogCapture::isolated(crate::test_path!("receipt_logs_hold_no_number_and_no_code"))
+    else {
+        return;
+    };
+    let h = harness(true);
+    sent(&h, Channel::Sms).await;
+    for file in [
+        "receipts-delivered.json",
+        "receipts-carrier-unreachable.json",
+        "receipts-voice-no-answer.json",
+        "receipts-interim.json",
+        "receipts-not-ours.json",
+        "receipts-malformed.json",
+    ] {
+        record_sns_receipts(&h.pipeline, &event_file(file))
+            .await
+            .unwrap();
+    }
+    let text = capture.text();
+    assert!(text.contains("delivery receipt recorded"), "{text}");
+    for secret in ["4155552671", "2065550152", OTP] {
+        assert!(!text.contains(secret), "the logs hold {secret}");
+    }
+}
