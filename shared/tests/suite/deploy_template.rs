@@ -182,7 +182,7 @@ fn no_secret_value_reaches_a_function_environment() {
         .collect();
     assert!(no_echo.iter().any(|n| *n == "HeaderSecret"), "{no_echo:?}");
     let functions = resources_of("AWS::Lambda::Function");
-    assert_eq!(functions.len(), 3);
+    assert_eq!(functions.len(), 4);
     for (name, f) in functions {
         let env = &f["Properties"]["Environment"]["Variables"];
         let text = env.to_string();
@@ -276,4 +276,96 @@ fn the_local_invoke_env_file_only_sets_declared_variables_and_starts() {
         _ => get(k),
     })
     .unwrap();
+}
+
+/// Delivery receipts as CloudFormation reads them: the configuration set
+/// the sends name routes every final text and voice event to the topic,
+/// only End User Messaging of this account may publish there, and the
+/// receipts function is subscribed, with the ledger write and no more.
+#[test]
+fn delivery_events_reach_the_receipts_function() {
+    let set = resource("DeliveryConfigurationSet");
+    assert_eq!(set["Condition"], "CreateConfigurationSet");
+    let destination = &set["Properties"]["EventDestinations"][0];
+    assert_eq!(destination["Enabled"], true);
+    assert_eq!(
+        destination["SnsDestination"]["TopicArn"]["Ref"],
+        "ReceiptsTopic"
+    );
+    let types: Vec<&str> = destination["MatchingEventTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for t in [
+        "TEXT_DELIVERED",
+        "TEXT_INVALID",
+        "TEXT_UNREACHABLE",
+        "TEXT_CARRIER_UNREACHABLE",
+        "TEXT_BLOCKED",
+        "TEXT_CARRIER_BLOCKED",
+        "TEXT_SPAM",
+        "TEXT_TTL_EXPIRED",
+        "TEXT_PROTECT_BLOCKED",
+        "TEXT_UNKNOWN",
+        "VOICE_COMPLETED",
+        "VOICE_ANSWERED",
+        "VOICE_BUSY",
+        "VOICE_NO_ANSWER",
+        "VOICE_FAILED",
+        "VOICE_TTL_EXPIRED",
+    ] {
+        assert!(types.contains(&t), "{t} is not routed");
+        // Every routed final type is one the receipts flow records.
+        assert!(
+            telehook::domain::receipt::verdict_of(t, true).is_some(),
+            "{t} has no verdict"
+        );
+    }
+    assert!(
+        types
+            .iter()
+            .all(|t| telehook::domain::receipt::verdict_of(t, true).is_some())
+    );
+    // Sends name this set unless the operator gives their own.
+    let functions = resources_of("AWS::Lambda::Function");
+    for (name, f) in &functions {
+        let set_name =
+            f["Properties"]["Environment"]["Variables"]["CONFIGURATION_SET_NAME"].to_string();
+        assert!(
+            set_name.contains("DeliveryConfigurationSet")
+                && set_name.contains("HasOwnConfigurationSet"),
+            "{name}: {set_name}"
+        );
+    }
+    // Only End User Messaging, for this account, publishes to the topic.
+    let policy = &resource("ReceiptsTopicPolicy")["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(policy["Principal"]["Service"], "sms-voice.amazonaws.com");
+    assert_eq!(policy["Action"], "sns:Publish");
+    assert!(policy["Condition"]["StringEquals"]["aws:SourceAccount"].is_object());
+    // The function is subscribed to the topic and may invoke only from it.
+    let subscriptions = resources_of("AWS::SNS::Subscription");
+    assert!(
+        subscriptions
+            .iter()
+            .any(|(_, s)| s["Properties"]["Protocol"] == "lambda"
+                && s["Properties"]["TopicArn"]["Ref"] == "ReceiptsTopic"),
+        "{subscriptions:?}"
+    );
+    let permission = resources_of("AWS::Lambda::Permission")
+        .into_iter()
+        .find(|(_, p)| p["Properties"]["Principal"] == "sns.amazonaws.com")
+        .expect("SNS may invoke the receipts function");
+    assert_eq!(
+        permission.1["Properties"]["SourceArn"]["Ref"],
+        "ReceiptsTopic"
+    );
+    // Its role writes receipts on the ledger and reads nothing else there.
+    let role = resource("ReceiptsRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .to_string();
+    assert!(role.contains("dynamodb:UpdateItem"), "{role}");
+    for wider in ["dynamodb:Scan", "dynamodb:DeleteItem", "sqs:", "sms-voice:"] {
+        assert!(!role.contains(wider), "{wider} in {role}");
+    }
 }
