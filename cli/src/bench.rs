@@ -366,33 +366,15 @@ fn run_record(
                 (format!("bench-{i:07}"), status)
             })
             .collect(),
-        ledger: snapshot.iter().filter_map(ledger_record).collect(),
+        ledger: snapshot
+            .iter()
+            .filter_map(crate::report::record_from_snapshot)
+            .collect(),
         sent: outbox
             .iter()
             .map(|l| (l.event_id.clone(), l.message_id.clone()))
             .collect(),
         dead_lettered: serde_json::from_value(queues["deadLettered"].clone())?,
         still_queued: queues["stillQueued"].as_u64().unwrap_or(u64::MAX),
-    })
-}
-
-/// A ledger record from serve's snapshot (event ids and states only).
-fn ledger_record(v: &serde_json::Value) -> Option<telehook::ledger::LedgerRecord> {
-    Some(telehook::ledger::LedgerRecord {
-        event_id: v["eventId"].as_str()?.to_owned(),
-        status: telehook::ledger::Status::parse(v["status"].as_str()?)?,
-        lease_until_ms: 0,
-        attempts: v["attempts"]
-            .as_u64()
-            .and_then(|a| u32::try_from(a).ok())
-            .unwrap_or(0),
-        channel: None,
-        message_id: v["messageId"].as_str().map(str::to_owned),
-        failure: v["failure"].as_str().map(str::to_owned),
-        owner: None,
-        correlation_id: None,
-        updated_at_ms: 0,
-        expires_at: 0,
-        delivery: None,
     })
 }

@@ -13,6 +13,7 @@ use telehook::domain::locale::Locale;
 use telehook::flows::{Pipeline, PipelineSettings};
 use telehook::ledger::InMemoryLedger;
 use telehook::messenger::outbox::{Notices, OutboxMessenger};
+use telehook::messenger::receipts::Undeliverable;
 use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
 use telehook::telemetry::metrics::{Metrics, StderrSink};
 use telehook::templates::Templates;
@@ -249,6 +250,8 @@ pub struct Backend {
     /// The in-memory ledger, when local (for reports).
     pub ledger: Option<Arc<InMemoryLedger>>,
     pub dlq: Option<Arc<InMemoryFifo>>,
+    /// Local mode's delivery events, for the receipts flow (serve).
+    pub receipts: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 pub fn default_outbox(state_dir: &Path) -> PathBuf {
@@ -266,6 +269,7 @@ pub fn local_backend(outbox: &Path, fast_path: bool, problems: Problems) -> Resu
         Duration::ZERO,
         Notices::Stderr,
         None,
+        None,
         problems,
     )
 }
@@ -277,6 +281,7 @@ pub fn local_backend_with_latency(
     provider_latency: Duration,
     notices: Notices,
     chaos: Option<&telehook::testkit::chaos::ChaosSpec>,
+    receipts: Option<Undeliverable>,
     mut problems: Problems,
 ) -> Result<Backend, Error> {
     let env = |k: &str| std::env::var(k).ok();
@@ -303,11 +308,18 @@ pub fn local_backend_with_latency(
     let (queue, dlq) = local_queues(clock.clone(), budget);
     let ledger = Arc::new(InMemoryLedger::new());
     let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
+    let mut outbox = OutboxMessenger::open(outbox, notices)?;
+    let mut events = None;
+    if let Some(undeliverable) = receipts {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        outbox = outbox.with_receipts(tx, undeliverable);
+        events = Some(rx);
+    }
     let messenger: Arc<dyn telehook::messenger::Messenger> = if provider_latency.is_zero() {
-        Arc::new(OutboxMessenger::open(outbox, notices)?)
+        Arc::new(outbox)
     } else {
         Arc::new(DelayedMessenger {
-            inner: OutboxMessenger::open(outbox, notices)?,
+            inner: outbox,
             delay: provider_latency,
         })
     };
@@ -334,6 +346,7 @@ pub fn local_backend_with_latency(
         queue,
         ledger: Some(ledger),
         dlq: Some(dlq),
+        receipts: events,
     })
 }
 
@@ -388,5 +401,6 @@ pub async fn aws_backend(
         pipeline,
         ledger: None,
         dlq: None,
+        receipts: None,
     })
 }

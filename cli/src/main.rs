@@ -20,6 +20,7 @@ mod check;
 mod invoke;
 mod local;
 mod ops;
+mod report;
 mod serve;
 mod stub;
 
@@ -58,6 +59,8 @@ enum Command {
         #[command(subcommand)]
         command: ops::TemplatesCommand,
     },
+    /// What became of the codes, by country and channel: sends, delivery rate, time to delivery (local mode's snapshot, or the ledger table with --aws).
+    Report(report::ReportArgs),
     /// Stand in for AWS End User Messaging SMS and voice (which local AWS emulators lack): answers the SDK's sends and writes each message to an outbox file.
     SmsStub(stub::StubArgs),
     /// Validate an Okta hook (a hook body, or an API Gateway event from events/) and print the normalised request, with the code and number masked.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::check(&args),
         Command::SmsStub(args) => report(block_on(stub::sms_stub(args))),
+        Command::Report(args) => report(block_on(report::report(args))),
         Command::Token(args) => report(local::token(&args)),
         Command::Serve(args) => report(block_on(serve::serve(args))),
         Command::Bench(args) => report(block_on(bench::bench(args))),
@@ -147,6 +151,7 @@ mod tests {
             &["replay", "status"],
             &["templates", "list"],
             &["sms-stub"],
+            &["report"],
         ] {
             parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }

@@ -31,6 +31,7 @@ use telehook::testkit::chaos::ChaosSpec;
 
 use crate::local::{self, Backend, Error, LocalArgs};
 use telehook::messenger::outbox::Notices;
+use telehook::messenger::receipts::Undeliverable;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -48,9 +49,18 @@ pub struct ServeArgs {
     /// Do not print a notice per message.
     #[arg(long)]
     pub quiet: bool,
+    /// Destinations whose messages local mode reports as undeliverable:
+    /// ISO countries and E.164 prefixes, e.g. GB,+4477. Every other message
+    /// gets a "delivered" receipt.
+    #[arg(long, value_parser = parse_undeliverable, default_value = "")]
+    pub undeliverable: Undeliverable,
     /// Inject faults, e.g. provider.throttle=0.3,provider.timeout=0.05,provider.latency-ms=50,ledger.conflict=0.01
     #[arg(long, value_parser = parse_chaos)]
     pub chaos: Option<Box<ChaosSpec>>,
+}
+
+fn parse_undeliverable(s: &str) -> Result<Undeliverable, String> {
+    Undeliverable::parse(s)
 }
 
 fn parse_chaos(s: &str) -> Result<Box<ChaosSpec>, String> {
@@ -119,7 +129,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     // that fails names every problem at once.
     let mut problems = Problems::default();
     let ingress = problems.take(local::ingress_config(&issuer));
-    let backend = if args.local.aws.0 {
+    let mut backend = if args.local.aws.0 {
         local::aws_backend(Some(args.local.fast_path()), problems).await?
     } else {
         local::local_backend_with_latency(
@@ -132,6 +142,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
                 Notices::Stdout
             },
             args.chaos.as_deref(),
+            Some(args.undeliverable.clone()),
             problems,
         )?
     };
@@ -142,6 +153,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let poller = spawn_poller(&backend, stopped);
+    let receipts = spawn_receipts(&mut backend, stop.subscribe());
     let router = Router::new()
         .route("/okta/telephony", post(hook))
         .route("/oauth2/default/v1/keys", get(jwks))
@@ -166,6 +178,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let left = drain(backend.queue.as_ref(), drain_timeout).await;
     let _ = stop.send(true);
     let _ = poller.await;
+    if let Some(receipts) = receipts {
+        // Every send is done: the task records what is still queued, then ends.
+        let _ = receipts.await;
+    }
     write_snapshots(state_dir, &backend, left).await?;
     if left > 0 {
         return Err(format!("{left} jobs were still queued after {drain_timeout:?}").into());
@@ -185,6 +201,41 @@ fn spawn_poller(
     tokio::spawn(async move {
         run_poller(queue.as_ref(), &pipeline, PollerSettings::default(), stop).await;
     })
+}
+
+/// Local mode's delivery events through the same receipts flow as the
+/// receipts Lambda, as they come.
+fn spawn_receipts(
+    backend: &mut Backend,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let mut events = backend.receipts.take()?;
+    let pipeline = backend.pipeline.clone();
+    let record = move |event: String| {
+        let pipeline = pipeline.clone();
+        async move {
+            if let Err(e) =
+                telehook::flows::receipts::record_receipts(&pipeline, [event.as_str()]).await
+            {
+                tracing::warn!(error = %e, "a local receipt was not recorded");
+            }
+        }
+    };
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => record(event).await,
+                    None => return,
+                },
+                _ = stop.changed() => break,
+            }
+        }
+        // Stopping: what the last sends reported is still recorded.
+        while let Ok(event) = events.try_recv() {
+            record(event).await;
+        }
+    }))
 }
 
 /// Waits until the queue is empty or the timeout passes; returns how many
@@ -211,15 +262,8 @@ async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Resu
         let records = ledger.records();
         let sent = records.iter().filter(|r| r.status == Status::Sent).count();
         println!("ledger: {} events, {sent} sent", records.len());
-        let snapshot: Vec<serde_json::Value> = records
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "eventId": r.event_id, "status": r.status.as_str(), "attempts": r.attempts,
-                    "messageId": r.message_id, "failure": r.failure,
-                })
-            })
-            .collect();
+        let snapshot: Vec<serde_json::Value> =
+            records.iter().map(crate::report::snapshot_line).collect();
         std::fs::write(
             state_dir.join("ledger-snapshot.json"),
             serde_json::to_vec(&snapshot)?,

@@ -507,3 +507,73 @@ async fn the_quickstart_example_is_delivered() {
     let (status, _) = server.terminate();
     assert!(status.success());
 }
+
+/// Local mode plays End User Messaging's delivery events: each outbox
+/// message gets a final receipt through the receipts flow, delivered unless
+/// `--undeliverable` names its country or prefix; `telehook report` then
+/// shows the rates by country from the snapshot serve leaves.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_reports_receipts_and_report_shows_rates_by_country() {
+    let mut server = Server::start("receipts", &["--undeliverable", "CA,+1415555"]);
+    let token = server.token(&[]);
+    let client = reqwest::Client::new();
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(events_dir().join("ingress-sms.json")).unwrap(),
+    )
+    .unwrap();
+    let template: serde_json::Value =
+        serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    for (i, phone) in ["+12065550101", "+14155550102", "+14165550103"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut body = template.clone();
+        body["eventId"] = format!("rcpt-{i}").into();
+        body["data"]["messageProfile"]["phoneNumber"] = phone.into();
+        body["data"]["userProfile"]["userId"] = format!("00urcpt{i}").into();
+        let (status, answer) = post(&client, &server.url(), &token, &body.to_string()).await;
+        assert_eq!(status, 200);
+        assert_eq!(status_of(&answer), "SUCCESSFUL", "{answer}");
+    }
+    let (exit, _) = server.terminate();
+    assert!(exit.success());
+    let snapshot: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(server.state_dir.join("ledger-snapshot.json")).unwrap(),
+    )
+    .unwrap();
+    let delivery = |id: &str| {
+        let line = snapshot.iter().find(|l| l["eventId"] == id).unwrap();
+        (
+            line["delivery"].as_str().unwrap_or("none").to_owned(),
+            line["country"].as_str().unwrap_or("none").to_owned(),
+        )
+    };
+    assert_eq!(delivery("rcpt-0"), ("DELIVERED".into(), "US".into()));
+    assert_eq!(delivery("rcpt-1"), ("UNDELIVERED".into(), "US".into()));
+    assert_eq!(delivery("rcpt-2"), ("UNDELIVERED".into(), "CA".into()));
+    let out = Command::new(BIN)
+        .args(["report", "--state-dir"])
+        .arg(&server.state_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = |country: &str| {
+        text.lines()
+            .find(|l| l.starts_with(country))
+            .unwrap_or_else(|| panic!("no {country} row in {text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("US")[1..7], ["sms", "2", "1", "1", "0", "50.0%"]);
+    assert_eq!(row("CA")[1..7], ["sms", "1", "0", "1", "0", "0.0%"]);
+    // The report and the snapshot name countries, never numbers.
+    for n in ["2065550101", "4155550102", "4165550103"] {
+        assert!(!text.contains(n) && !snapshot.iter().any(|l| l.to_string().contains(n)));
+    }
+}

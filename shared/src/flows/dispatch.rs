@@ -113,6 +113,7 @@ impl Pipeline {
     ) -> Result<(), Verdict> {
         let claim = Claim {
             correlation_id: req.context.correlation_id.as_deref(),
+            country: req.phone.region().map(|r| r.as_str()),
             event_id: &req.event_id,
             channel: req.channel,
             owner,

@@ -93,6 +93,7 @@ impl Pipeline {
             channel: req.channel,
             owner,
             correlation_id: req.context.correlation_id.as_deref(),
+            country: req.phone.region().map(|r| r.as_str()),
             now_ms: now.timestamp_millis(),
             lease_ms: millis(self.settings.ingress_lease),
             expires_at: self.expires_at(req.otp_expires),

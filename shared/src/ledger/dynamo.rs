@@ -68,6 +68,7 @@ pub fn record_from_item(item: &Item) -> Option<LedgerRecord> {
         failure: get_s(item, "failure"),
         owner: get_s(item, "owner"),
         correlation_id: get_s(item, "oktaRequest"),
+        country: get_s(item, "country"),
         updated_at_ms: get_n(item, "updatedAt").unwrap_or(0),
         expires_at: get_n(item, "expiresAt").unwrap_or(0),
         delivery: delivery_from_item(item),
@@ -121,6 +122,26 @@ impl DynamoLedger {
             client,
             table: table.into(),
         }
+    }
+
+    /// Every event record, for reports (`telehook report`): a paginated,
+    /// eventually consistent scan of the `evt#` items, without the rate
+    /// counters. Not for the hot path.
+    pub async fn event_records(&self) -> Result<Vec<LedgerRecord>, LedgerError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :evt)")
+            .expression_attribute_values(":evt", s("evt#"))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ledger_error(&e))?;
+            out.extend(page.items().iter().filter_map(record_from_item));
+        }
+        Ok(out)
     }
 
     /// Ends the holder's claim in a terminal `status` (FAILED, BLOCKED),
@@ -266,6 +287,12 @@ impl Ledger for DynamoLedger {
             update = update
                 .expression_attribute_names("#okta", "oktaRequest")
                 .expression_attribute_values(":okta", s(id));
+        }
+        if let Some(country) = c.country {
+            set.push_str(", #country = :country");
+            update = update
+                .expression_attribute_names("#country", "country")
+                .expression_attribute_values(":country", s(country));
         }
         let result = update
             .update_expression(set)

@@ -95,6 +95,10 @@ impl Ledger for InMemoryLedger {
                         .correlation_id
                         .map(str::to_owned)
                         .or_else(|| existing.and_then(|r| r.correlation_id.clone())),
+                    country: c
+                        .country
+                        .map(str::to_owned)
+                        .or_else(|| existing.and_then(|r| r.country.clone())),
                     ..record(
                         c.event_id,
                         Status::InProgress,
@@ -226,6 +230,7 @@ fn record(
         failure: None,
         owner: None,
         correlation_id: None,
+        country: None,
         updated_at_ms: now_ms,
         expires_at,
         delivery: None,

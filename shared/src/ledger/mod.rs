@@ -85,6 +85,8 @@ pub struct LedgerRecord {
     /// Okta's request id (`data.context.request.id`), to follow one sign-in
     /// from Okta's System Log to this record.
     pub correlation_id: Option<String>,
+    /// The destination's ISO country, when known.
+    pub country: Option<String>,
     pub updated_at_ms: i64,
     /// TTL attribute, epoch seconds.
     pub expires_at: i64,
@@ -148,6 +150,9 @@ pub struct Claim<'a> {
     pub owner: &'a str,
     /// Okta's request id, stored on the record when known.
     pub correlation_id: Option<&'a str>,
+    /// The destination's ISO country (never the number), for reports by
+    /// country.
+    pub country: Option<&'a str>,
     pub now_ms: i64,
     pub lease_ms: i64,
     /// When the record may be deleted (epoch seconds).

@@ -50,11 +50,18 @@ pub enum Notices {
 }
 
 /// Appends messages to a JSONL file and prints a masked notice of each.
+/// With [`OutboxMessenger::with_receipts`] it also plays End User
+/// Messaging's delivery events: one final event per message, in the
+/// service's format, on a channel the caller feeds to the receipts flow.
 #[derive(Debug)]
 pub struct OutboxMessenger {
     path: PathBuf,
     file: Mutex<std::fs::File>,
     notices: Notices,
+    receipts: Option<(
+        tokio::sync::mpsc::UnboundedSender<String>,
+        super::receipts::Undeliverable,
+    )>,
 }
 
 impl OutboxMessenger {
@@ -72,7 +79,19 @@ impl OutboxMessenger {
             path: path.to_owned(),
             file: Mutex::new(file),
             notices,
+            receipts: None,
         })
+    }
+
+    /// Reports each message's final delivery event on `events`: delivered,
+    /// unless `undeliverable` covers its destination.
+    pub fn with_receipts(
+        mut self,
+        events: tokio::sync::mpsc::UnboundedSender<String>,
+        undeliverable: super::receipts::Undeliverable,
+    ) -> Self {
+        self.receipts = Some((events, undeliverable));
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -97,6 +116,7 @@ impl OutboxMessenger {
 impl Messenger for OutboxMessenger {
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
         let message_id = format!("local-{}", random_hex(12));
+        let sent_ms = chrono::Utc::now().timestamp_millis();
         let line = OutboxLine {
             event_id: message.event_id.to_string(),
             channel: message.rendered.channel.as_str().to_owned(),
@@ -135,6 +155,17 @@ impl Messenger for OutboxMessenger {
             Notices::Stderr => {
                 let _ = writeln!(std::io::stderr().lock(), "{}", notice());
             }
+        }
+        if let Some((events, undeliverable)) = &self.receipts {
+            let reported_ms = chrono::Utc::now().timestamp_millis();
+            // The receiver is gone only when local mode is shutting down.
+            let _ = events.send(super::receipts::local_event(
+                message,
+                &message_id,
+                sent_ms,
+                reported_ms,
+                undeliverable,
+            ));
         }
         Ok(SendReceipt { message_id })
     }

@@ -63,6 +63,92 @@ fn short(v: Option<String>) -> Option<String> {
         .filter(|s| !s.trim().is_empty())
 }
 
+/// Destinations whose messages local mode reports as undeliverable: ISO
+/// countries (`GB`) or E.164 prefixes (`+4477`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Undeliverable(Vec<String>);
+
+impl Undeliverable {
+    /// A comma-separated list of countries and `+`-prefixes.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let ok = match item.strip_prefix('+') {
+                Some(digits) => !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+                None => item.len() == 2 && item.bytes().all(|b| b.is_ascii_alphabetic()),
+            };
+            if !ok {
+                return Err(format!(
+                    "{item:?} is neither an ISO country (GB) nor an E.164 prefix (+4477)"
+                ));
+            }
+            out.push(item.to_ascii_uppercase());
+        }
+        Ok(Undeliverable(out))
+    }
+
+    pub fn covers(&self, e164: &str, country: Option<&str>) -> bool {
+        self.0.iter().any(|item| {
+            if item.starts_with('+') {
+                e164.starts_with(item.as_str())
+            } else {
+                country.is_some_and(|c| c.eq_ignore_ascii_case(item))
+            }
+        })
+    }
+}
+
+/// The final event End User Messaging would publish for a message, in its
+/// format: local mode plays the provider with it, so the receipts flow
+/// reads the same text it reads in AWS. The number is in it, as in the
+/// service's events, and is never read back.
+pub fn local_event(
+    message: &crate::messenger::OutboundMessage,
+    message_id: &str,
+    sent_ms: i64,
+    reported_ms: i64,
+    undeliverable: &Undeliverable,
+) -> String {
+    let country = message.to.region().map(|r| r.as_str().to_owned());
+    let lost = undeliverable.covers(message.to.e164(), country.as_deref());
+    let (event_type, status, description) = match (message.rendered.channel, lost) {
+        (crate::domain::Channel::Sms, false) => (
+            "TEXT_DELIVERED",
+            "DELIVERED",
+            "Delivered to the handset (local mode)",
+        ),
+        (crate::domain::Channel::Sms, true) => (
+            "TEXT_CARRIER_UNREACHABLE",
+            "CARRIER_UNREACHABLE",
+            "The carrier could not reach the handset (local mode)",
+        ),
+        (crate::domain::Channel::Voice, false) => (
+            "VOICE_COMPLETED",
+            "COMPLETED",
+            "The call was completed (local mode)",
+        ),
+        (crate::domain::Channel::Voice, true) => (
+            "VOICE_NO_ANSWER",
+            "NO_ANSWER",
+            "The call was not answered (local mode)",
+        ),
+    };
+    serde_json::json!({
+        "eventType": event_type,
+        "eventVersion": "1.0",
+        "eventTimestamp": reported_ms,
+        "isFinal": true,
+        "destinationPhoneNumber": message.to.e164(),
+        "isoCountryCode": country,
+        "messageId": message_id,
+        "messageRequestTimestamp": sent_ms,
+        "messageStatus": status,
+        "messageStatusDescription": description,
+        "context": {"eventId": message.event_id.as_str(), "requestType": message.request_type},
+    })
+    .to_string()
+}
+
 /// Reads one event (the SNS message's text).
 pub fn read_event(text: &str) -> Result<Reading, ReceiptError> {
     let wire: Wire = serde_json::from_str(text).map_err(|e| {
@@ -141,6 +227,18 @@ mod tests {
             (Some("310"), Some("800"))
         );
         assert!(!format!("{r:?}").contains("4255550156"));
+    }
+
+    #[test]
+    fn undeliverable_destinations_are_countries_or_prefixes() {
+        let u = Undeliverable::parse("gb, +4477,+1900").unwrap();
+        assert!(u.covers("+442071838750", Some("GB")));
+        assert!(u.covers("+19005550100", Some("US")));
+        assert!(!u.covers("+14155552671", Some("US")));
+        assert!(Undeliverable::parse("").unwrap() == Undeliverable::default());
+        for bad in ["GBR", "+44a", "+", "4477"] {
+            assert!(Undeliverable::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -150,6 +150,7 @@ mod tests {
     fn rec(id: &str, status: Status, message: Option<&str>) -> LedgerRecord {
         LedgerRecord {
             correlation_id: None,
+            country: None,
             event_id: id.into(),
             status,
             lease_until_ms: 0,

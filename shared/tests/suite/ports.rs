@@ -37,6 +37,7 @@ pub(crate) mod ledger {
             channel: Channel::Sms,
             owner,
             correlation_id: Some("reqPortSuite"),
+            country: Some("US"),
             now_ms,
             lease_ms: 10_000,
             expires_at: now_ms / 1000 + 86_400,
@@ -160,8 +161,12 @@ pub(crate) mod ledger {
         );
         let rec = ledger.get(&b).await.unwrap().unwrap();
         assert_eq!(
-            (rec.status, rec.correlation_id.as_deref()),
-            (Status::Blocked, Some("reqPortSuite"))
+            (
+                rec.status,
+                rec.correlation_id.as_deref(),
+                rec.country.as_deref()
+            ),
+            (Status::Blocked, Some("reqPortSuite"), Some("US"))
         );
     }
 
