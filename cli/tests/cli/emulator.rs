@@ -431,6 +431,15 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
     for event in ["e2eFast", "e2eQueued", "e2eThrottled", "e2eReplayed"] {
         assert_eq!(emu.sent(event), 1, "{event}");
     }
+    // The report reads the ledger table: four US texts sent, none with a
+    // receipt yet (the stand-in publishes no delivery events).
+    let report = emu.telehook(&["report", "--aws"]);
+    let us = report
+        .lines()
+        .find(|l| l.starts_with("US"))
+        .unwrap_or_else(|| panic!("{report}"));
+    let cells: Vec<&str> = us.split_whitespace().collect();
+    assert_eq!(cells[1..6], ["sms", "4", "0", "0", "4"], "{report}");
     let logs = serve.stop();
     for secret in [
         "510101",
