@@ -361,6 +361,12 @@ fn delivery_events_reach_the_receipts_function() {
         permission.1["Properties"]["SourceArn"]["Ref"],
         "ReceiptsTopic"
     );
+    // The delivery-rate alarm divides delivered by all final receipts.
+    let alarm = &resource("SmsDeliveryRateAlarm")["Properties"];
+    assert_eq!(alarm["Threshold"]["Ref"], "SmsDeliveryRateAlarmPercent");
+    assert_eq!(alarm["ComparisonOperator"], "LessThanThreshold");
+    let expression = alarm["Metrics"][2]["Expression"].as_str().unwrap();
+    assert!(expression.contains("delivered") && expression.contains("undelivered"));
     // Its role writes receipts on the ledger and reads nothing else there.
     let role = resource("ReceiptsRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
         .to_string();
