@@ -50,38 +50,64 @@ async fn ledger_items_hold_only_the_documented_attributes() {
     ledger.claim(&claim(&e, "b", t0 + 2)).await.unwrap();
     ledger.mark_sent(&e, "m-1", t0 + 3).await.unwrap();
 
-    // The stored item holds exactly the documented attributes: no OTP, no number.
-    let item = ddb
-        .get_item()
-        .table_name("ledger")
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("evt#evt-wire-1".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [
-            "attempts",
-            "channel",
-            "expiresAt",
-            // No `failure`: the released first try's reason is removed
-            // once the send is recorded.
-            "leaseUntil",
-            "messageId",
-            "oktaRequest",
-            "owner",
-            "pk",
-            "status",
-            "updatedAt"
-        ]
+    // The stored item holds exactly the documented attributes: no OTP, no
+    // number (the destination's country only).
+    let names =
+        |item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+            let mut names: Vec<String> = item.into_keys().collect();
+            names.sort();
+            names
+        };
+    let item = || async {
+        ddb.get_item()
+            .table_name("ledger")
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("evt#evt-wire-1".into()),
+            )
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap()
+    };
+    let sent = [
+        "attempts",
+        "channel",
+        "country",
+        "expiresAt",
+        // No `failure`: the released first try's reason is removed
+        // once the send is recorded.
+        "leaseUntil",
+        "messageId",
+        "oktaRequest",
+        "owner",
+        "pk",
+        "status",
+        "updatedAt",
+    ];
+    assert_eq!(names(item().await), sent);
+    // A delivery receipt adds its own, and nothing that names the number.
+    let receipt = crate::ports::ledger::receipt(
+        "evt-wire-1",
+        telehook::domain::DeliveryVerdict::Delivered,
+        "TEXT_DELIVERED",
     );
+    ledger.record_delivery(&receipt, t0 + 4).await.unwrap();
+    let mut with_receipt: Vec<&str> = sent.to_vec();
+    with_receipt.extend([
+        "delivery",
+        "deliveryDescription",
+        "deliveryEvent",
+        "deliveryMessageId",
+        "deliveryMs",
+        "deliveryReportedAt",
+        "deliveryStatus",
+        "mcc",
+        "mnc",
+    ]);
+    with_receipt.sort_unstable();
+    assert_eq!(names(item().await), with_receipt);
 }
 
 #[tokio::test]
