@@ -8,32 +8,49 @@
 //! status and its description, and the two timestamps. The destination
 //! number in the event is never read, so it cannot reach a record or a log.
 
-use std::collections::HashMap;
-
-use serde::Deserialize;
 use thiserror::Error;
 
 use crate::domain::EventId;
 use crate::domain::receipt::{Receipt, verdict_of};
 
-/// The fields of an event that are read. Everything else is ignored, so a
-/// new field in the event never breaks reading it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Wire {
-    event_type: String,
-    #[serde(default)]
-    is_final: Option<bool>,
-    message_id: Option<String>,
-    #[serde(default)]
-    context: Option<HashMap<String, serde_json::Value>>,
-    mcc: Option<String>,
-    mnc: Option<String>,
-    iso_country_code: Option<String>,
-    message_status: Option<String>,
-    message_status_description: Option<String>,
-    event_timestamp: Option<i64>,
-    message_request_timestamp: Option<i64>,
+/// The event as JSON. Fields are read leniently, each on its own: a code
+/// sent as a number (`"mcc": 310`), a timestamp as a string, or a field of
+/// an unexpected type loses that field, never the receipt. Everything not
+/// read is ignored, so a new field never breaks reading.
+struct Wire(serde_json::Map<String, serde_json::Value>);
+
+impl Wire {
+    /// A string, or a number as its decimal text.
+    fn text(&self, k: &str) -> Option<String> {
+        match self.0.get(k)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A whole number, or a string holding one.
+    fn int(&self, k: &str) -> Option<i64> {
+        match self.0.get(k)? {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        match self.0.get(k) {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        }
+    }
+
+    /// Our event id, from the `context` every send carries.
+    fn event_id(&self) -> Option<EventId> {
+        let id = self.0.get("context")?.get("eventId")?.as_str()?;
+        EventId::parse(id).ok()
+    }
 }
 
 /// What one event is to us.
@@ -151,41 +168,51 @@ pub fn local_event(
 
 /// Reads one event (the SNS message's text).
 pub fn read_event(text: &str) -> Result<Reading, ReceiptError> {
-    let wire: Wire = serde_json::from_str(text).map_err(|e| {
-        // serde's message names a field or a position, never a value.
-        ReceiptError::Malformed(e.to_string())
+    // The error names a position only: serde's own message can quote the
+    // offending value, and an event holds a phone number.
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        ReceiptError::Malformed(format!(
+            "not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
     })?;
-    let event_type: String = wire.event_type.chars().take(64).collect();
-    let is_final = wire.is_final.unwrap_or(false);
-    let Some((channel, delivery)) = verdict_of(&event_type, is_final) else {
+    let serde_json::Value::Object(map) = value else {
+        return Err(ReceiptError::Malformed("not a JSON object".into()));
+    };
+    let wire = Wire(map);
+    let Some(event_type) = wire
+        .0
+        .get("eventType")
+        .and_then(|t| t.as_str())
+        .map(|t| t.chars().take(64).collect::<String>())
+    else {
+        return Err(ReceiptError::Malformed("no eventType".into()));
+    };
+    let Some((channel, delivery)) = verdict_of(&event_type, wire.flag("isFinal")) else {
         return Ok(Reading::Interim { event_type });
     };
-    let event_id = wire
-        .context
-        .as_ref()
-        .and_then(|c| c.get("eventId"))
-        .and_then(|v| v.as_str())
-        .and_then(|s| EventId::parse(s).ok());
-    let message_id = short(wire.message_id);
-    let (Some(event_id), Some(message_id)) = (event_id, message_id) else {
+    let (Some(event_id), Some(message_id)) = (wire.event_id(), short(wire.text("messageId")))
+    else {
         return Ok(Reading::NotOurs { event_type });
     };
-    let reported_at_ms = wire.event_timestamp.unwrap_or(0);
-    let delivery_ms = match (wire.message_request_timestamp, wire.event_timestamp) {
+    let reported = wire.int("eventTimestamp");
+    let delivery_ms = match (wire.int("messageRequestTimestamp"), reported) {
         (Some(sent), Some(reported)) if reported >= sent => Some(reported - sent),
         _ => None,
     };
+    let reported_at_ms = reported.unwrap_or(0);
     Ok(Reading::Final(Receipt {
         event_id,
         message_id,
         channel,
         delivery,
         event_type,
-        status: short(wire.message_status),
-        description: short(wire.message_status_description),
-        mcc: short(wire.mcc),
-        mnc: short(wire.mnc),
-        country: short(wire.iso_country_code).map(|c| c.to_ascii_uppercase()),
+        status: short(wire.text("messageStatus")),
+        description: short(wire.text("messageStatusDescription")),
+        mcc: short(wire.text("mcc")),
+        mnc: short(wire.text("mnc")),
+        country: short(wire.text("isoCountryCode")).map(|c| c.to_ascii_uppercase()),
         delivery_ms,
         reported_at_ms,
     }))
@@ -263,6 +290,23 @@ mod tests {
         ));
         for bad in ["", "null", "[]", "{\"messageId\": 1}", "not json"] {
             assert!(read_event(bad).is_err(), "{bad}");
+        }
+        // Odd types lose a field, not the receipt, and errors quote no value.
+        let mut odd = event("TEXT_DELIVERED", true);
+        odd["mcc"] = 310.into();
+        odd["mnc"] = serde_json::json!(["260"]);
+        odd["eventTimestamp"] = "1700000004500".into();
+        let Reading::Final(r) = read_event(&odd.to_string()).unwrap() else {
+            panic!("final")
+        };
+        assert_eq!((r.mcc.as_deref(), r.mnc), (Some("310"), None));
+        assert_eq!(r.delivery_ms, Some(4500));
+        for hostile in [
+            r#"{"eventType": 14155552671}"#,
+            r#"{"eventType": "TEXT_DELIVERED", "isFinal": true, "messageId": 4155552671,"#,
+        ] {
+            let err = read_event(hostile).unwrap_err().to_string();
+            assert!(!err.contains("4155552671"), "{err}");
         }
         // A report before its request (clock skew) has no time to delivery.
         let mut skewed = event("TEXT_DELIVERED", true);
