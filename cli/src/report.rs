@@ -83,6 +83,7 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
         updated_at_ms: 0,
         expires_at: 0,
         delivery,
+        sent: None,
     })
 }
 

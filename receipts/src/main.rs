@@ -1,9 +1,10 @@
-//! The receipts Lambda: End User Messaging's delivery events, published by
-//! its configuration set to SNS, recorded on the ledger and counted. The
-//! logic is `telehook::flows::receipts`.
+//! The receipts Lambda: what became of a sent code. End User Messaging's
+//! delivery events (SNS, from its configuration set) are recorded on the
+//! ledger and counted (`telehook::flows::receipts`); expiry checks from the
+//! expiry queue (SQS) mark unused codes (`telehook::flows::conversion`).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use telehook::flows::receipts::record_sns_receipts;
+use telehook::flows::receipts::handle_event;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -17,9 +18,7 @@ async fn main() -> Result<(), Error> {
         move |event: LambdaEvent<serde_json::Value>| async move {
             // Only a ledger that cannot be written now fails the
             // invocation, so SNS retries it; everything else is answered.
-            Ok::<_, Error>(serde_json::to_value(
-                record_sns_receipts(pipeline, &event.payload).await?,
-            )?)
+            Ok::<_, Error>(handle_event(pipeline, &event.payload).await?)
         },
     ))
     .await

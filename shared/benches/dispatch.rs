@@ -45,6 +45,13 @@ impl Messenger for SlowProvider {
             message_id: format!("bench-{}", m.event_id),
         })
     }
+    async fn feedback(
+        &self,
+        _message_id: &str,
+        _status: telehook::domain::Feedback,
+    ) -> Result<(), SendError> {
+        Ok(())
+    }
 }
 
 fn pipeline(limit: Option<usize>) -> Pipeline {

@@ -40,6 +40,13 @@ impl Messenger for ZeroLatencyMessenger {
             message_id: format!("bench-{n}"),
         })
     }
+    async fn feedback(
+        &self,
+        _message_id: &str,
+        _status: telehook::domain::Feedback,
+    ) -> Result<(), SendError> {
+        Ok(())
+    }
 }
 
 fn hot_path(c: &mut Criterion) {

@@ -6,6 +6,11 @@
 //! Every error becomes a response in one place, [`IngressError::to_response`]:
 //! 401 for authentication, HTTP 200 with Okta's error object for a hook we
 //! refuse, so that Okta falls back to its own provider.
+//!
+//! The same handler serves Okta's event hook at [`EVENTS_PATH`] when an
+//! event hook secret is configured: the one-time verification GET and the
+//! POSTed batches of sign-in events ([`crate::okta::events`]), each
+//! authenticated by that secret.
 
 use std::sync::Arc;
 
@@ -31,6 +36,12 @@ use crate::secrets::{REFRESH_COOLDOWN, Refresher, SecretSource, SecretsManagerSe
 /// stops memory abuse.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// An event hook batch carries whole System Log events, a few KiB each.
+pub const MAX_EVENT_BODY_BYTES: usize = 1024 * 1024;
+
+/// The event hook's route.
+pub const EVENTS_PATH: &str = "/okta/events";
+
 /// What the ingress handler needs, built once per process.
 pub struct IngressDeps {
     pub auth: Authenticator,
@@ -39,6 +50,8 @@ pub struct IngressDeps {
     /// Stamps the arrival time a missing `otpExpires` counts from; the
     /// pipeline's clock, so both agree.
     pub clock: Arc<dyn Clock>,
+    /// The event hook's secret; `None` turns the route off.
+    pub event_hook: Option<HeaderSecret>,
 }
 
 impl std::fmt::Debug for IngressDeps {
@@ -46,6 +59,7 @@ impl std::fmt::Debug for IngressDeps {
         f.debug_struct("IngressDeps")
             .field("auth", &self.auth)
             .field("defaults", &self.defaults)
+            .field("event_hook", &self.event_hook)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +114,28 @@ impl IngressDeps {
             }
             _ => Self::new(config, delivery)?,
         };
+        let deps = match &config.event_hook {
+            Some(HeaderSecretConfig {
+                header,
+                secret: SecretSetting::Arn(arn),
+            }) => {
+                let source = SecretsManagerSecret::new(secrets.clone(), arn);
+                let value = source.read().await.map_err(|e| ConfigError::Invalid {
+                    var: "EVENT_HOOK_SECRET_ARN",
+                    reason: e.to_string(),
+                })?;
+                let refresher = Refresher::new(Arc::new(source), REFRESH_COOLDOWN);
+                IngressDeps {
+                    event_hook: Some(HeaderSecret::with_value(
+                        header.clone(),
+                        &value,
+                        Some(refresher),
+                    )),
+                    ..deps
+                }
+            }
+            _ => deps,
+        };
         deps.auth.prefetch(JWKS_INIT_DEADLINE).await;
         Ok(deps)
     }
@@ -111,6 +147,11 @@ impl IngressDeps {
             defaults: config.defaults.clone(),
             delivery,
             clock: Arc::new(SystemClock),
+            // A secret by ARN is read by `for_lambda`; by value, here.
+            event_hook: config
+                .event_hook
+                .as_ref()
+                .and_then(|c| HeaderSecret::new(c).ok()),
         }
     }
 
@@ -181,6 +222,9 @@ pub async fn telehook(
     deps: &IngressDeps,
     event: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    if is_events_path(&event) {
+        return events::handle(deps, event).await;
+    }
     let request_id = event.request_context.request_id.clone().unwrap_or_default();
     let span = tracing::info_span!(
         "hook",
@@ -262,6 +306,109 @@ async fn handle(
     })
 }
 
+fn is_events_path(event: &ApiGatewayProxyRequest) -> bool {
+    event
+        .path
+        .as_deref()
+        .or(event.resource.as_deref())
+        .is_some_and(|p| p.trim_end_matches('/').ends_with(EVENTS_PATH))
+}
+
+/// The event hook route.
+mod events {
+    use super::*;
+    use crate::okta::events::{VERIFICATION_HEADER, read_batch, verification_answer};
+
+    fn error(status: i64, summary: &str) -> ApiGatewayProxyResponse {
+        json_response(status, &HookResponse::error(summary, vec![]))
+    }
+
+    pub(super) async fn handle(
+        deps: &IngressDeps,
+        event: ApiGatewayProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let request_id = event.request_context.request_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("event_hook", request_id = %request_id);
+        async move {
+            let Some(secret) = &deps.event_hook else {
+                tracing::warn!("event hook call, but no event hook secret is configured");
+                return error(404, "Not found");
+            };
+            let headers = merged_headers(&event);
+            if let Err(e) = secret.check(&headers).await {
+                tracing::warn!(reason = e.code(), detail = %e, "event hook call not authenticated");
+                return error(401, "Unauthorized");
+            }
+            match event.http_method {
+                Method::GET => verify(&headers),
+                Method::POST => batch(deps, &event).await,
+                _ => {
+                    let mut r = error(405, "Method not allowed");
+                    r.headers
+                        .insert(http::header::ALLOW, HeaderValue::from_static("GET, POST"));
+                    r
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The one-time verification: the challenge header echoed back.
+    fn verify(headers: &HeaderMap) -> ApiGatewayProxyResponse {
+        let challenge = headers
+            .get(VERIFICATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 512);
+        match challenge {
+            Some(c) => {
+                tracing::info!("event hook verified");
+                value_response(200, &verification_answer(c))
+            }
+            None => {
+                tracing::warn!("event hook GET without a verification challenge");
+                error(400, "Bad request")
+            }
+        }
+    }
+
+    async fn batch(deps: &IngressDeps, event: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+        let body = match read_body_up_to(event, MAX_EVENT_BODY_BYTES) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(detail = %e, "event hook body unreadable");
+                return error(400, "Bad request");
+            }
+        };
+        let batch = match read_batch(&body, deps.clock.now()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(detail = %e, "event hook body is not an event batch");
+                return error(400, "Bad request");
+            }
+        };
+        match deps.delivery.sign_ins(&batch).await {
+            Ok(report) => {
+                tracing::info!(
+                    converted = report.converted,
+                    no_send = report.no_send,
+                    expired = report.expired,
+                    already_resolved = report.already_resolved,
+                    skipped = report.skipped,
+                    "event hook batch recorded"
+                );
+                value_response(200, &serde_json::to_value(&report).unwrap_or_default())
+            }
+            Err(e) => {
+                // Okta delivers a failed batch once more.
+                tracing::error!(error = %e, "event hook batch not recorded; Okta retries it");
+                error(503, "Service unavailable")
+            }
+        }
+    }
+}
+
 /// `headers` and `multiValueHeaders` together. `HeaderMap` keys are
 /// case-insensitive, which is what makes `AUTHORIZATION` and `authorization`
 /// the same header.
@@ -277,13 +424,15 @@ fn merged_headers(event: &ApiGatewayProxyRequest) -> HeaderMap {
 }
 
 fn read_body(event: &ApiGatewayProxyRequest) -> Result<Vec<u8>, InvalidHook> {
+    read_body_up_to(event, MAX_BODY_BYTES)
+}
+
+fn read_body_up_to(event: &ApiGatewayProxyRequest, limit: usize) -> Result<Vec<u8>, InvalidHook> {
     let raw = event.body.as_deref().unwrap_or_default();
-    let too_large = InvalidHook::TooLarge {
-        limit: MAX_BODY_BYTES,
-    };
+    let too_large = InvalidHook::TooLarge { limit };
     let bytes = if event.is_base64_encoded {
         // Checked before decoding so a huge body is never decoded.
-        if raw.len() > MAX_BODY_BYTES.div_ceil(3) * 4 + 4 {
+        if raw.len() > limit.div_ceil(3) * 4 + 4 {
             return Err(too_large);
         }
         STANDARD
@@ -292,10 +441,16 @@ fn read_body(event: &ApiGatewayProxyRequest) -> Result<Vec<u8>, InvalidHook> {
     } else {
         raw.as_bytes().to_vec()
     };
-    if bytes.len() > MAX_BODY_BYTES {
+    if bytes.len() > limit {
         return Err(too_large);
     }
     Ok(bytes)
+}
+
+fn value_response(status: i64, body: &serde_json::Value) -> ApiGatewayProxyResponse {
+    let mut resp = json_response(status, &HookResponse::error("", vec![]));
+    resp.body = Some(Body::Text(body.to_string()));
+    resp
 }
 
 fn json_response(status: i64, body: &HookResponse) -> ApiGatewayProxyResponse {

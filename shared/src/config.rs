@@ -113,6 +113,11 @@ impl Problems {
 pub struct Config {
     pub auth: AuthConfig,
     pub defaults: HookDefaults,
+    /// The Okta event hook's header secret (`EVENT_HOOK_SECRET` or
+    /// `EVENT_HOOK_SECRET_ARN`, header `EVENT_HOOK_HEADER_NAME`); `None`
+    /// turns the event hook route off. Okta's event hooks only send a
+    /// header (no OAuth), so this is its own secret in either auth mode.
+    pub event_hook: Option<HeaderSecretConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -217,7 +222,13 @@ impl Config {
                 .as_deref()
             {
                 None | Some("oauth") => oauth(&env).map(AuthConfig::OAuth),
-                Some("header") => header_secret(&env).map(AuthConfig::HeaderSecret),
+                Some("header") => header_secret(
+                    &env,
+                    "AUTH_HEADER_NAME",
+                    "AUTH_HEADER_SECRET",
+                    "AUTH_HEADER_SECRET_ARN",
+                )
+                .map(AuthConfig::HeaderSecret),
                 Some(_) => Err(invalid("AUTH_MODE", "expected oauth or header")),
             },
         );
@@ -231,6 +242,18 @@ impl Config {
                 .map_err(|_| invalid("DEFAULT_REGION", "not an ISO 3166 region code such as US")),
         });
         let otp_life = p.take(env.otp_life());
+        let event_hook = if env.opt("EVENT_HOOK_SECRET").is_some()
+            || env.opt("EVENT_HOOK_SECRET_ARN").is_some()
+        {
+            p.take(header_secret(
+                &env,
+                "EVENT_HOOK_HEADER_NAME",
+                "EVENT_HOOK_SECRET",
+                "EVENT_HOOK_SECRET_ARN",
+            ))
+        } else {
+            None
+        };
         let okta_sms_text = p.take(
             match env
                 .opt("SMS_TEXT")
@@ -250,7 +273,11 @@ impl Config {
         let mut defaults = HookDefaults::new(locale, region);
         defaults.otp_life = otp_life;
         defaults.okta_sms_text = okta_sms_text;
-        Ok(Config { auth, defaults })
+        Ok(Config {
+            auth,
+            defaults,
+            event_hook,
+        })
     }
 }
 
@@ -416,20 +443,23 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     }
 }
 
-fn header_secret(env: &Env<'_>) -> Result<HeaderSecretConfig, ConfigError> {
+/// A header secret from `name_var` (the header, `Authorization` unless
+/// set) and `var` or `arn_var` (the secret).
+fn header_secret(
+    env: &Env<'_>,
+    name_var: &'static str,
+    var: &'static str,
+    arn_var: &'static str,
+) -> Result<HeaderSecretConfig, ConfigError> {
     let mut p = Problems::default();
     let name = env
-        .opt("AUTH_HEADER_NAME")
+        .opt(name_var)
         .unwrap_or_else(|| "authorization".to_owned());
     let header = p.take(
         HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|_| invalid("AUTH_HEADER_NAME", "not a valid HTTP header name")),
+            .map_err(|_| invalid(name_var, "not a valid HTTP header name")),
     );
-    let secret = p.take(secret_setting(
-        env,
-        "AUTH_HEADER_SECRET",
-        "AUTH_HEADER_SECRET_ARN",
-    ));
+    let secret = p.take(secret_setting(env, var, arn_var));
     let (Some(header), Some(secret)) = (header, secret) else {
         return Err(p.into_error());
     };
@@ -443,6 +473,9 @@ pub struct PipelineConfig {
     pub templates_table: Option<String>,
     pub queue_url: String,
     pub dlq_url: Option<String>,
+    /// `EXPIRY_QUEUE_URL`: the standard queue expiry checks wait on;
+    /// required with `CONVERSIONS=on`.
+    pub expiry_queue_url: Option<String>,
     pub fast_path: bool,
     pub fast_path_budget: Duration,
     pub hash_key: SecretSetting,
@@ -499,7 +532,107 @@ pub fn guard_from_lookup(
         Some("block") => g.on_refusal = RefusalAnswer::Block,
         Some(_) => p.push(invalid("GUARD_REFUSAL", "expected fallback or block")),
     }
+    if let Some(learning) = p.take(learning(&env)) {
+        g.learning = learning;
+    }
     p.finish().map(|()| g)
+}
+
+/// `CONVERSIONS` and the `LEARNED_GUARD*` settings.
+fn learning(env: &Env<'_>) -> Result<Learning, ConfigError> {
+    let mut p = Problems::default();
+    let mut l = Learning::default();
+    match env
+        .opt("CONVERSIONS")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("off") => {}
+        Some("on") => l.conversions = true,
+        Some(_) => p.push(invalid("CONVERSIONS", "expected on or off")),
+    }
+    // The guard learns from conversions, so it follows them unless told.
+    let default_mode = if l.conversions {
+        LearnMode::Block
+    } else {
+        LearnMode::Off
+    };
+    l.mode = match env
+        .opt("LEARNED_GUARD")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None => default_mode,
+        Some("off") => LearnMode::Off,
+        Some("monitor") => LearnMode::Monitor,
+        Some("block") => LearnMode::Block,
+        Some(_) => {
+            p.push(invalid("LEARNED_GUARD", "expected off, monitor or block"));
+            default_mode
+        }
+    };
+    if l.mode != LearnMode::Off && !l.conversions {
+        p.push(invalid(
+            "LEARNED_GUARD",
+            "needs CONVERSIONS=on (and the Okta event hook): without conversions every range would look unused",
+        ));
+    }
+    let number = |var: &'static str, default: u32, range: std::ops::RangeInclusive<u32>| {
+        let v = match env.opt(var) {
+            None => return Ok(default),
+            Some(v) => v,
+        };
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    var,
+                    &format!(
+                        "expected a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })
+    };
+    if let Some(d) = p.take(number("LEARNED_GUARD_PREFIX_DIGITS", 7, 6..=8)) {
+        l.prefix_digits = usize::try_from(d).unwrap_or(7);
+    }
+    if let Some(n) = p.take(number(
+        "LEARNED_GUARD_MIN_SENDS",
+        l.min_sends,
+        5..=1_000_000,
+    )) {
+        l.min_sends = n;
+    }
+    if let Some(n) = p.take(number(
+        "LEARNED_GUARD_COUNTRY_MIN_SENDS",
+        l.country_min_sends,
+        5..=10_000_000,
+    )) {
+        l.country_min_sends = n;
+    }
+    if let Some(n) = p.take(number("LEARNED_GUARD_MIN_CONVERSION_PERCENT", 20, 1..=100)) {
+        l.min_conversion_percent = n;
+    }
+    for (var, slot) in [
+        ("LEARNED_GUARD_WINDOW_SECONDS", &mut l.window),
+        ("LEARNED_GUARD_COOL_DOWN_SECONDS", &mut l.cool_down),
+    ] {
+        let default = slot.as_secs();
+        let d = env.secs(var, default).and_then(|d| {
+            if (60..=7 * 86_400).contains(&d.as_secs()) {
+                Ok(d)
+            } else {
+                Err(invalid(var, "expected 60 seconds to 7 days"))
+            }
+        });
+        if let Some(d) = p.take(d) {
+            *slot = d;
+        }
+    }
+    p.finish().map(|()| l)
 }
 
 /// `OTP_LIFE_SECONDS` alone, for local mode's pipeline.
@@ -546,6 +679,12 @@ impl PipelineConfig {
         let retention = p.take(env.secs("LEDGER_RETENTION_SECONDS", 86_400));
         let otp_life = p.take(env.otp_life());
         let guard = p.take(guard_from_lookup(&get));
+        let expiry_queue_url = env.opt("EXPIRY_QUEUE_URL");
+        if guard.as_ref().is_some_and(|g| g.learning.conversions) && expiry_queue_url.is_none() {
+            p.push(ConfigError::Missing {
+                var: "EXPIRY_QUEUE_URL",
+            });
+        }
         let dispatch_concurrency = p.take(match env.opt("DISPATCH_CONCURRENCY") {
             None => Ok(None),
             Some(v) => v
@@ -588,6 +727,7 @@ impl PipelineConfig {
             templates_table: env.opt("TEMPLATES_TABLE"),
             queue_url,
             dlq_url: env.opt("DLQ_URL"),
+            expiry_queue_url,
             fast_path,
             fast_path_budget: Duration::from_millis(budget_ms),
             hash_key,
@@ -722,6 +862,81 @@ pub struct GuardSettings {
     pub per_ip: Option<RateLimit>,
     /// What Okta hears when the guard refuses.
     pub on_refusal: RefusalAnswer,
+    /// Conversion tracking and the guard that learns from it.
+    pub learning: Learning,
+}
+
+/// Conversion tracking and the learning guard (`CONVERSIONS`,
+/// `LEARNED_GUARD*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Learning {
+    /// Sends are noted, an expiry check is scheduled for each, and
+    /// message feedback is given. Needs the Okta event hook: without it
+    /// every code would end `UNUSED`. Off by default.
+    pub conversions: bool,
+    pub mode: LearnMode,
+    /// How many leading digits of the E.164 number make a prefix (6 to 8).
+    pub prefix_digits: usize,
+    /// Sends to one prefix in one window before its conversion rate counts.
+    pub min_sends: u32,
+    /// The same for a whole country.
+    pub country_min_sends: u32,
+    /// Below this share of conversions (percent) a prefix or country is
+    /// blocked.
+    pub min_conversion_percent: u32,
+    pub window: Duration,
+    /// How long a learned block holds.
+    pub cool_down: Duration,
+}
+
+/// What the learning guard does with what it learned (`LEARNED_GUARD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LearnMode {
+    Off,
+    /// Logs and counts the blocks it would make; refuses nothing.
+    Monitor,
+    /// Blocks.
+    Block,
+}
+
+impl LearnMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LearnMode::Off => "off",
+            LearnMode::Monitor => "monitor",
+            LearnMode::Block => "block",
+        }
+    }
+}
+
+impl Default for Learning {
+    fn default() -> Self {
+        Learning {
+            conversions: false,
+            mode: LearnMode::Off,
+            prefix_digits: 7,
+            // A prefix is a carrier's block of thousands of lines: 25 codes
+            // to one in an hour is a busy office at most, and one user
+            // retrying is stopped far sooner by the per-user limit.
+            min_sends: 25,
+            country_min_sends: 200,
+            min_conversion_percent: 20,
+            window: Duration::from_secs(3600),
+            cool_down: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Learning {
+    /// Conversion tracking with the guard blocking: what an org with the
+    /// event hook set up gets.
+    pub fn on() -> Self {
+        Learning {
+            conversions: true,
+            mode: LearnMode::Block,
+            ..Learning::default()
+        }
+    }
 }
 
 /// How a guard refusal is answered (`GUARD_REFUSAL`).
@@ -755,6 +970,7 @@ impl Default for GuardSettings {
             per_country: None,
             per_ip: None,
             on_refusal: RefusalAnswer::Fallback,
+            learning: Learning::default(),
         }
     }
 }
@@ -769,6 +985,7 @@ impl GuardSettings {
             per_country: None,
             per_ip: None,
             on_refusal: RefusalAnswer::Fallback,
+            learning: Learning::default(),
         }
     }
 }

@@ -13,9 +13,9 @@
 //! - [`api`]: the HTTP edge: API Gateway proxy event in, proxy response out.
 //! - [`flows`]: the ingress, dispatcher and DLQ replay flows and the
 //!   toll-fraud guard, over the ports.
-//! - [`ledger`], [`queue`], [`messenger`], [`templates`]: each a port, its
-//!   in-memory (or local) adapter and its AWS adapter; [`clock`] is the
-//!   time port.
+//! - [`ledger`], [`queue`], [`messenger`], [`templates`], [`timers`]: each
+//!   a port, its in-memory (or local) adapter and its AWS adapter; [`clock`]
+//!   is the time port.
 //! - [`aws`]: the SDK configuration, clients and error classification the
 //!   AWS adapters share.
 //! - [`config`]: environment to typed settings; [`wiring`]: the one place
@@ -42,4 +42,5 @@ pub mod telemetry;
 pub mod templates;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod timers;
 pub mod wiring;

@@ -22,6 +22,7 @@ use crate::messenger::eum::EndUserMessaging;
 use crate::queue::{JobQueue, SqsQueue};
 use crate::telemetry::metrics::{Metrics, StdoutSink};
 use crate::templates::{DynamoTemplateStore, TemplateStore, Templates};
+use crate::timers::{InMemoryTimers, SqsTimers, Timers};
 
 /// Builds a [`Pipeline`]; see the module docs for the defaults.
 #[derive(Debug)]
@@ -31,6 +32,7 @@ pub struct PipelineBuilder {
     messenger: Arc<dyn Messenger>,
     templates: Option<Templates>,
     clock: Arc<dyn Clock>,
+    timers: Option<Arc<dyn Timers>>,
     settings: PipelineSettings,
 }
 
@@ -47,6 +49,7 @@ impl Pipeline {
             messenger,
             templates: None,
             clock: Arc::new(SystemClock),
+            timers: None,
             settings: PipelineSettings::default(),
         }
     }
@@ -60,6 +63,13 @@ impl PipelineBuilder {
 
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Where expiry checks wait; in memory on the pipeline's clock unless
+    /// given.
+    pub fn timers(mut self, timers: Arc<dyn Timers>) -> Self {
+        self.timers = Some(timers);
         self
     }
 
@@ -97,12 +107,16 @@ impl PipelineBuilder {
             let english = Locale::parse("en").unwrap_or_else(|_| unreachable!("en is a locale"));
             Templates::new(None, english, "Okta")
         });
+        let timers = self
+            .timers
+            .unwrap_or_else(|| Arc::new(InMemoryTimers::new(self.clock.clone())));
         Pipeline::from_parts(
             self.ledger,
             self.queue,
             self.messenger,
             templates,
             self.clock,
+            timers,
             self.settings,
         )
     }
@@ -148,6 +162,12 @@ pub async fn aws_pipeline(
         config.default_locale.clone(),
         &config.org_name,
     ))
+    .timers(match &config.expiry_queue_url {
+        Some(url) => Arc::new(SqsTimers::new(clients.sqs.clone(), url)) as Arc<dyn Timers>,
+        // Conversions off (the config requires the queue otherwise): no
+        // check is ever scheduled.
+        None => Arc::new(InMemoryTimers::new(Arc::new(SystemClock))),
+    })
     .settings(PipelineSettings {
         fast_path: config.fast_path,
         fast_path_budget: config.fast_path_budget,

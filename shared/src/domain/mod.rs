@@ -4,6 +4,7 @@
 //! own format, versioned, and owned here because every flow reads it).
 
 pub mod channel;
+pub mod conversion;
 pub mod event;
 pub mod job;
 pub mod locale;
@@ -15,6 +16,7 @@ pub mod receipt;
 pub mod request;
 
 pub use channel::{Channel, ChannelError};
+pub use conversion::{Conversion, Feedback, prefix_of};
 pub use event::{EventId, RequestType};
 pub use job::{Job, JobError};
 pub use locale::{Locale, LocaleError};

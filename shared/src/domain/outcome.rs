@@ -101,6 +101,12 @@ impl FailureCause {
         PHONE,
         "policy",
     );
+    pub const LEARNED_BLOCK: Self = Self::body(
+        "Codes to this number range are paused",
+        "RANGE_BLOCKED",
+        PHONE,
+        "policy",
+    );
     pub const GUARD_UNAVAILABLE: Self = Self::delivery(
         "The fraud guard could not check the request",
         "GUARD_UNAVAILABLE",

@@ -55,9 +55,10 @@ impl Pipeline {
         self.claim_for_dispatch(&req, &owner, now).await?;
         match self.send_once(&req).await {
             Ok(receipt) => {
-                if let Err(e) = self.record_sent(&req.event_id, &receipt).await {
+                match self.record_sent(&req.event_id, &receipt).await {
+                    Ok(()) => self.after_sent(&req, None).await,
                     // Acknowledged anyway: retrying the job would send again.
-                    tracing::error!(error = %e, "sent, but could not record it");
+                    Err(e) => tracing::error!(error = %e, "sent, but could not record it"),
                 }
                 tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent by the dispatcher");
                 Ok(())

@@ -15,6 +15,12 @@
 //!    user id), and optionally per country and per end-user IP (keyed hash
 //!    of `data.context.request.ipAddress`). A replayed eventId counts once.
 //!
+//! 4. **Learned blocks** (`LEARNED_GUARD`, with `CONVERSIONS=on`): a number
+//!    prefix or a country that the guard blocked because codes sent to it
+//!    were not used (see [`learn`]), or that an operator pinned with
+//!    `telehook guard pin`. Checked before the rate counters, so a blocked
+//!    range does not use up anyone's limits.
+//!
 //! A refusal is answered as `on_refusal` says: by default with an error
 //! object, so Okta falls back to its own providers; with `block`, so that it
 //! does not (see [`RefusalAnswer`]).
@@ -25,19 +31,44 @@
 //! which needs the same ledger and fails closed on its own. So a brief
 //! outage cannot lock users out, and a broken setup cannot be abused.
 
-pub use crate::config::{AllowedCountries, GuardSettings, RateLimit, RefusalAnswer};
+pub use crate::config::{
+    AllowedCountries, GuardSettings, LearnMode, Learning, RateLimit, RefusalAnswer,
+};
 use crate::crypto::keyed_hash;
-use crate::domain::{Channel, DeliveryRequest, FailureCause, NumberType};
-use crate::ledger::{Ledger, LedgerError, RateCount, RateDecision};
+use crate::domain::{Channel, DeliveryRequest, FailureCause, NumberType, prefix_of};
+use crate::flows::Pipeline;
+use crate::ledger::{
+    BlockKind, GuardBlock, Ledger, LedgerError, RateCount, RateDecision, Resolution, StatBump,
+    StatCounts,
+};
+
+/// The learning guard's scopes: a number prefix, a country.
+pub const STAT_PREFIX: &str = "pfx";
+pub const STAT_COUNTRY: &str = "cty";
 use crate::telemetry::metrics::RefusalKind;
 
 /// Why a request was refused. Safe to log: no number, no user id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    Country { region: Option<String> },
-    NumberType { kind: &'static str },
-    Rate { scope: &'static str, count: u32 },
-    GuardUnavailable { error: String },
+    Country {
+        region: Option<String>,
+    },
+    NumberType {
+        kind: &'static str,
+    },
+    Rate {
+        scope: &'static str,
+        count: u32,
+    },
+    /// A blocked prefix or country (`scope` is `pfx` or `cty`).
+    Learned {
+        scope: String,
+        key: String,
+        kind: BlockKind,
+    },
+    GuardUnavailable {
+        error: String,
+    },
 }
 
 impl Refusal {
@@ -46,6 +77,7 @@ impl Refusal {
             Refusal::Country { .. } => RefusalKind::Country,
             Refusal::NumberType { .. } => RefusalKind::NumberType,
             Refusal::Rate { .. } | Refusal::GuardUnavailable { .. } => RefusalKind::Rate,
+            Refusal::Learned { .. } => RefusalKind::Learned,
         }
     }
 
@@ -55,6 +87,7 @@ impl Refusal {
             Refusal::Country { .. } => FailureCause::COUNTRY,
             Refusal::NumberType { .. } => FailureCause::NUMBER_TYPE,
             Refusal::Rate { scope, .. } => FailureCause::rate(scope),
+            Refusal::Learned { .. } => FailureCause::LEARNED_BLOCK,
             Refusal::GuardUnavailable { .. } => FailureCause::GUARD_UNAVAILABLE,
         }
     }
@@ -82,6 +115,34 @@ pub async fn check(
     }
     if let Some(kind) = type_refusal(req.channel, req.phone.number_type()) {
         return Err(Refusal::NumberType { kind });
+    }
+    if settings.learning.mode != LearnMode::Off {
+        let prefix = prefix_of(&req.phone, settings.learning.prefix_digits);
+        let mut keys = vec![(STAT_PREFIX, prefix.as_str())];
+        if let Some(r) = region.as_deref() {
+            keys.push((STAT_COUNTRY, r));
+        }
+        match ledger.blocks(&keys).await {
+            Ok(blocks) => {
+                if let Some(b) = blocks.into_iter().find(|b| b.blocks(now_ms)) {
+                    return Err(Refusal::Learned {
+                        scope: b.scope,
+                        key: b.key,
+                        kind: b.kind,
+                    });
+                }
+            }
+            // Like a rate counter: a passing error lets the claim decide,
+            // a refused read refuses.
+            Err(e @ LedgerError::Unavailable(_)) => {
+                tracing::warn!(error = %e, "guard blocks unavailable; the claim decides");
+            }
+            Err(e) => {
+                return Err(Refusal::GuardUnavailable {
+                    error: e.to_string(),
+                });
+            }
+        }
     }
 
     let mut counters: Vec<(&'static str, String, RateLimit)> = Vec::new();
@@ -128,6 +189,146 @@ pub async fn check(
     Ok(())
 }
 
+/// The window a time falls in, and when its counts may be deleted.
+fn window_of(learning: &Learning, at_ms: i64) -> (i64, i64) {
+    let window_ms = i64::try_from(learning.window.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let window = at_ms.div_euclid(window_ms);
+    (window, ((window + 2) * window_ms) / 1000)
+}
+
+/// Counts a confirmed send for its prefix and country, and blocks either
+/// when its conversion rate says so ([`learn`]).
+pub(crate) async fn count_send(
+    pipeline: &Pipeline,
+    prefix: &str,
+    country: Option<&str>,
+    now_ms: i64,
+) {
+    let learning = &pipeline.settings.guard.learning;
+    if learning.mode == LearnMode::Off {
+        return;
+    }
+    let (window, expires_at) = window_of(learning, now_ms);
+    let scopes = [(STAT_PREFIX, Some(prefix)), (STAT_COUNTRY, country)];
+    for (scope, key) in scopes {
+        let Some(key) = key else { continue };
+        let bump = StatBump {
+            scope,
+            key,
+            window,
+            sends: 1,
+            conversions: 0,
+            expires_at,
+        };
+        match pipeline.ledger.bump(&bump).await {
+            Ok(counts) => learn(pipeline, scope, key, counts, now_ms).await,
+            Err(e) => {
+                tracing::warn!(scope, error = %e, "send not counted for the learning guard");
+                pipeline.settings.metrics.follow_up_error("stats");
+            }
+        }
+    }
+}
+
+/// Counts a conversion in the window of its send, so a window's rate is
+/// over the same sends.
+pub(crate) async fn count_conversion(pipeline: &Pipeline, resolution: &Resolution) {
+    let learning = &pipeline.settings.guard.learning;
+    if learning.mode == LearnMode::Off {
+        return;
+    }
+    let (window, expires_at) = window_of(learning, resolution.sent_ms);
+    let scopes = [
+        (STAT_PREFIX, resolution.prefix.as_deref()),
+        (STAT_COUNTRY, resolution.country.as_deref()),
+    ];
+    for (scope, key) in scopes {
+        let Some(key) = key else { continue };
+        let bump = StatBump {
+            scope,
+            key,
+            window,
+            sends: 0,
+            conversions: 1,
+            expires_at,
+        };
+        if let Err(e) = pipeline.ledger.bump(&bump).await {
+            tracing::warn!(scope, error = %e, "conversion not counted for the learning guard");
+            pipeline.settings.metrics.follow_up_error("stats");
+        }
+    }
+}
+
+/// Whether these counts call for a block: enough sends, too few used.
+pub fn should_block(learning: &Learning, scope: &str, counts: StatCounts) -> bool {
+    let min_sends = if scope == STAT_COUNTRY {
+        learning.country_min_sends
+    } else {
+        learning.min_sends
+    };
+    counts.sends >= min_sends
+        && u64::from(counts.conversions) * 100
+            < u64::from(learning.min_conversion_percent) * u64::from(counts.sends)
+}
+
+/// Blocks a prefix or country for the cool-down when its window's counts
+/// call for it ([`should_block`]); in monitor mode, says so instead. A
+/// block an operator pinned, allowed or recently lifted is left alone.
+pub(crate) async fn learn(
+    pipeline: &Pipeline,
+    scope: &str,
+    key: &str,
+    counts: StatCounts,
+    now_ms: i64,
+) {
+    let learning = &pipeline.settings.guard.learning;
+    if !should_block(learning, scope, counts) {
+        return;
+    }
+    let reason = format!(
+        "{} of {} codes used in the window ({}%), below {}%",
+        counts.conversions,
+        counts.sends,
+        u64::from(counts.conversions) * 100 / u64::from(counts.sends.max(1)),
+        learning.min_conversion_percent
+    );
+    if learning.mode == LearnMode::Monitor {
+        tracing::warn!(
+            scope,
+            key,
+            reason,
+            "the learning guard would block (monitor mode)"
+        );
+        pipeline.settings.metrics.guard_block(scope, "monitor");
+        return;
+    }
+    let block = GuardBlock {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        kind: BlockKind::Learned,
+        until_ms: Some(
+            now_ms + i64::try_from(learning.cool_down.as_millis()).unwrap_or(i64::MAX / 2),
+        ),
+        reason: reason.clone(),
+        sends: counts.sends,
+        conversions: counts.conversions,
+        since_ms: now_ms,
+    };
+    match pipeline.ledger.learn_block(&block, now_ms).await {
+        Ok(true) => {
+            tracing::warn!(scope, key, reason, "the learning guard blocked a range");
+            pipeline.settings.metrics.guard_block(scope, "block");
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(scope, error = %e, "learned block not written");
+            pipeline.settings.metrics.follow_up_error("block");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +346,17 @@ mod tests {
             None
         );
         assert_eq!(type_refusal(Channel::Sms, NumberType::Unknown), None);
+    }
+
+    #[test]
+    fn blocks_need_volume_and_a_low_rate() {
+        let l = Learning::on();
+        let c = |sends, conversions| StatCounts { sends, conversions };
+        assert!(!should_block(&l, STAT_PREFIX, c(24, 0)), "too few sends");
+        assert!(should_block(&l, STAT_PREFIX, c(25, 0)));
+        assert!(should_block(&l, STAT_PREFIX, c(25, 4)), "16%");
+        assert!(!should_block(&l, STAT_PREFIX, c(25, 5)), "20% is not below");
+        assert!(!should_block(&l, STAT_COUNTRY, c(199, 0)));
+        assert!(should_block(&l, STAT_COUNTRY, c(200, 0)));
     }
 }

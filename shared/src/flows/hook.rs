@@ -150,8 +150,11 @@ impl Pipeline {
         let deadline = arrived + self.settings.fast_path_budget;
         let why = match tokio::time::timeout_at(deadline, self.send_once(req)).await {
             Ok(Ok(receipt)) => {
-                if let Err(e) = self.record_sent(&req.event_id, &receipt).await {
-                    tracing::error!(error = %e, "sent, but could not record it; the dispatcher may send once more");
+                match self.record_sent(&req.event_id, &receipt).await {
+                    Ok(()) => self.after_sent(req, Some(arrived)).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "sent, but could not record it; the dispatcher may send once more");
+                    }
                 }
                 tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent on the fast path");
                 return DeliveryOutcome::Successful {
@@ -272,5 +275,12 @@ fn count_read_notes(metrics: &Metrics, req: &DeliveryRequest) {
 impl Delivery for Pipeline {
     async fn deliver(&self, request: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
         self.handle_hook(request, arrived).await
+    }
+
+    async fn sign_ins(
+        &self,
+        batch: &crate::okta::events::EventBatch,
+    ) -> Result<super::SignInReport, crate::ledger::LedgerError> {
+        super::conversion::record_sign_ins(self, batch).await
     }
 }

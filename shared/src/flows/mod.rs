@@ -7,6 +7,10 @@
 //!   mode and tests;
 //! - [`replay`]: draining the dead-letter queue on demand;
 //! - [`receipts`]: the provider's delivery receipts onto the ledger;
+//! - [`conversion`]: what follows a confirmed send (noted for conversion,
+//!   an expiry check, the learning guard's counts), sign-ins from Okta's
+//!   event hook marking sends `CONVERTED`, and expiry checks marking them
+//!   `UNUSED`;
 //! - [`guard`]: the toll-fraud checks the ingress runs first.
 //!
 //! This module owns the [`Pipeline`] (the ports and settings every flow
@@ -19,6 +23,7 @@
 //! otherwise Okta is told to use its fallback. No accepted OTP is lost, and
 //! no OTP is sent twice once a send was confirmed.
 
+pub mod conversion;
 pub mod dispatch;
 pub mod guard;
 pub mod hook;
@@ -40,11 +45,14 @@ use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, FailureCause, Job
 use crate::ledger::{Ledger, LedgerError};
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::okta::SUMMARY_NOT_DELIVERED;
+use crate::okta::events::EventBatch;
 use crate::okta::validate::DEFAULT_OTP_LIFE;
 use crate::queue::{JobQueue, OutgoingMessage, QueueError};
 use crate::telemetry::metrics::Metrics;
 use crate::templates::{Rendered, Templates};
+use crate::timers::Timers;
 
+pub use conversion::SignInReport;
 pub use dispatch::{PollReport, PollerSettings, dispatch_batch, poll_once, run_poller};
 pub use guard::GuardSettings;
 
@@ -54,6 +62,9 @@ pub use guard::GuardSettings;
 pub trait Delivery: Send + Sync {
     /// `arrived` is when the hook request arrived; budgets count from it.
     async fn deliver(&self, request: DeliveryRequest, arrived: Instant) -> DeliveryOutcome;
+
+    /// An authenticated event hook batch's sign-ins, matched to sends.
+    async fn sign_ins(&self, batch: &EventBatch) -> Result<SignInReport, LedgerError>;
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +120,8 @@ pub struct Pipeline {
     pub messenger: Arc<dyn Messenger>,
     pub templates: Templates,
     pub clock: Arc<dyn Clock>,
+    /// Where expiry checks wait (conversion tracking).
+    pub timers: Arc<dyn Timers>,
     pub settings: PipelineSettings,
 }
 
@@ -141,6 +154,7 @@ impl Pipeline {
         messenger: Arc<dyn Messenger>,
         templates: Templates,
         clock: Arc<dyn Clock>,
+        timers: Arc<dyn Timers>,
         settings: PipelineSettings,
     ) -> Self {
         Pipeline {
@@ -149,6 +163,7 @@ impl Pipeline {
             messenger,
             templates,
             clock,
+            timers,
             settings,
         }
     }

@@ -32,6 +32,23 @@ pub struct ReceiptReport {
     pub malformed: u32,
 }
 
+/// The receipts Lambda's event, either kind: an SQS batch from the expiry
+/// queue (answered with `batchItemFailures`, so undecided checks come
+/// back) or SNS's delivery events (answered with a [`ReceiptReport`]).
+pub async fn handle_event(
+    pipeline: &Pipeline,
+    payload: &serde_json::Value,
+) -> Result<serde_json::Value, LedgerError> {
+    let source = payload
+        .pointer("/Records/0/eventSource")
+        .and_then(|s| s.as_str());
+    if source == Some("aws:sqs") {
+        return Ok(super::conversion::check_sqs_expiries(pipeline, payload).await);
+    }
+    let report = record_sns_receipts(pipeline, payload).await?;
+    Ok(serde_json::to_value(report).unwrap_or_default())
+}
+
 /// The receipts Lambda's event: SNS's envelope (`Records[].Sns.Message`,
 /// each the text of one delivery event). Read as plain JSON, so an
 /// envelope of the wrong shape is counted as malformed and acknowledged,

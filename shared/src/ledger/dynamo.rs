@@ -5,6 +5,12 @@
 //! `updatedAt` (epoch ms) and `expiresAt` (epoch s, the table's TTL
 //! attribute). Every state change is one `UpdateItem` with a condition, so
 //! concurrent workers cannot both win a claim.
+//!
+//! A noted send adds `sentAt`, `otpExpiresAt`, `prefix` and `userChannel`;
+//! the sparse global secondary index [`BY_USER_INDEX`] (`userChannel`,
+//! `sentAt`) finds a user's latest send for a sign-in. Conversion is
+//! `conversion` and `convertedAt`. Guard counts are `stat#…` items with
+//! `sends` and `conversions`; guard blocks are `blk#…` items.
 
 use std::collections::HashMap;
 
@@ -16,11 +22,18 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use crate::aws::classify;
 use crate::domain::EventId;
 use crate::domain::channel::Channel;
-use crate::domain::{DeliveryVerdict, Receipt};
+use crate::domain::{Conversion, DeliveryVerdict, Receipt};
 use crate::ledger::{
-    Claim, ClaimOutcome, DeliveryRecord, DeliveryRecorded, Ledger, LedgerError, LedgerRecord,
-    RateCount, RateDecision, Status, claimable, outcome_of_conflict,
+    BlockKind, Claim, ClaimOutcome, DeliveryRecord, DeliveryRecorded, GuardBlock, Ledger,
+    LedgerError, LedgerRecord, RateCount, RateDecision, Resolution, SendNote, SentRecord, SignIn,
+    SignInMatch, StatBump, StatCounts, Status, block_key, claimable, outcome_of_conflict,
+    user_channel,
 };
+
+/// The index a sign-in finds the user's latest send by: partition key
+/// `userChannel`, sort key `sentAt`, projecting `otpExpiresAt`. The
+/// template declares it; so do the emulator scripts.
+pub const BY_USER_INDEX: &str = "byUser";
 
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
@@ -72,7 +85,66 @@ pub fn record_from_item(item: &Item) -> Option<LedgerRecord> {
         updated_at_ms: get_n(item, "updatedAt").unwrap_or(0),
         expires_at: get_n(item, "expiresAt").unwrap_or(0),
         delivery: delivery_from_item(item),
+        sent: sent_from_item(item),
     })
+}
+
+fn sent_from_item(item: &Item) -> Option<SentRecord> {
+    Some(SentRecord {
+        sent_ms: get_n(item, "sentAt")?,
+        otp_expires_ms: get_n(item, "otpExpiresAt").unwrap_or(0),
+        prefix: get_s(item, "prefix").unwrap_or_default(),
+        user_channel: get_s(item, "userChannel"),
+        conversion: get_s(item, "conversion")
+            .and_then(|c| Conversion::parse(&c))
+            .map(|c| (c, get_n(item, "convertedAt").unwrap_or(0))),
+    })
+}
+
+fn resolution_from_item(item: &Item) -> Option<Resolution> {
+    Some(Resolution {
+        event_id: get_s(item, "pk")?.strip_prefix("evt#")?.to_owned(),
+        message_id: get_s(item, "messageId"),
+        country: get_s(item, "country"),
+        prefix: get_s(item, "prefix"),
+        channel: get_s(item, "channel").and_then(|c| Channel::parse(&c).ok()),
+        sent_ms: get_n(item, "sentAt").unwrap_or(0),
+    })
+}
+
+fn block_from_item(item: &Item) -> Option<GuardBlock> {
+    let count = |k| {
+        get_n(item, k)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0)
+    };
+    Some(GuardBlock {
+        scope: get_s(item, "scope")?,
+        key: get_s(item, "key")?,
+        kind: BlockKind::parse(&get_s(item, "kind")?)?,
+        until_ms: get_n(item, "until"),
+        reason: get_s(item, "reason").unwrap_or_default(),
+        sends: count("sends"),
+        conversions: count("conversions"),
+        since_ms: get_n(item, "since").unwrap_or(0),
+    })
+}
+
+fn block_item(b: &GuardBlock) -> Item {
+    let mut item = HashMap::from([
+        ("pk".to_owned(), s(&b.record_key())),
+        ("scope".to_owned(), s(&b.scope)),
+        ("key".to_owned(), s(&b.key)),
+        ("kind".to_owned(), s(b.kind.as_str())),
+        ("reason".to_owned(), s(&b.reason)),
+        ("sends".to_owned(), n(i64::from(b.sends))),
+        ("conversions".to_owned(), n(i64::from(b.conversions))),
+        ("since".to_owned(), n(b.since_ms)),
+    ]);
+    if let Some(u) = b.until_ms {
+        item.insert("until".to_owned(), n(u));
+    }
+    item
 }
 
 /// The delivery receipt's attributes, when the record has one.
@@ -508,5 +580,212 @@ impl Ledger for DynamoLedger {
             .await
             .map_err(|e| ledger_error(&e))?;
         Ok(out.item().and_then(record_from_item))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %note.event_id))]
+    async fn note_send(&self, note: &SendNote<'_>) -> Result<(), LedgerError> {
+        let mut set = String::from("SET #sentAt = :sent, #otpExp = :otpExp, #prefix = :prefix");
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(note.event_id))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#sentAt", "sentAt")
+            .expression_attribute_names("#otpExp", "otpExpiresAt")
+            .expression_attribute_names("#prefix", "prefix")
+            .expression_attribute_values(":sent", n(note.sent_ms))
+            .expression_attribute_values(":otpExp", n(note.otp_expires_ms))
+            .expression_attribute_values(":prefix", s(note.prefix));
+        if let Some(user) = note.user_key {
+            set.push_str(", #uc = :uc");
+            update = update
+                .expression_attribute_names("#uc", "userChannel")
+                .expression_attribute_values(":uc", s(&user_channel(user, note.channel)));
+        }
+        let result = update.update_expression(set).send().await;
+        // A record that is gone (its TTL ran) takes nothing.
+        conditional(result, Ok(()))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(channel = %sign_in.channel))]
+    async fn convert(&self, sign_in: &SignIn<'_>) -> Result<SignInMatch, LedgerError> {
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_USER_INDEX)
+            .key_condition_expression("#uc = :uc")
+            .expression_attribute_names("#uc", "userChannel")
+            .expression_attribute_values(":uc", s(&user_channel(sign_in.user_key, sign_in.channel)))
+            .scan_index_forward(false)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| ledger_error(&e))?;
+        let Some(latest) = found.items().first() else {
+            return Ok(SignInMatch::NoSend);
+        };
+        let Some(pk) = get_s(latest, "pk") else {
+            return Ok(SignInMatch::NoSend);
+        };
+        if get_n(latest, "otpExpiresAt").is_some_and(|e| e < sign_in.at_ms) {
+            return Ok(SignInMatch::Expired);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .update_expression("SET #conv = :conv, #convAt = :at, #updated = :at")
+            .condition_expression("#s = :sent AND attribute_not_exists(#conv)")
+            .expression_attribute_names("#conv", "conversion")
+            .expression_attribute_names("#convAt", "convertedAt")
+            .expression_attribute_names("#updated", "updatedAt")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":conv", s(Conversion::Converted.as_str()))
+            .expression_attribute_values(":at", n(sign_in.at_ms))
+            .expression_attribute_values(":sent", s(Status::Sent.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(resolution_from_item)
+                .map_or(SignInMatch::AlreadyResolved, SignInMatch::Converted)),
+            Err(e) if is_condition_failure(&e) => Ok(SignInMatch::AlreadyResolved),
+            Err(e) => Err(ledger_error(&e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn mark_unused(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<Resolution>, LedgerError> {
+        let result = self
+            .update(event_id)
+            .update_expression("SET #conv = :conv, #convAt = :now, #updated = :now")
+            .condition_expression("#s = :sent AND attribute_not_exists(#conv) AND #otpExp <= :now")
+            .expression_attribute_names("#conv", "conversion")
+            .expression_attribute_names("#convAt", "convertedAt")
+            .expression_attribute_names("#otpExp", "otpExpiresAt")
+            .expression_attribute_values(":conv", s(Conversion::Unused.as_str()))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":sent", s(Status::Sent.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.attributes().and_then(resolution_from_item)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(ledger_error(&e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(scope = bump.scope))]
+    async fn bump(&self, bump: &StatBump<'_>) -> Result<StatCounts, LedgerError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&bump.record_key()))
+            .update_expression("ADD #sends :s, #conv :c SET #exp = :exp")
+            .expression_attribute_names("#sends", "sends")
+            .expression_attribute_names("#conv", "conversions")
+            .expression_attribute_names("#exp", "expiresAt")
+            .expression_attribute_values(":s", n(i64::from(bump.sends)))
+            .expression_attribute_values(":c", n(i64::from(bump.conversions)))
+            .expression_attribute_values(":exp", n(bump.expires_at))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| ledger_error(&e))?;
+        let count = |k| {
+            out.attributes()
+                .and_then(|a| get_n(a, k))
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        };
+        Ok(StatCounts {
+            sends: count("sends"),
+            conversions: count("conversions"),
+        })
+    }
+
+    async fn blocks(&self, keys: &[(&str, &str)]) -> Result<Vec<GuardBlock>, LedgerError> {
+        // One or two keys on the hot path: strongly consistent gets, in
+        // parallel, cost less than a batch's retry loop.
+        let gets = keys.iter().map(|(scope, k)| {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(&block_key(scope, k)))
+                .send()
+        });
+        let mut out = Vec::new();
+        for got in futures::future::join_all(gets).await {
+            let got = got.map_err(|e| ledger_error(&e))?;
+            out.extend(got.item().and_then(block_from_item));
+        }
+        Ok(out)
+    }
+
+    async fn learn_block(&self, block: &GuardBlock, now_ms: i64) -> Result<bool, LedgerError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(block_item(block)))
+            .condition_expression(
+                "attribute_not_exists(pk) OR ((#kind = :learned OR #kind = :lifted) AND #until <= :now)",
+            )
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":learned", s(BlockKind::Learned.as_str()))
+            .expression_attribute_values(":lifted", s(BlockKind::Lifted.as_str()))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_),
+                ) => Ok(false),
+                _ => Err(ledger_error(&e)),
+            },
+        }
+    }
+
+    async fn set_block(&self, block: &GuardBlock) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(block_item(block)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| ledger_error(&e))
+    }
+
+    async fn list_blocks(&self) -> Result<Vec<GuardBlock>, LedgerError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :blk)")
+            .expression_attribute_values(":blk", s("blk#"))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ledger_error(&e))?;
+            out.extend(page.items().iter().filter_map(block_from_item));
+        }
+        out.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
+        Ok(out)
     }
 }

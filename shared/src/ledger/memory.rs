@@ -13,6 +13,8 @@ use super::*;
 pub struct InMemoryLedger {
     records: Mutex<HashMap<String, LedgerRecord>>,
     counters: Mutex<HashMap<String, (u32, std::collections::HashSet<String>)>>,
+    stats: Mutex<HashMap<String, StatCounts>>,
+    blocks: Mutex<HashMap<String, GuardBlock>>,
 }
 
 impl InMemoryLedger {
@@ -90,6 +92,7 @@ impl Ledger for InMemoryLedger {
                     failure: existing.and_then(|r| r.failure.clone()),
                     // An update keeps what it does not set, as DynamoDB's.
                     delivery: existing.and_then(|r| r.delivery.clone()),
+                    sent: existing.and_then(|r| r.sent.clone()),
                     owner: Some(c.owner.to_owned()),
                     correlation_id: c
                         .correlation_id
@@ -209,6 +212,117 @@ impl Ledger for InMemoryLedger {
             })
         })
     }
+
+    async fn note_send(&self, note: &SendNote<'_>) -> Result<(), LedgerError> {
+        self.with(|map| {
+            if let Some(r) = map.get_mut(note.event_id.as_str()) {
+                let conversion = r.sent.as_ref().and_then(|s| s.conversion);
+                r.sent = Some(SentRecord {
+                    sent_ms: note.sent_ms,
+                    otp_expires_ms: note.otp_expires_ms,
+                    prefix: note.prefix.to_owned(),
+                    user_channel: note.user_key.map(|u| user_channel(u, note.channel)),
+                    conversion,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    async fn convert(&self, sign_in: &SignIn<'_>) -> Result<SignInMatch, LedgerError> {
+        let key = user_channel(sign_in.user_key, sign_in.channel);
+        self.with(|map| {
+            // The index's order: the latest send first.
+            let latest = map
+                .values_mut()
+                .filter(|r| {
+                    r.sent
+                        .as_ref()
+                        .is_some_and(|s| s.user_channel.as_deref() == Some(key.as_str()))
+                })
+                .max_by_key(|r| r.sent.as_ref().map_or(0, |s| s.sent_ms));
+            let Some(r) = latest else {
+                return Ok(SignInMatch::NoSend);
+            };
+            let Some(sent) = r.sent.as_mut() else {
+                return Ok(SignInMatch::NoSend);
+            };
+            if sent.otp_expires_ms < sign_in.at_ms {
+                return Ok(SignInMatch::Expired);
+            }
+            if r.status != Status::Sent || sent.conversion.is_some() {
+                return Ok(SignInMatch::AlreadyResolved);
+            }
+            sent.conversion = Some((Conversion::Converted, sign_in.at_ms));
+            r.updated_at_ms = sign_in.at_ms;
+            Ok(SignInMatch::Converted(resolution(r)))
+        })
+    }
+
+    async fn mark_unused(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<Resolution>, LedgerError> {
+        self.with(|map| {
+            let Some(r) = map.get_mut(event_id.as_str()) else {
+                return Ok(None);
+            };
+            match r.sent.as_mut() {
+                Some(sent)
+                    if r.status == Status::Sent
+                        && sent.conversion.is_none()
+                        && sent.otp_expires_ms <= now_ms =>
+                {
+                    sent.conversion = Some((Conversion::Unused, now_ms));
+                    r.updated_at_ms = now_ms;
+                    Ok(Some(resolution(r)))
+                }
+                _ => Ok(None),
+            }
+        })
+    }
+
+    async fn bump(&self, bump: &StatBump<'_>) -> Result<StatCounts, LedgerError> {
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let c = stats.entry(bump.record_key()).or_default();
+        c.sends += bump.sends;
+        c.conversions += bump.conversions;
+        Ok(*c)
+    }
+
+    async fn blocks(&self, keys: &[(&str, &str)]) -> Result<Vec<GuardBlock>, LedgerError> {
+        let blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(keys
+            .iter()
+            .filter_map(|(scope, key)| blocks.get(&block_key(scope, key)).cloned())
+            .collect())
+    }
+
+    async fn learn_block(&self, block: &GuardBlock, now_ms: i64) -> Result<bool, LedgerError> {
+        let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        let key = block.record_key();
+        if blocks.get(&key).is_some_and(|b| !b.learnable(now_ms)) {
+            return Ok(false);
+        }
+        blocks.insert(key, block.clone());
+        Ok(true)
+    }
+
+    async fn set_block(&self, block: &GuardBlock) -> Result<(), LedgerError> {
+        self.blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(block.record_key(), block.clone());
+        Ok(())
+    }
+
+    async fn list_blocks(&self) -> Result<Vec<GuardBlock>, LedgerError> {
+        let blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<GuardBlock> = blocks.values().cloned().collect();
+        v.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
+        Ok(v)
+    }
 }
 
 /// A record with no lease, owner, channel, message id or failure, as a
@@ -234,5 +348,17 @@ fn record(
         updated_at_ms: now_ms,
         expires_at,
         delivery: None,
+        sent: None,
+    }
+}
+
+fn resolution(r: &LedgerRecord) -> Resolution {
+    Resolution {
+        event_id: r.event_id.clone(),
+        message_id: r.message_id.clone(),
+        country: r.country.clone(),
+        prefix: r.sent.as_ref().map(|s| s.prefix.clone()),
+        channel: r.channel,
+        sent_ms: r.sent.as_ref().map_or(0, |s| s.sent_ms),
     }
 }

@@ -18,8 +18,19 @@
 //! A final delivery receipt from the provider is added to the event's record
 //! (`delivery` and the fields beside it), once: the first one stands.
 //!
+//! After a send, the record also takes what conversion needs
+//! ([`SendNote`]): when it was sent, when its code expires, the number's
+//! prefix and, as `userChannel`, the keyed hash of the Okta user id with
+//! the channel (the key of the `byUser` index a sign-in is matched by).
+//! Then, once, `CONVERTED` (a sign-in matched it) or `UNUSED` (its code
+//! expired first).
+//!
+//! The learning guard keeps its counts here too: `stat#<scope>#<key>#<window>`
+//! (sends and conversions per prefix or country and window, with a TTL), and
+//! its blocks as `blk#<scope>#<key>` ([`GuardBlock`]).
+//!
 //! The ledger never holds the OTP or the phone number (rate keys are keyed
-//! hashes).
+//! hashes; a prefix keeps at least four digits back).
 
 pub mod dynamo;
 pub mod memory;
@@ -32,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::channel::Channel;
-use crate::domain::{DeliveryVerdict, EventId, Receipt};
+use crate::domain::{Conversion, DeliveryVerdict, EventId, Receipt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -92,6 +103,178 @@ pub struct LedgerRecord {
     pub expires_at: i64,
     /// The provider's final delivery receipt, once one came.
     pub delivery: Option<DeliveryRecord>,
+    /// What the send left for conversion, once it was noted.
+    pub sent: Option<SentRecord>,
+}
+
+/// What the ledger keeps of a confirmed send for conversion and reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRecord {
+    pub sent_ms: i64,
+    pub otp_expires_ms: i64,
+    /// The number's first digits ([`crate::domain::prefix_of`]).
+    pub prefix: String,
+    /// `<keyed hash of the Okta user id>#<channel>`, when the hook named
+    /// a user.
+    pub user_channel: Option<String>,
+    /// `CONVERTED` or `UNUSED`, and when it was decided (epoch ms).
+    pub conversion: Option<(Conversion, i64)>,
+}
+
+/// A confirmed send, noted for conversion and the learning guard.
+#[derive(Debug, Clone)]
+pub struct SendNote<'a> {
+    pub event_id: &'a EventId,
+    /// Keyed hash of the Okta user id.
+    pub user_key: Option<&'a str>,
+    pub channel: Channel,
+    pub prefix: &'a str,
+    pub sent_ms: i64,
+    pub otp_expires_ms: i64,
+}
+
+/// The index key a send is found by: user and channel.
+pub fn user_channel(user_key: &str, channel: Channel) -> String {
+    format!("{user_key}#{}", channel.as_str())
+}
+
+/// A sign-in with a phone factor, to be matched to the send it used.
+#[derive(Debug, Clone)]
+pub struct SignIn<'a> {
+    pub user_key: &'a str,
+    pub channel: Channel,
+    /// When the sign-in happened (epoch ms).
+    pub at_ms: i64,
+}
+
+/// A send whose conversion was just decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub event_id: String,
+    pub message_id: Option<String>,
+    pub country: Option<String>,
+    pub prefix: Option<String>,
+    pub channel: Option<Channel>,
+    pub sent_ms: i64,
+}
+
+/// What matching a sign-in found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInMatch {
+    /// The user's latest send on the channel, now `CONVERTED`.
+    Converted(Resolution),
+    /// No send to this user on this channel is on record.
+    NoSend,
+    /// The latest send's code had expired before the sign-in.
+    Expired,
+    /// The latest send was already decided (a replayed event, or a second
+    /// sign-in with the same code).
+    AlreadyResolved,
+}
+
+/// Sends and conversions of one prefix or country in one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatCounts {
+    pub sends: u32,
+    pub conversions: u32,
+}
+
+/// Adds to the counts of one prefix or country in one window.
+#[derive(Debug, Clone)]
+pub struct StatBump<'a> {
+    /// `pfx` or `cty`.
+    pub scope: &'a str,
+    pub key: &'a str,
+    pub window: i64,
+    pub sends: u32,
+    pub conversions: u32,
+    /// TTL attribute, epoch seconds.
+    pub expires_at: i64,
+}
+
+impl StatBump<'_> {
+    pub fn record_key(&self) -> String {
+        format!("stat#{}#{}#{}", self.scope, self.key, self.window)
+    }
+}
+
+/// What a guard block entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockKind {
+    /// Learned from the counts; holds until `until_ms`.
+    Learned,
+    /// Set by an operator; holds until lifted.
+    Pinned,
+    /// Lifted by an operator: nothing is blocked, and the guard does not
+    /// learn a new block before `until_ms` (the counts that made the old
+    /// one are still in the window).
+    Lifted,
+    /// Set by an operator: never blocked by learning.
+    Allowed,
+}
+
+impl BlockKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BlockKind::Learned => "LEARNED",
+            BlockKind::Pinned => "PINNED",
+            BlockKind::Lifted => "LIFTED",
+            BlockKind::Allowed => "ALLOWED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "LEARNED" => BlockKind::Learned,
+            "PINNED" => BlockKind::Pinned,
+            "LIFTED" => BlockKind::Lifted,
+            "ALLOWED" => BlockKind::Allowed,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of the guard's block list, for a prefix (`pfx`) or a country
+/// (`cty`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardBlock {
+    pub scope: String,
+    pub key: String,
+    pub kind: BlockKind,
+    /// Until when it holds (epoch ms); `None` for pinned and allowed.
+    pub until_ms: Option<i64>,
+    /// Why, in words an operator reads (counts and rates, never a number).
+    pub reason: String,
+    pub sends: u32,
+    pub conversions: u32,
+    pub since_ms: i64,
+}
+
+impl GuardBlock {
+    pub fn record_key(&self) -> String {
+        block_key(&self.scope, &self.key)
+    }
+
+    /// Whether it stops sends at `now_ms`.
+    pub fn blocks(&self, now_ms: i64) -> bool {
+        match self.kind {
+            BlockKind::Pinned => true,
+            BlockKind::Learned => self.until_ms.is_some_and(|u| u > now_ms),
+            BlockKind::Lifted | BlockKind::Allowed => false,
+        }
+    }
+
+    /// Whether learning may replace it at `now_ms`.
+    pub fn learnable(&self, now_ms: i64) -> bool {
+        match self.kind {
+            BlockKind::Pinned | BlockKind::Allowed => false,
+            BlockKind::Learned | BlockKind::Lifted => self.until_ms.is_none_or(|u| u <= now_ms),
+        }
+    }
+}
+
+pub fn block_key(scope: &str, key: &str) -> String {
+    format!("blk#{scope}#{key}")
 }
 
 /// What the ledger keeps of a final delivery receipt (never the number).
@@ -301,6 +484,39 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
         receipt: &Receipt,
         now_ms: i64,
     ) -> Result<DeliveryRecorded, LedgerError>;
+
+    /// Notes a confirmed send for conversion (once it is `SENT`; a record
+    /// that is gone takes nothing).
+    async fn note_send(&self, note: &SendNote<'_>) -> Result<(), LedgerError>;
+
+    /// Matches a sign-in to the user's latest send on the channel and marks
+    /// it `CONVERTED`, unless its code had expired or it was decided.
+    async fn convert(&self, sign_in: &SignIn<'_>) -> Result<SignInMatch, LedgerError>;
+
+    /// Marks a sent code `UNUSED` once it has expired without a
+    /// conversion; `None` when it was converted, decided, never sent, or
+    /// has not expired yet.
+    async fn mark_unused(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<Resolution>, LedgerError>;
+
+    /// Adds to a window's counts; returns the counts after.
+    async fn bump(&self, bump: &StatBump<'_>) -> Result<StatCounts, LedgerError>;
+
+    /// The block entries of these `(scope, key)` pairs that exist.
+    async fn blocks(&self, keys: &[(&str, &str)]) -> Result<Vec<GuardBlock>, LedgerError>;
+
+    /// Writes a learned block unless an entry that learning may not
+    /// replace is there; `false` when it was not written.
+    async fn learn_block(&self, block: &GuardBlock, now_ms: i64) -> Result<bool, LedgerError>;
+
+    /// Writes an operator's entry (pin, allow, lift) over whatever is there.
+    async fn set_block(&self, block: &GuardBlock) -> Result<(), LedgerError>;
+
+    /// Every block entry.
+    async fn list_blocks(&self) -> Result<Vec<GuardBlock>, LedgerError>;
 }
 
 /// What a claim attempt should report when the condition fails, given the

@@ -6,7 +6,8 @@
 //! identity is picked per destination country from `ORIGINATION_IDENTITIES`.
 //! `TimeToLive` is the OTP's remaining life, clamped to what the API takes,
 //! and `Context` carries the event id and request type so delivery events can
-//! be traced back to a hook.
+//! be traced back to a hook. Sends enable message feedback, and
+//! `PutMessageFeedback` later says whether the code was used.
 
 use std::collections::HashMap;
 
@@ -15,10 +16,13 @@ use aws_sdk_pinpointsmsvoicev2::Client;
 use aws_sdk_pinpointsmsvoicev2::error::ProvideErrorMetadata;
 use aws_sdk_pinpointsmsvoicev2::operation::send_text_message::SendTextMessageError;
 use aws_sdk_pinpointsmsvoicev2::operation::send_voice_message::SendVoiceMessageError;
-use aws_sdk_pinpointsmsvoicev2::types::{MessageType, VoiceId, VoiceMessageBodyTextType};
+use aws_sdk_pinpointsmsvoicev2::types::{
+    MessageFeedbackStatus, MessageType, VoiceId, VoiceMessageBodyTextType,
+};
 
 use crate::aws::classify;
 use crate::config::EumSettings;
+use crate::domain::Feedback;
 use crate::domain::channel::Channel;
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::templates::TextType;
@@ -117,6 +121,9 @@ macro_rules! common_fields {
             .message_body(&$message.rendered.body)
             .time_to_live($ttl)
             .set_context(Some(Self::context($message)))
+            // Conversion feedback (`PutMessageFeedback`) is only taken for
+            // messages sent with it enabled.
+            .message_feedback_enabled(true)
             .set_configuration_set_name($self.settings.configuration_set.clone())
             .set_protect_configuration_id($self.settings.protect_configuration_id.clone())
     };
@@ -226,5 +233,21 @@ impl Messenger for EndUserMessaging {
             });
         }
         Ok(SendReceipt { message_id })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(status = status.as_str()))]
+    async fn feedback(&self, message_id: &str, status: Feedback) -> Result<(), SendError> {
+        let status = match status {
+            Feedback::Received => MessageFeedbackStatus::Received,
+            Feedback::Failed => MessageFeedbackStatus::Failed,
+        };
+        self.client
+            .put_message_feedback()
+            .message_id(message_id)
+            .message_feedback_status(status)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| send_error(&e, None))
     }
 }

@@ -13,7 +13,7 @@ pub mod receipts;
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::domain::{EventId, PhoneNumber};
+use crate::domain::{EventId, Feedback, PhoneNumber};
 use crate::templates::Rendered;
 
 /// One message for the provider. `Debug` shows no body and a masked number.
@@ -73,4 +73,10 @@ impl SendError {
 #[async_trait]
 pub trait Messenger: Send + Sync + std::fmt::Debug {
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError>;
+
+    /// Tells the provider whether the person got the message (they signed
+    /// in with its code) or not (the code expired unused), for its
+    /// conversion metrics. Sends enable feedback, so every message id we
+    /// hold takes it.
+    async fn feedback(&self, message_id: &str, status: Feedback) -> Result<(), SendError>;
 }

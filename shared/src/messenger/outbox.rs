@@ -4,6 +4,7 @@
 //! `{"eventId","channel","to","body","voiceId","messageId","sentAt"}`. The
 //! file is the only place the code is written: the console notice shows the
 //! channel, the masked number and the message id, and the logs show less.
+//! Message feedback goes to `feedback.jsonl` beside it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::random_hex;
+use crate::domain::Feedback;
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 
 /// One outbox line.
@@ -98,6 +100,11 @@ impl OutboxMessenger {
         &self.path
     }
 
+    /// Where message feedback goes: `feedback.jsonl` beside the outbox.
+    pub fn feedback_path(&self) -> PathBuf {
+        self.path.with_file_name("feedback.jsonl")
+    }
+
     /// Reads every line of an outbox file.
     pub fn read(path: &Path) -> std::io::Result<Vec<OutboxLine>> {
         let text = match std::fs::read_to_string(path) {
@@ -168,5 +175,25 @@ impl Messenger for OutboxMessenger {
             ));
         }
         Ok(SendReceipt { message_id })
+    }
+
+    /// Appends `{"messageId","feedback","at"}` to `feedback.jsonl` beside
+    /// the outbox: the provider's conversion record, in local mode.
+    async fn feedback(&self, message_id: &str, status: Feedback) -> Result<(), SendError> {
+        let line = serde_json::json!({
+            "messageId": message_id,
+            "feedback": status.as_str(),
+            "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        let path = self.feedback_path();
+        let _guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{line}"))
+            .map_err(|_| SendError::Retryable {
+                code: "OutboxWrite".into(),
+            })
     }
 }

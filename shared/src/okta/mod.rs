@@ -1,7 +1,9 @@
 //! Okta's telephony inline hook: [`wire`] holds the request and response
 //! types as they travel, [`validate`] turns a request into the domain's
-//! `DeliveryRequest`.
+//! `DeliveryRequest`. [`events`] reads Okta's event hook (sign-ins, for
+//! conversion).
 
+pub mod events;
 pub mod validate;
 pub mod wire;
 

@@ -49,6 +49,10 @@ pub const METRIC_NAMES: &[&str] = &[
     "Undelivered",
     "TimeToDelivery",
     "ReceiptsIgnored",
+    "Conversions",
+    "SignInsIgnored",
+    "GuardBlocks",
+    "FollowUpErrors",
 ];
 
 /// Where EMF documents go.
@@ -105,6 +109,8 @@ pub enum RefusalKind {
     Country,
     Rate,
     NumberType,
+    /// A prefix or country the learning guard (or an operator) blocked.
+    Learned,
 }
 
 impl RefusalKind {
@@ -113,6 +119,7 @@ impl RefusalKind {
             RefusalKind::Country => "COUNTRY",
             RefusalKind::Rate => "RATE",
             RefusalKind::NumberType => "NUMBER_TYPE",
+            RefusalKind::Learned => "LEARNED",
         }
     }
 }
@@ -231,6 +238,66 @@ impl Metrics {
             }],
             &[("ReceiptsIgnored", 1.0)],
             &[("kind", kind)],
+        );
+    }
+
+    /// A sent code's conversion was decided: `CONVERTED` or `UNUSED`, by
+    /// channel and country (the conversion rate is CONVERTED over both).
+    pub fn conversion(&self, channel: &str, country: &str, conversion: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[
+                    &["channel", "conversion"],
+                    &["channel", "country", "conversion"],
+                ],
+                metrics: &[("Conversions", "Count")],
+            }],
+            &[("Conversions", 1.0)],
+            &[
+                ("channel", channel),
+                ("country", country),
+                ("conversion", conversion),
+            ],
+        );
+    }
+
+    /// An Okta event that matched no send (`kind`: NO_SEND, EXPIRED,
+    /// ALREADY_RESOLVED, NOT_PHONE, MALFORMED).
+    pub fn sign_in_ignored(&self, kind: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["kind"]],
+                metrics: &[("SignInsIgnored", "Count")],
+            }],
+            &[("SignInsIgnored", 1.0)],
+            &[("kind", kind)],
+        );
+    }
+
+    /// The learning guard blocked (or, in monitor mode, would have
+    /// blocked) a prefix or a country.
+    pub fn guard_block(&self, scope: &str, mode: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["scope", "mode"], &[]],
+                metrics: &[("GuardBlocks", "Count")],
+            }],
+            &[("GuardBlocks", 1.0)],
+            &[("scope", scope), ("mode", mode)],
+        );
+    }
+
+    /// A step after a confirmed send that failed (`step`: note, timer,
+    /// stats, feedback): conversion data is lost for that send, the send
+    /// itself is not.
+    pub fn follow_up_error(&self, step: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["step"]],
+                metrics: &[("FollowUpErrors", "Count")],
+            }],
+            &[("FollowUpErrors", 1.0)],
+            &[("step", step)],
         );
     }
 

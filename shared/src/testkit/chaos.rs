@@ -240,6 +240,19 @@ impl Messenger for ChaosMessenger {
             .push(receipt.message_id.clone());
         Ok(receipt)
     }
+
+    async fn feedback(
+        &self,
+        message_id: &str,
+        status: crate::domain::Feedback,
+    ) -> Result<(), SendError> {
+        match self.dice.roll(&self.faults) {
+            Fault::Throttle => Err(SendError::Retryable {
+                code: "ThrottlingException".into(),
+            }),
+            _ => self.inner.feedback(message_id, status).await,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -352,6 +365,55 @@ impl Ledger for ChaosLedger {
         now_ms: i64,
     ) -> Result<crate::ledger::DeliveryRecorded, LedgerError> {
         chaos_ledger_call!(self, self.inner.record_delivery(r, now_ms))
+    }
+
+    async fn note_send(&self, note: &crate::ledger::SendNote<'_>) -> Result<(), LedgerError> {
+        chaos_ledger_call!(self, self.inner.note_send(note))
+    }
+
+    async fn convert(
+        &self,
+        sign_in: &crate::ledger::SignIn<'_>,
+    ) -> Result<crate::ledger::SignInMatch, LedgerError> {
+        chaos_ledger_call!(self, self.inner.convert(sign_in))
+    }
+
+    async fn mark_unused(
+        &self,
+        e: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<crate::ledger::Resolution>, LedgerError> {
+        chaos_ledger_call!(self, self.inner.mark_unused(e, now_ms))
+    }
+
+    async fn bump(
+        &self,
+        b: &crate::ledger::StatBump<'_>,
+    ) -> Result<crate::ledger::StatCounts, LedgerError> {
+        chaos_ledger_call!(self, self.inner.bump(b))
+    }
+
+    async fn blocks(
+        &self,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<crate::ledger::GuardBlock>, LedgerError> {
+        chaos_ledger_call!(self, self.inner.blocks(keys))
+    }
+
+    async fn learn_block(
+        &self,
+        b: &crate::ledger::GuardBlock,
+        now_ms: i64,
+    ) -> Result<bool, LedgerError> {
+        chaos_ledger_call!(self, self.inner.learn_block(b, now_ms))
+    }
+
+    async fn set_block(&self, b: &crate::ledger::GuardBlock) -> Result<(), LedgerError> {
+        self.inner.set_block(b).await
+    }
+
+    async fn list_blocks(&self) -> Result<Vec<crate::ledger::GuardBlock>, LedgerError> {
+        self.inner.list_blocks().await
     }
 }
 

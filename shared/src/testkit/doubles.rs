@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::crypto::random_hex;
-use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId};
+use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, Feedback};
 use crate::flows::Delivery;
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 
@@ -16,11 +16,20 @@ use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 #[derive(Debug, Default)]
 pub struct RecordingDelivery {
     requests: Mutex<Vec<DeliveryRequest>>,
+    batches: Mutex<Vec<crate::okta::events::EventBatch>>,
 }
 
 impl RecordingDelivery {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The event hook batches received so far, oldest first.
+    pub fn batches(&self) -> Vec<crate::okta::events::EventBatch> {
+        self.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The requests received so far, oldest first.
@@ -44,6 +53,21 @@ impl Delivery for RecordingDelivery {
             metadata: Some(format!("channel={channel}; event={event_id}")),
         }
     }
+
+    async fn sign_ins(
+        &self,
+        batch: &crate::okta::events::EventBatch,
+    ) -> Result<crate::flows::SignInReport, crate::ledger::LedgerError> {
+        self.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(batch.clone());
+        Ok(crate::flows::SignInReport {
+            converted: u32::try_from(batch.sign_ins.len()).unwrap_or(u32::MAX),
+            skipped: u32::try_from(batch.skipped.len()).unwrap_or(u32::MAX),
+            ..Default::default()
+        })
+    }
 }
 
 /// What a scripted send does.
@@ -65,6 +89,7 @@ pub struct ScriptedMessenger {
     accepted: Mutex<Vec<OutboundMessage>>,
     ids: Mutex<Vec<String>>,
     attempts: std::sync::atomic::AtomicUsize,
+    feedback: Mutex<Vec<(String, Feedback)>>,
 }
 
 impl ScriptedMessenger {
@@ -99,6 +124,14 @@ impl ScriptedMessenger {
     /// The message ids handed out, in the order of [`Self::accepted`].
     pub fn message_ids(&self) -> Vec<String> {
         self.ids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The message feedback given so far, oldest first.
+    pub fn feedback_given(&self) -> Vec<(String, Feedback)> {
+        self.feedback
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every call, accepted or not.
@@ -150,6 +183,14 @@ impl Messenger for ScriptedMessenger {
             .push(message_id.clone());
         Ok(SendReceipt { message_id })
     }
+
+    async fn feedback(&self, message_id: &str, status: Feedback) -> Result<(), SendError> {
+        self.feedback
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((message_id.to_owned(), status));
+        Ok(())
+    }
 }
 
 /// Adds a fixed latency before every send: a provider that takes its time,
@@ -165,5 +206,9 @@ impl<M: Messenger> Messenger for DelayedMessenger<M> {
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
         tokio::time::sleep(self.delay).await;
         self.inner.send(message).await
+    }
+
+    async fn feedback(&self, message_id: &str, status: Feedback) -> Result<(), SendError> {
+        self.inner.feedback(message_id, status).await
     }
 }

@@ -162,6 +162,7 @@ mod tests {
             updated_at_ms: 0,
             expires_at: 0,
             delivery: None,
+            sent: None,
         }
     }
 

@@ -11,6 +11,71 @@
 //!   its documents;
 //! - [`dev_issuer`]: a local OAuth signing key and token minting.
 
+#[doc(hidden)]
+pub use async_trait::async_trait as __async_trait;
+
+/// `impl Ledger for $ty` with the given methods, forwarding the ledger's
+/// conversion and guard methods to `self.$inner`: for test wrappers that
+/// only change the delivery methods.
+#[macro_export]
+macro_rules! ledger_wrapper {
+    ($ty:ty, $inner:tt, { $($body:tt)* }) => {
+        #[$crate::testkit::__async_trait]
+        impl $crate::ledger::Ledger for $ty {
+        $($body)*
+        async fn note_send(
+            &self,
+            note: &$crate::ledger::SendNote<'_>,
+        ) -> Result<(), $crate::ledger::LedgerError> {
+            self.$inner.note_send(note).await
+        }
+        async fn convert(
+            &self,
+            sign_in: &$crate::ledger::SignIn<'_>,
+        ) -> Result<$crate::ledger::SignInMatch, $crate::ledger::LedgerError> {
+            self.$inner.convert(sign_in).await
+        }
+        async fn mark_unused(
+            &self,
+            event_id: &$crate::domain::EventId,
+            now_ms: i64,
+        ) -> Result<Option<$crate::ledger::Resolution>, $crate::ledger::LedgerError> {
+            self.$inner.mark_unused(event_id, now_ms).await
+        }
+        async fn bump(
+            &self,
+            bump: &$crate::ledger::StatBump<'_>,
+        ) -> Result<$crate::ledger::StatCounts, $crate::ledger::LedgerError> {
+            self.$inner.bump(bump).await
+        }
+        async fn blocks(
+            &self,
+            keys: &[(&str, &str)],
+        ) -> Result<Vec<$crate::ledger::GuardBlock>, $crate::ledger::LedgerError> {
+            self.$inner.blocks(keys).await
+        }
+        async fn learn_block(
+            &self,
+            block: &$crate::ledger::GuardBlock,
+            now_ms: i64,
+        ) -> Result<bool, $crate::ledger::LedgerError> {
+            self.$inner.learn_block(block, now_ms).await
+        }
+        async fn set_block(
+            &self,
+            block: &$crate::ledger::GuardBlock,
+        ) -> Result<(), $crate::ledger::LedgerError> {
+            self.$inner.set_block(block).await
+        }
+        async fn list_blocks(
+            &self,
+        ) -> Result<Vec<$crate::ledger::GuardBlock>, $crate::ledger::LedgerError> {
+            self.$inner.list_blocks().await
+        }
+        }
+    };
+}
+
 pub mod chaos;
 pub mod clock;
 pub mod dev_issuer;

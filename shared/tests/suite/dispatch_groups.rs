@@ -55,6 +55,13 @@ impl Messenger for Provider {
             message_id: format!("msg-{}", m.event_id),
         })
     }
+    async fn feedback(
+        &self,
+        _message_id: &str,
+        _status: telehook::domain::Feedback,
+    ) -> Result<(), SendError> {
+        Ok(())
+    }
 }
 
 const GROUPS: [&str; 4] = [

@@ -9,6 +9,7 @@ mod support;
 
 mod auth;
 mod aws;
+mod conversion;
 mod deploy_template;
 mod dispatch_groups;
 mod dispatcher_events;

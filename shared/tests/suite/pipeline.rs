@@ -11,15 +11,13 @@ use crate::support::flow::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use telehook::clock::Clock;
 use telehook::domain::DeliveryOutcome;
 use telehook::domain::EventId;
 use telehook::domain::channel::Channel;
 use telehook::flows::dispatch_batch;
 use telehook::ledger::{
-    Claim, ClaimOutcome, InMemoryLedger, Ledger, LedgerError, LedgerRecord, RateCount,
-    RateDecision, Status,
+    Claim, ClaimOutcome, InMemoryLedger, LedgerError, LedgerRecord, RateCount, RateDecision, Status,
 };
 use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::testkit::Scripted;
@@ -167,8 +165,7 @@ struct ForgetfulLedger {
     failures: std::sync::atomic::AtomicUsize,
 }
 
-#[async_trait]
-impl Ledger for ForgetfulLedger {
+telehook::ledger_wrapper!(ForgetfulLedger, inner, {
     async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
         self.inner.count(c).await
     }
@@ -218,7 +215,7 @@ impl Ledger for ForgetfulLedger {
     ) -> Result<telehook::ledger::DeliveryRecorded, LedgerError> {
         self.inner.record_delivery(r, now_ms).await
     }
-}
+});
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_between_send_and_record_costs_at_most_one_extra_send() {

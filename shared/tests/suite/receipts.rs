@@ -13,7 +13,7 @@ use serde_json::Value;
 use telehook::domain::channel::Channel;
 use telehook::domain::{DeliveryOutcome, DeliveryVerdict, EventId};
 use telehook::flows::receipts::{ReceiptReport, record_sns_receipts};
-use telehook::ledger::{InMemoryLedger, Ledger, LedgerError, Status};
+use telehook::ledger::{InMemoryLedger, LedgerError, Status};
 use telehook::telemetry::metrics::Metrics;
 use telehook::testkit::MemorySink;
 use tokio::time::Instant;
@@ -218,8 +218,7 @@ async fn a_receipt_before_the_send_is_marked_survives_the_marking() {
 #[derive(Debug)]
 struct DownLedger(InMemoryLedger);
 
-#[async_trait::async_trait]
-impl Ledger for DownLedger {
+telehook::ledger_wrapper!(DownLedger, 0, {
     async fn count(
         &self,
         c: &telehook::ledger::RateCount<'_>,
@@ -272,7 +271,7 @@ impl Ledger for DownLedger {
     ) -> Result<telehook::ledger::DeliveryRecorded, LedgerError> {
         Err(LedgerError::Unavailable("ThrottlingException".into()))
     }
-}
+});
 
 #[tokio::test(start_paused = true)]
 async fn a_ledger_that_cannot_be_written_fails_the_invocation_for_a_retry() {

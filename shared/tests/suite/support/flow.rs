@@ -14,6 +14,7 @@ use telehook::domain::locale::Locale;
 use telehook::domain::otp::Otp;
 use telehook::domain::phone::PhoneNumber;
 use telehook::domain::{DeliveryRequest, EventId, RequestType};
+use telehook::flows::guard::GuardSettings;
 use telehook::flows::{Pipeline, PipelineSettings, destination_hash, poll_once};
 use telehook::ledger::{InMemoryLedger, Ledger, LedgerRecord};
 use telehook::messenger::SendError;
@@ -53,6 +54,18 @@ pub fn harness_on(
     ledger: Option<Arc<dyn Ledger>>,
     queue: Option<Arc<dyn JobQueue>>,
 ) -> Harness {
+    harness_guarded(clock, fast_path, ledger, queue, GuardSettings::default())
+}
+
+/// A harness with these guard settings (conversions and the learning
+/// guard are in them).
+pub fn harness_guarded(
+    clock: Arc<ManualClock>,
+    fast_path: bool,
+    ledger: Option<Arc<dyn Ledger>>,
+    queue: Option<Arc<dyn JobQueue>>,
+    guard: GuardSettings,
+) -> Harness {
     let dlq = Arc::new(InMemoryFifo::dead_letter(
         "jobs-dlq",
         clock.clone(),
@@ -82,6 +95,7 @@ pub fn harness_on(
         fast_path,
         fast_path_budget: Duration::from_millis(2000),
         hash_key: b"test-hash-key-0123456789".to_vec(),
+        guard,
         ..Default::default()
     })
     .build();

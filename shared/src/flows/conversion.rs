@@ -1,0 +1,290 @@
+//! Conversion: whether a sent code was used.
+//!
+//! - After a confirmed send ([`Pipeline::after_sent`]), with
+//!   `CONVERSIONS=on`: the ledger record is noted for matching (send time,
+//!   code expiry, prefix, keyed hash of the user with the channel), an
+//!   expiry check is scheduled for the code's expiry, and the learning
+//!   guard counts the send for its prefix and country (and may block them,
+//!   see [`super::guard::learn`]). These run together, under a short
+//!   deadline on the ingress's fast path; a failure loses conversion data
+//!   for that send (logged, `FollowUpErrors`), never the send.
+//! - A sign-in with a phone factor from Okta's event hook
+//!   ([`record_sign_ins`]) marks the user's latest send on that channel
+//!   `CONVERTED` if its code was still valid, gives End User Messaging the
+//!   `RECEIVED` feedback, and counts the conversion.
+//! - An expiry check ([`check_expiry`]) marks a send nobody used `UNUSED`
+//!   and gives the `FAILED` feedback. A check that arrives early (SQS's
+//!   15-minute cap) is scheduled again for the rest.
+//!
+//! Every step is idempotent: a replayed batch or a check delivered twice
+//! finds the send already decided and changes nothing.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::Pipeline;
+use super::guard;
+use crate::crypto::keyed_hash;
+use crate::domain::{Conversion, DeliveryRequest, EventId, prefix_of};
+use crate::ledger::{LedgerError, Resolution, SendNote, SignIn, SignInMatch};
+use crate::okta::events::EventBatch;
+use crate::timers::ExpiryCheck;
+
+/// The most the dispatcher waits for a send's follow-ups.
+const FOLLOW_UP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Okta's 3 seconds, less a margin for the answer to travel: the latest
+/// the fast path's follow-ups may hold the answer.
+const ANSWER_BY: Duration = Duration::from_millis(2_850);
+
+impl Pipeline {
+    /// The follow-ups of a confirmed, recorded send (see the module docs).
+    /// `answer_by` is when Okta must have its answer (the fast path), or
+    /// `None` (the dispatcher).
+    pub(crate) async fn after_sent(&self, req: &DeliveryRequest, arrived: Option<Instant>) {
+        let learning = &self.settings.guard.learning;
+        if !learning.conversions {
+            return;
+        }
+        let now_ms = self.clock.now_ms();
+        let prefix = prefix_of(&req.phone, learning.prefix_digits);
+        let user_key = req
+            .user_id
+            .as_deref()
+            .map(|u| keyed_hash(&self.settings.hash_key, u));
+        let note = SendNote {
+            event_id: &req.event_id,
+            user_key: user_key.as_deref(),
+            channel: req.channel,
+            prefix: &prefix,
+            sent_ms: now_ms,
+            otp_expires_ms: req.otp_expires.timestamp_millis(),
+        };
+        let check = ExpiryCheck::new(req.event_id.as_str(), note.otp_expires_ms);
+        let country = req.phone.region().map(|r| r.as_str().to_owned());
+        let steps = async {
+            let (noted, scheduled, ()) = tokio::join!(
+                self.ledger.note_send(&note),
+                self.timers.schedule(&check, now_ms),
+                guard::count_send(self, &prefix, country.as_deref(), now_ms),
+            );
+            if let Err(e) = noted {
+                tracing::warn!(error = %e, "send not noted; a sign-in cannot be matched to it");
+                self.settings.metrics.follow_up_error("note");
+            }
+            if let Err(e) = scheduled {
+                tracing::warn!(error = %e, "expiry check not scheduled; the send stays undecided");
+                self.settings.metrics.follow_up_error("timer");
+            }
+        };
+        let deadline = match arrived {
+            Some(arrived) => (arrived + ANSWER_BY).max(Instant::now() + Duration::from_millis(50)),
+            None => Instant::now() + FOLLOW_UP_DEADLINE,
+        };
+        if tokio::time::timeout_at(deadline, steps).await.is_err() {
+            tracing::warn!("follow-ups of a send ran out of time");
+            self.settings.metrics.follow_up_error("deadline");
+        }
+    }
+
+    /// Gives the provider its feedback on a decided send.
+    async fn feedback(&self, resolution: &Resolution, conversion: Conversion) {
+        let Some(message_id) = resolution.message_id.as_deref() else {
+            return;
+        };
+        if let Err(e) = self
+            .messenger
+            .feedback(message_id, conversion.feedback())
+            .await
+        {
+            tracing::warn!(error = %e, conversion = conversion.as_str(), "message feedback not given");
+            self.settings.metrics.follow_up_error("feedback");
+        }
+    }
+
+    fn count_conversion(&self, resolution: &Resolution, conversion: Conversion) {
+        self.settings.metrics.conversion(
+            resolution.channel.map_or("unknown", |c| c.as_str()),
+            resolution.country.as_deref().unwrap_or("unknown"),
+            conversion.as_str(),
+        );
+    }
+}
+
+/// What one event hook batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInReport {
+    pub converted: u32,
+    /// No send to that user on that channel is on record (a code from
+    /// Okta's own provider, or conversions were off when it was sent).
+    pub no_send: u32,
+    pub expired: u32,
+    pub already_resolved: u32,
+    /// Events that were not phone sign-ins.
+    pub skipped: u32,
+}
+
+/// Matches a batch's sign-ins to sends. Only a ledger that cannot be read
+/// or written fails it (the event hook answers 503 and Okta retries);
+/// what was converted before stays converted, and the retry finds it so.
+pub async fn record_sign_ins(
+    pipeline: &Pipeline,
+    batch: &EventBatch,
+) -> Result<SignInReport, LedgerError> {
+    let mut report = SignInReport {
+        skipped: u32::try_from(batch.skipped.len()).unwrap_or(u32::MAX),
+        ..SignInReport::default()
+    };
+    for skip in &batch.skipped {
+        pipeline.settings.metrics.sign_in_ignored(skip.as_str());
+    }
+    if !pipeline.settings.guard.learning.conversions {
+        tracing::warn!(
+            sign_ins = batch.sign_ins.len(),
+            "event hook batch while CONVERSIONS is off; nothing recorded"
+        );
+        return Ok(report);
+    }
+    for s in &batch.sign_ins {
+        let user_key = keyed_hash(&pipeline.settings.hash_key, &s.user_id);
+        let found = pipeline
+            .ledger
+            .convert(&SignIn {
+                user_key: &user_key,
+                channel: s.channel,
+                at_ms: s.at.timestamp_millis(),
+            })
+            .await?;
+        let kind = match found {
+            SignInMatch::Converted(resolution) => {
+                report.converted += 1;
+                tracing::info!(
+                    event_id = %resolution.event_id,
+                    channel = s.channel.as_str(),
+                    after_ms = s.at.timestamp_millis() - resolution.sent_ms,
+                    "code used to sign in"
+                );
+                pipeline.count_conversion(&resolution, Conversion::Converted);
+                pipeline.feedback(&resolution, Conversion::Converted).await;
+                guard::count_conversion(pipeline, &resolution).await;
+                continue;
+            }
+            SignInMatch::NoSend => {
+                report.no_send += 1;
+                "NO_SEND"
+            }
+            SignInMatch::Expired => {
+                report.expired += 1;
+                "EXPIRED"
+            }
+            SignInMatch::AlreadyResolved => {
+                report.already_resolved += 1;
+                "ALREADY_RESOLVED"
+            }
+        };
+        tracing::debug!(
+            kind,
+            channel = s.channel.as_str(),
+            "sign-in matched no open send"
+        );
+        pipeline.settings.metrics.sign_in_ignored(kind);
+    }
+    Ok(report)
+}
+
+/// What an expiry check did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryOutcome {
+    /// Marked `UNUSED`, feedback given.
+    Unused,
+    /// Converted, never sent, or gone: nothing to do.
+    Decided,
+    /// Arrived before the code expired; scheduled again.
+    Rescheduled,
+    /// Not a check; dropped.
+    Malformed,
+}
+
+/// One expiry check. `Err` leaves the message for another try.
+pub async fn check_expiry(pipeline: &Pipeline, body: &str) -> Result<ExpiryOutcome, String> {
+    let Some(check) = ExpiryCheck::decode(body) else {
+        tracing::warn!("an expiry check that cannot be read; dropped");
+        return Ok(ExpiryOutcome::Malformed);
+    };
+    let now_ms = pipeline.clock.now_ms();
+    if check.due_ms > now_ms {
+        pipeline
+            .timers
+            .schedule(&check, now_ms)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(ExpiryOutcome::Rescheduled);
+    }
+    let event_id = EventId::parse(&check.event_id).map_err(|_| "bad event id".to_owned());
+    let Ok(event_id) = event_id else {
+        tracing::warn!("an expiry check with an event id that is not one; dropped");
+        return Ok(ExpiryOutcome::Malformed);
+    };
+    match pipeline.ledger.mark_unused(&event_id, now_ms).await {
+        Ok(Some(resolution)) => {
+            tracing::info!(event_id = %event_id, "code expired unused");
+            pipeline.count_conversion(&resolution, Conversion::Unused);
+            pipeline.feedback(&resolution, Conversion::Unused).await;
+            Ok(ExpiryOutcome::Unused)
+        }
+        Ok(None) => Ok(ExpiryOutcome::Decided),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The receipts Lambda's SQS event from the expiry queue: every record
+/// checked, the ones that could not be decided now reported in
+/// `batchItemFailures` so SQS delivers them again.
+pub async fn check_sqs_expiries(
+    pipeline: &Pipeline,
+    payload: &serde_json::Value,
+) -> serde_json::Value {
+    let mut failures = Vec::new();
+    let records = payload
+        .get("Records")
+        .and_then(|r| r.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for r in records {
+        let id = r
+            .get("messageId")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default();
+        let body = r.get("body").and_then(|b| b.as_str()).unwrap_or_default();
+        if let Err(e) = check_expiry(pipeline, body).await {
+            tracing::warn!(error = %e, "expiry check not decided; SQS delivers it again");
+            failures.push(serde_json::json!({ "itemIdentifier": id }));
+        }
+    }
+    serde_json::json!({ "batchItemFailures": failures })
+}
+
+/// Local mode's stand-in for the expiry queue's event source: checks every
+/// arrived check once; returns how many were handled.
+pub async fn run_due_checks(pipeline: &Pipeline) -> usize {
+    let mut handled = 0;
+    loop {
+        let arrived = match pipeline.timers.arrived(10).await {
+            Ok(a) if !a.is_empty() => a,
+            Ok(_) => return handled,
+            Err(e) => {
+                tracing::warn!(error = %e, "expiry checks unavailable");
+                return handled;
+            }
+        };
+        for a in arrived {
+            if check_expiry(pipeline, &a.body).await.is_ok() {
+                let _ = pipeline.timers.done(&a.handle).await;
+                handled += 1;
+            }
+        }
+    }
+}
