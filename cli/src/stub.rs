@@ -5,16 +5,18 @@
 //! the operation in `X-Amz-Target`), so the real SDK client and the real
 //! adapter talk to it as to AWS. `SendTextMessage` and `SendVoiceMessage`
 //! check the fields the service requires and answer with a `MessageId`, or
-//! with one of the service's errors when a fault is scheduled; any other
-//! operation is answered as AWS answers an unknown one. Each accepted message
+//! with one of the service's errors when a fault is scheduled;
+//! `PutMessageFeedback` checks its two fields and records the feedback; any
+//! other operation is answered as AWS answers an unknown one. Each accepted message
 //! is appended to an outbox file in the same format as local mode's, so it is
 //! the stand-in for the handset; the console shows a masked line.
 //!
 //! Faults are scheduled from the command line (`--faults throttle,internal`)
 //! or at run time: `POST /_stub/faults` with `["throttle", ...]` queues them
 //! for the next sends, in order, and `DELETE /_stub/faults` drops those not
-//! used yet (a provider outage, then its end). `GET /_stub/requests` lists every send
-//! received (operation, destination, context), without message bodies.
+//! used yet (a provider outage, then its end). `GET /_stub/requests` lists
+//! every request received (operation, destination, context; feedback with
+//! its message id and status), without message bodies.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -163,6 +165,9 @@ async fn api(State(stub): State<Arc<Stub>>, headers: HeaderMap, body: Bytes) -> 
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    if target == "PinpointSMSVoiceV2.PutMessageFeedback" {
+        return feedback(&stub, &body);
+    }
     let Some(channel) = channel_of(target) else {
         return aws_error(
             StatusCode::BAD_REQUEST,
@@ -237,6 +242,30 @@ async fn api(State(stub): State<Arc<Stub>>, headers: HeaderMap, body: Bytes) -> 
         line.event_id
     ));
     aws_response(StatusCode::OK, &json!({"MessageId": message_id}), None)
+}
+
+/// `PutMessageFeedback`: a message id and `RECEIVED` or `FAILED`, as the
+/// service requires; recorded in the request list.
+fn feedback(stub: &Stub, body: &[u8]) -> Response {
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let id = req["MessageId"].as_str().filter(|s| !s.is_empty());
+    let status = req["MessageFeedbackStatus"]
+        .as_str()
+        .filter(|s| matches!(*s, "RECEIVED" | "FAILED"));
+    lock(&stub.received).push(json!({
+        "operation": "PutMessageFeedback",
+        "messageId": id,
+        "messageFeedbackStatus": status,
+    }));
+    let (Some(id), Some(status)) = (id, status) else {
+        return validation(&["MessageId", "MessageFeedbackStatus"]);
+    };
+    notice(&format!("feedback {status} for {id}"));
+    aws_response(
+        StatusCode::OK,
+        &json!({"MessageId": id, "MessageFeedbackStatus": status}),
+        None,
+    )
 }
 
 /// One console line per send; a closed console must not fail a send.

@@ -665,8 +665,14 @@ impl Ledger for DynamoLedger {
         event_id: &EventId,
         now_ms: i64,
     ) -> Result<Option<Resolution>, LedgerError> {
+        // Not `self.update`: DynamoDB refuses names an expression does not use.
         let result = self
-            .update(event_id)
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(event_id))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#updated", "updatedAt")
             .update_expression("SET #conv = :conv, #convAt = :now, #updated = :now")
             .condition_expression("#s = :sent AND attribute_not_exists(#conv) AND #otpExp <= :now")
             .expression_attribute_names("#conv", "conversion")

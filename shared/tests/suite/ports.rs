@@ -310,7 +310,236 @@ pub(crate) mod ledger {
         assert_eq!(record.delivery, Some(DeliveryRecord::from(&bare)));
     }
 
+    /// A sent and noted record, as the pipeline leaves it.
+    async fn sent_and_noted(
+        ledger: &dyn Ledger,
+        event: &str,
+        user: Option<&str>,
+        channel: Channel,
+        sent_ms: i64,
+    ) -> EventId {
+        use telehook::ledger::SendNote;
+        let e = eid(event);
+        ledger.claim(&claim(&e, "a", sent_ms)).await.unwrap();
+        ledger
+            .mark_sent(&e, &format!("mid-{event}"), sent_ms)
+            .await
+            .unwrap();
+        ledger
+            .note_send(&SendNote {
+                event_id: &e,
+                user_key: user,
+                channel,
+                prefix: "1415555",
+                sent_ms,
+                otp_expires_ms: sent_ms + 300_000,
+            })
+            .await
+            .unwrap();
+        e
+    }
+
+    /// A sign-in converts the user's latest send on its channel once; a
+    /// send whose code expired is not converted but marked unused, once;
+    /// an unknown user or channel matches nothing.
+    async fn conversions_are_decided_once(ledger: &dyn Ledger) {
+        use telehook::domain::Conversion;
+        use telehook::ledger::{SignIn, SignInMatch};
+        let t0 = 1_700_000_100_000;
+        let older = sent_and_noted(ledger, "evt-cv-1", Some("uk1"), Channel::Sms, t0).await;
+        let newer = sent_and_noted(ledger, "evt-cv-2", Some("uk1"), Channel::Sms, t0 + 1_000).await;
+        sent_and_noted(ledger, "evt-cv-3", None, Channel::Sms, t0).await;
+        let sign_in = |user, channel, at_ms| SignIn {
+            user_key: user,
+            channel,
+            at_ms,
+        };
+        assert_eq!(
+            ledger
+                .convert(&sign_in("uk1", Channel::Voice, t0 + 2_000))
+                .await,
+            Ok(SignInMatch::NoSend)
+        );
+        assert_eq!(
+            ledger
+                .convert(&sign_in("uk2", Channel::Sms, t0 + 2_000))
+                .await,
+            Ok(SignInMatch::NoSend)
+        );
+        match ledger
+            .convert(&sign_in("uk1", Channel::Sms, t0 + 2_000))
+            .await
+        {
+            Ok(SignInMatch::Converted(r)) => {
+                assert_eq!(r.event_id, "evt-cv-2");
+                assert_eq!(r.message_id.as_deref(), Some("mid-evt-cv-2"));
+                assert_eq!(r.prefix.as_deref(), Some("1415555"));
+                assert_eq!(r.sent_ms, t0 + 1_000);
+                assert_eq!(r.channel, Some(Channel::Sms));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            ledger
+                .convert(&sign_in("uk1", Channel::Sms, t0 + 3_000))
+                .await,
+            Ok(SignInMatch::AlreadyResolved)
+        );
+        // Not expired yet: not unused.
+        assert_eq!(ledger.mark_unused(&older, t0 + 1_000).await, Ok(None));
+        let unused = ledger.mark_unused(&older, t0 + 400_000).await.unwrap();
+        assert_eq!(unused.unwrap().message_id.as_deref(), Some("mid-evt-cv-1"));
+        assert_eq!(ledger.mark_unused(&older, t0 + 400_001).await, Ok(None));
+        assert_eq!(ledger.mark_unused(&newer, t0 + 400_000).await, Ok(None));
+        assert_eq!(
+            ledger.mark_unused(&eid("evt-cv-none"), t0 + 400_000).await,
+            Ok(None)
+        );
+        let conv = |r: Option<telehook::ledger::LedgerRecord>| {
+            r.unwrap().sent.unwrap().conversion.map(|c| c.0)
+        };
+        assert_eq!(
+            conv(ledger.get(&newer).await.unwrap()),
+            Some(Conversion::Converted)
+        );
+        assert_eq!(
+            conv(ledger.get(&older).await.unwrap()),
+            Some(Conversion::Unused)
+        );
+        // A sign-in after the latest code expired.
+        let late = sent_and_noted(ledger, "evt-cv-4", Some("uk3"), Channel::Voice, t0).await;
+        assert_eq!(
+            ledger
+                .convert(&sign_in("uk3", Channel::Voice, t0 + 300_001))
+                .await,
+            Ok(SignInMatch::Expired)
+        );
+        let record = ledger.get(&late).await.unwrap().unwrap();
+        assert_eq!(
+            record.sent.unwrap().user_channel.as_deref(),
+            Some("uk3#voice")
+        );
+    }
+
+    /// Counts add up per window; a learned block does not replace a pin,
+    /// an allow or an unexpired lift, and replaces an expired block.
+    async fn guard_counts_and_blocks(ledger: &dyn Ledger) {
+        use telehook::ledger::{BlockKind, GuardBlock, StatBump, StatCounts};
+        let bump = |sends, conversions, window| StatBump {
+            scope: "pfx",
+            key: "6281234",
+            window,
+            sends,
+            conversions,
+            expires_at: 1_900_000_000,
+        };
+        ledger.bump(&bump(1, 0, 7)).await.unwrap();
+        assert_eq!(
+            ledger.bump(&bump(1, 1, 7)).await,
+            Ok(StatCounts {
+                sends: 2,
+                conversions: 1
+            })
+        );
+        assert_eq!(
+            ledger.bump(&bump(1, 0, 8)).await,
+            Ok(StatCounts {
+                sends: 1,
+                conversions: 0
+            })
+        );
+        let block = |scope: &str, key: &str, kind, until_ms| GuardBlock {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            kind,
+            until_ms,
+            reason: "0 of 25 codes used".to_owned(),
+            sends: 25,
+            conversions: 0,
+            since_ms: 1_000,
+        };
+        let learned = block("pfx", "6281234", BlockKind::Learned, Some(5_000));
+        assert_eq!(ledger.learn_block(&learned, 1_000).await, Ok(true));
+        assert_eq!(
+            ledger
+                .learn_block(
+                    &block("pfx", "6281234", BlockKind::Learned, Some(9_000)),
+                    2_000
+                )
+                .await,
+            Ok(false),
+            "a live block stands"
+        );
+        assert_eq!(
+            ledger
+                .learn_block(
+                    &block("pfx", "6281234", BlockKind::Learned, Some(9_000)),
+                    5_000
+                )
+                .await,
+            Ok(true),
+            "an expired one is replaced"
+        );
+        ledger
+            .set_block(&block("cty", "ID", BlockKind::Pinned, None))
+            .await
+            .unwrap();
+        ledger
+            .set_block(&block("pfx", "1415555", BlockKind::Allowed, None))
+            .await
+            .unwrap();
+        ledger
+            .set_block(&block("pfx", "4477009", BlockKind::Lifted, Some(8_000)))
+            .await
+            .unwrap();
+        for (scope, key) in [("cty", "ID"), ("pfx", "1415555"), ("pfx", "4477009")] {
+            assert_eq!(
+                ledger
+                    .learn_block(&block(scope, key, BlockKind::Learned, Some(99_000)), 7_000)
+                    .await,
+                Ok(false),
+                "{scope} {key}"
+            );
+        }
+        assert_eq!(
+            ledger
+                .learn_block(
+                    &block("pfx", "4477009", BlockKind::Learned, Some(99_000)),
+                    8_000
+                )
+                .await,
+            Ok(true),
+            "a lift holds off learning until it ends"
+        );
+        let found = ledger
+            .blocks(&[("pfx", "6281234"), ("cty", "ID"), ("cty", "NONE")])
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|b| b.blocks(6_000)));
+        let all = ledger.list_blocks().await.unwrap();
+        let keys: Vec<(&str, &str, BlockKind)> = all
+            .iter()
+            .map(|b| (b.scope.as_str(), b.key.as_str(), b.kind))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("cty", "ID", BlockKind::Pinned),
+                ("pfx", "1415555", BlockKind::Allowed),
+                ("pfx", "4477009", BlockKind::Learned),
+                ("pfx", "6281234", BlockKind::Learned),
+            ]
+        );
+        assert_eq!(
+            all[3],
+            block("pfx", "6281234", BlockKind::Learned, Some(9_000))
+        );
+    }
+
     async fn behaves(ledger: Arc<dyn Ledger>) {
+        conversions_are_decided_once(ledger.as_ref()).await;
+        guard_counts_and_blocks(ledger.as_ref()).await;
         claims_are_conditional(ledger.as_ref()).await;
         concurrent_claims_have_one_winner(ledger.clone()).await;
         receipts_are_recorded_once(ledger.as_ref()).await;
@@ -485,11 +714,52 @@ mod queue {
     }
 }
 
+mod timers {
+    use super::*;
+    use crate::support::moto::create_expiry_queue;
+    use telehook::testkit::ManualClock;
+    use telehook::timers::{ExpiryCheck, InMemoryTimers, SqsTimers, Timers};
+
+    /// A check due now arrives; one due in a minute does not yet; a
+    /// handled check is gone; a stale handle is refused or ignored.
+    async fn behaves(timers: &dyn Timers, now_ms: i64) {
+        let due = ExpiryCheck::new("evt-t-1", now_ms - 1);
+        let later = ExpiryCheck::new("evt-t-2", now_ms + 60_000);
+        timers.schedule(&due, now_ms).await.unwrap();
+        timers.schedule(&later, now_ms).await.unwrap();
+        let got = timers.arrived(10).await.unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(ExpiryCheck::decode(&got[0].body), Some(due));
+        timers.done(&got[0].handle).await.unwrap();
+        assert!(timers.arrived(10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_memory() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let now = telehook::clock::Clock::now_ms(clock.as_ref());
+        behaves(&InMemoryTimers::new(clock), now).await;
+    }
+
+    #[tokio::test]
+    async fn on_sqs() {
+        let (_guard, m) = moto().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk_config(&m.url).await);
+        let url = create_expiry_queue(&sqs).await;
+        behaves(
+            &SqsTimers::new(sqs, url),
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await;
+    }
+}
+
 mod messenger {
     use super::*;
     use crate::support::sms_voice_stub::{Outcome, SmsVoiceStub};
     use telehook::config::{EumSettings, OriginationIdentities};
     use telehook::messenger::eum::EndUserMessaging;
+    use telehook::domain::Feedback;
     use telehook::messenger::{Messenger, OutboundMessage, SendError};
     use telehook::testkit::{Scripted, ScriptedMessenger};
 
@@ -595,6 +865,14 @@ mod messenger {
                 .await
                 .is_ok()
         );
+
+        // Feedback on either outcome of a sent message is taken.
+        for status in [Feedback::Received, Feedback::Failed] {
+            t.messenger()
+                .feedback(&sms.message_id, status)
+                .await
+                .unwrap();
+        }
     }
 
     #[tokio::test]
@@ -610,7 +888,32 @@ mod messenger {
             ..EumSettings::default()
         };
         let eum = EndUserMessaging::new(stub.client().await, settings);
-        behaves(&Eum(eum, stub)).await;
+        let twin = Eum(eum, stub);
+        behaves(&twin).await;
+        // On the wire: sends enable feedback; feedback names the message.
+        let requests = twin.1.requests().await;
+        let sends: Vec<&serde_json::Value> = requests
+            .iter()
+            .filter(|(op, _)| op.ends_with("Message"))
+            .map(|(_, body)| body)
+            .collect();
+        assert!(!sends.is_empty());
+        assert!(
+            sends.iter().all(|b| b["MessageFeedbackEnabled"] == true),
+            "{sends:?}"
+        );
+        let feedback: Vec<&serde_json::Value> = requests
+            .iter()
+            .filter(|(op, _)| op == "PinpointSMSVoiceV2.PutMessageFeedback")
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(
+            feedback,
+            vec![
+                &serde_json::json!({"MessageId": "stub-message-id", "MessageFeedbackStatus": "RECEIVED"}),
+                &serde_json::json!({"MessageId": "stub-message-id", "MessageFeedbackStatus": "FAILED"}),
+            ]
+        );
     }
 }
 

@@ -168,22 +168,43 @@ fn setup_sqs(sqs: &aws_sdk_sqs::Client) -> aws_sdk_sqs::Client {
     )
 }
 
+/// The ledger table as the template declares it: `pk`, and the sparse
+/// `byUser` index (`userChannel`, `sentAt`) projecting `otpExpiresAt`.
 pub async fn create_ledger_table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let attr = |n: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
     setup_dynamodb(ddb)
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("userChannel", ScalarAttributeType::S))
+        .attribute_definitions(attr("sentAt", ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(telehook::ledger::dynamo::BY_USER_INDEX)
+                .key_schema(key("userChannel", KeyType::Hash))
+                .key_schema(key("sentAt", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .non_key_attributes("otpExpiresAt")
+                        .build(),
+                )
                 .build()
                 .unwrap(),
         )
@@ -223,6 +244,19 @@ pub async fn create_templates_table(ddb: &aws_sdk_dynamodb::Client, name: &str) 
         .send()
         .await
         .unwrap();
+}
+
+/// The standard queue expiry checks wait on; returns its url.
+pub async fn create_expiry_queue(sqs: &aws_sdk_sqs::Client) -> String {
+    setup_sqs(sqs)
+        .create_queue()
+        .queue_name("expiry-checks")
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
 }
 
 /// A FIFO queue with a FIFO dead-letter queue; returns (main url, dlq url).
