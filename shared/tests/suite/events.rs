@@ -21,6 +21,11 @@ enum Expect {
     /// HTTP 200 with Okta's error object naming this location and reason.
     Refused(&'static str, &'static str),
     Unauthorized,
+    /// Okta's event hook: the verification echoed back.
+    Verified(&'static str),
+    /// Okta's event hook: a batch with this many phone sign-ins and this
+    /// many other events.
+    SignIns(usize, usize),
 }
 
 fn expectations() -> BTreeMap<&'static str, Expect> {
@@ -79,6 +84,11 @@ fn expectations() -> BTreeMap<&'static str, Expect> {
             Refused("body", "BODY_TOO_LARGE"),
         ),
         ("ingress-missing-token.json", Unauthorized),
+        (
+            "ingress-event-hook-verification.json",
+            Verified("Me_rShK8JHsTnbyYrWXCEoMGbM_zsZ6k0hLPZ_Pg"),
+        ),
+        ("ingress-event-hook-sign-ins.json", SignIns(2, 2)),
         // Bodies shaped like those real orgs, Okta's docs and its Preview
         // tab send (README, "What Okta may send").
         (
@@ -190,7 +200,8 @@ async fn every_event_file_has_its_expected_outcome_and_logs_hold_no_secrets() {
 
     let issuer = TestIssuer::start().await;
     let recorder = Arc::new(RecordingDelivery::new());
-    let deps = IngressDeps::new(&issuer.config(), recorder.clone()).unwrap();
+    let config = issuer.config_with(&[("EVENT_HOOK_SECRET", "local-event-hook-secret")]);
+    let deps = IngressDeps::new(&config, recorder.clone()).unwrap();
     let expectations = expectations();
 
     let events = ingress_events();
@@ -256,6 +267,20 @@ async fn every_event_file_has_its_expected_outcome_and_logs_hold_no_secrets() {
                     before,
                     "{name}: nothing delivered"
                 );
+            }
+            Expect::Verified(challenge) => {
+                assert_eq!(resp.status_code, 200, "{name}");
+                assert_eq!(body, serde_json::json!({ "verification": challenge }));
+            }
+            Expect::SignIns(sign_ins, skipped) => {
+                assert_eq!(resp.status_code, 200, "{name}");
+                let batch = recorder.batches().pop().unwrap();
+                assert_eq!(batch.sign_ins.len(), *sign_ins, "{name}");
+                assert_eq!(batch.skipped.len(), *skipped, "{name}");
+                assert_eq!(body["converted"], *sign_ins, "{name}");
+                // The user id is in the body; it must stay out of the logs.
+                secrets.push("00uyxxSknGtK8022w0g3".to_owned());
+                secrets.push("local-event-hook-secret".to_owned());
             }
         }
         // The answer to Okta never echoes a secret either.

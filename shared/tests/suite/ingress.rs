@@ -199,3 +199,182 @@ async fn odd_events_get_clear_answers() {
         "SUCCESSFUL"
     );
 }
+
+/// The event hook route in header terms: its own secret, verification,
+/// batches, and a clear answer for everything else.
+mod event_hook {
+    use super::*;
+    use telehook::api::EVENTS_PATH;
+    use telehook::domain::{DeliveryOutcome, DeliveryRequest};
+    use telehook::flows::{Delivery, SignInReport};
+    use telehook::ledger::LedgerError;
+    use telehook::okta::events::EventBatch;
+
+    const SECRET: &str = "event-hook-secret-0123";
+
+    fn deps(secret: Option<&str>, delivery: Arc<dyn Delivery>) -> IngressDeps {
+        let mut env = vec![
+            ("AUTH_MODE", "header"),
+            ("AUTH_HEADER_SECRET", "0123456789abcdef-shared"),
+        ];
+        if let Some(s) = secret {
+            env.push(("EVENT_HOOK_SECRET", s));
+        }
+        let config = Config::from_lookup(|k| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap();
+        IngressDeps::new(&config, delivery).unwrap()
+    }
+
+    fn call(
+        method: http::Method,
+        auth: Option<&str>,
+        challenge: Option<&str>,
+        body: Option<&str>,
+    ) -> aws_lambda_events::apigw::ApiGatewayProxyRequest {
+        let mut e = proxy_event(body.unwrap_or_default(), auth);
+        e.http_method = method;
+        e.path = Some(format!("/prod{EVENTS_PATH}"));
+        e.resource = Some(EVENTS_PATH.to_owned());
+        e.body = body.map(str::to_owned);
+        if let Some(c) = challenge {
+            e.headers
+                .insert("x-okta-verification-challenge", c.parse().unwrap());
+        }
+        e
+    }
+
+    fn sign_in_batch() -> String {
+        json!({"data": {"events": [{
+            "eventType": "user.authentication.auth_via_mfa",
+            "outcome": {"result": "SUCCESS"},
+            "actor": {"id": "00uEVT", "type": "User"},
+            "debugContext": {"debugData": {"factor": "SMS_FACTOR"}}
+        }]}})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn verification_batches_and_refusals() {
+        let recorder = Arc::new(RecordingDelivery::new());
+        let d = deps(Some(SECRET), recorder.clone());
+        let verify = telehook(
+            &d,
+            call(http::Method::GET, Some(SECRET), Some("abc-123"), None),
+        )
+        .await;
+        assert_eq!(verify.status_code, 200);
+        assert_eq!(response_json(&verify), json!({"verification": "abc-123"}));
+
+        let post = telehook(
+            &d,
+            call(
+                http::Method::POST,
+                Some(SECRET),
+                None,
+                Some(&sign_in_batch()),
+            ),
+        )
+        .await;
+        assert_eq!(post.status_code, 200);
+        assert_eq!(response_json(&post)["converted"], 1);
+        assert_eq!(recorder.batches().len(), 1);
+
+        let cases = [
+            // The telephony hook's secret is not the event hook's.
+            (
+                call(
+                    http::Method::POST,
+                    Some("0123456789abcdef-shared"),
+                    None,
+                    Some("{}"),
+                ),
+                401,
+            ),
+            (call(http::Method::GET, None, Some("abc"), None), 401),
+            (call(http::Method::GET, Some(SECRET), None, None), 400),
+            (
+                call(http::Method::POST, Some(SECRET), None, Some("not json")),
+                400,
+            ),
+            (
+                call(
+                    http::Method::POST,
+                    Some(SECRET),
+                    None,
+                    Some(r#"{"data":{}}"#),
+                ),
+                400,
+            ),
+            (call(http::Method::PUT, Some(SECRET), None, Some("{}")), 405),
+        ];
+        for (event, status) in cases {
+            let method = event.http_method.clone();
+            let resp = telehook(&d, event).await;
+            assert_eq!(resp.status_code, status, "{method}");
+            let body = response_json(&resp);
+            assert!(body["error"]["errorSummary"].is_string(), "{body}");
+        }
+        let huge = format!(
+            r#"{{"data":{{"events":[]}},"pad":"{}"}}"#,
+            "x".repeat(telehook::api::MAX_EVENT_BODY_BYTES)
+        );
+        let resp = telehook(
+            &d,
+            call(http::Method::POST, Some(SECRET), None, Some(&huge)),
+        )
+        .await;
+        assert_eq!(resp.status_code, 400);
+        assert_eq!(recorder.batches().len(), 1, "nothing else reached the flow");
+    }
+
+    #[tokio::test]
+    async fn without_a_secret_the_route_is_off() {
+        let recorder = Arc::new(RecordingDelivery::new());
+        let d = deps(None, recorder.clone());
+        let resp = telehook(
+            &d,
+            call(
+                http::Method::POST,
+                Some(SECRET),
+                None,
+                Some(&sign_in_batch()),
+            ),
+        )
+        .await;
+        assert_eq!(resp.status_code, 404);
+        assert!(recorder.batches().is_empty());
+    }
+
+    /// A ledger that cannot be written: 503, so Okta delivers again.
+    struct Down;
+
+    #[async_trait::async_trait]
+    impl Delivery for Down {
+        async fn deliver(&self, _: DeliveryRequest, _: tokio::time::Instant) -> DeliveryOutcome {
+            unreachable!("no hook in this test")
+        }
+        async fn sign_ins(&self, _: &EventBatch) -> Result<SignInReport, LedgerError> {
+            Err(LedgerError::Unavailable("ThrottlingException".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_ledger_cannot_take_is_answered_503() {
+        let d = deps(Some(SECRET), Arc::new(Down));
+        let resp = telehook(
+            &d,
+            call(
+                http::Method::POST,
+                Some(SECRET),
+                None,
+                Some(&sign_in_batch()),
+            ),
+        )
+        .await;
+        assert_eq!(resp.status_code, 503);
+    }
+}
