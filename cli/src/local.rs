@@ -239,7 +239,28 @@ pub fn ingress_config(issuer: &str) -> Result<Config, ConfigError> {
             .iter()
             .find(|(n, _)| *n == k)
             .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var(k).ok())
+            .or_else(|| local_env(k))
+    })
+}
+
+/// The event hook's secret in local mode, unless `EVENT_HOOK_SECRET` (or
+/// its ARN) is set: what `events/ingress-event-hook-*.json` carry.
+pub const LOCAL_EVENT_HOOK_SECRET: &str = "local-event-hook-secret";
+
+/// The environment, with local mode's defaults: conversions on (local mode
+/// plays the event hook too), the learning guard in monitor mode (a load
+/// run sends thousands of codes to one range faster than anyone could type
+/// them; `LEARNED_GUARD=block` shows real blocks), and the local event hook
+/// secret.
+pub fn local_env(k: &str) -> Option<String> {
+    let set = |v: &str| std::env::var(v).ok().filter(|s| !s.trim().is_empty());
+    set(k).or_else(|| match k {
+        "CONVERSIONS" => Some("on".to_owned()),
+        "LEARNED_GUARD" => Some("monitor".to_owned()),
+        "EVENT_HOOK_SECRET" if set("EVENT_HOOK_SECRET_ARN").is_none() => {
+            Some(LOCAL_EVENT_HOOK_SECRET.to_owned())
+        }
+        _ => None,
     })
 }
 
@@ -284,7 +305,7 @@ pub fn local_backend_with_latency(
     receipts: Option<Undeliverable>,
     mut problems: Problems,
 ) -> Result<Backend, Error> {
-    let env = |k: &str| std::env::var(k).ok();
+    let env = local_env;
     // The same guard and code life as in Lambda, from the same variables.
     let guard = problems.take(telehook::config::guard_from_lookup(env));
     let otp_life = problems.take(telehook::config::otp_life_from_lookup(env));

@@ -17,6 +17,7 @@ macro_rules! outln {
 
 mod bench;
 mod check;
+mod guard;
 mod invoke;
 mod local;
 mod ops;
@@ -59,8 +60,13 @@ enum Command {
         #[command(subcommand)]
         command: ops::TemplatesCommand,
     },
-    /// What became of the codes, by country and channel: sends, delivery rate, time to delivery (local mode's snapshot, or the ledger table with --aws).
+    /// What became of the codes, by country, channel and prefix: sends, delivery and conversion rates, time to delivery, guard blocks (local mode's snapshots, or the ledger table with --aws; --html for a page).
     Report(report::ReportArgs),
+    /// The learning guard's blocks: list them, lift one, pin one, or allow a range for good.
+    Guard {
+        #[command(subcommand)]
+        command: guard::GuardCommand,
+    },
     /// Stand in for AWS End User Messaging SMS and voice (which local AWS emulators lack): answers the SDK's sends and writes each message to an outbox file.
     SmsStub(stub::StubArgs),
     /// Validate an Okta hook (a hook body, or an API Gateway event from events/) and print the normalised request, with the code and number masked.
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::check(&args),
         Command::SmsStub(args) => report(block_on(stub::sms_stub(args))),
         Command::Report(args) => report(block_on(report::report(args))),
+        Command::Guard { command } => report(block_on(guard::guard(command))),
         Command::Token(args) => report(local::token(&args)),
         Command::Serve(args) => report(block_on(serve::serve(args))),
         Command::Bench(args) => report(block_on(bench::bench(args))),

@@ -1,25 +1,31 @@
-//! `telehook report`: what became of the codes, by country and channel:
-//! sends, delivered, undelivered, still without a receipt, the delivery
-//! rate and the time to delivery (p50, p99). From local mode's ledger
-//! snapshot (written by `telehook serve` when it stops) or, with `--aws`,
-//! from the ledger table. It reads event records only, which hold a
-//! country and never a number.
+//! `telehook report`: what became of the codes. By country and channel,
+//! and by number prefix: sends, delivered, undelivered, still without a
+//! receipt, the delivery rate, the time to delivery (p50, p99), codes used
+//! (`CONVERTED`) and left to expire (`UNUSED`) and the conversion rate; and
+//! the guard's current blocks. From local mode's snapshots (written by
+//! `telehook serve` when it stops) or, with `--aws`, from the ledger table.
+//! It reads event records and block entries only, which hold a country and
+//! a prefix, never a number. `--html FILE` writes the same as one
+//! self-contained page with bar charts (inline SVG, no scripts).
 //!
-//! The snapshot's format is also here ([`snapshot_line`],
-//! [`record_from_snapshot`]), since `serve` writes it and `bench` reads it.
+//! The snapshot formats are also here ([`snapshot_line`],
+//! [`record_from_snapshot`], [`block_line`], [`block_from_line`]), since
+//! `serve` writes them, `bench` reads the ledger's and `guard` edits the
+//! blocks'.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use telehook::domain::DeliveryVerdict;
-use telehook::ledger::{DeliveryRecord, LedgerRecord, Status};
+use telehook::domain::{Conversion, DeliveryVerdict};
+use telehook::ledger::{BlockKind, DeliveryRecord, GuardBlock, LedgerRecord, SentRecord, Status};
 
 use crate::local::Error;
 use crate::ops::{Source, resolve};
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Where `telehook serve` keeps its state (and its ledger snapshot).
+    /// Where `telehook serve` keeps its state (and its snapshots).
     #[arg(long, default_value = ".telehook")]
     pub state_dir: PathBuf,
     /// Read the ledger table instead (normal AWS SDK environment).
@@ -31,12 +37,19 @@ pub struct ReportArgs {
     /// With --aws: the ledger table [or --stack, or LEDGER_TABLE].
     #[arg(long)]
     pub table: Option<String>,
+    /// How many prefixes to list, busiest first.
+    #[arg(long, default_value_t = 20)]
+    pub prefixes: usize,
+    /// Also write the report as a self-contained HTML page.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
-/// The snapshot's line for one record: states, country and receipt; no
-/// number, no code.
+/// The snapshot's line for one record: states, country, prefix, receipt
+/// and conversion; no number, no code.
 pub fn snapshot_line(r: &LedgerRecord) -> serde_json::Value {
     let d = r.delivery.as_ref();
+    let s = r.sent.as_ref();
     serde_json::json!({
         "eventId": r.event_id, "status": r.status.as_str(), "attempts": r.attempts,
         "messageId": r.message_id, "failure": r.failure,
@@ -44,6 +57,9 @@ pub fn snapshot_line(r: &LedgerRecord) -> serde_json::Value {
         "delivery": d.map(|d| d.delivery.as_str()),
         "deliveryEvent": d.map(|d| d.event_type.as_str()),
         "deliveryMs": d.and_then(|d| d.delivery_ms),
+        "prefix": s.map(|s| s.prefix.as_str()),
+        "sentAt": s.map(|s| s.sent_ms),
+        "conversion": s.and_then(|s| s.conversion).map(|c| c.0.as_str()),
     })
 }
 
@@ -64,6 +80,16 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
             message_id: text("messageId").unwrap_or_default(),
             reported_at_ms: 0,
         });
+    let sent = v["sentAt"].as_i64().map(|sent_ms| SentRecord {
+        sent_ms,
+        otp_expires_ms: 0,
+        prefix: text("prefix").unwrap_or_default(),
+        user_channel: None,
+        conversion: v["conversion"]
+            .as_str()
+            .and_then(Conversion::parse)
+            .map(|c| (c, 0)),
+    });
     Some(LedgerRecord {
         event_id: text("eventId")?,
         status: Status::parse(v["status"].as_str()?)?,
@@ -83,8 +109,58 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
         updated_at_ms: 0,
         expires_at: 0,
         delivery,
-        sent: None,
+        sent,
     })
+}
+
+/// A block entry as the blocks file keeps it.
+pub fn block_line(b: &GuardBlock) -> serde_json::Value {
+    serde_json::json!({
+        "scope": b.scope, "key": b.key, "kind": b.kind.as_str(), "untilMs": b.until_ms,
+        "reason": b.reason, "sends": b.sends, "conversions": b.conversions, "sinceMs": b.since_ms,
+    })
+}
+
+pub fn block_from_line(v: &serde_json::Value) -> Option<GuardBlock> {
+    let count = |k: &str| {
+        v[k].as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    Some(GuardBlock {
+        scope: v["scope"].as_str()?.to_owned(),
+        key: v["key"].as_str()?.to_owned(),
+        kind: BlockKind::parse(v["kind"].as_str()?)?,
+        until_ms: v["untilMs"].as_i64(),
+        reason: v["reason"].as_str().unwrap_or_default().to_owned(),
+        sends: count("sends"),
+        conversions: count("conversions"),
+        since_ms: v["sinceMs"].as_i64().unwrap_or(0),
+    })
+}
+
+/// Local mode's guard blocks: `guard-blocks.json` in the state directory.
+pub fn blocks_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("guard-blocks.json")
+}
+
+/// Reads the blocks file; none when there is no file yet.
+pub fn read_blocks(state_dir: &Path) -> Result<Vec<GuardBlock>, Error> {
+    let path = blocks_path(state_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display()).into()),
+    };
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a blocks file ({e})", path.display()))?;
+    Ok(lines.iter().filter_map(block_from_line).collect())
+}
+
+pub fn write_blocks(state_dir: &Path, blocks: &[GuardBlock]) -> Result<(), Error> {
+    let lines: Vec<serde_json::Value> = blocks.iter().map(block_line).collect();
+    std::fs::write(blocks_path(state_dir), serde_json::to_vec_pretty(&lines)?)?;
+    Ok(())
 }
 
 /// One row of the report.
@@ -95,15 +171,25 @@ pub struct Row {
     pub undelivered: u64,
     /// Sent, and no final receipt yet.
     pub awaiting: u64,
+    pub converted: u64,
+    pub unused: u64,
     /// Times to delivery of the delivered ones, in ms.
     times: Vec<i64>,
+}
+
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
 }
 
 impl Row {
     /// Delivered over those with a final receipt.
     pub fn delivery_rate(&self) -> Option<f64> {
-        let judged = self.delivered + self.undelivered;
-        (judged > 0).then(|| self.delivered as f64 / judged as f64)
+        ratio(self.delivered, self.delivered + self.undelivered)
+    }
+
+    /// Used over those decided (used, or expired unused).
+    pub fn conversion_rate(&self) -> Option<f64> {
+        ratio(self.converted, self.converted + self.unused)
     }
 
     /// The `q` quantile (nearest rank) of the times to delivery.
@@ -112,6 +198,23 @@ impl Row {
         t.sort_unstable();
         let rank = ((q * t.len() as f64).ceil() as usize).clamp(1, t.len().max(1));
         t.get(rank - 1).copied()
+    }
+
+    fn add(&mut self, r: &LedgerRecord) {
+        self.sent += 1;
+        match &r.delivery {
+            Some(d) if d.delivery == DeliveryVerdict::Delivered => {
+                self.delivered += 1;
+                self.times.extend(d.delivery_ms);
+            }
+            Some(_) => self.undelivered += 1,
+            None => self.awaiting += 1,
+        }
+        match r.sent.as_ref().and_then(|s| s.conversion).map(|c| c.0) {
+            Some(Conversion::Converted) => self.converted += 1,
+            Some(Conversion::Unused) => self.unused += 1,
+            None => {}
+        }
     }
 }
 
@@ -123,58 +226,232 @@ pub fn tally(records: &[LedgerRecord]) -> BTreeMap<(String, String), Row> {
             r.country.clone().unwrap_or_else(|| "??".into()),
             r.channel.map_or("?", |c| c.as_str()).to_owned(),
         );
-        let row = rows.entry(key).or_default();
-        row.sent += 1;
-        match &r.delivery {
-            Some(d) if d.delivery == DeliveryVerdict::Delivered => {
-                row.delivered += 1;
-                row.times.extend(d.delivery_ms);
-            }
-            Some(_) => row.undelivered += 1,
-            None => row.awaiting += 1,
-        }
+        rows.entry(key).or_default().add(r);
     }
     rows
 }
 
-fn render(rows: &BTreeMap<(String, String), Row>) -> String {
-    let mut out = format!(
-        "{:<8} {:<7} {:>7} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9}\n",
-        "country",
-        "channel",
-        "sent",
-        "delivered",
-        "undelivered",
-        "awaiting",
-        "rate",
-        "p50 ms",
-        "p99 ms"
-    );
-    let dash = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+/// Rows by (prefix, country), busiest first, at most `limit`; sends
+/// without a noted prefix (conversions off) are left out.
+pub fn tally_prefixes(records: &[LedgerRecord], limit: usize) -> Vec<((String, String), Row)> {
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Sent) {
+        let Some(prefix) = r.sent.as_ref().map(|s| s.prefix.clone()) else {
+            continue;
+        };
+        let key = (prefix, r.country.clone().unwrap_or_else(|| "??".into()));
+        rows.entry(key).or_default().add(r);
+    }
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_by(|a, b| b.1.sent.cmp(&a.1.sent).then_with(|| a.0.cmp(&b.0)));
+    rows.truncate(limit);
+    rows
+}
+
+fn percent(r: Option<f64>) -> String {
+    r.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0))
+}
+
+fn dash(v: Option<i64>) -> String {
+    v.map_or("-".to_owned(), |v| v.to_string())
+}
+
+const HEADINGS: [&str; 10] = [
+    "sent",
+    "delivered",
+    "undelivered",
+    "awaiting",
+    "rate",
+    "p50 ms",
+    "p99 ms",
+    "used",
+    "unused",
+    "conv",
+];
+
+fn cells(row: &Row) -> [String; 10] {
+    [
+        row.sent.to_string(),
+        row.delivered.to_string(),
+        row.undelivered.to_string(),
+        row.awaiting.to_string(),
+        percent(row.delivery_rate()),
+        dash(row.time_quantile(0.5)),
+        dash(row.time_quantile(0.99)),
+        row.converted.to_string(),
+        row.unused.to_string(),
+        percent(row.conversion_rate()),
+    ]
+}
+
+fn line(first: &str, second: &str, rest: &[String]) -> String {
+    let mut out = format!("{first:<9} {second:<7}");
+    for c in rest {
+        let _ = write!(out, " {c:>11}");
+    }
+    out.push('\n');
+    out
+}
+
+fn headings() -> Vec<String> {
+    HEADINGS.iter().map(|h| (*h).to_owned()).collect()
+}
+
+/// When a block ends, in words.
+fn until(b: &GuardBlock) -> String {
+    match b.until_ms {
+        None => "until lifted".to_owned(),
+        Some(ms) => chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+            || "-".to_owned(),
+            |t| format!("until {}", t.format("%Y-%m-%d %H:%M UTC")),
+        ),
+    }
+}
+
+/// One block as a line of text.
+pub fn block_text(b: &GuardBlock) -> String {
+    let what = match b.scope.as_str() {
+        "pfx" => format!("+{}", b.key),
+        _ => b.key.clone(),
+    };
+    format!(
+        "{:<10} {:<8} {:<24} {}",
+        what,
+        b.kind.as_str(),
+        until(b),
+        b.reason
+    )
+}
+
+fn render(
+    rows: &BTreeMap<(String, String), Row>,
+    prefixes: &[((String, String), Row)],
+    blocks: &[GuardBlock],
+) -> String {
+    let mut out = line("country", "channel", &headings());
     for ((country, channel), row) in rows {
-        out.push_str(&format!(
-            "{:<8} {:<7} {:>7} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9}\n",
-            country,
-            channel,
-            row.sent,
-            row.delivered,
-            row.undelivered,
-            row.awaiting,
-            row.delivery_rate()
-                .map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0)),
-            dash(row.time_quantile(0.5)),
-            dash(row.time_quantile(0.99)),
-        ));
+        out.push_str(&line(country, channel, &cells(row)));
     }
     if rows.is_empty() {
         out.push_str("(no codes sent)\n");
     }
+    if !prefixes.is_empty() {
+        out.push('\n');
+        out.push_str(&line("prefix", "country", &headings()));
+        for ((prefix, country), row) in prefixes {
+            out.push_str(&line(&format!("+{prefix}"), country, &cells(row)));
+        }
+    }
+    out.push_str("\nguard blocks\n");
+    if blocks.is_empty() {
+        out.push_str("(none)\n");
+    }
+    for b in blocks {
+        out.push_str(&block_text(b));
+        out.push('\n');
+    }
     out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal bar chart of shares (0 to 1), one bar per label.
+fn bar_chart(title: &str, bars: &[(String, Option<f64>)]) -> String {
+    let height = 24 * bars.len().max(1) + 30;
+    let mut svg = format!(
+        "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"560\" height=\"{height}\" role=\"img\">",
+        escape(title)
+    );
+    for (i, (label, share)) in bars.iter().enumerate() {
+        let y = 24 * i + 10;
+        let w = share.map_or(0.0, |s| (s * 400.0).clamp(0.0, 400.0));
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"110\" y=\"{y}\" width=\"{w:.1}\" height=\"16\" fill=\"#3b7dd8\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{}</text>",
+            y + 13,
+            escape(label),
+            115.0 + w,
+            y + 13,
+            percent(*share)
+        );
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+fn html_table(first: &str, second: &str, rows: &[((String, String), &Row)]) -> String {
+    let mut t = format!("<table><tr><th>{first}</th><th>{second}</th>");
+    for h in HEADINGS {
+        let _ = write!(t, "<th>{h}</th>");
+    }
+    t.push_str("</tr>");
+    for ((a, b), row) in rows {
+        let _ = write!(t, "<tr><td>{}</td><td>{}</td>", escape(a), escape(b));
+        for c in cells(row) {
+            let _ = write!(t, "<td>{}</td>", escape(&c));
+        }
+        t.push_str("</tr>");
+    }
+    t.push_str("</table>");
+    t
+}
+
+/// The report as one HTML page: tables and inline SVG charts, no scripts
+/// and nothing fetched.
+pub fn render_html(
+    rows: &BTreeMap<(String, String), Row>,
+    prefixes: &[((String, String), Row)],
+    blocks: &[GuardBlock],
+) -> String {
+    let by_country: Vec<((String, String), &Row)> =
+        rows.iter().map(|(k, r)| (k.clone(), r)).collect();
+    let by_prefix: Vec<((String, String), &Row)> = prefixes
+        .iter()
+        .map(|((p, c), r)| ((format!("+{p}"), c.clone()), r))
+        .collect();
+    let label = |((a, b), _): &((String, String), &Row)| format!("{a} {b}");
+    let delivery: Vec<(String, Option<f64>)> = by_country
+        .iter()
+        .map(|x| (label(x), x.1.delivery_rate()))
+        .collect();
+    let conversion: Vec<(String, Option<f64>)> = by_country
+        .iter()
+        .map(|x| (label(x), x.1.conversion_rate()))
+        .collect();
+    let prefix_conversion: Vec<(String, Option<f64>)> = by_prefix
+        .iter()
+        .map(|x| (label(x), x.1.conversion_rate()))
+        .collect();
+    let mut blocks_html = String::from("<ul>");
+    for b in blocks {
+        let _ = write!(blocks_html, "<li>{}</li>", escape(&block_text(b)));
+    }
+    if blocks.is_empty() {
+        blocks_html.push_str("<li>none</li>");
+    }
+    blocks_html.push_str("</ul>");
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>telehook report</title>\
+<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}\
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head>\
+<body><h1>What became of the codes</h1><h2>By country and channel</h2>{}{}{}<h2>By prefix</h2>{}{}<h2>Guard blocks</h2>{}</body></html>\n",
+        html_table("country", "channel", &by_country),
+        bar_chart("Delivery rate", &delivery),
+        bar_chart("Conversion rate", &conversion),
+        html_table("prefix", "country", &by_prefix),
+        bar_chart("Conversion rate by prefix", &prefix_conversion),
+        blocks_html,
+    )
 }
 
 /// `telehook report`.
 pub async fn report(args: ReportArgs) -> Result<(), Error> {
-    let records = if args.aws {
+    let (records, blocks) = if args.aws {
         let sdk = telehook::aws::load_sdk_config().await;
         let table = resolve(
             &sdk,
@@ -187,9 +464,10 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
             },
         )
         .await?;
-        telehook::ledger::DynamoLedger::new(telehook::aws::DynamoDbClient::new(&sdk), table)
-            .event_records()
-            .await?
+        let ledger =
+            telehook::ledger::DynamoLedger::new(telehook::aws::DynamoDbClient::new(&sdk), table);
+        let blocks = telehook::ledger::Ledger::list_blocks(&ledger).await?;
+        (ledger.event_records().await?, blocks)
     } else {
         let path = args.state_dir.join("ledger-snapshot.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -199,9 +477,18 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
             )
         })?;
         let lines: Vec<serde_json::Value> = serde_json::from_str(&text)?;
-        lines.iter().filter_map(record_from_snapshot).collect()
+        (
+            lines.iter().filter_map(record_from_snapshot).collect(),
+            read_blocks(&args.state_dir)?,
+        )
     };
-    outln!("{}", render(&tally(&records)).trim_end());
+    let rows = tally(&records);
+    let prefixes = tally_prefixes(&records, args.prefixes);
+    outln!("{}", render(&rows, &prefixes, &blocks).trim_end());
+    if let Some(path) = &args.html {
+        std::fs::write(path, render_html(&rows, &prefixes, &blocks))?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -209,39 +496,73 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    fn rec(country: &str, delivery: Option<(DeliveryVerdict, i64)>) -> LedgerRecord {
+    fn rec(
+        country: &str,
+        delivery: Option<(DeliveryVerdict, i64)>,
+        conversion: Option<&str>,
+    ) -> LedgerRecord {
         let line = serde_json::json!({
             "eventId": "e", "status": "SENT", "attempts": 1, "messageId": "m",
             "channel": "sms", "country": country,
             "delivery": delivery.map(|d| d.0.as_str()), "deliveryEvent": "TEXT_DELIVERED",
             "deliveryMs": delivery.map(|d| d.1),
+            "prefix": if country == "US" { "1415555" } else { "4477009" },
+            "sentAt": 1, "conversion": conversion,
         });
         record_from_snapshot(&line).unwrap()
     }
 
     #[test]
-    fn rows_count_rates_and_times_by_country() {
+    fn rows_count_rates_times_and_conversions() {
         let mut records: Vec<LedgerRecord> = (1..=100)
-            .map(|i| rec("US", Some((DeliveryVerdict::Delivered, i * 10))))
+            .map(|i| {
+                let used = if i % 4 == 0 { "UNUSED" } else { "CONVERTED" };
+                rec("US", Some((DeliveryVerdict::Delivered, i * 10)), Some(used))
+            })
             .collect();
-        records.push(rec("US", Some((DeliveryVerdict::Undelivered, 0))));
-        records.push(rec("GB", None));
+        records.push(rec("US", Some((DeliveryVerdict::Undelivered, 0)), None));
+        records.push(rec("GB", None, None));
         let rows = tally(&records);
         let us = &rows[&("US".to_owned(), "sms".to_owned())];
         assert_eq!(
             (us.sent, us.delivered, us.undelivered, us.awaiting),
             (101, 100, 1, 0)
         );
+        assert_eq!((us.converted, us.unused), (75, 25));
         assert_eq!(us.time_quantile(0.5), Some(500));
         assert_eq!(us.time_quantile(0.99), Some(990));
         assert!((us.delivery_rate().unwrap() - 100.0 / 101.0).abs() < 1e-9);
+        assert!((us.conversion_rate().unwrap() - 0.75).abs() < 1e-9);
         let gb = &rows[&("GB".to_owned(), "sms".to_owned())];
         assert_eq!((gb.awaiting, gb.delivery_rate()), (1, None));
-        let text = render(&rows);
+        let prefixes = tally_prefixes(&records, 20);
+        assert_eq!(prefixes[0].0, ("1415555".to_owned(), "US".to_owned()));
+        assert_eq!(prefixes.len(), 2);
+        let block = GuardBlock {
+            scope: "pfx".into(),
+            key: "4477009".into(),
+            kind: BlockKind::Learned,
+            until_ms: Some(1_800_000_000_000),
+            reason: "0 of 25 codes used".into(),
+            sends: 25,
+            conversions: 0,
+            since_ms: 1,
+        };
+        let text = render(&rows, &prefixes, std::slice::from_ref(&block));
         assert!(text.contains("99.0%") && text.contains("GB"), "{text}");
-        // A snapshot line round-trips.
+        assert!(
+            text.contains("75.0%") && text.contains("+1415555"),
+            "{text}"
+        );
+        assert!(text.contains("+4477009   LEARNED"), "{text}");
+        let html = render_html(&rows, &prefixes, std::slice::from_ref(&block));
+        assert!(html.contains("<svg") && html.contains("+4477009"));
+        assert!(!html.contains("<script"));
+        // Snapshot lines round-trip.
         let back = record_from_snapshot(&snapshot_line(&records[0])).unwrap();
         assert_eq!(back.country.as_deref(), Some("US"));
         assert_eq!(back.delivery.unwrap().delivery_ms, Some(10));
+        assert_eq!(back.sent.unwrap().prefix, "1415555");
+        assert_eq!(block_from_line(&block_line(&block)), Some(block));
     }
 }

@@ -2,10 +2,17 @@
 //!
 //! - `POST /okta/telephony`: the ingress handler, fed the same API Gateway
 //!   proxy event the Lambda gets;
+//! - `GET`/`POST /okta/events`: Okta's event hook on the same handler
+//!   (secret `local-event-hook-secret` unless `EVENT_HOOK_SECRET` is set);
 //! - `GET /oauth2/default/v1/keys`: the dev issuer's JWKS, which the ingress
 //!   fetches and verifies tokens against, as it does with Okta;
 //! - `GET /healthz`;
-//! - the dispatcher, driven by the same event-source poller the tests use.
+//! - the dispatcher, driven by the same event-source poller the tests use;
+//! - in local mode, the provider's delivery receipts for every message
+//!   (`--undeliverable` picks destinations that fail), and a person who
+//!   types each delivered code in a moment later: a sign-in POSTed to the
+//!   event hook route, unless `--never-converting` covers the destination;
+//! - the expiry checks, once a second, marking unused codes.
 //!
 //! Ctrl-C or SIGTERM stops taking requests, drains the queue and exits.
 
@@ -54,6 +61,11 @@ pub struct ServeArgs {
     /// gets a "delivered" receipt.
     #[arg(long, value_parser = parse_undeliverable, default_value = "")]
     pub undeliverable: Undeliverable,
+    /// Destinations whose delivered codes nobody types in (local mode): ISO
+    /// countries and E.164 prefixes, e.g. ID,+6281. Every other delivered
+    /// code is used to sign in a moment after it arrives.
+    #[arg(long, value_parser = parse_undeliverable, default_value = "")]
+    pub never_converting: Undeliverable,
     /// Inject faults, e.g. provider.throttle=0.3,provider.timeout=0.05,provider.latency-ms=50,ledger.conflict=0.01
     #[arg(long, value_parser = parse_chaos)]
     pub chaos: Option<Box<ChaosSpec>>,
@@ -70,6 +82,40 @@ fn parse_chaos(s: &str) -> Result<Box<ChaosSpec>, String> {
 struct App {
     deps: IngressDeps,
     jwks: serde_json::Value,
+    /// Each hook's Okta user id, by event id, so local mode's simulated
+    /// person can sign in as that user. In memory only.
+    users: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// The most users `App::users` remembers; a long load run starts over.
+const MAX_REMEMBERED_USERS: usize = 200_000;
+
+impl App {
+    fn remember_user(&self, body: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let user = match &v["data"]["userProfile"]["userId"] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return,
+        };
+        if let Some(event) = v["eventId"].as_str() {
+            let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+            if users.len() >= MAX_REMEMBERED_USERS {
+                users.clear();
+            }
+            users.insert(event.to_owned(), user);
+        }
+    }
+
+    fn user_of(&self, event_id: &str) -> Option<String> {
+        self.users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event_id)
+            .cloned()
+    }
 }
 
 async fn hook(
@@ -81,6 +127,9 @@ async fn hook(
     body: Bytes,
 ) -> Response {
     let ip = peer.ip().to_string();
+    if uri.path() == "/okta/telephony" {
+        app.remember_user(&body);
+    }
     let event = proxy_event_from_http(method, uri.path(), &headers, &body, Some(&ip));
     let (status, headers, body) = http_parts(&telehook(&app.deps, event).await);
     let mut resp = (
@@ -147,15 +196,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         )?
     };
     let ingress = ingress.ok_or("the ingress configuration is incomplete")?;
+    if let Some(ledger) = &backend.ledger {
+        // Local mode's guard blocks outlive a run, and `telehook guard`
+        // edits them between runs.
+        for block in crate::report::read_blocks(state_dir)? {
+            telehook::ledger::Ledger::set_block(ledger.as_ref(), &block).await?;
+        }
+    }
     let app = Arc::new(App {
         deps: IngressDeps::new(&ingress, Arc::new(backend.pipeline.clone()))?,
         jwks: key.jwks(),
+        users: std::sync::Mutex::default(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let poller = spawn_poller(&backend, stopped);
-    let receipts = spawn_receipts(&mut backend, stop.subscribe());
+    let receipts = spawn_receipts(
+        &mut backend,
+        app.clone(),
+        args.never_converting.clone(),
+        stop.subscribe(),
+    );
+    let expiries = spawn_expiry_checks(&backend, stop.subscribe());
     let router = Router::new()
         .route("/okta/telephony", post(hook))
+        .route("/okta/events", get(hook).post(hook))
         .route("/oauth2/default/v1/keys", get(jwks))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(app);
@@ -179,9 +243,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let _ = stop.send(true);
     let _ = poller.await;
     if let Some(receipts) = receipts {
-        // Every send is done: the task records what is still queued, then ends.
+        // Every send is done: the task records what is still queued, and
+        // the sign-ins it started, then ends.
         let _ = receipts.await;
     }
+    let _ = expiries.await;
     write_snapshots(state_dir, &backend, left).await?;
     if left > 0 {
         return Err(format!("{left} jobs were still queued after {drain_timeout:?}").into());
@@ -203,39 +269,163 @@ fn spawn_poller(
     })
 }
 
+/// How long local mode's simulated person takes to type a delivered code.
+const TYPING_TIME: Duration = Duration::from_millis(1500);
+
 /// Local mode's delivery events through the same receipts flow as the
-/// receipts Lambda, as they come.
+/// receipts Lambda, as they come; for each delivered code, a sign-in a
+/// moment later through the event hook route ([`sign_in_later`]).
 fn spawn_receipts(
     backend: &mut Backend,
+    app: Arc<App>,
+    never_converting: Undeliverable,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let mut events = backend.receipts.take()?;
     let pipeline = backend.pipeline.clone();
-    let record = move |event: String| {
+    let mut sign_ins = tokio::task::JoinSet::new();
+    let record = move |event: String, sign_ins: &mut tokio::task::JoinSet<()>| {
         let pipeline = pipeline.clone();
-        async move {
+        let app = app.clone();
+        let never_converting = never_converting.clone();
+        let recorded = async move {
             if let Err(e) =
                 telehook::flows::receipts::record_receipts(&pipeline, [event.as_str()]).await
             {
                 tracing::warn!(error = %e, "a local receipt was not recorded");
             }
-        }
+            sign_in_later(&pipeline, &app, &never_converting, &event)
+        };
+        sign_ins.spawn(async move {
+            if let Some(sign_in) = recorded.await {
+                sign_in.await;
+            }
+        });
     };
     Some(tokio::spawn(async move {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(event) => record(event).await,
-                    None => return,
+                    Some(event) => record(event, &mut sign_ins),
+                    None => break,
                 },
+                // Finished ones are let go as they end, so a long run does
+                // not keep them all.
+                Some(_) = sign_ins.join_next(), if !sign_ins.is_empty() => {}
                 _ = stop.changed() => break,
             }
         }
-        // Stopping: what the last sends reported is still recorded.
+        // Stopping: what the last sends reported is still recorded, and
+        // the sign-ins under way are finished.
         while let Ok(event) = events.try_recv() {
-            record(event).await;
+            record(event, &mut sign_ins);
         }
+        while sign_ins.join_next().await.is_some() {}
     }))
+}
+
+/// The sign-in of the person a delivered code reached, if conversions are
+/// on and `never_converting` does not cover the destination (its country,
+/// or its prefix as the ledger keeps it): an Okta event hook batch POSTed
+/// through the handler after [`TYPING_TIME`].
+fn sign_in_later(
+    pipeline: &telehook::flows::Pipeline,
+    app: &Arc<App>,
+    never_converting: &Undeliverable,
+    event: &str,
+) -> Option<impl Future<Output = ()> + use<>> {
+    use telehook::domain::DeliveryVerdict;
+    use telehook::messenger::receipts::{Reading, read_event};
+    if !pipeline.settings.guard.learning.conversions {
+        return None;
+    }
+    let Ok(Reading::Final(receipt)) = read_event(event) else {
+        return None;
+    };
+    if receipt.delivery != DeliveryVerdict::Delivered {
+        return None;
+    }
+    let user = app.user_of(receipt.event_id.as_str())?;
+    let (app, pipeline) = (app.clone(), pipeline.clone());
+    let never_converting = never_converting.clone();
+    Some(async move {
+        tokio::time::sleep(TYPING_TIME).await;
+        // The receipt can beat the send's own bookkeeping (it is reported
+        // from inside the send): wait until the send is noted, as a person
+        // cannot type a code before it is sent.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let record = loop {
+            let record = pipeline.ledger.get(&receipt.event_id).await.ok().flatten();
+            if record.as_ref().is_some_and(|r| r.sent.is_some())
+                || tokio::time::Instant::now() >= deadline
+            {
+                break record;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let country = record.as_ref().and_then(|r| r.country.clone());
+        let prefix = record
+            .as_ref()
+            .and_then(|r| r.sent.as_ref())
+            .map(|s| format!("+{}", s.prefix))
+            .unwrap_or_default();
+        if never_converting.covers(&prefix, country.as_deref()) {
+            return;
+        }
+        let method = match receipt.channel {
+            telehook::domain::Channel::Sms => "SMS",
+            telehook::domain::Channel::Voice => "Voice call",
+        };
+        let body = serde_json::json!({
+            "eventType": "com.okta.event_hook",
+            "data": {"events": [{
+                "eventType": telehook::okta::events::AUTH_VIA_MFA,
+                "published": chrono::Utc::now().to_rfc3339(),
+                "outcome": {"result": "SUCCESS"},
+                "actor": {"id": user, "type": "User"},
+                "target": [{"type": "AuthenticatorEnrollment", "displayName": "Phone",
+                            "detailEntry": {"methodTypeUsed": method}}]
+            }]}
+        });
+        let secret = local::local_env("EVENT_HOOK_SECRET").unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = secret.parse() {
+            headers.insert(axum::http::header::AUTHORIZATION, v);
+        }
+        let event = proxy_event_from_http(
+            Method::POST,
+            "/okta/events",
+            &headers,
+            body.to_string().as_bytes(),
+            Some("127.0.0.1"),
+        );
+        let resp = telehook(&app.deps, event).await;
+        if resp.status_code != 200 {
+            tracing::warn!(
+                status = resp.status_code,
+                "the simulated sign-in was not taken"
+            );
+        }
+    })
+}
+
+/// The expiry queue's event source in local mode: arrived checks are
+/// handled once a second until `stop`.
+fn spawn_expiry_checks(
+    backend: &Backend,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let pipeline = backend.pipeline.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    telehook::flows::conversion::run_due_checks(&pipeline).await;
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    })
 }
 
 /// Waits until the queue is empty or the timeout passes; returns how many
@@ -254,9 +444,9 @@ async fn drain(queue: &dyn JobQueue, timeout: Duration) -> u64 {
     depth().await.unwrap_or(0)
 }
 
-/// For reconciliation after a run (`telehook bench`): the in-memory
-/// ledger's event ids and states (it holds no code and no number), and the
-/// event ids left in the queues.
+/// For reconciliation after a run (`telehook bench`) and reports: the
+/// in-memory ledger's event ids and states (it holds no code and no
+/// number), its guard blocks, and the event ids left in the queues.
 async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Result<(), Error> {
     if let Some(ledger) = &backend.ledger {
         let records = ledger.records();
@@ -268,6 +458,11 @@ async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Resu
             state_dir.join("ledger-snapshot.json"),
             serde_json::to_vec(&snapshot)?,
         )?;
+        let blocks = telehook::ledger::Ledger::list_blocks(ledger.as_ref()).await?;
+        if !blocks.is_empty() {
+            println!("guard blocks: {}", blocks.len());
+        }
+        crate::report::write_blocks(state_dir, &blocks)?;
     }
     if let Some(dlq) = &backend.dlq {
         if !dlq.is_empty() {

@@ -39,11 +39,17 @@ struct Server {
 
 impl Server {
     fn start(tag: &str, extra: &[&str]) -> Server {
+        Self::start_env(tag, extra, &[])
+    }
+
+    /// As `start`, with these variables set for serve.
+    fn start_env(tag: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let state_dir = temp_state_dir(tag);
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0", "--state-dir"])
             .arg(&state_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("TELEHOOK_BACKEND")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -576,4 +582,153 @@ async fn serve_reports_receipts_and_report_shows_rates_by_country() {
     for n in ["2065550101", "4155550102", "4165550103"] {
         assert!(!text.contains(n) && !snapshot.iter().any(|l| l.to_string().contains(n)));
     }
+}
+
+/// The whole conversion loop on one machine: delivered codes are typed in
+/// (a sign-in through the event hook route), codes to a never-converting
+/// country expire unused, the learning guard blocks that country's prefix
+/// after its minimum of sends, and `report` and `guard` show and change it.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
+    let mut server = Server::start_env(
+        "conversion",
+        &["--never-converting", "ID"],
+        &[
+            ("LEARNED_GUARD", "block"),
+            ("LEARNED_GUARD_MIN_SENDS", "5"),
+            ("ALLOWED_COUNTRIES", "US,ID"),
+        ],
+    );
+    let token = server.token(&[]);
+    let client = reqwest::Client::new();
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(events_dir().join("ingress-sms.json")).unwrap(),
+    )
+    .unwrap();
+    let template: serde_json::Value =
+        serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    let hook = |id: String, phone: String, user: String, expires: String| {
+        let mut body = template.clone();
+        body["eventId"] = id.into();
+        body["data"]["messageProfile"]["phoneNumber"] = phone.into();
+        body["data"]["userProfile"]["userId"] = user.into();
+        body["data"]["messageProfile"]["otpExpires"] = expires.into();
+        body.to_string()
+    };
+    let in_secs = |s: i64| (chrono::Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
+    for i in 0..3 {
+        let body = hook(
+            format!("conv-us-{i}"),
+            format!("+1206555010{i}"),
+            format!("00uconvus{i}"),
+            in_secs(300),
+        );
+        let (status, answer) = post(&client, &server.url(), &token, &body).await;
+        assert_eq!(
+            (status, status_of(&answer)),
+            (200, "SUCCESSFUL"),
+            "{answer}"
+        );
+    }
+    let mut refused = 0;
+    for i in 0..8 {
+        let body = hook(
+            format!("conv-id-{i}"),
+            format!("+628123400000{i}"),
+            format!("00uconvid{i}"),
+            in_secs(3),
+        );
+        let (status, answer) = post(&client, &server.url(), &token, &body).await;
+        assert_eq!(status, 200);
+        if i < 5 {
+            assert_eq!(status_of(&answer), "SUCCESSFUL", "{i}: {answer}");
+        } else {
+            assert_eq!(
+                answer["error"]["errorCauses"][0]["reason"], "RANGE_BLOCKED",
+                "{i}: {answer}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 3);
+    // The US codes are typed in 1.5 s after delivery; the Indonesian ones
+    // expire after 3 s and the checks run every second.
+    let feedback = server.state_dir.join("feedback.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = std::fs::read_to_string(&feedback).unwrap_or_default();
+        if lines.lines().count() >= 8 {
+            assert_eq!(lines.matches("RECEIVED").count(), 3, "{lines}");
+            assert_eq!(lines.matches("FAILED").count(), 5, "{lines}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "feedback so far: {lines}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (exit, _) = server.terminate();
+    assert!(exit.success());
+
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--state-dir")
+            .arg(&server.state_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let html = server.state_dir.join("report.html");
+    let text = run(&["report", "--html", html.to_str().unwrap()]);
+    let row = |first: &str| {
+        text.lines()
+            .find(|l| l.starts_with(first))
+            .unwrap_or_else(|| panic!("no {first} row in {text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // sent, ..., used, unused, conversion rate.
+    assert_eq!(row("US")[2], "3");
+    assert_eq!(row("US")[9..12], ["3", "0", "100.0%"]);
+    assert_eq!(row("ID")[9..12], ["0", "5", "0.0%"]);
+    assert_eq!(row("+6281234")[2], "5");
+    assert!(text.contains("+6281234   LEARNED"), "{text}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("+6281234"));
+
+    let listed = run(&["guard", "list"]);
+    assert!(
+        listed.contains("+6281234") && listed.contains("[blocking]"),
+        "{listed}"
+    );
+    run(&["guard", "lift", "+6281234"]);
+    run(&[
+        "guard",
+        "pin",
+        "+4477009",
+        "--reason",
+        "seen in a fraud report",
+    ]);
+    let listed = run(&["guard", "list"]);
+    assert!(
+        listed.contains("LIFTED") && listed.contains("[open]"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("+4477009   PINNED") && listed.contains("fraud report"),
+        "{listed}"
+    );
+    // Numbers and user ids stay out of the report and the snapshots.
+    for dir_file in ["ledger-snapshot.json", "guard-blocks.json", "report.html"] {
+        let content = std::fs::read_to_string(server.state_dir.join(dir_file)).unwrap();
+        for secret in ["6281234000001", "2065550101", "00uconvus1", "00uconvid2"] {
+            assert!(!content.contains(secret), "{dir_file} holds {secret}");
+        }
+    }
+    assert!(!text.contains("6281234000001"));
 }

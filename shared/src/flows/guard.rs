@@ -261,14 +261,18 @@ pub(crate) async fn count_conversion(pipeline: &Pipeline, resolution: &Resolutio
     }
 }
 
-/// Whether these counts call for a block: enough sends, too few used.
-pub fn should_block(learning: &Learning, scope: &str, counts: StatCounts) -> bool {
-    let min_sends = if scope == STAT_COUNTRY {
+/// The sends a window needs before its rate counts.
+fn min_sends(learning: &Learning, scope: &str) -> u32 {
+    if scope == STAT_COUNTRY {
         learning.country_min_sends
     } else {
         learning.min_sends
-    };
-    counts.sends >= min_sends
+    }
+}
+
+/// Whether these counts call for a block: enough sends, too few used.
+pub fn should_block(learning: &Learning, scope: &str, counts: StatCounts) -> bool {
+    counts.sends >= min_sends(learning, scope)
         && u64::from(counts.conversions) * 100
             < u64::from(learning.min_conversion_percent) * u64::from(counts.sends)
 }
@@ -295,6 +299,13 @@ pub(crate) async fn learn(
         learning.min_conversion_percent
     );
     if learning.mode == LearnMode::Monitor {
+        // Once per `min_sends`, not on every send past the threshold.
+        if !counts
+            .sends
+            .is_multiple_of(min_sends(learning, scope).max(1))
+        {
+            return;
+        }
         tracing::warn!(
             scope,
             key,

@@ -1,0 +1,195 @@
+//! `telehook guard`: the learning guard's block list, for an operator.
+//!
+//! - `list`: every entry (learned blocks, pins, allows, lifts);
+//! - `lift TARGET`: unblocks now, and keeps learning from blocking it
+//!   again for one cool-down (the counts that made the block are still in
+//!   the window);
+//! - `pin TARGET`: blocks until lifted;
+//! - `allow TARGET`: never blocked by learning (a corporate range whose
+//!   codes are used through another door, say), until lifted.
+//!
+//! A target is a prefix (`+` and 6 to 8 digits, as the guard counts them)
+//! or an ISO country (`ID`). With `--aws` the ledger table is changed
+//! (normal AWS SDK environment, `--stack` or `--table`); without, local
+//! mode's `guard-blocks.json`, which `telehook serve` loads when it starts
+//! and writes when it stops.
+
+use std::path::PathBuf;
+
+use telehook::config::{ConfigError, Learning};
+use telehook::ledger::{BlockKind, DynamoLedger, GuardBlock, Ledger};
+
+use crate::local::Error;
+use crate::ops::{Source, resolve};
+use crate::report::{block_text, read_blocks, write_blocks};
+
+#[derive(clap::Args, Debug)]
+pub struct Where {
+    /// Local mode's state directory.
+    #[arg(long, default_value = ".telehook")]
+    pub state_dir: PathBuf,
+    /// Change the ledger table instead (normal AWS SDK environment).
+    #[arg(long)]
+    pub aws: bool,
+    /// With --aws: find the table from this stack's outputs.
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// With --aws: the ledger table [or --stack, or LEDGER_TABLE].
+    #[arg(long)]
+    pub table: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GuardCommand {
+    /// Every block entry: learned blocks, pins, allows and lifts.
+    List {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Unblock a prefix or country now, and hold off learning for one cool-down.
+    Lift {
+        /// `+6281234` (a prefix) or `ID` (a country).
+        target: String,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Block a prefix or country until lifted.
+    Pin {
+        target: String,
+        /// Why, for whoever lists the blocks next.
+        #[arg(long, default_value = "pinned by an operator")]
+        reason: String,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Never block a prefix or country by learning, until lifted.
+    Allow {
+        target: String,
+        #[arg(long, default_value = "allowed by an operator")]
+        reason: String,
+        #[command(flatten)]
+        at: Where,
+    },
+}
+
+/// `(scope, key)` of a target.
+pub fn parse_target(target: &str) -> Result<(&'static str, String), String> {
+    let t = target.trim();
+    if let Some(digits) = t.strip_prefix('+') {
+        if telehook::domain::conversion::PREFIX_DIGITS.contains(&digits.len())
+            && digits.chars().all(|c| c.is_ascii_digit())
+        {
+            return Ok(("pfx", digits.to_owned()));
+        }
+        return Err(format!(
+            "{t}: a prefix is + and 6 to 8 digits (LEARNED_GUARD_PREFIX_DIGITS)"
+        ));
+    }
+    if t.len() == 2 && t.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Ok(("cty", t.to_ascii_uppercase()));
+    }
+    Err(format!(
+        "{t}: expected a prefix such as +6281234 or a country such as ID"
+    ))
+}
+
+/// The entry an operator's command writes.
+fn entry(target: &str, kind: BlockKind, reason: &str, now_ms: i64) -> Result<GuardBlock, Error> {
+    let (scope, key) = parse_target(target)?;
+    // A lift holds off learning for the cool-down the stack uses.
+    let learning = telehook::config::guard_from_lookup(crate::local::local_env)
+        .map(|g| g.learning)
+        .unwrap_or_else(|_: ConfigError| Learning::default());
+    let until_ms = (kind == BlockKind::Lifted)
+        .then(|| now_ms + i64::try_from(learning.cool_down.as_millis()).unwrap_or(3_600_000));
+    Ok(GuardBlock {
+        scope: scope.to_owned(),
+        key,
+        kind,
+        until_ms,
+        reason: reason.to_owned(),
+        sends: 0,
+        conversions: 0,
+        since_ms: now_ms,
+    })
+}
+
+async fn table_ledger(at: &Where) -> Result<DynamoLedger, Error> {
+    let sdk = telehook::aws::load_sdk_config().await;
+    let table = resolve(
+        &sdk,
+        at.table.clone(),
+        at.stack.as_deref(),
+        Source {
+            flag: "--table",
+            output: "LedgerTableName",
+            env: "LEDGER_TABLE",
+        },
+    )
+    .await?;
+    Ok(DynamoLedger::new(
+        telehook::aws::DynamoDbClient::new(&sdk),
+        table,
+    ))
+}
+
+/// Writes an operator's entry where `at` says.
+async fn set(at: &Where, block: GuardBlock) -> Result<(), Error> {
+    if at.aws {
+        table_ledger(at).await?.set_block(&block).await?;
+    } else {
+        std::fs::create_dir_all(&at.state_dir)?;
+        let mut blocks = read_blocks(&at.state_dir)?;
+        blocks.retain(|b| (&b.scope, &b.key) != (&block.scope, &block.key));
+        blocks.push(block.clone());
+        blocks.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
+        write_blocks(&at.state_dir, &blocks)?;
+    }
+    outln!("{}", block_text(&block));
+    Ok(())
+}
+
+pub async fn guard(command: GuardCommand) -> Result<(), Error> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    match command {
+        GuardCommand::List { at } => {
+            let blocks = if at.aws {
+                table_ledger(&at).await?.list_blocks().await?
+            } else {
+                read_blocks(&at.state_dir)?
+            };
+            if blocks.is_empty() {
+                outln!("(no blocks)");
+            }
+            for b in &blocks {
+                let state = if b.blocks(now_ms) { "blocking" } else { "open" };
+                outln!("{} [{state}]", block_text(b));
+            }
+            Ok(())
+        }
+        GuardCommand::Lift { target, at } => {
+            let block = entry(&target, BlockKind::Lifted, "lifted by an operator", now_ms)?;
+            set(&at, block).await
+        }
+        GuardCommand::Pin { target, reason, at } => {
+            set(&at, entry(&target, BlockKind::Pinned, &reason, now_ms)?).await
+        }
+        GuardCommand::Allow { target, reason, at } => {
+            set(&at, entry(&target, BlockKind::Allowed, &reason, now_ms)?).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_prefixes_or_countries() {
+        assert_eq!(parse_target("+6281234"), Ok(("pfx", "6281234".to_owned())));
+        assert_eq!(parse_target(" id "), Ok(("cty", "ID".to_owned())));
+        for bad in ["+62812", "+628123456", "+62a1234", "IDN", "6281234", ""] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+}
