@@ -39,6 +39,7 @@ NAMES = {
     "TemplatesTable": "telehook-templates",
     "JobQueue": "telehook-jobs.fifo",
     "JobDeadLetterQueue": "telehook-jobs-dlq.fifo",
+    "ExpiryQueue": "telehook-expiry-checks",
 }
 # Queue properties the emulator takes as they are in the template. Server-side
 # encryption (SqsManagedSseEnabled, KmsMasterKeyId) is AWS's business, not the
@@ -85,11 +86,16 @@ def client(service, endpoint):
 
 
 def create_table(ddb, name, props):
+    extra = {}
+    # The ledger's byUser index (conversion matches sign-ins by it).
+    if props.get("GlobalSecondaryIndexes"):
+        extra["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     ddb.create_table(
         TableName=name,
         BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
+        **extra,
     )
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
@@ -136,7 +142,7 @@ def create_resources(endpoint, template, visibility):
     sqs = client("sqs", endpoint)
     urls, arns = {}, {}
     # The dead-letter queue first: the job queue's redrive names it.
-    for logical in ("JobDeadLetterQueue", "JobQueue"):
+    for logical in ("JobDeadLetterQueue", "JobQueue", "ExpiryQueue"):
         attrs = queue_attributes(resources[logical]["Properties"], arns, visibility)
         url = sqs.create_queue(QueueName=NAMES[logical], Attributes=attrs)["QueueUrl"]
         urls[logical] = url
@@ -148,6 +154,7 @@ def create_resources(endpoint, template, visibility):
         "TEMPLATES_TABLE": NAMES["TemplatesTable"],
         "QUEUE_URL": urls["JobQueue"],
         "DLQ_URL": urls["JobDeadLetterQueue"],
+        "EXPIRY_QUEUE_URL": urls["ExpiryQueue"],
     }
 
 
@@ -251,6 +258,10 @@ def up(args):
             # Any identity: the stand-in takes any, AWS would take yours.
             "ORIGINATION_IDENTITIES": json.dumps({"default": "+12065550100"}),
             "TELEHOOK_BACKEND": "aws",
+            # Conversion tracking, with the guard only watching: nothing in
+            # this setup types codes in, so every code ends UNUSED.
+            "CONVERSIONS": "on",
+            "LEARNED_GUARD": "monitor",
         }
     )
     (state / "env").write_text(env_text(variables))

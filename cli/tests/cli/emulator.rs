@@ -139,6 +139,43 @@ impl Emulator {
         (record.status.as_str().to_owned(), record.attempts)
     }
 
+    /// The record's conversion (`CONVERTED`, `UNUSED` or `none`).
+    async fn conversion(&self, event_id: &str) -> String {
+        use telehook::ledger::Ledger as _;
+        let ledger = telehook::ledger::DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk().await),
+            self.var("LEDGER_TABLE"),
+        );
+        ledger
+            .get(&telehook::domain::EventId::parse(event_id).unwrap())
+            .await
+            .unwrap()
+            .and_then(|r| r.sent)
+            .and_then(|s| s.conversion)
+            .map_or("none".to_owned(), |c| c.0.as_str().to_owned())
+    }
+
+    /// The stand-in's feedback requests: (message id, status).
+    async fn feedback(&self) -> Vec<(String, String)> {
+        let url = format!(
+            "{}/_stub/requests",
+            self.var("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2")
+        );
+        let all: Vec<Value> = reqwest::get(url).await.unwrap().json().await.unwrap();
+        all.iter()
+            .filter(|r| r["operation"] == "PutMessageFeedback")
+            .map(|r| {
+                (
+                    r["messageId"].as_str().unwrap_or_default().to_owned(),
+                    r["messageFeedbackStatus"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
+
     async fn depth(&self, url_var: &str) -> i64 {
         let sqs = aws_sdk_sqs::Client::new(&self.sdk().await);
         let attrs = sqs
@@ -427,6 +464,73 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
     .await;
     assert_eq!(emu.depth("DLQ_URL").await, 1);
 
+    // 6. Conversion over the AWS adapters: a sign-in from Okta's event
+    // hook converts the fast-path send (index query, conditional update,
+    // RECEIVED feedback); a code that expires unused is marked by the
+    // expiry check that waited on the SQS delay (FAILED feedback).
+    let message_of = |event: &str| {
+        emu.outbox()
+            .iter()
+            .find(|m| m["eventId"] == event)
+            .map(|m| m["messageId"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let sign_in = serde_json::json!({"data": {"events": [{
+        "eventType": "user.authentication.auth_via_mfa",
+        "outcome": {"result": "SUCCESS"},
+        "actor": {"id": "00ue2eFast", "type": "User"},
+        "target": [{"type": "AuthenticatorEnrollment", "detailEntry": {"methodTypeUsed": "SMS"}}]
+    }]}});
+    let resp = client
+        .post(format!("http://127.0.0.1:{}/okta/events", serve.port))
+        .header("authorization", "local-event-hook-secret")
+        .json(&sign_in)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["converted"], 1, "{report}");
+    assert_eq!(emu.conversion("e2eFast").await, "CONVERTED");
+    let mut unused: Value =
+        serde_json::from_str(&hook("e2eUnused", "+12065550105", "550505")).unwrap();
+    unused["data"]["messageProfile"]["otpExpires"] = (chrono::Utc::now()
+        + chrono::Duration::seconds(3))
+    .to_rfc3339()
+    .into();
+    let answer = post(unused.to_string()).await;
+    assert_eq!(status_of(&answer), "SUCCESSFUL", "{answer}");
+    eventually(
+        &serve.output,
+        "the unused code is marked UNUSED",
+        || async { emu.conversion("e2eUnused").await == "UNUSED" },
+    )
+    .await;
+    let feedback = emu.feedback().await;
+    assert!(
+        feedback.contains(&(message_of("e2eFast"), "RECEIVED".to_owned()))
+            && feedback.contains(&(message_of("e2eUnused"), "FAILED".to_owned())),
+        "{feedback:?}"
+    );
+
+    // 7. An operator pins a range on the table: its next hook is refused;
+    // lifted, the range is open again.
+    emu.telehook(&["guard", "pin", "+1425555", "--aws", "--reason", "e2e pin"]);
+    let listed = emu.telehook(&["guard", "list", "--aws"]);
+    assert!(
+        listed.contains("+1425555   PINNED") && listed.contains("[blocking]"),
+        "{listed}"
+    );
+    let answer = post(hook("e2ePinned", "+14255550106", "560606")).await;
+    assert_eq!(
+        answer["error"]["errorCauses"][0]["reason"], "RANGE_BLOCKED",
+        "{answer}"
+    );
+    emu.telehook(&["guard", "lift", "+1425555", "--aws"]);
+    let answer = post(hook("e2eLifted", "+14255550107", "570707")).await;
+    assert_eq!(status_of(&answer), "SUCCESSFUL", "{answer}");
+    assert_eq!(emu.sent("e2ePinned"), 0);
+
     // Every event went out exactly once.
     for event in ["e2eFast", "e2eQueued", "e2eThrottled", "e2eReplayed"] {
         assert_eq!(emu.sent(event), 1, "{event}");
@@ -439,7 +543,13 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
         .find(|l| l.starts_with("US"))
         .unwrap_or_else(|| panic!("{report}"));
     let cells: Vec<&str> = us.split_whitespace().collect();
-    assert_eq!(cells[1..6], ["sms", "4", "0", "0", "4"], "{report}");
+    // Six sent (the pinned one was not), one used, one unused.
+    assert_eq!(cells[1..6], ["sms", "6", "0", "0", "6"], "{report}");
+    assert_eq!(cells[9..12], ["1", "1", "50.0%"], "{report}");
+    assert!(
+        report.contains("+1425555") && report.contains("LIFTED"),
+        "{report}"
+    );
     let logs = serve.stop();
     for secret in [
         "510101",
@@ -449,6 +559,9 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
         "4155550101",
         "4155550103",
         "4155550104",
+        "2065550105",
+        "00ue2eFast",
+        "local-event-hook-secret",
         token.trim(),
     ] {
         assert!(!logs.contains(secret), "the serve logs hold {secret}");

@@ -115,8 +115,30 @@ fn no_literal_partition_in_our_arns() {
 #[test]
 fn dispatcher_concurrency_is_bounded_and_timeouts_agree() {
     let mappings = resources_of("AWS::Lambda::EventSourceMapping");
-    assert_eq!(mappings.len(), 1);
-    let p = &mappings[0].1["Properties"];
+    assert_eq!(mappings.len(), 2, "the job queue and the expiry queue");
+    let of = |queue: &str| {
+        &mappings
+            .iter()
+            .find(|(_, m)| m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] == queue)
+            .unwrap_or_else(|| panic!("no event source for {queue}"))
+            .1["Properties"]
+    };
+    // Expiry checks: undecided ones come back one by one; two pollers at
+    // most, so a burst of expiries cannot crowd out the receipts.
+    let expiry = of("ExpiryQueue");
+    assert_eq!(
+        expiry["FunctionResponseTypes"][0],
+        "ReportBatchItemFailures"
+    );
+    assert_eq!(expiry["ScalingConfig"]["MaximumConcurrency"], 2);
+    let receipts_timeout = resource("ReceiptsFunction")["Properties"]["Timeout"]
+        .as_i64()
+        .unwrap();
+    let expiry_visibility = resource("ExpiryQueue")["Properties"]["VisibilityTimeout"]
+        .as_i64()
+        .unwrap();
+    assert!(expiry_visibility >= 6 * receipts_timeout);
+    let p = of("JobQueue");
     assert_eq!(
         p["ScalingConfig"]["MaximumConcurrency"]["Ref"],
         "DispatcherMaxConcurrency"
@@ -367,11 +389,267 @@ fn delivery_events_reach_the_receipts_function() {
     assert_eq!(alarm["ComparisonOperator"], "LessThanThreshold");
     let expression = alarm["Metrics"][2]["Expression"].as_str().unwrap();
     assert!(expression.contains("delivered") && expression.contains("undelivered"));
-    // Its role writes receipts on the ledger and reads nothing else there.
-    let role = resource("ReceiptsRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-        .to_string();
+    // Its role writes receipts and conversions on the ledger and reads
+    // nothing else there; of the queues, only the expiry checks; of End
+    // User Messaging, only the feedback.
+    let statements =
+        &resource("ReceiptsRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let role = statements.to_string();
     assert!(role.contains("dynamodb:UpdateItem"), "{role}");
-    for wider in ["dynamodb:Scan", "dynamodb:DeleteItem", "sqs:", "sms-voice:"] {
+    for wider in [
+        "dynamodb:Scan",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "sms-voice:Send",
+    ] {
         assert!(!role.contains(wider), "{wider} in {role}");
+    }
+    for s in statements.as_array().unwrap() {
+        let actions = s["Action"].to_string();
+        if actions.contains("sqs:") {
+            assert_eq!(s["Resource"]["Fn::GetAtt"][0], "ExpiryQueue", "{s}");
+        }
+        if actions.contains("sms-voice:") {
+            assert_eq!(
+                s["Action"],
+                serde_json::json!(["sms-voice:PutMessageFeedback"])
+            );
+        }
+    }
+}
+
+/// Conversion follows the event hook: its secret (by ARN, from a retained
+/// secret) and route, the expiry queue, the `byUser` index the code
+/// queries, the permissions each step needs, and message feedback on the
+/// configuration set.
+#[test]
+fn conversions_follow_the_event_hook() {
+    let globals = |name: &str| {
+        resources_of("AWS::Lambda::Function")
+            .iter()
+            .map(|(n, f)| {
+                (
+                    (*n).clone(),
+                    f["Properties"]["Environment"]["Variables"][name].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    for (name, v) in globals("CONVERSIONS") {
+        assert_eq!(v["Fn::If"][0], "HasEventHook", "{name}");
+        assert_eq!(v["Fn::If"][2], "off", "{name}");
+    }
+    for (name, v) in globals("LEARNED_GUARD") {
+        assert_eq!(v["Fn::If"][2], "off", "{name}: the guard needs conversions");
+    }
+    for (name, v) in globals("EXPIRY_QUEUE_URL") {
+        assert_eq!(v["Ref"], "ExpiryQueue", "{name}");
+    }
+    let ingress = &resource("IngressFunction")["Properties"]["Environment"]["Variables"];
+    assert!(
+        ingress["EVENT_HOOK_SECRET_ARN"]
+            .to_string()
+            .contains(r#"{"Ref":"EventHookSecretValue"}"#)
+    );
+    let secret = resource("EventHookSecretValue");
+    assert_eq!(secret["Condition"], "HasEventHook");
+    assert_eq!(secret["DeletionPolicy"], "Retain");
+    assert_eq!(
+        translated()["Parameters"]["EventHookSecret"]["NoEcho"],
+        true
+    );
+    // The route: the verification GET and the batches' POST.
+    let api = resources_of("AWS::ApiGateway::RestApi");
+    let paths = &api[0].1["Properties"]["Body"]["paths"];
+    for method in ["get", "post"] {
+        assert!(
+            paths[telehook::api::EVENTS_PATH][method].is_object(),
+            "{method} {}",
+            telehook::api::EVENTS_PATH
+        );
+    }
+    // The index, as the ledger queries it.
+    let table = &resource("LedgerTable")["Properties"];
+    let index = table["GlobalSecondaryIndexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["IndexName"] == telehook::ledger::dynamo::BY_USER_INDEX)
+        .expect("the byUser index");
+    assert_eq!(index["KeySchema"][0]["AttributeName"], "userChannel");
+    assert_eq!(index["KeySchema"][1]["AttributeName"], "sentAt");
+    assert_eq!(
+        index["Projection"]["NonKeyAttributes"],
+        serde_json::json!(["otpExpiresAt"])
+    );
+    // Who may do what, for conversion.
+    let role = |r: &str| {
+        resource(r)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let grants = |r: &str, action: &str, target: &str| {
+        role(r).iter().any(|s| {
+            s["Action"].to_string().contains(action) && s["Resource"].to_string().contains(target)
+        })
+    };
+    assert!(grants("IngressRole", "dynamodb:Query", "/index/byUser"));
+    assert!(grants(
+        "IngressRole",
+        "sms-voice:PutMessageFeedback",
+        "sms-voice"
+    ));
+    assert!(grants("IngressRole", "dynamodb:PutItem", "LedgerTable"));
+    for r in ["IngressRole", "DispatcherRole", "ReceiptsRole"] {
+        assert!(grants(r, "sqs:SendMessage", "ExpiryQueue"), "{r}");
+    }
+    assert!(grants("DispatcherRole", "dynamodb:PutItem", "LedgerTable"));
+    assert!(
+        resource("IngressRole")
+            .to_string()
+            .contains(r#"{"Ref":"EventHookSecretValue"}"#)
+    );
+    let set = &resource("DeliveryConfigurationSet")["Properties"];
+    assert_eq!(set["MessageFeedbackEnabled"], true);
+    let queue = &resource("ExpiryQueue")["Properties"];
+    assert!(
+        queue.get("FifoQueue").is_none(),
+        "delays need a standard queue"
+    );
+    assert!(
+        resource("GuardBlockAlarm")["Properties"]["MetricName"] == "GuardBlocks",
+        "blocks page someone"
+    );
+}
+
+/// Evaluates the few intrinsic functions the protect configuration's
+/// rules use, as CloudFormation would for these parameter values.
+fn evaluate(v: &Value, params: &[(&str, &str)], conditions: &Value) -> Option<Value> {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+            .unwrap_or_default()
+    };
+    let sub = |text: &str, vars: &serde_json::Map<String, Value>| {
+        let mut out = text.to_owned();
+        for (k, v) in vars {
+            out = out.replace(&format!("${{{k}}}"), v.as_str().unwrap());
+        }
+        for (k, v) in params {
+            out = out.replace(&format!("${{{k}}}"), v);
+        }
+        out
+    };
+    let Some(obj) = v.as_object() else {
+        return Some(v.clone());
+    };
+    if let Some(name) = obj.get("Ref").and_then(Value::as_str) {
+        return (name != "AWS::NoValue").then(|| Value::String(param(name)));
+    }
+    if let Some(args) = obj.get("Fn::Sub") {
+        return Some(Value::String(match args {
+            Value::String(t) => sub(t, &serde_json::Map::new()),
+            _ => {
+                let mut vars = serde_json::Map::new();
+                for (k, v) in args[1].as_object().unwrap() {
+                    vars.insert(k.clone(), evaluate(v, params, conditions)?);
+                }
+                sub(args[0].as_str().unwrap(), &vars)
+            }
+        }));
+    }
+    if let Some(args) = obj.get("Fn::Split") {
+        let text = evaluate(&args[1], params, conditions)?;
+        let parts: Vec<Value> = text
+            .as_str()
+            .unwrap()
+            .split(args[0].as_str().unwrap())
+            .map(|p| Value::String(p.to_owned()))
+            .collect();
+        return Some(Value::Array(parts));
+    }
+    if let Some(args) = obj.get("Fn::Select") {
+        let list = evaluate(&args[1], params, conditions)?;
+        let i = args[0].as_u64().unwrap() as usize;
+        return Some(list[i].clone());
+    }
+    if let Some(args) = obj.get("Fn::If") {
+        let holds = condition(&conditions[args[0].as_str().unwrap()], params, conditions);
+        return evaluate(&args[if holds { 1 } else { 2 }], params, conditions);
+    }
+    let mut out = serde_json::Map::new();
+    for (k, v) in obj {
+        if let Some(v) = evaluate(v, params, conditions) {
+            out.insert(k.clone(), v);
+        }
+    }
+    Some(Value::Object(out))
+}
+
+fn condition(c: &Value, params: &[(&str, &str)], conditions: &Value) -> bool {
+    if let Some(args) = c.get("Fn::Not") {
+        return !condition(&args[0], params, conditions);
+    }
+    if let Some(args) = c.get("Fn::Equals") {
+        return evaluate(&args[0], params, conditions) == evaluate(&args[1], params, conditions);
+    }
+    panic!("unexpected condition {c}")
+}
+
+/// `ProtectCountryRules` becomes one SMS country rule per pair, in order,
+/// for one pair and for ten; the configuration set and every send use it.
+#[test]
+fn protect_country_rules_expand_to_country_rules() {
+    let conditions = &translated()["Conditions"];
+    let rules = &resource("ProtectConfiguration")["Properties"]["CountryRuleSet"]["SMS"];
+    let expand = |value: &str| {
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|slot| evaluate(slot, &[("ProtectCountryRules", value)], conditions))
+            .map(|r| {
+                format!(
+                    "{}:{}",
+                    r["CountryCode"].as_str().unwrap(),
+                    r["ProtectStatus"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(expand("NG:BLOCK"), ["NG:BLOCK"]);
+    let ten = "NG:BLOCK,ID:FILTER,US:ALLOW,GB:MONITOR,FR:ALLOW,DE:ALLOW,IN:FILTER,PK:BLOCK,BD:BLOCK,LK:MONITOR";
+    assert_eq!(expand(ten).join(","), ten);
+    // The parameter refuses what the slots cannot hold.
+    let pattern = translated()["Parameters"]["ProtectCountryRules"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    let re = regex_lite::Regex::new(pattern).unwrap();
+    assert!(re.is_match(ten) && re.is_match("") && re.is_match("NG:BLOCK"));
+    for bad in [
+        &format!("{ten},CN:BLOCK")[..],
+        "NG:DENY",
+        "ng:BLOCK",
+        "NG:BLOCK,",
+    ] {
+        assert!(!re.is_match(bad), "{bad}");
+    }
+    assert_eq!(
+        resource("ProtectConfiguration")["Condition"],
+        "HasProtectRules"
+    );
+    let set = &resource("DeliveryConfigurationSet")["Properties"];
+    assert!(
+        set["ProtectConfigurationId"]
+            .to_string()
+            .contains("ProtectConfiguration")
+    );
+    for (name, f) in resources_of("AWS::Lambda::Function") {
+        let id =
+            f["Properties"]["Environment"]["Variables"]["PROTECT_CONFIGURATION_ID"].to_string();
+        assert!(id.contains("HasProtectRules"), "{name}: {id}");
     }
 }
