@@ -75,6 +75,7 @@ async fn sms_request_carries_every_field() {
             "Context": {"eventId": "evt-eum-1", "requestType": "mfa-verification"},
             "ConfigurationSetName": "otp-events",
             "ProtectConfigurationId": "protect-0123",
+            "MessageFeedbackEnabled": true,
             "MaxPrice": "0.10"
         })
     );
@@ -101,6 +102,7 @@ async fn voice_request_carries_ssml_voice_and_default_identity() {
             "Context": {"eventId": "evt-eum-1", "requestType": "mfa-verification"},
             "ConfigurationSetName": "otp-events",
             "ProtectConfigurationId": "protect-0123",
+            "MessageFeedbackEnabled": true,
             "MaxPricePerMinute": "0.05"
         })
     );
