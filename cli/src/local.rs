@@ -309,6 +309,7 @@ pub fn local_backend_with_latency(
     // The same guard and code life as in Lambda, from the same variables.
     let guard = problems.take(telehook::config::guard_from_lookup(env));
     let otp_life = problems.take(telehook::config::otp_life_from_lookup(env));
+    let voice_fallback = problems.take(telehook::config::voice_fallback_from_lookup(env));
     let default_locale = problems.take(match std::env::var("DEFAULT_LOCALE") {
         Ok(l) if !l.trim().is_empty() => Locale::parse(&l).map_err(|_| ConfigError::Invalid {
             var: "DEFAULT_LOCALE",
@@ -319,7 +320,8 @@ pub fn local_backend_with_latency(
             reason: "built-in default".into(),
         }),
     });
-    let (Some(guard), Some(otp_life), Some(default_locale)) = (guard, otp_life, default_locale)
+    let (Some(guard), Some(otp_life), Some(default_locale), Some(voice_fallback)) =
+        (guard, otp_life, default_locale, voice_fallback)
     else {
         return Err(problems.into_error().into());
     };
@@ -354,6 +356,7 @@ pub fn local_backend_with_latency(
             hash_key: random_hex(24).into_bytes(),
             guard,
             otp_life,
+            voice_fallback,
             ..Default::default()
         });
     if let Some(spec) = chaos {

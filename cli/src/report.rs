@@ -60,6 +60,7 @@ pub fn snapshot_line(r: &LedgerRecord) -> serde_json::Value {
         "prefix": s.map(|s| s.prefix.as_str()),
         "sentAt": s.map(|s| s.sent_ms),
         "conversion": s.and_then(|s| s.conversion).map(|c| c.0.as_str()),
+        "fallbackAt": r.fallback_ms,
     })
 }
 
@@ -110,6 +111,7 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
         expires_at: 0,
         delivery,
         sent,
+        fallback_ms: v["fallbackAt"].as_i64(),
     })
 }
 

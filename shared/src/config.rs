@@ -491,6 +491,34 @@ pub struct PipelineConfig {
     /// `DISPATCH_CONCURRENCY`: message groups of one batch sent at once;
     /// `None` is the whole batch.
     pub dispatch_concurrency: Option<std::num::NonZeroUsize>,
+    /// `VOICE_FALLBACK=on`: the window (`VOICE_FALLBACK_WINDOW_SECONDS`) in
+    /// which an SMS's undeliverable receipt leads to a call; `None` is off.
+    pub voice_fallback: Option<Duration>,
+}
+
+/// `VOICE_FALLBACK` (off by default) and its window, 60 seconds unless
+/// `VOICE_FALLBACK_WINDOW_SECONDS` says otherwise (10 to 600).
+pub fn voice_fallback_from_lookup(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Duration>, ConfigError> {
+    let env = Env(&get);
+    let on = match env
+        .opt("VOICE_FALLBACK")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("off") => false,
+        Some("on") => true,
+        Some(_) => return Err(invalid("VOICE_FALLBACK", "expected on or off")),
+    };
+    let window = env.secs("VOICE_FALLBACK_WINDOW_SECONDS", 60)?;
+    if !(10..=600).contains(&window.as_secs()) {
+        return Err(invalid(
+            "VOICE_FALLBACK_WINDOW_SECONDS",
+            "expected 10 to 600 seconds",
+        ));
+    }
+    Ok(on.then_some(window))
 }
 
 /// The toll-fraud guard from `ALLOWED_COUNTRIES` and `RATE_LIMIT_PER_*`.
@@ -680,7 +708,10 @@ impl PipelineConfig {
         let otp_life = p.take(env.otp_life());
         let guard = p.take(guard_from_lookup(&get));
         let expiry_queue_url = env.opt("EXPIRY_QUEUE_URL");
-        if guard.as_ref().is_some_and(|g| g.learning.conversions) && expiry_queue_url.is_none() {
+        let voice_fallback = p.take(voice_fallback_from_lookup(&get));
+        let timers_needed = guard.as_ref().is_some_and(|g| g.learning.conversions)
+            || voice_fallback.is_some_and(|f| f.is_some());
+        if timers_needed && expiry_queue_url.is_none() {
             p.push(ConfigError::Missing {
                 var: "EXPIRY_QUEUE_URL",
             });
@@ -705,6 +736,7 @@ impl PipelineConfig {
             Some(otp_life),
             Some(guard),
             Some(dispatch_concurrency),
+            Some(voice_fallback),
         ) = (
             fast_path,
             budget_ms,
@@ -718,6 +750,7 @@ impl PipelineConfig {
             otp_life,
             guard,
             dispatch_concurrency,
+            voice_fallback,
         )
         else {
             return Err(p.into_error());
@@ -739,6 +772,7 @@ impl PipelineConfig {
             eum,
             guard,
             dispatch_concurrency,
+            voice_fallback,
         })
     }
 }

@@ -177,6 +177,7 @@ pub async fn aws_pipeline(
         otp_life: config.otp_life,
         metrics: Metrics::new(Arc::new(StdoutSink)),
         dispatch_concurrency: config.dispatch_concurrency,
+        voice_fallback: config.voice_fallback,
         ..Default::default()
     })
     .build())

@@ -12,9 +12,10 @@
 //!   ([`record_sign_ins`]) marks the user's latest send on that channel
 //!   `CONVERTED` if its code was still valid, gives End User Messaging the
 //!   `RECEIVED` feedback, and counts the conversion.
-//! - An expiry check ([`check_expiry`]) marks a send nobody used `UNUSED`
+//! - An expiry check ([`check_due`]) marks a send nobody used `UNUSED`
 //!   and gives the `FAILED` feedback. A check that arrives early (SQS's
-//!   15-minute cap) is scheduled again for the rest.
+//!   15-minute cap) is scheduled again for the rest. The same timers carry
+//!   the voice fallback's checks ([`super::fallback`]).
 //!
 //! Every step is idempotent: a replayed batch or a check delivered twice
 //! finds the send already decided and changes nothing.
@@ -25,12 +26,13 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::Pipeline;
+use super::fallback::FallbackOutcome;
 use super::guard;
 use crate::crypto::keyed_hash;
 use crate::domain::{Conversion, DeliveryRequest, EventId, prefix_of};
 use crate::ledger::{LedgerError, Resolution, SendNote, SignIn, SignInMatch};
 use crate::okta::events::EventBatch;
-use crate::timers::ExpiryCheck;
+use crate::timers::{Check, ExpiryCheck};
 
 /// The most the dispatcher waits for a send's follow-ups.
 const FOLLOW_UP_DEADLINE: Duration = Duration::from_secs(5);
@@ -40,15 +42,17 @@ const FOLLOW_UP_DEADLINE: Duration = Duration::from_secs(5);
 const ANSWER_BY: Duration = Duration::from_millis(2_850);
 
 impl Pipeline {
-    /// The follow-ups of a confirmed, recorded send (see the module docs).
-    /// `answer_by` is when Okta must have its answer (the fast path), or
+    /// The follow-ups of a confirmed, recorded send (see the module docs),
+    /// and the voice fallback's check after an SMS ([`super::fallback`]).
+    /// `arrived` is when the hook arrived (the fast path: Okta waits), or
     /// `None` (the dispatcher).
     pub(crate) async fn after_sent(&self, req: &DeliveryRequest, arrived: Option<Instant>) {
         let learning = &self.settings.guard.learning;
-        if !learning.conversions {
+        let now_ms = self.clock.now_ms();
+        let fallback = self.fallback_check(req, now_ms);
+        if !learning.conversions && fallback.is_none() {
             return;
         }
-        let now_ms = self.clock.now_ms();
         let prefix = prefix_of(&req.phone, learning.prefix_digits);
         let user_key = req
             .user_id
@@ -62,9 +66,12 @@ impl Pipeline {
             sent_ms: now_ms,
             otp_expires_ms: req.otp_expires.timestamp_millis(),
         };
-        let check = ExpiryCheck::new(req.event_id.as_str(), note.otp_expires_ms);
         let country = req.phone.region().map(|r| r.as_str().to_owned());
-        let steps = async {
+        let conversion_steps = async {
+            if !learning.conversions {
+                return;
+            }
+            let check = ExpiryCheck::new(req.event_id.as_str(), note.otp_expires_ms).into();
             let (noted, scheduled, ()) = tokio::join!(
                 self.ledger.note_send(&note),
                 self.timers.schedule(&check, now_ms),
@@ -78,6 +85,16 @@ impl Pipeline {
                 tracing::warn!(error = %e, "expiry check not scheduled; the send stays undecided");
                 self.settings.metrics.follow_up_error("timer");
             }
+        };
+        let fallback_step = async {
+            let Some(check) = &fallback else { return };
+            if let Err(e) = self.timers.schedule(check, now_ms).await {
+                tracing::warn!(error = %e, "voice fallback check not scheduled");
+                self.settings.metrics.follow_up_error("fallback");
+            }
+        };
+        let steps = async {
+            tokio::join!(conversion_steps, fallback_step);
         };
         let deadline = match arrived {
             Some(arrived) => (arrived + ANSWER_BY).max(Instant::now() + Duration::from_millis(50)),
@@ -195,55 +212,66 @@ pub async fn record_sign_ins(
     Ok(report)
 }
 
-/// What an expiry check did.
+/// What a timer's check did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpiryOutcome {
-    /// Marked `UNUSED`, feedback given.
+pub enum CheckOutcome {
+    /// Expiry: marked `UNUSED`, feedback given.
     Unused,
-    /// Converted, never sent, or gone: nothing to do.
+    /// Expiry: converted, never sent, or gone: nothing to do.
     Decided,
-    /// Arrived before the code expired; scheduled again.
+    /// Arrived before it was due; scheduled again.
     Rescheduled,
     /// Not a check; dropped.
     Malformed,
+    /// The voice fallback's check, and what it did.
+    Fallback(FallbackOutcome),
 }
 
-/// One expiry check. `Err` leaves the message for another try.
-pub async fn check_expiry(pipeline: &Pipeline, body: &str) -> Result<ExpiryOutcome, String> {
-    let Some(check) = ExpiryCheck::decode(body) else {
-        tracing::warn!("an expiry check that cannot be read; dropped");
-        return Ok(ExpiryOutcome::Malformed);
+/// One check from the timers (an expiry check or a voice fallback check).
+/// `Err` leaves the message for another try.
+pub async fn check_due(pipeline: &Pipeline, body: &str) -> Result<CheckOutcome, String> {
+    let Some(check) = Check::decode(body) else {
+        tracing::warn!("a timer message that is not a check; dropped");
+        return Ok(CheckOutcome::Malformed);
     };
     let now_ms = pipeline.clock.now_ms();
-    if check.due_ms > now_ms {
+    if check.due_ms() > now_ms {
         pipeline
             .timers
             .schedule(&check, now_ms)
             .await
             .map_err(|e| e.to_string())?;
-        return Ok(ExpiryOutcome::Rescheduled);
+        return Ok(CheckOutcome::Rescheduled);
     }
-    let event_id = EventId::parse(&check.event_id).map_err(|_| "bad event id".to_owned());
-    let Ok(event_id) = event_id else {
+    let check = match check {
+        Check::Fallback(f) => {
+            return super::fallback::check_fallback(pipeline, &f)
+                .await
+                .map(CheckOutcome::Fallback)
+                .map_err(|e| e.to_string());
+        }
+        Check::Expiry(e) => e,
+    };
+    let Ok(event_id) = EventId::parse(&check.event_id) else {
         tracing::warn!("an expiry check with an event id that is not one; dropped");
-        return Ok(ExpiryOutcome::Malformed);
+        return Ok(CheckOutcome::Malformed);
     };
     match pipeline.ledger.mark_unused(&event_id, now_ms).await {
         Ok(Some(resolution)) => {
             tracing::info!(event_id = %event_id, "code expired unused");
             pipeline.count_conversion(&resolution, Conversion::Unused);
             pipeline.feedback(&resolution, Conversion::Unused).await;
-            Ok(ExpiryOutcome::Unused)
+            Ok(CheckOutcome::Unused)
         }
-        Ok(None) => Ok(ExpiryOutcome::Decided),
+        Ok(None) => Ok(CheckOutcome::Decided),
         Err(e) => Err(e.to_string()),
     }
 }
 
-/// The receipts Lambda's SQS event from the expiry queue: every record
+/// The receipts Lambda's SQS event from the timers queue: every record
 /// checked, the ones that could not be decided now reported in
 /// `batchItemFailures` so SQS delivers them again.
-pub async fn check_sqs_expiries(
+pub async fn check_sqs_timers(
     pipeline: &Pipeline,
     payload: &serde_json::Value,
 ) -> serde_json::Value {
@@ -259,15 +287,15 @@ pub async fn check_sqs_expiries(
             .and_then(|m| m.as_str())
             .unwrap_or_default();
         let body = r.get("body").and_then(|b| b.as_str()).unwrap_or_default();
-        if let Err(e) = check_expiry(pipeline, body).await {
-            tracing::warn!(error = %e, "expiry check not decided; SQS delivers it again");
+        if let Err(e) = check_due(pipeline, body).await {
+            tracing::warn!(error = %e, "check not decided; SQS delivers it again");
             failures.push(serde_json::json!({ "itemIdentifier": id }));
         }
     }
     serde_json::json!({ "batchItemFailures": failures })
 }
 
-/// Local mode's stand-in for the expiry queue's event source: checks every
+/// Local mode's stand-in for the timers queue's event source: checks every
 /// arrived check once; returns how many were handled.
 pub async fn run_due_checks(pipeline: &Pipeline) -> usize {
     let mut handled = 0;
@@ -281,7 +309,7 @@ pub async fn run_due_checks(pipeline: &Pipeline) -> usize {
             }
         };
         for a in arrived {
-            if check_expiry(pipeline, &a.body).await.is_ok() {
+            if check_due(pipeline, &a.body).await.is_ok() {
                 let _ = pipeline.timers.done(&a.handle).await;
                 handled += 1;
             }

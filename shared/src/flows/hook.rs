@@ -37,8 +37,9 @@ impl Pipeline {
         outcome
     }
 
-    async fn answer_hook(&self, req: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
+    async fn answer_hook(&self, mut req: DeliveryRequest, arrived: Instant) -> DeliveryOutcome {
         let now = self.clock.now();
+        super::fallback::landline_to_voice(self, &mut req);
         if req.otp_expires <= now {
             tracing::warn!("OTP already expired on arrival; not sending");
             return Self::failed(FailureCause::EXPIRED);

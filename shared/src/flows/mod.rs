@@ -11,6 +11,7 @@
 //!   an expiry check, the learning guard's counts), sign-ins from Okta's
 //!   event hook marking sends `CONVERTED`, and expiry checks marking them
 //!   `UNUSED`;
+//! - [`fallback`]: the optional voice call for an SMS that cannot arrive;
 //! - [`guard`]: the toll-fraud checks the ingress runs first.
 //!
 //! This module owns the [`Pipeline`] (the ports and settings every flow
@@ -25,6 +26,7 @@
 
 pub mod conversion;
 pub mod dispatch;
+pub mod fallback;
 pub mod guard;
 pub mod hook;
 pub mod receipts;
@@ -91,6 +93,8 @@ pub struct PipelineSettings {
     /// How many message groups of one SQS batch the dispatcher sends at
     /// once; `None` is all of them (the batch size).
     pub dispatch_concurrency: Option<std::num::NonZeroUsize>,
+    /// The voice fallback's window; `None` is off (see [`fallback`]).
+    pub voice_fallback: Option<Duration>,
 }
 
 impl Default for PipelineSettings {
@@ -106,6 +110,7 @@ impl Default for PipelineSettings {
             guard: GuardSettings::default(),
             metrics: Metrics::default(),
             dispatch_concurrency: None,
+            voice_fallback: None,
         }
     }
 }

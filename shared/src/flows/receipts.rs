@@ -32,7 +32,7 @@ pub struct ReceiptReport {
     pub malformed: u32,
 }
 
-/// The receipts Lambda's event, either kind: an SQS batch from the expiry
+/// The receipts Lambda's event, either kind: an SQS batch from the timers
 /// queue (answered with `batchItemFailures`, so undecided checks come
 /// back) or SNS's delivery events (answered with a [`ReceiptReport`]).
 pub async fn handle_event(
@@ -43,7 +43,7 @@ pub async fn handle_event(
         .pointer("/Records/0/eventSource")
         .and_then(|s| s.as_str());
     if source == Some("aws:sqs") {
-        return Ok(super::conversion::check_sqs_expiries(pipeline, payload).await);
+        return Ok(super::conversion::check_sqs_timers(pipeline, payload).await);
     }
     let report = record_sns_receipts(pipeline, payload).await?;
     Ok(serde_json::to_value(report).unwrap_or_default())

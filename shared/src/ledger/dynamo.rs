@@ -86,6 +86,7 @@ pub fn record_from_item(item: &Item) -> Option<LedgerRecord> {
         expires_at: get_n(item, "expiresAt").unwrap_or(0),
         delivery: delivery_from_item(item),
         sent: sent_from_item(item),
+        fallback_ms: get_n(item, "fallbackAt"),
     })
 }
 
@@ -793,5 +794,27 @@ impl Ledger for DynamoLedger {
         }
         out.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
         Ok(out)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn claim_fallback(&self, event_id: &EventId, now_ms: i64) -> Result<bool, LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(event_id))
+            .update_expression("SET #fb = :now")
+            .condition_expression("#s = :sent AND attribute_not_exists(#fb)")
+            .expression_attribute_names("#fb", "fallbackAt")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":sent", s(Status::Sent.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(ledger_error(&e)),
+        }
     }
 }

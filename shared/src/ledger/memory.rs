@@ -93,6 +93,7 @@ impl Ledger for InMemoryLedger {
                     // An update keeps what it does not set, as DynamoDB's.
                     delivery: existing.and_then(|r| r.delivery.clone()),
                     sent: existing.and_then(|r| r.sent.clone()),
+                    fallback_ms: existing.and_then(|r| r.fallback_ms),
                     owner: Some(c.owner.to_owned()),
                     correlation_id: c
                         .correlation_id
@@ -323,6 +324,16 @@ impl Ledger for InMemoryLedger {
         v.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
         Ok(v)
     }
+
+    async fn claim_fallback(&self, event_id: &EventId, now_ms: i64) -> Result<bool, LedgerError> {
+        self.with(|map| match map.get_mut(event_id.as_str()) {
+            Some(r) if r.status == Status::Sent && r.fallback_ms.is_none() => {
+                r.fallback_ms = Some(now_ms);
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
 }
 
 /// A record with no lease, owner, channel, message id or failure, as a
@@ -349,6 +360,7 @@ fn record(
         expires_at,
         delivery: None,
         sent: None,
+        fallback_ms: None,
     }
 }
 

@@ -105,6 +105,8 @@ pub struct LedgerRecord {
     pub delivery: Option<DeliveryRecord>,
     /// What the send left for conversion, once it was noted.
     pub sent: Option<SentRecord>,
+    /// When a voice fallback was placed for it (epoch ms), if one was.
+    pub fallback_ms: Option<i64>,
 }
 
 /// What the ledger keeps of a confirmed send for conversion and reports.
@@ -517,6 +519,10 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 
     /// Every block entry.
     async fn list_blocks(&self) -> Result<Vec<GuardBlock>, LedgerError>;
+
+    /// Takes the one voice fallback a sent event may have; `false` when it
+    /// was taken before, or the event is not `SENT`.
+    async fn claim_fallback(&self, event_id: &EventId, now_ms: i64) -> Result<bool, LedgerError>;
 }
 
 /// What a claim attempt should report when the condition fails, given the

@@ -53,6 +53,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "SignInsIgnored",
     "GuardBlocks",
     "FollowUpErrors",
+    "VoiceFallbacks",
 ];
 
 /// Where EMF documents go.
@@ -298,6 +299,19 @@ impl Metrics {
             }],
             &[("FollowUpErrors", 1.0)],
             &[("step", step)],
+        );
+    }
+
+    /// A code sent by voice instead of SMS (`reason`: LANDLINE, or
+    /// UNREACHABLE after a bounced SMS).
+    pub fn voice_fallback(&self, reason: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["reason"]],
+                metrics: &[("VoiceFallbacks", "Count")],
+            }],
+            &[("VoiceFallbacks", 1.0)],
+            &[("reason", reason)],
         );
     }
 

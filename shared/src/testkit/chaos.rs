@@ -415,6 +415,10 @@ impl Ledger for ChaosLedger {
     async fn list_blocks(&self) -> Result<Vec<crate::ledger::GuardBlock>, LedgerError> {
         self.inner.list_blocks().await
     }
+
+    async fn claim_fallback(&self, e: &EventId, now_ms: i64) -> Result<bool, LedgerError> {
+        chaos_ledger_call!(self, self.inner.claim_fallback(e, now_ms))
+    }
 }
 
 #[derive(Debug)]

@@ -163,6 +163,7 @@ mod tests {
             expires_at: 0,
             delivery: None,
             sent: None,
+            fallback_ms: None,
         }
     }
 

@@ -72,6 +72,13 @@ macro_rules! ledger_wrapper {
         ) -> Result<Vec<$crate::ledger::GuardBlock>, $crate::ledger::LedgerError> {
             self.$inner.list_blocks().await
         }
+        async fn claim_fallback(
+            &self,
+            event_id: &$crate::domain::EventId,
+            now_ms: i64,
+        ) -> Result<bool, $crate::ledger::LedgerError> {
+            self.$inner.claim_fallback(event_id, now_ms).await
+        }
         }
     };
 }

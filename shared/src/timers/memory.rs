@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Arrived, ExpiryCheck, Timers, delay_for};
+use super::{Arrived, Check, Timers, delay_for};
 use crate::clock::Clock;
 use crate::crypto::random_hex;
 use crate::queue::QueueError;
@@ -51,8 +51,8 @@ fn millis(d: Duration) -> i64 {
 
 #[async_trait]
 impl Timers for InMemoryTimers {
-    async fn schedule(&self, check: &ExpiryCheck, now_ms: i64) -> Result<(), QueueError> {
-        let delay = delay_for(check.due_ms, now_ms);
+    async fn schedule(&self, check: &Check, now_ms: i64) -> Result<(), QueueError> {
+        let delay = delay_for(check.due_ms(), now_ms);
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -99,6 +99,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::testkit::ManualClock;
+    use crate::timers::ExpiryCheck;
 
     #[tokio::test]
     async fn arrives_when_due_hides_and_comes_back_unless_done() {
@@ -106,11 +107,11 @@ mod tests {
             chrono::DateTime::from_timestamp_millis(1_000_000).unwrap(),
         ));
         let t = InMemoryTimers::new(clock.clone());
-        t.schedule(&ExpiryCheck::new("e1", 1_060_000), 1_000_000)
+        t.schedule(&ExpiryCheck::new("e1", 1_060_000).into(), 1_000_000)
             .await
             .unwrap();
         // Due in an hour: arrives after the 15-minute cap.
-        t.schedule(&ExpiryCheck::new("e2", 4_600_000), 1_000_000)
+        t.schedule(&ExpiryCheck::new("e2", 4_600_000).into(), 1_000_000)
             .await
             .unwrap();
         assert!(t.arrived(10).await.unwrap().is_empty());

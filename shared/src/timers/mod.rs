@@ -1,6 +1,8 @@
-//! The `Timers` port: a check that has to happen later, at a code's expiry.
-//! Its adapters are [`SqsTimers`] (an SQS standard queue with a per-message
-//! delay, in AWS) and [`InMemoryTimers`] (local mode and flow tests).
+//! The `Timers` port: a check that has to happen later ([`Check`]): at a
+//! code's expiry (was it used?), or shortly after an SMS (did it bounce, so
+//! that a voice call should carry the code instead?). Its adapters are
+//! [`SqsTimers`] (an SQS standard queue with a per-message delay, in AWS)
+//! and [`InMemoryTimers`] (local mode and flow tests).
 //!
 //! Why an SQS delay and not a DynamoDB TTL stream: TTL deletes items up to
 //! days late, and an `UNUSED` mark should come minutes after the expiry.
@@ -67,18 +69,84 @@ pub fn delay_for(due_ms: i64, now_ms: i64) -> Duration {
     Duration::from_secs(left_ms.div_ceil(1000)).min(MAX_DELAY)
 }
 
-/// An arrived check: its body and the handle to delete it by.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A voice call to place with the same code if the SMS has a final
+/// undeliverable receipt by `due_ms` (`VOICE_FALLBACK`). It carries the
+/// queued job, code included, as the job queue does: the ledger never
+/// holds a code, and the call needs one. `Debug` leaves the job out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FallbackCheck {
+    pub v: u8,
+    pub event_id: String,
+    pub due_ms: i64,
+    /// The job, as the job queue carries it (`Job::encode`).
+    pub job: String,
+}
+
+impl std::fmt::Debug for FallbackCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FallbackCheck")
+            .field("event_id", &self.event_id)
+            .field("due_ms", &self.due_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a timer carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Check {
+    // First: only it has a `job`.
+    Fallback(FallbackCheck),
+    Expiry(ExpiryCheck),
+}
+
+impl Check {
+    pub fn due_ms(&self) -> i64 {
+        match self {
+            Check::Fallback(c) => c.due_ms,
+            Check::Expiry(c) => c.due_ms,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// `None` for a body that is not a check of a known version.
+    pub fn decode(body: &str) -> Option<Self> {
+        serde_json::from_str::<Self>(body).ok().filter(|c| match c {
+            Check::Fallback(f) => f.v == ExpiryCheck::VERSION && !f.event_id.is_empty(),
+            Check::Expiry(e) => e.v == ExpiryCheck::VERSION && !e.event_id.is_empty(),
+        })
+    }
+}
+
+impl From<ExpiryCheck> for Check {
+    fn from(c: ExpiryCheck) -> Self {
+        Check::Expiry(c)
+    }
+}
+
+/// An arrived check: its body and the handle to delete it by. `Debug`
+/// leaves the body out (a fallback check holds a code).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Arrived {
     pub handle: String,
     pub body: String,
+}
+
+impl std::fmt::Debug for Arrived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arrived").finish_non_exhaustive()
+    }
 }
 
 #[async_trait]
 pub trait Timers: Send + Sync + std::fmt::Debug {
     /// Schedules the check to arrive at its due time, or after
     /// [`MAX_DELAY`] if that is sooner.
-    async fn schedule(&self, check: &ExpiryCheck, now_ms: i64) -> Result<(), QueueError>;
+    async fn schedule(&self, check: &Check, now_ms: i64) -> Result<(), QueueError>;
 
     /// Checks that have arrived, at most `max`, each hidden for a while
     /// until [`Timers::done`] (Lambda's SQS event source does this in AWS;
@@ -103,7 +171,23 @@ mod tests {
     #[test]
     fn checks_round_trip_and_refuse_other_bodies() {
         let c = ExpiryCheck::new("evt-1", 42);
-        assert_eq!(ExpiryCheck::decode(&c.encode()), Some(c));
+        assert_eq!(ExpiryCheck::decode(&c.encode()), Some(c.clone()));
+        let expiry = Check::from(c);
+        assert_eq!(Check::decode(&expiry.encode()), Some(expiry));
+        let fallback = Check::Fallback(FallbackCheck {
+            v: 1,
+            event_id: "evt-2".into(),
+            due_ms: 7,
+            job: r#"{"otp":"123456"}"#.into(),
+        });
+        assert_eq!(Check::decode(&fallback.encode()), Some(fallback.clone()));
+        assert!(!format!("{fallback:?}").contains("123456"));
+        let arrived = Arrived {
+            handle: "h".into(),
+            body: fallback.encode(),
+        };
+        assert!(!format!("{arrived:?}").contains("123456"));
+        assert_eq!(Check::decode(r#"{"v":2,"eventId":"e","dueMs":1}"#), None);
         assert_eq!(ExpiryCheck::decode("{}"), None);
         assert_eq!(
             ExpiryCheck::decode(r#"{"v":9,"eventId":"e","dueMs":1}"#),

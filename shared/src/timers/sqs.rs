@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 
-use super::{Arrived, ExpiryCheck, Timers, delay_for};
+use super::{Arrived, Check, Timers, delay_for};
 use crate::aws::classify;
 use crate::queue::QueueError;
 
@@ -40,8 +40,8 @@ where
 
 #[async_trait]
 impl Timers for SqsTimers {
-    async fn schedule(&self, check: &ExpiryCheck, now_ms: i64) -> Result<(), QueueError> {
-        let delay = i32::try_from(delay_for(check.due_ms, now_ms).as_secs()).unwrap_or(900);
+    async fn schedule(&self, check: &Check, now_ms: i64) -> Result<(), QueueError> {
+        let delay = i32::try_from(delay_for(check.due_ms(), now_ms).as_secs()).unwrap_or(900);
         self.client
             .send_message()
             .queue_url(&self.url)

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use telehook::clock::Clock;
 use telehook::domain::channel::Channel;
 use telehook::domain::{Conversion, DeliveryOutcome, Feedback};
-use telehook::flows::conversion::{ExpiryOutcome, check_expiry, record_sign_ins, run_due_checks};
+use telehook::flows::conversion::{CheckOutcome, check_due, record_sign_ins, run_due_checks};
 use telehook::flows::guard::{AllowedCountries, GuardSettings, Learning};
 use telehook::okta::events::{EventBatch, SignInEvent};
 use telehook::testkit::ManualClock;
@@ -124,8 +124,8 @@ async fn an_unused_code_is_marked_at_expiry_with_failed_feedback() {
     assert_eq!(late.expired, 1);
     let body = ExpiryCheck::new("evt-u1", h.clock.now_ms() - 1).encode();
     assert_eq!(
-        check_expiry(&h.pipeline, &body).await,
-        Ok(ExpiryOutcome::Decided)
+        check_due(&h.pipeline, &body).await,
+        Ok(CheckOutcome::Decided)
     );
     assert_eq!(h.messenger.feedback_given().len(), 1);
 }
@@ -175,8 +175,8 @@ async fn a_check_that_arrives_early_waits_for_the_rest_of_a_long_code_life() {
     }
     assert_eq!(conversion(&h, "evt-long").await, Some(Conversion::Unused));
     assert_eq!(
-        check_expiry(&h.pipeline, "not a check").await,
-        Ok(ExpiryOutcome::Malformed)
+        check_due(&h.pipeline, "not a check").await,
+        Ok(CheckOutcome::Malformed)
     );
 }
 

@@ -15,6 +15,7 @@ mod dispatch_groups;
 mod dispatcher_events;
 mod eum;
 mod events;
+mod fallback;
 mod fuzz;
 mod ingress;
 mod layout;

@@ -419,6 +419,15 @@ pub(crate) mod ledger {
             record.sent.unwrap().user_channel.as_deref(),
             Some("uk3#voice")
         );
+        // One voice fallback per sent event, none for an unknown one.
+        assert_eq!(ledger.claim_fallback(&late, t0 + 10).await, Ok(true));
+        assert_eq!(ledger.claim_fallback(&late, t0 + 11).await, Ok(false));
+        assert_eq!(
+            ledger.claim_fallback(&eid("evt-cv-none"), t0).await,
+            Ok(false)
+        );
+        let record = ledger.get(&late).await.unwrap().unwrap();
+        assert_eq!(record.fallback_ms, Some(t0 + 10));
     }
 
     /// Counts add up per window; a learned block does not replace a pin,
@@ -725,8 +734,8 @@ mod timers {
     async fn behaves(timers: &dyn Timers, now_ms: i64) {
         let due = ExpiryCheck::new("evt-t-1", now_ms - 1);
         let later = ExpiryCheck::new("evt-t-2", now_ms + 60_000);
-        timers.schedule(&due, now_ms).await.unwrap();
-        timers.schedule(&later, now_ms).await.unwrap();
+        timers.schedule(&due.clone().into(), now_ms).await.unwrap();
+        timers.schedule(&later.into(), now_ms).await.unwrap();
         let got = timers.arrived(10).await.unwrap();
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(ExpiryCheck::decode(&got[0].body), Some(due));

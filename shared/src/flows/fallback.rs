@@ -1,0 +1,133 @@
+//! The voice fallback (`VOICE_FALLBACK=on`; off by default): a code that
+//! cannot arrive by SMS is read out by a call instead, once per event, while
+//! it is still valid.
+//!
+//! - A landline cannot take an SMS: with the fallback on, an SMS hook to a
+//!   number the metadata knows as a fixed line becomes a voice call before
+//!   the guard runs (which would refuse the SMS).
+//! - After a confirmed SMS, a [`FallbackCheck`] waits for the fallback
+//!   window (`VOICE_FALLBACK_WINDOW_SECONDS`). When it arrives, the ledger
+//!   says what the provider reported: a final `TEXT_UNREACHABLE` or
+//!   `TEXT_CARRIER_UNREACHABLE` by then (and no sign-in) means a call, if
+//!   the code still has [`MIN_LIFE_LEFT`]; anything else, nothing.
+//!
+//! The check carries the job, code included, on the timers queue, as the
+//! job queue carries it: the ledger never holds a code, and a call needs
+//! one. At most once per event: the ledger's `fallbackAt` is taken by a
+//! conditional write before the call.
+
+use std::time::Duration;
+
+use super::Pipeline;
+use crate::domain::{Channel, DeliveryRequest, Job, NumberType};
+use crate::ledger::LedgerError;
+use crate::timers::{Check, ExpiryCheck, FallbackCheck};
+
+/// Less than this left of a code's life, a call would read out a code that
+/// expires before anyone can type it.
+pub const MIN_LIFE_LEFT: Duration = Duration::from_secs(30);
+
+/// The final SMS events that call for a call: the handset or the carrier
+/// cannot be reached. Blocked, spam or opted-out numbers are not called.
+pub const FALLBACK_EVENTS: [&str; 2] = ["TEXT_UNREACHABLE", "TEXT_CARRIER_UNREACHABLE"];
+
+/// What a fallback check did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackOutcome {
+    /// The call was placed.
+    Called,
+    /// The SMS was not reported undeliverable in the window, was used, or
+    /// a fallback was taken before: no call.
+    NotNeeded,
+    /// Too little of the code's life is left.
+    TooLate,
+    /// The call was refused or failed; not tried again.
+    CallFailed,
+}
+
+/// Turns an SMS hook to a landline into a call, when the fallback is on.
+/// Returns whether it did.
+pub(crate) fn landline_to_voice(pipeline: &Pipeline, req: &mut DeliveryRequest) -> bool {
+    let landline = req.channel == Channel::Sms
+        && pipeline.settings.voice_fallback.is_some()
+        && req.phone.number_type() == NumberType::FixedLine;
+    if landline {
+        tracing::info!(to = %req.phone, "a landline cannot take an SMS: calling instead");
+        pipeline.settings.metrics.voice_fallback("LANDLINE");
+        req.channel = Channel::Voice;
+    }
+    landline
+}
+
+impl Pipeline {
+    /// After a confirmed SMS, with the fallback on: the check that decides
+    /// on a call once the window has passed.
+    pub(crate) fn fallback_check(&self, req: &DeliveryRequest, now_ms: i64) -> Option<Check> {
+        let window = self.settings.voice_fallback?;
+        if req.channel != Channel::Sms {
+            return None;
+        }
+        Some(Check::Fallback(FallbackCheck {
+            v: ExpiryCheck::VERSION,
+            event_id: req.event_id.as_str().to_owned(),
+            due_ms: now_ms + i64::try_from(window.as_millis()).unwrap_or(60_000),
+            job: Job::from_request(req).encode(),
+        }))
+    }
+}
+
+/// A fallback check that has arrived (see the module docs). `Err` only for
+/// a ledger that cannot be read or written now: the check comes back.
+pub async fn check_fallback(
+    pipeline: &Pipeline,
+    check: &FallbackCheck,
+) -> Result<FallbackOutcome, LedgerError> {
+    let Ok(mut req) = Job::decode(&check.job).and_then(|j| j.to_request()) else {
+        tracing::warn!("a fallback check whose job cannot be read; dropped");
+        return Ok(FallbackOutcome::NotNeeded);
+    };
+    let now = pipeline.clock.now();
+    let left = (req.otp_expires - now).to_std().unwrap_or_default();
+    let record = pipeline.ledger.get(&req.event_id).await?;
+    // Bounced, and not used after all (a late sign-in would mean it
+    // arrived).
+    let bounced = record.as_ref().is_some_and(|r| {
+        r.delivery
+            .as_ref()
+            .is_some_and(|d| FALLBACK_EVENTS.contains(&d.event_type.as_str()))
+            && r.sent.as_ref().and_then(|s| s.conversion).map(|c| c.0)
+                != Some(crate::domain::Conversion::Converted)
+    });
+    if !bounced {
+        return Ok(FallbackOutcome::NotNeeded);
+    }
+    if left < MIN_LIFE_LEFT {
+        tracing::info!("the SMS bounced, but too little of the code's life is left to call");
+        return Ok(FallbackOutcome::TooLate);
+    }
+    if !pipeline
+        .ledger
+        .claim_fallback(&req.event_id, now.timestamp_millis())
+        .await?
+    {
+        return Ok(FallbackOutcome::NotNeeded);
+    }
+    req.channel = Channel::Voice;
+    match pipeline.send_once(&req).await {
+        Ok(receipt) => {
+            tracing::info!(
+                event_id = %req.event_id,
+                provider_message_id = %receipt.message_id,
+                to = %req.phone,
+                "the SMS could not be delivered: the code was called in instead"
+            );
+            pipeline.settings.metrics.voice_fallback("UNREACHABLE");
+            Ok(FallbackOutcome::Called)
+        }
+        Err(e) => {
+            // The fallback is taken: a second call could ring twice.
+            tracing::warn!(error = %e, "the fallback call failed; not tried again");
+            Ok(FallbackOutcome::CallFailed)
+        }
+    }
+}

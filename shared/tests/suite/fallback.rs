@@ -1,0 +1,239 @@
+//! The voice fallback over the in-memory adapters: a landline gets a call
+//! instead of an SMS; an SMS reported unreachable within the window gets
+//! one call with the same code while it is still valid; anything else gets
+//! none. Off by default.
+
+// Test helpers may unwrap: a panic is a test failure with a location.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use telehook::clock::Clock;
+use telehook::domain::channel::Channel;
+use telehook::domain::{DeliveryOutcome, DeliveryVerdict};
+use telehook::flows::conversion::run_due_checks;
+use telehook::flows::guard::{AllowedCountries, GuardSettings};
+use telehook::flows::{Pipeline, PipelineSettings};
+use telehook::testkit::ManualClock;
+use tokio::time::Instant;
+
+use crate::ports::ledger::receipt;
+use crate::support::LogCapture;
+use crate::support::flow::*;
+
+/// A pipeline with the fallback on (a 60-second window), any country.
+fn with_fallback(on: bool) -> Harness {
+    let h = harness_guarded(
+        Arc::new(ManualClock::new(Utc::now())),
+        true,
+        None,
+        None,
+        GuardSettings {
+            countries: AllowedCountries::All,
+            ..GuardSettings::default()
+        },
+    );
+    let mut settings: PipelineSettings = h.pipeline.settings.clone();
+    settings.voice_fallback = on.then_some(Duration::from_secs(60));
+    let pipeline = Pipeline::builder(h.ledger.clone(), h.queue.clone(), h.messenger.clone())
+        .clock(h.clock.clone())
+        .settings(settings)
+        .build();
+    Harness { pipeline, ..h }
+}
+
+/// A London fixed line (Ofcom's range for drama), which cannot take an SMS.
+const LANDLINE: &str = "+442079460958";
+
+#[tokio::test(start_paused = true)]
+async fn a_landline_gets_a_call_instead_of_an_sms_only_with_the_fallback_on() {
+    let h = with_fallback(true);
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(&h, "evt-fb-land", LANDLINE, Channel::Sms),
+            Instant::now(),
+        )
+        .await;
+    assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
+    let sent = h.messenger.accepted();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].rendered.channel, Channel::Voice);
+    assert_eq!(h.record("evt-fb-land").await.channel, Some(Channel::Voice));
+
+    let off = with_fallback(false);
+    let out = off
+        .pipeline
+        .handle_hook(
+            request(&off, "evt-fb-land", LANDLINE, Channel::Sms),
+            Instant::now(),
+        )
+        .await;
+    assert!(
+        matches!(out, DeliveryOutcome::Failed { .. }),
+        "refused: {out:?}"
+    );
+    assert!(off.messenger.accepted().is_empty());
+}
+
+async fn sms(h: &Harness, event: &str) {
+    let out = h
+        .pipeline
+        .handle_hook(
+            request(h, event, "+14155552671", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
+    assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
+}
+
+async fn bounce(h: &Harness, event: &str, event_type: &str, delivery: DeliveryVerdict) {
+    h.ledger
+        .record_delivery(&receipt(event, delivery, event_type), h.clock.now_ms())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_sms_gets_one_call_with_the_same_code() {
+    let h = with_fallback(true);
+    sms(&h, "evt-fb-1").await;
+    h.clock.advance(chrono::Duration::seconds(5));
+    bounce(
+        &h,
+        "evt-fb-1",
+        "TEXT_CARRIER_UNREACHABLE",
+        DeliveryVerdict::Undelivered,
+    )
+    .await;
+    // Not before the window ends.
+    assert_eq!(run_due_checks(&h.pipeline).await, 0);
+    h.clock.advance(chrono::Duration::seconds(60));
+    assert_eq!(run_due_checks(&h.pipeline).await, 1);
+    let sent = h.messenger.accepted();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].rendered.channel, Channel::Voice);
+    assert_eq!(sent[1].event_id, sent[0].event_id);
+    // The same code, read out digit by digit (the SSML tags left out).
+    let mut spoken = String::new();
+    let mut in_tag = false;
+    for c in sent[1].rendered.body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag && c.is_ascii_digit() => spoken.push(c),
+            _ => {}
+        }
+    }
+    assert!(spoken.contains(OTP), "{}", sent[1].rendered.body);
+    assert!(h.record("evt-fb-1").await.fallback_ms.is_some());
+    // At most once: the same check again (SQS delivers at least once).
+    let job =
+        telehook::domain::Job::from_request(&request(&h, "evt-fb-1", "+14155552671", Channel::Sms));
+    let again = telehook::timers::Check::Fallback(telehook::timers::FallbackCheck {
+        v: 1,
+        event_id: "evt-fb-1".into(),
+        due_ms: h.clock.now_ms(),
+        job: job.encode(),
+    });
+    telehook::flows::conversion::check_due(&h.pipeline, &again.encode())
+        .await
+        .unwrap();
+    assert_eq!(h.messenger.accepted().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_call_for_a_delivered_blocked_late_or_nearly_expired_sms() {
+    let h = with_fallback(true);
+    // Delivered; blocked (not a reachability problem); no receipt in time.
+    sms(&h, "evt-fb-ok").await;
+    bounce(
+        &h,
+        "evt-fb-ok",
+        "TEXT_DELIVERED",
+        DeliveryVerdict::Delivered,
+    )
+    .await;
+    sms(&h, "evt-fb-blocked").await;
+    bounce(
+        &h,
+        "evt-fb-blocked",
+        "TEXT_BLOCKED",
+        DeliveryVerdict::Undelivered,
+    )
+    .await;
+    sms(&h, "evt-fb-late").await;
+    h.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(run_due_checks(&h.pipeline).await, 3);
+    bounce(
+        &h,
+        "evt-fb-late",
+        "TEXT_UNREACHABLE",
+        DeliveryVerdict::Undelivered,
+    )
+    .await;
+    assert_eq!(run_due_checks(&h.pipeline).await, 0);
+    // Unreachable, but the code has less than half a minute left.
+    let mut req = request(&h, "evt-fb-short", "+14155552671", Channel::Sms);
+    req.otp_expires = h.clock.now() + chrono::Duration::seconds(80);
+    h.pipeline.handle_hook(req, Instant::now()).await;
+    bounce(
+        &h,
+        "evt-fb-short",
+        "TEXT_UNREACHABLE",
+        DeliveryVerdict::Undelivered,
+    )
+    .await;
+    h.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(run_due_checks(&h.pipeline).await, 1);
+    assert!(
+        h.messenger
+            .accepted()
+            .iter()
+            .all(|m| m.rendered.channel == Channel::Sms),
+        "no call"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn off_by_default_and_the_logs_hold_no_code() {
+    let Some(capture) = LogCapture::isolated(crate::test_path!(
+        "off_by_default_and_the_logs_hold_no_code"
+    )) else {
+        return;
+    };
+    let plain = harness(true);
+    sms(&plain, "evt-fb-off").await;
+    bounce(
+        &plain,
+        "evt-fb-off",
+        "TEXT_UNREACHABLE",
+        DeliveryVerdict::Undelivered,
+    )
+    .await;
+    plain.clock.advance(chrono::Duration::seconds(120));
+    assert_eq!(
+        run_due_checks(&plain.pipeline).await,
+        0,
+        "nothing scheduled"
+    );
+
+    let h = with_fallback(true);
+    sms(&h, "evt-fb-log").await;
+    bounce(
+        &h,
+        "evt-fb-log",
+        "TEXT_UNREACHABLE",
+        DeliveryVerdict::Undelivered,
+    )
+    .await;
+    h.clock.advance(chrono::Duration::seconds(61));
+    run_due_checks(&h.pipeline).await;
+    let text = capture.text();
+    assert!(text.contains("the code was called in instead"), "{text}");
+    for secret in [OTP, "4155552671"] {
+        assert!(!text.contains(secret), "the logs hold {secret}");
+    }
+}
