@@ -108,6 +108,33 @@ async fn ledger_items_hold_only_the_documented_attributes() {
     ]);
     with_receipt.sort_unstable();
     assert_eq!(names(item().await), with_receipt);
+    // Conversion and a fallback add theirs: a keyed hash of the user, a
+    // prefix of the number, times and words.
+    ledger
+        .note_send(&telehook::ledger::SendNote {
+            event_id: &e,
+            user_key: Some("0123abcd"),
+            channel: Channel::Sms,
+            prefix: "1415555",
+            sent_ms: t0 + 3,
+            otp_expires_ms: t0 + 300_000,
+        })
+        .await
+        .unwrap();
+    ledger.mark_unused(&e, t0 + 300_001).await.unwrap().unwrap();
+    assert!(ledger.claim_fallback(&e, t0 + 5).await.unwrap());
+    let mut converted = with_receipt.clone();
+    converted.extend([
+        "conversion",
+        "convertedAt",
+        "fallbackAt",
+        "otpExpiresAt",
+        "prefix",
+        "sentAt",
+        "userChannel",
+    ]);
+    converted.sort_unstable();
+    assert_eq!(names(item().await), converted);
 }
 
 #[tokio::test]
@@ -242,6 +269,97 @@ async fn dispatcher_end_to_end_through_the_poller() {
     let dead = dlq.receive(10, Duration::ZERO).await.unwrap();
     assert_eq!(dead.len(), 1, "the poison message reached the DLQ");
     assert_eq!(dead[0].body, poison, "untouched");
+}
+
+/// The learning guard and conversion on the DynamoDB ledger, through the
+/// pipeline: a range that converts stays open, one that does not is
+/// blocked at its minimum of sends, and the block is an item the next hook
+/// reads.
+#[tokio::test]
+async fn the_learning_guard_blocks_a_range_over_the_wire() {
+    use telehook::flows::conversion::record_sign_ins;
+    use telehook::flows::guard::{AllowedCountries, GuardSettings, Learning};
+    use telehook::okta::events::{EventBatch, SignInEvent};
+    let (_guard, m) = moto().await;
+    let sdk = sdk_config(&m.url).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_ledger_table(&ddb, "ledger").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (main_url, _) = create_queues(&sqs, 2, 1).await;
+    let ledger = Arc::new(DynamoLedger::new(ddb, "ledger"));
+    let messenger = Arc::new(ScriptedMessenger::new());
+    let pipeline = Pipeline::builder(
+        ledger.clone(),
+        Arc::new(SqsQueue::new(sqs, &main_url)),
+        messenger.clone(),
+    )
+    .settings(PipelineSettings {
+        hash_key: b"wire-test-hash-key-0123".to_vec(),
+        guard: GuardSettings {
+            countries: AllowedCountries::All,
+            per_destination: None,
+            per_user: None,
+            learning: Learning {
+                min_sends: 5,
+                ..Learning::on()
+            },
+            ..GuardSettings::default()
+        },
+        ..Default::default()
+    })
+    .build();
+    let hook = |i: usize, phone: String| DeliveryRequest {
+        event_id: eid(&format!("evt-lg-{i}")),
+        request_type: RequestType::MfaVerification,
+        phone: PhoneNumber::parse(&phone, "US".parse().unwrap()).unwrap(),
+        otp: Otp::parse("602214").unwrap(),
+        otp_expires: chrono::Utc::now() + chrono::Duration::minutes(5),
+        channel: Channel::Sms,
+        locale: Locale::parse("en").unwrap(),
+        locale_from_request: true,
+        user_id: Some(format!("00ulg{i}")),
+        context: Default::default(),
+    };
+    let mut answers = Vec::new();
+    for i in 0..7 {
+        // Converting range: each code is used before the next send.
+        let out = pipeline
+            .handle_hook(
+                hook(i, format!("+1206555{:04}", 100 + i)),
+                tokio::time::Instant::now(),
+            )
+            .await;
+        assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
+        let batch = EventBatch {
+            sign_ins: vec![SignInEvent {
+                user_id: format!("00ulg{i}"),
+                channel: Channel::Sms,
+                at: chrono::Utc::now(),
+            }],
+            skipped: vec![],
+        };
+        assert_eq!(
+            record_sign_ins(&pipeline, &batch).await.unwrap().converted,
+            1
+        );
+        // Pumped range: nobody types anything in.
+        let out = pipeline
+            .handle_hook(
+                hook(100 + i, format!("+4477009{:05}", i)),
+                tokio::time::Instant::now(),
+            )
+            .await;
+        answers.push(matches!(out, DeliveryOutcome::Successful { .. }));
+    }
+    assert_eq!(answers, [true, true, true, true, true, false, false]);
+    let blocks = ledger.list_blocks().await.unwrap();
+    let keys: Vec<(&str, &str)> = blocks
+        .iter()
+        .map(|b| (b.scope.as_str(), b.key.as_str()))
+        .collect();
+    assert_eq!(keys, [("pfx", "4477009")]);
+    assert_eq!(blocks[0].sends, 5);
+    assert!(blocks[0].reason.contains("0 of 5"), "{}", blocks[0].reason);
 }
 
 #[tokio::test]
