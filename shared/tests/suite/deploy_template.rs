@@ -663,3 +663,51 @@ fn protect_country_rules_expand_to_country_rules() {
         assert!(id.contains("HasProtectRules"), "{name}: {id}");
     }
 }
+
+/// Each country of `SmsDeliveryRateAlarmCountries` gets its own
+/// delivery-rate alarm on the metric the code writes for it (channel,
+/// country, delivery), and empty slots make none.
+#[test]
+fn listed_countries_get_their_own_delivery_rate_alarm() {
+    let conditions = &translated()["Conditions"];
+    let countries = |value: &str| {
+        (0..5)
+            .filter_map(|i| {
+                let name = format!("SmsDeliveryRateAlarmCountry{i}");
+                let alarm = resource(&name);
+                let holds = condition(
+                    &conditions[alarm["Condition"].as_str().unwrap()],
+                    &[("SmsDeliveryRateAlarmCountries", value)],
+                    conditions,
+                );
+                holds.then(|| {
+                    let dims =
+                        &alarm["Properties"]["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"];
+                    let names: Vec<&str> = dims
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d["Name"].as_str().unwrap())
+                        .collect();
+                    assert_eq!(names, ["channel", "country", "delivery"], "{name}");
+                    evaluate(
+                        &dims[1]["Value"],
+                        &[("SmsDeliveryRateAlarmCountries", value)],
+                        conditions,
+                    )
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(countries("US,CA"), ["US", "CA"]);
+    assert_eq!(countries("US,CA,GB,IN,BR"), ["US", "CA", "GB", "IN", "BR"]);
+    assert!(countries("").is_empty());
+    assert_eq!(
+        translated()["Parameters"]["SmsDeliveryRateAlarmCountries"]["Default"],
+        "US,CA"
+    );
+}
