@@ -399,10 +399,11 @@ fn delivery_events_reach_the_receipts_function() {
     for wider in ["dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:Query"] {
         assert!(!role.contains(wider), "{wider} in {role}");
     }
-    // Calls and templates only with the voice fallback on.
+    // Calls, and reading the ledger and the templates, only with the voice
+    // fallback on.
     for s in statements.as_array().unwrap() {
         let text = s.to_string();
-        if text.contains("sms-voice:Send") || text.contains("TemplatesTable") {
+        if text.contains("sms-voice:Send") || text.contains("GetItem") {
             assert_eq!(s["Fn::If"][0], "HasVoiceFallback", "{s}");
             assert_eq!(
                 s["Fn::If"][1]["Action"].to_string(),
