@@ -210,7 +210,10 @@ fn no_secret_value_reaches_a_function_environment() {
         let props = &resource(secret)["Properties"];
         assert!(props.get("SecretString").is_none(), "{secret}");
         assert!(
-            props["GenerateSecretString"]["PasswordLength"].as_i64().unwrap() >= 32,
+            props["GenerateSecretString"]["PasswordLength"]
+                .as_i64()
+                .unwrap()
+                >= 32,
             "{secret}"
         );
     }
@@ -722,4 +725,30 @@ fn listed_countries_get_their_own_delivery_rate_alarm() {
         translated()["Parameters"]["SmsDeliveryRateAlarmCountries"]["Default"],
         "US,CA"
     );
+}
+
+/// Every stack output the README tells an operator to read exists.
+#[test]
+fn the_outputs_the_readme_names_exist() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let outputs = translated()["Outputs"].as_object().unwrap();
+    // `<Name output>` in commands, and "the `Name` output" in prose.
+    let in_commands = readme
+        .split('<')
+        .skip(1)
+        .filter_map(|c| c.split_once('>'))
+        .filter_map(|(inner, _)| inner.strip_suffix(" output"));
+    let pieces: Vec<&str> = readme.split("` output").collect();
+    let in_prose = pieces[..pieces.len() - 1]
+        .iter()
+        .filter_map(|p| p.rsplit('`').next());
+    let named: Vec<&str> = in_commands
+        .chain(in_prose)
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric()))
+        .collect();
+    assert!(named.len() >= 4, "{named:?}");
+    assert!(named.contains(&"DlqReplayerFunctionName"), "{named:?}");
+    for name in named {
+        assert!(outputs.contains_key(name), "README names output {name}");
+    }
 }
