@@ -190,3 +190,26 @@ async fn operator_templates_win_and_broken_ones_fall_back() {
     let fr = t.render(&loc("fr"), Channel::Sms, &code, 5).await.unwrap();
     assert!(fr.body.starts_with("1234 est votre code"), "{}", fr.body);
 }
+
+/// How many SMS parts each built-in template costs with a six-digit code,
+/// the org name `Okta` and five minutes (README, "Cost, per 1,000 codes"):
+/// GSM-7 fits 160 septets in one part (153 per part after), UCS-2 70
+/// units (67 after). Arabic and Hindi take two parts; the rest one.
+#[tokio::test]
+async fn sms_parts_per_language_are_what_the_readme_says() {
+    let t = templates();
+    let code = Otp::parse("739201").unwrap();
+    for l in REQUIRED {
+        let sms = t.render(&loc(l), Channel::Sms, &code, 5).await.unwrap();
+        let parts = match gsm7_len(&sms.body) {
+            Some(n) if n <= 160 => 1,
+            Some(n) => n.div_ceil(153),
+            None => {
+                let n = sms.body.encode_utf16().count();
+                if n <= 70 { 1 } else { n.div_ceil(67) }
+            }
+        };
+        let expected = if matches!(*l, "ar" | "hi") { 2 } else { 1 };
+        assert_eq!(parts, expected, "{l}: {}", sms.body);
+    }
+}
