@@ -123,6 +123,120 @@ mod tests {
         Cli::try_parse_from(std::iter::once("telehook").chain(args.iter().copied()))
     }
 
+    /// Splits a command line as a shell would for these simple cases:
+    /// whitespace, and single or double quotes.
+    fn words(line: &str) -> Vec<String> {
+        let (mut out, mut cur, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => cur.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    any = true;
+                }
+                (None, c) if c.is_whitespace() => {
+                    if any || !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                    any = false;
+                }
+                (None, c) => cur.push(c),
+            }
+        }
+        if any || !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// Every `telehook` command the README shows, in its shell blocks and
+    /// as inline code (not the synopses with `[…]` or `|`), parses as
+    /// written, with placeholders such as `<stack-name>` filled in.
+    #[test]
+    fn every_command_in_the_readme_parses() {
+        let readme = include_str!("../../README.md");
+        // (command, whether it is a whole command line; inline mentions
+        // such as `telehook invoke` may leave required arguments out).
+        let mut commands: Vec<(String, bool)> = Vec::new();
+        let mut in_shell = false;
+        let mut in_block = false;
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                in_block = !in_block;
+                in_shell = in_block && line.starts_with("```sh");
+                continue;
+            }
+            if in_shell {
+                commands.push((line.to_owned(), true));
+            } else if !in_block {
+                // Inline code spans of prose and tables.
+                commands.extend(
+                    line.split('`')
+                        .skip(1)
+                        .step_by(2)
+                        .map(|c| (c.to_owned(), false)),
+                );
+            }
+        }
+        let mut checked = 0;
+        for (raw, whole) in commands {
+            // The command itself: no comment, pipe, chain or background.
+            let line = [" # ", " | ", " && ", " ; ", " > "]
+                .iter()
+                .fold(raw.as_str(), |l, sep| {
+                    l.split(sep).next().unwrap_or_default()
+                })
+                .trim()
+                .trim_end_matches('&')
+                .trim();
+            let rest = if let Some(r) = line.split_once("-p telehook-cli -- ") {
+                r.1
+            } else if let Some(r) = line.strip_prefix("telehook ") {
+                r
+            } else {
+                continue;
+            };
+            if rest.contains('[') || rest.contains('|') || rest.contains('…') {
+                continue;
+            }
+            // Placeholders: `<stack-name>` and the like.
+            let mut filled = String::new();
+            let mut in_placeholder = false;
+            for c in rest.chars() {
+                match c {
+                    '<' => in_placeholder = true,
+                    '>' if in_placeholder => {
+                        in_placeholder = false;
+                        filled.push_str("demo");
+                    }
+                    _ if in_placeholder => {}
+                    c => filled.push(c),
+                }
+            }
+            let filled = filled.trim_end_matches(')').trim_end_matches('\\').trim();
+            // The synopses' metavariables, as values that parse.
+            let args: Vec<String> = words(filled)
+                .into_iter()
+                .map(|w| match w.as_str() {
+                    "SPEC" => "provider.throttle=0.1".to_owned(),
+                    "N" | "C" | "L" | "P" | "SECS" => "10".to_owned(),
+                    "FILE" => "events/ingress-sms.json".to_owned(),
+                    _ => w,
+                })
+                .collect();
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            match parse(&refs) {
+                Ok(_) => {}
+                Err(e) if !whole && e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
+                }
+                Err(e) => panic!("README command does not parse: telehook {filled}\n{e}"),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 15, "{checked} commands found");
+    }
+
     #[test]
     fn aws_is_a_bare_flag_that_swallows_nothing() {
         let Command::Serve(serve) = parse(&["serve", "--aws"]).unwrap().command else {
