@@ -198,6 +198,42 @@ fn window_of(learning: &Learning, at_ms: i64) -> (i64, i64) {
     (window, ((window + 2) * window_ms) / 1000)
 }
 
+/// Adds one send (`sends`) or one conversion to the prefix's and the
+/// country's counts of the window `at_ms` falls in; a send's new counts
+/// go to [`learn`]. A failed write loses that count only.
+async fn count(
+    pipeline: &Pipeline,
+    prefix: Option<&str>,
+    country: Option<&str>,
+    at_ms: i64,
+    sends: bool,
+) {
+    let learning = &pipeline.settings.guard.learning;
+    if learning.mode == LearnMode::Off {
+        return;
+    }
+    let (window, expires_at) = window_of(learning, at_ms);
+    for (scope, key) in [(STAT_PREFIX, prefix), (STAT_COUNTRY, country)] {
+        let Some(key) = key else { continue };
+        let bump = StatBump {
+            scope,
+            key,
+            window,
+            sends: u32::from(sends),
+            conversions: u32::from(!sends),
+            expires_at,
+        };
+        match pipeline.ledger.bump(&bump).await {
+            Ok(counts) if sends => learn(pipeline, scope, key, counts, at_ms).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(scope, sends, error = %e, "not counted for the learning guard");
+                pipeline.settings.metrics.follow_up_error("stats");
+            }
+        }
+    }
+}
+
 /// Counts a confirmed send for its prefix and country, and blocks either
 /// when its conversion rate says so ([`learn`]).
 pub(crate) async fn count_send(
@@ -206,59 +242,20 @@ pub(crate) async fn count_send(
     country: Option<&str>,
     now_ms: i64,
 ) {
-    let learning = &pipeline.settings.guard.learning;
-    if learning.mode == LearnMode::Off {
-        return;
-    }
-    let (window, expires_at) = window_of(learning, now_ms);
-    let scopes = [(STAT_PREFIX, Some(prefix)), (STAT_COUNTRY, country)];
-    for (scope, key) in scopes {
-        let Some(key) = key else { continue };
-        let bump = StatBump {
-            scope,
-            key,
-            window,
-            sends: 1,
-            conversions: 0,
-            expires_at,
-        };
-        match pipeline.ledger.bump(&bump).await {
-            Ok(counts) => learn(pipeline, scope, key, counts, now_ms).await,
-            Err(e) => {
-                tracing::warn!(scope, error = %e, "send not counted for the learning guard");
-                pipeline.settings.metrics.follow_up_error("stats");
-            }
-        }
-    }
+    count(pipeline, Some(prefix), country, now_ms, true).await;
 }
 
 /// Counts a conversion in the window of its send, so a window's rate is
 /// over the same sends.
 pub(crate) async fn count_conversion(pipeline: &Pipeline, resolution: &Resolution) {
-    let learning = &pipeline.settings.guard.learning;
-    if learning.mode == LearnMode::Off {
-        return;
-    }
-    let (window, expires_at) = window_of(learning, resolution.sent_ms);
-    let scopes = [
-        (STAT_PREFIX, resolution.prefix.as_deref()),
-        (STAT_COUNTRY, resolution.country.as_deref()),
-    ];
-    for (scope, key) in scopes {
-        let Some(key) = key else { continue };
-        let bump = StatBump {
-            scope,
-            key,
-            window,
-            sends: 0,
-            conversions: 1,
-            expires_at,
-        };
-        if let Err(e) = pipeline.ledger.bump(&bump).await {
-            tracing::warn!(scope, error = %e, "conversion not counted for the learning guard");
-            pipeline.settings.metrics.follow_up_error("stats");
-        }
-    }
+    count(
+        pipeline,
+        resolution.prefix.as_deref(),
+        resolution.country.as_deref(),
+        resolution.sent_ms,
+        false,
+    )
+    .await;
 }
 
 /// The sends a window needs before its rate counts.

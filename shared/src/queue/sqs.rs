@@ -17,7 +17,8 @@ pub struct SqsQueue {
     arn: String,
 }
 
-fn queue_error<E>(
+/// An SDK error as the queue ports report it (the timers' adapter too).
+pub(crate) fn queue_error<E>(
     e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
 ) -> QueueError
 where

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 
 use super::{Arrived, Check, Timers, delay_for};
-use crate::aws::classify;
 use crate::queue::QueueError;
+use crate::queue::sqs::queue_error as timer_error;
 
 #[derive(Debug, Clone)]
 pub struct SqsTimers {
@@ -21,20 +21,6 @@ impl SqsTimers {
             client,
             url: url.into(),
         }
-    }
-}
-
-fn timer_error<E>(
-    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
-) -> QueueError
-where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata,
-{
-    let c = classify(e);
-    if c.retryable {
-        QueueError::Unavailable(c.code)
-    } else {
-        QueueError::Rejected(c.code)
     }
 }
 
