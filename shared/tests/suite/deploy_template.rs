@@ -79,6 +79,70 @@ fn the_stage_comes_after_the_account_logging_role() {
     assert_eq!(resource("ApiGatewayAccount")["Condition"], "SetLogRole");
 }
 
+/// The API's resource policy allows exactly the routes the functions serve,
+/// on the one stage: a route added later stays closed until it is listed.
+#[test]
+fn the_resource_policy_opens_exactly_the_served_routes() {
+    let (_, stage) = resources_of("AWS::ApiGateway::Stage")[0];
+    let stage_name = stage["Properties"]["StageName"].as_str().unwrap();
+    let body = &resource("HookApi")["Properties"]["Body"];
+    let mut served: Vec<String> = body["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, methods)| {
+            methods
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("execute-api:/{stage_name}/{}{path}", m.to_uppercase()))
+        })
+        .collect();
+    served.sort();
+    let policy = &body["x-amazon-apigateway-policy"]["Statement"];
+    let statements = policy.as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{policy}");
+    let s = &statements[0];
+    assert_eq!(s["Effect"], "Allow");
+    assert_eq!(s["Action"], "execute-api:Invoke");
+    let mut allowed: Vec<String> = s["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    allowed.sort();
+    assert_eq!(allowed, served);
+    assert_eq!(served.len(), 3, "{served:?}");
+}
+
+/// `sam deploy --guided` asks "<function> has no authentication. Is this
+/// okay? [y/N]" for each API event it finds unprotected, and its default
+/// stops the deploy. The SAM CLI's own check, run on the template, finds
+/// every event covered.
+#[test]
+fn the_guided_deploy_finds_no_route_without_authentication() {
+    let check = "import sys\n\
+        from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider\n\
+        from samcli.commands.deploy.auth_utils import auth_per_resource\n\
+        stacks, _ = SamLocalStackProvider.get_stacks('template.yaml')\n\
+        found = auth_per_resource(stacks)\n\
+        print(found)\n\
+        assert len(found) == 3, found\n\
+        assert all(ok for _, ok in found), found\n";
+    let out = std::process::Command::new(python())
+        .current_dir(root())
+        .args(["-c", check])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn stateful_resources_are_retained() {
     let mut seen = 0;
