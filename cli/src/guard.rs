@@ -26,7 +26,7 @@ use crate::report::{block_text, read_blocks, write_blocks};
 #[derive(clap::Args, Debug)]
 pub struct Where {
     /// Local mode's state directory.
-    #[arg(long, default_value = ".telehook")]
+    #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
     pub state_dir: PathBuf,
     /// Change the ledger table instead (normal AWS SDK environment).
     #[arg(long)]

@@ -32,7 +32,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 #[derive(clap::Args, Debug)]
 pub struct LocalArgs {
     /// Where the dev issuer's key and the outbox live.
-    #[arg(long, default_value = ".telehook")]
+    #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
     pub state_dir: PathBuf,
     /// The outbox file [default: <state-dir>/outbox.jsonl].
     #[arg(long)]
@@ -92,10 +92,10 @@ fn parse_backend(s: &str) -> Result<BackendFlag, String> {
 
 #[derive(clap::Args, Debug)]
 pub struct TokenArgs {
-    #[arg(long, default_value = ".telehook")]
+    #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
     state_dir: PathBuf,
     /// The port `telehook serve` listens on (it is part of the issuer).
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, env = "TELEHOOK_PORT", default_value_t = 8080)]
     port: u16,
     /// Issuer claim [default: http://127.0.0.1:<port>/oauth2/default].
     #[arg(long)]

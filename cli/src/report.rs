@@ -26,7 +26,7 @@ use crate::ops::{Source, resolve};
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// Where `telehook serve` keeps its state (and its snapshots).
-    #[arg(long, default_value = ".telehook")]
+    #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
     pub state_dir: PathBuf,
     /// Read the ledger table instead (normal AWS SDK environment).
     #[arg(long)]

@@ -43,7 +43,7 @@ use telehook::messenger::receipts::Undeliverable;
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, env = "TELEHOOK_PORT", default_value_t = 8080)]
     pub port: u16,
     #[command(flatten)]
     pub local: LocalArgs,
