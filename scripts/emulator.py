@@ -67,6 +67,8 @@ def aws_env(endpoint):
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_REGION": REGION,
+        # The AWS CLI and boto3 read this one.
+        "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_EC2_METADATA_DISABLED": "true",
