@@ -19,8 +19,11 @@
   `--help` (it rejects an unknown option or a bad value before printing
   help). Running them needs an AWS account; `sam validate --lint` and
   `sam build` run in scripts/lint-template and scripts/sam-build.
-- The `telehook` commands are parsed by a unit test of the CLI, and the
-  emulator path runs end to end in the CLI's tests.
+- The `telehook … --stack <stack-name>` lines of the shell blocks run
+  against a CloudFormation stack on the emulator whose outputs name the
+  stand-ins (and a `DlqReplay` stand-in that ends at once). Every other
+  `telehook` command is parsed by a unit test of the CLI, and local mode
+  and the emulator path run end to end in the CLI's tests.
 
 Usage: .venv/bin/python scripts/readme-commands.py --telehook target/debug/telehook
 """
@@ -155,25 +158,66 @@ class Stack:
             else:
                 sys.exit(f"readme-commands: no stand-in for {logical} ({kind}), which the stack keeps")
             self.retained.append((logical, kind, physical[logical]))
+        self.moto_config()
         physical["DlqReplayerFunction"] = self.replayer()
+        physical["DlqReplay"] = self.replay_state_machine()
+        physical["JobQueue"] = self.client("sqs").get_queue_url(QueueName=emulator.NAMES["JobQueue"])[
+            "QueueUrl"
+        ]
+        physical["ExpiryQueue"] = self.client("sqs").get_queue_url(
+            QueueName=emulator.NAMES["ExpiryQueue"]
+        )["QueueUrl"]
         # Each output that names one of them, by the output's name.
         for name, output in self.template["Outputs"].items():
             ref = output["Value"].get("Ref") if isinstance(output["Value"], dict) else None
             if ref in physical:
                 self.values[name] = physical[ref]
+        self.cloudformation_stack()
 
-    def replayer(self):
-        """A function for `aws lambda invoke`: the emulator answers for it
-        without running code (moto's Lambda without Docker)."""
+    def cloudformation_stack(self):
+        """A stack of the stack's name whose outputs name the stand-ins:
+        what `telehook … --stack` reads."""
+        template = {
+            "Resources": {"Anchor": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "anchor"}}},
+            "Outputs": {name: {"Value": value} for name, value in self.values.items() if name != "stack-name"},
+        }
+        self.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+
+    def replay_state_machine(self):
+        """`DlqReplay`'s stand-in: it ends at once with a replay's totals."""
+        definition = {
+            "StartAt": "Done",
+            "States": {
+                "Done": {
+                    "Type": "Pass",
+                    "Result": {"moved": 0, "expired": 0, "alreadySent": 0, "failed": 0, "remaining": 0},
+                    "End": True,
+                }
+            },
+        }
+        return self.client("stepfunctions").create_state_machine(
+            name=f"{STACK}-DlqReplay",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/telehook-replay",
+        )["stateMachineArn"]
+
+    def moto_config(self):
+        """Lambda answers without running code (no Docker here), and Step
+        Functions runs executions to their end."""
         import urllib.request
 
         req = urllib.request.Request(
             self.exports["AWS_ENDPOINT_URL"] + "/moto-api/config",
-            data=json.dumps({"lambda": {"use_docker": False}}).encode(),
+            data=json.dumps(
+                {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+            ).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
         urllib.request.urlopen(req, timeout=10).read()
+
+    def replayer(self):
+        """A function for `aws lambda invoke`."""
         role = self.client("iam").create_role(
             RoleName="telehook-dlq-replayer",
             AssumeRolePolicyDocument=json.dumps(
@@ -280,7 +324,7 @@ def main(argv):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TELEHOOK_"))}
     base["PATH"] = venv_bin + os.pathsep + base.get("PATH", "")
     base["SAM_CLI_TELEMETRY"] = "0"
-    counts = {"aws": 0, "curl": 0, "sam": 0}
+    counts = {"aws": 0, "curl": 0, "sam": 0, "telehook": 0}
 
     # sam: parsed by the SAM CLI.
     for line, kind, text in found:
@@ -331,6 +375,16 @@ def main(argv):
         # aws: blocks whole, inline one by one, in README order.
         cleaned = False
         for line, kind, text in found:
+            ops = [c for c in commands_in(CARGO_RUN.sub("telehook", text), "telehook") if "--stack" in c]
+            if kind == "block" and ops:
+                # The operations on a deployed stack, found by its outputs.
+                for cmd in ops:
+                    run(stack.fill(cmd).replace("telehook", telehook, 1), aws_env, ROOT)
+                    counts["telehook"] += 1
+                    if " templates push " in cmd:
+                        items = stack.client("dynamodb").scan(TableName=stack.values["TemplatesTableName"])
+                        if not items["Items"]:
+                            raise SystemExit(f"readme-commands: README line {line}: no template pushed")
             if kind == "block" and commands_in(text, "aws"):
                 out = run(stack.fill(text), aws_env, work)
                 counts["aws"] += len(commands_in(text, "aws"))
@@ -438,7 +492,7 @@ def main(argv):
         shutil.rmtree(work, ignore_errors=True)
 
     # A README without them means the extraction broke, not that all passed.
-    for word, least in (("aws", 12), ("curl", 3), ("sam", 5)):
+    for word, least in (("aws", 12), ("curl", 3), ("sam", 5), ("telehook", 5)):
         if counts[word] < least:
             raise SystemExit(f"readme-commands: only {counts[word]} `{word}` commands found")
     print(json.dumps(counts))

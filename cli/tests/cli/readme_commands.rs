@@ -2,9 +2,10 @@
 //! `scripts/readme-commands.py` runs the `aws` ones against the local AWS
 //! emulator with stand-ins for a deployed stack (and checks that the
 //! clean-up leaves nothing the template retains), the quickstart and the
-//! stand-in's `curl` lines against this test's `telehook`, and has the SAM
-//! CLI parse every `sam` line. The `telehook` lines are parsed by a unit
-//! test of the CLI.
+//! stand-in's `curl` lines against this test's `telehook`, the operations
+//! on a stack (`telehook … --stack`) against a stack on the emulator, and
+//! has the SAM CLI parse every `sam` line. Every `telehook` line is also
+//! parsed by a unit test of the CLI.
 
 use std::path::PathBuf;
 use std::process::Command;
