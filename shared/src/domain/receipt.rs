@@ -46,6 +46,7 @@ pub fn verdict_of(event_type: &str, is_final: bool) -> Option<(Channel, Delivery
         // service gets, and then marked final; otherwise a step on the way.
         "TEXT_SUCCESSFUL" if is_final => (Sms, Delivered),
         "TEXT_INVALID"
+        | "TEXT_INVALID_MESSAGE"
         | "TEXT_UNREACHABLE"
         | "TEXT_CARRIER_UNREACHABLE"
         | "TEXT_BLOCKED"
@@ -94,6 +95,7 @@ mod tests {
     fn every_final_type_has_its_verdict_and_interim_ones_none() {
         for t in [
             "TEXT_INVALID",
+            "TEXT_INVALID_MESSAGE",
             "TEXT_UNREACHABLE",
             "TEXT_CARRIER_UNREACHABLE",
             "TEXT_BLOCKED",

@@ -401,31 +401,37 @@ fn delivery_events_reach_the_receipts_function() {
         .iter()
         .map(|t| t.as_str().unwrap())
         .collect();
-    for t in [
-        "TEXT_DELIVERED",
-        "TEXT_INVALID",
-        "TEXT_UNREACHABLE",
-        "TEXT_CARRIER_UNREACHABLE",
-        "TEXT_BLOCKED",
-        "TEXT_CARRIER_BLOCKED",
-        "TEXT_SPAM",
-        "TEXT_TTL_EXPIRED",
-        "TEXT_PROTECT_BLOCKED",
-        "TEXT_UNKNOWN",
-        "VOICE_COMPLETED",
-        "VOICE_ANSWERED",
-        "VOICE_BUSY",
-        "VOICE_NO_ANSWER",
-        "VOICE_FAILED",
-        "VOICE_TTL_EXPIRED",
-    ] {
-        assert!(types.contains(&t), "{t} is not routed");
-        // Every routed final type is one the receipts flow records.
+    // Every text and voice event type the service defines (the SDK's own
+    // list) is either final, with a verdict, and routed, or a step on the
+    // way. A type AWS adds fails here until it is placed.
+    let interim = [
+        "TEXT_SENT",
+        "TEXT_PENDING",
+        "TEXT_QUEUED",
+        "VOICE_INITIATED",
+        "VOICE_RINGING",
+    ];
+    let mut checked = 0;
+    for t in aws_sdk_pinpointsmsvoicev2::types::EventType::values() {
+        if !(t.starts_with("TEXT_") || t.starts_with("VOICE_")) || t.ends_with("_ALL") {
+            continue;
+        }
+        checked += 1;
+        if interim.contains(t) {
+            assert!(!types.contains(t), "{t} is interim, yet routed");
+            assert!(
+                telehook::domain::receipt::verdict_of(t, false).is_none(),
+                "{t}"
+            );
+            continue;
+        }
+        assert!(types.contains(t), "{t} is not routed");
         assert!(
             telehook::domain::receipt::verdict_of(t, true).is_some(),
             "{t} has no verdict"
         );
     }
+    assert!(checked >= 20, "{checked}");
     assert!(
         types
             .iter()
