@@ -14,44 +14,25 @@
 //! mode's `guard-blocks.json`, which `telehook serve` loads when it starts
 //! and writes when it stops.
 
-use std::path::PathBuf;
-
 use telehook::config::{ConfigError, Learning};
-use telehook::ledger::{BlockKind, DynamoLedger, GuardBlock, Ledger};
+use telehook::ledger::{BlockKind, GuardBlock, Ledger};
 
 use crate::local::Error;
-use crate::ops::{Source, resolve};
-use crate::report::{block_text, read_blocks, write_blocks};
-
-#[derive(clap::Args, Debug)]
-pub struct Where {
-    /// Local mode's state directory.
-    #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
-    pub state_dir: PathBuf,
-    /// Change the ledger table instead (normal AWS SDK environment).
-    #[arg(long)]
-    pub aws: bool,
-    /// With --aws: find the table from this stack's outputs.
-    #[arg(long)]
-    pub stack: Option<String>,
-    /// With --aws: the ledger table [or --stack, or LEDGER_TABLE].
-    #[arg(long)]
-    pub table: Option<String>,
-}
+use crate::report::{LedgerAt, block_text, read_blocks, write_blocks};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GuardCommand {
     /// Every block entry: learned blocks, pins, allows and lifts.
     List {
         #[command(flatten)]
-        at: Where,
+        at: LedgerAt,
     },
     /// Unblock a prefix or country now, and hold off learning for one cool-down.
     Lift {
         /// `+6281234` (a prefix) or `ID` (a country).
         target: String,
         #[command(flatten)]
-        at: Where,
+        at: LedgerAt,
     },
     /// Block a prefix or country until lifted.
     Pin {
@@ -60,7 +41,7 @@ pub enum GuardCommand {
         #[arg(long, default_value = "pinned by an operator")]
         reason: String,
         #[command(flatten)]
-        at: Where,
+        at: LedgerAt,
     },
     /// Never block a prefix or country by learning, until lifted.
     Allow {
@@ -68,7 +49,7 @@ pub enum GuardCommand {
         #[arg(long, default_value = "allowed by an operator")]
         reason: String,
         #[command(flatten)]
-        at: Where,
+        at: LedgerAt,
     },
 }
 
@@ -114,29 +95,10 @@ fn entry(target: &str, kind: BlockKind, reason: &str, now_ms: i64) -> Result<Gua
     })
 }
 
-async fn table_ledger(at: &Where) -> Result<DynamoLedger, Error> {
-    let sdk = telehook::aws::load_sdk_config().await;
-    let table = resolve(
-        &sdk,
-        at.table.clone(),
-        at.stack.as_deref(),
-        Source {
-            flag: "--table",
-            output: "LedgerTableName",
-            env: "LEDGER_TABLE",
-        },
-    )
-    .await?;
-    Ok(DynamoLedger::new(
-        telehook::aws::DynamoDbClient::new(&sdk),
-        table,
-    ))
-}
-
 /// Writes an operator's entry where `at` says.
-async fn set(at: &Where, block: GuardBlock) -> Result<(), Error> {
+async fn set(at: &LedgerAt, block: GuardBlock) -> Result<(), Error> {
     if at.aws {
-        table_ledger(at).await?.set_block(&block).await?;
+        at.table_ledger().await?.set_block(&block).await?;
     } else {
         std::fs::create_dir_all(&at.state_dir)?;
         let mut blocks = read_blocks(&at.state_dir)?;
@@ -154,7 +116,7 @@ pub async fn guard(command: GuardCommand) -> Result<(), Error> {
     match command {
         GuardCommand::List { at } => {
             let blocks = if at.aws {
-                table_ledger(&at).await?.list_blocks().await?
+                at.table_ledger().await?.list_blocks().await?
             } else {
                 read_blocks(&at.state_dir)?
             };

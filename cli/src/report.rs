@@ -18,17 +18,22 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use telehook::domain::{Conversion, DeliveryVerdict};
-use telehook::ledger::{BlockKind, DeliveryRecord, GuardBlock, LedgerRecord, SentRecord, Status};
+use telehook::ledger::{
+    BlockKind, DeliveryRecord, DynamoLedger, GuardBlock, LedgerRecord, SentRecord, Status,
+};
 
 use crate::local::Error;
 use crate::ops::{Source, resolve};
 
+/// Where the ledger is read or changed: local mode's state directory
+/// (serve's snapshots and `guard-blocks.json`), or with `--aws` the ledger
+/// table. `report` and `guard` share it.
 #[derive(clap::Args, Debug)]
-pub struct ReportArgs {
+pub struct LedgerAt {
     /// Where `telehook serve` keeps its state (and its snapshots).
     #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
     pub state_dir: PathBuf,
-    /// Read the ledger table instead (normal AWS SDK environment).
+    /// Use the ledger table instead (normal AWS SDK environment).
     #[arg(long)]
     pub aws: bool,
     /// With --aws: find the table from this stack's outputs.
@@ -37,6 +42,34 @@ pub struct ReportArgs {
     /// With --aws: the ledger table [or --stack, or LEDGER_TABLE].
     #[arg(long)]
     pub table: Option<String>,
+}
+
+impl LedgerAt {
+    /// The ledger table, named by `--table`, `--stack` or `LEDGER_TABLE`.
+    pub async fn table_ledger(&self) -> Result<DynamoLedger, Error> {
+        let sdk = telehook::aws::load_sdk_config().await;
+        let table = resolve(
+            &sdk,
+            self.table.clone(),
+            self.stack.as_deref(),
+            Source {
+                flag: "--table",
+                output: "LedgerTableName",
+                env: "LEDGER_TABLE",
+            },
+        )
+        .await?;
+        Ok(DynamoLedger::new(
+            telehook::aws::DynamoDbClient::new(&sdk),
+            table,
+        ))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub at: LedgerAt,
     /// How many prefixes to list, busiest first.
     #[arg(long, default_value_t = 20)]
     pub prefixes: usize,
@@ -453,25 +486,12 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td
 
 /// `telehook report`.
 pub async fn report(args: ReportArgs) -> Result<(), Error> {
-    let (records, blocks) = if args.aws {
-        let sdk = telehook::aws::load_sdk_config().await;
-        let table = resolve(
-            &sdk,
-            args.table,
-            args.stack.as_deref(),
-            Source {
-                flag: "--table",
-                output: "LedgerTableName",
-                env: "LEDGER_TABLE",
-            },
-        )
-        .await?;
-        let ledger =
-            telehook::ledger::DynamoLedger::new(telehook::aws::DynamoDbClient::new(&sdk), table);
+    let (records, blocks) = if args.at.aws {
+        let ledger = args.at.table_ledger().await?;
         let blocks = telehook::ledger::Ledger::list_blocks(&ledger).await?;
         (ledger.event_records().await?, blocks)
     } else {
-        let path = args.state_dir.join("ledger-snapshot.json");
+        let path = args.at.state_dir.join("ledger-snapshot.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
             format!(
                 "{}: {e} (telehook serve writes it when it stops; or use --aws)",
@@ -481,7 +501,7 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
         let lines: Vec<serde_json::Value> = serde_json::from_str(&text)?;
         (
             lines.iter().filter_map(record_from_snapshot).collect(),
-            read_blocks(&args.state_dir)?,
+            read_blocks(&args.at.state_dir)?,
         )
     };
     let rows = tally(&records);
