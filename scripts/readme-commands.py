@@ -105,8 +105,7 @@ def commands_in(text, word):
 class Stack:
     """Stand-ins for a deployed stack's resources on the emulator."""
 
-    def __init__(self, env, exports):
-        self.env = env
+    def __init__(self, exports):
         self.exports = exports
         self.clients = {}
         self.template = yaml_parse((ROOT / "template.yaml").read_text())
@@ -367,7 +366,7 @@ def main(argv):
     )
     serve = None
     try:
-        stack = Stack(base, exports)
+        stack = Stack(exports)
         stack.create()
         aws_env = dict(base)
         aws_env.update({k: v for k, v in exports.items() if k.startswith("AWS_")})
