@@ -8,7 +8,7 @@
            Messaging stand-in (`telehook sms-stub`), and print the variables
            to export
     env    print those variables again (`eval "$(./scripts/emulator env)"`)
-    down   stop both
+    down   stop both (and wait until they are gone)
 
 Everything lives in the state directory (default .telehook/emulator): the
 logs, the process ids, the `env` file, and the stand-in's outbox, where the
@@ -188,6 +188,43 @@ def start(cmd, log, state):
     return proc.pid
 
 
+# Run as `python -c WATCHDOG OWNER PGID...`: ends the emulator's process
+# groups once OWNER (the test or script that started them) is gone, however
+# it ended (a panic, a kill, a timeout), and ends itself once they are.
+WATCHDOG = """
+import os, signal, sys, time
+owner, groups = int(sys.argv[1]), [int(g) for g in sys.argv[2:]]
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+def group_alive(g):
+    try:
+        os.killpg(g, 0)
+        return True
+    except ProcessLookupError:
+        return False
+while alive(owner) and any(group_alive(g) for g in groups):
+    time.sleep(0.5)
+for g in groups:
+    try:
+        os.killpg(g, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+"""
+
+
+def watchdog(owner, groups):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WATCHDOG, str(owner), *map(str, groups)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return proc.pid
+
+
 def pids(state):
     path = state / "pids"
     if not path.exists():
@@ -245,6 +282,8 @@ def up(args):
             state / "sms-stub.log", state,
         ),
     ]
+    if args.exit_with:
+        started.append(watchdog(args.exit_with, list(started)))
     (state / "pids").write_text(" ".join(map(str, started)))
     wait_http(f"{endpoint}/moto-api/", "the AWS emulator", state / "moto.log")
     wait_http(f"{stub_url}/healthz", "the End User Messaging stand-in", state / "sms-stub.log")
@@ -288,6 +327,9 @@ def main(argv):
     parser.add_argument("--visibility-timeout", type=int, default=None,
                         help="the job queue's visibility timeout instead of the template's "
                              "(shorter makes a crashed dispatcher's jobs come back sooner)")
+    parser.add_argument("--exit-with", type=int, default=None, metavar="PID",
+                        help="stop the emulator and the stand-in when process PID ends "
+                             "(tests pass their own, so nothing outlives them)")
     args = parser.parse_args(argv)
     state = Path(args.state_dir)
     if args.command == "up":

@@ -351,7 +351,9 @@ def main(argv):
     state = work / "emulator"
     up = subprocess.run(
         [sys.executable, str(ROOT / "scripts/emulator.py"), "up", "--state-dir", str(state),
-         "--port", "0", "--stub-port", "0", "--telehook", telehook],
+         "--port", "0", "--stub-port", "0", "--telehook", telehook,
+         # However this script ends, the emulator ends with it.
+         "--exit-with", str(os.getpid())],
         capture_output=True, text=True, timeout=180,
     )
     if up.returncode != 0:

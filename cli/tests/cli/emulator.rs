@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::local_mode::{events_dir, temp_state_dir};
+use telehook::testkit::redaction::contains_standalone;
 
 const BIN: &str = env!("CARGO_BIN_EXE_telehook");
 
@@ -37,6 +38,8 @@ fn emulator(state: &Path, command: &str) -> Output {
         .arg("--state-dir")
         .arg(state)
         .args(["--port", "0", "--stub-port", "0", "--telehook", BIN])
+        // However this test ends, the emulator and the stand-in end with it.
+        .args(["--exit-with", &std::process::id().to_string()])
         .output()
         .unwrap();
     assert!(
@@ -56,12 +59,47 @@ fn exports(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The emulator and the stand-in `scripts/emulator.py up` started, stopped
+/// when this is dropped (on success, failure and panic alike), before its
+/// state directory, which holds their process ids, is removed.
 struct Emulator {
+    /// The test's own state directory (the emulator's is `emulator/` in it).
+    root: PathBuf,
     state: PathBuf,
     env: Vec<(String, String)>,
+    pids: Vec<u32>,
 }
 
 impl Emulator {
+    fn up(root: &Path) -> Emulator {
+        let state = root.join("emulator");
+        let up = emulator(&state, "up");
+        let pids = std::fs::read_to_string(state.join("pids"))
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect::<Vec<u32>>();
+        // The emulator, the stand-in and the watchdog that ends them.
+        assert_eq!(pids.len(), 3, "{pids:?}");
+        Emulator {
+            root: root.to_owned(),
+            state,
+            env: exports(&String::from_utf8(up.stdout).unwrap()),
+            pids,
+        }
+    }
+
+    /// Stops everything `up` started, and returns the processes that are
+    /// still running (none, when `down` did its job).
+    fn down(&self) -> Vec<u32> {
+        let _ = Command::new(root().join(".venv/bin/python"))
+            .arg(root().join("scripts/emulator.py"))
+            .args(["down", "--state-dir"])
+            .arg(&self.state)
+            .output();
+        self.pids.iter().copied().filter(|p| running(*p)).collect()
+    }
+
     fn var(&self, k: &str) -> String {
         self.env
             .iter()
@@ -201,12 +239,27 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = Command::new(root().join(".venv/bin/python"))
-            .arg(root().join("scripts/emulator.py"))
-            .args(["down", "--state-dir"])
-            .arg(&self.state)
-            .output();
+        let left = self.down();
+        let _ = std::fs::remove_dir_all(&self.root);
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("processes outlived the emulator test: {left:?}");
+        }
     }
+}
+
+/// Whether `pid` is a live process (a zombie waiting to be reaped is not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The state follows the command name, which is in parentheses.
+            let after = &stat[stat.rfind(')')? + 1..];
+            after
+                .split_whitespace()
+                .next()
+                .map(|s| s != "Z" && s != "X")
+        })
+        .unwrap_or(false)
 }
 
 /// `telehook serve` on the AWS adapters, its output kept for the log check.
@@ -214,6 +267,7 @@ struct Serve {
     child: Child,
     port: u16,
     output: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Serve {
@@ -229,7 +283,7 @@ impl Serve {
         let (tx, rx) = std::sync::mpsc::channel();
         let out = output.clone();
         let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(port) = line
                     .strip_prefix("listening on http://127.0.0.1:")
@@ -242,7 +296,7 @@ impl Serve {
         });
         let out = output.clone();
         let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 out.lock().unwrap().push(line);
             }
@@ -259,6 +313,7 @@ impl Serve {
             child,
             port,
             output,
+            readers: vec![out_reader, err_reader],
         }
     }
 
@@ -267,8 +322,10 @@ impl Serve {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let status = self.child.wait().unwrap();
-        // Give the reader threads the last lines.
-        std::thread::sleep(Duration::from_millis(200));
+        // The readers end at their pipes' end of file, after the last line.
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
         let text = self.output.lock().unwrap().join("\n");
         assert!(status.success(), "serve exited with {status}: {text}");
         text
@@ -324,11 +381,7 @@ async fn eventually<F: Future<Output = bool>>(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
     let state = temp_state_dir("emulator");
-    let up = emulator(&state.join("emulator"), "up");
-    let emu = Emulator {
-        state: state.join("emulator"),
-        env: exports(&String::from_utf8(up.stdout).unwrap()),
-    };
+    let emu = Emulator::up(&state);
     // `env` prints the same variables again.
     let again = exports(&String::from_utf8(emulator(&emu.state, "env").stdout).unwrap());
     assert_eq!(again, emu.env);
@@ -358,7 +411,7 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
     };
 
     // 1. The fast path: sent inside the hook call.
-    let answer = post(hook("e2eFast", "+14155550101", "510101")).await;
+    let answer = post(hook("e2eFast", "+14155550101", "0751010101")).await;
     assert_eq!(status_of(&answer), "SUCCESSFUL", "{answer}");
     assert_eq!(emu.sent("e2eFast"), 1);
     assert_eq!(emu.ledger("e2eFast").await.0, "SENT");
@@ -370,7 +423,7 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
         &std::fs::read_to_string(events_dir().join("ingress-sms.json")).unwrap(),
     )
     .unwrap();
-    proxy["body"] = hook("e2eQueued", "+14155550102", "520202").into();
+    proxy["body"] = hook("e2eQueued", "+14155550102", "0752020202").into();
     std::fs::write(&event, proxy.to_string()).unwrap();
     let out = emu
         .command(&["invoke", "ingress", event.to_str().unwrap(), "--state-dir"])
@@ -399,7 +452,7 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
     // dispatcher sends it once the provider takes it.
     emu.faults(reqwest::Method::POST, &["throttle", "throttle", "throttle"])
         .await;
-    let answer = post(hook("e2eThrottled", "+14155550103", "530303")).await;
+    let answer = post(hook("e2eThrottled", "+14155550103", "0753030303")).await;
     assert_eq!(status_of(&answer), "PENDING", "{answer}");
     eventually(&serve.output, "the throttled job is sent", || async {
         emu.sent("e2eThrottled") == 1
@@ -434,7 +487,7 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
     // 5. A provider outage outlasts every retry: the job goes to the DLQ.
     // Once the provider is back, a replay sends it, once; the poison stays.
     emu.faults(reqwest::Method::POST, &["throttle"; 200]).await;
-    let answer = post(hook("e2eReplayed", "+14155550104", "540404")).await;
+    let answer = post(hook("e2eReplayed", "+14155550104", "0754040404")).await;
     assert_eq!(status_of(&answer), "PENDING", "{answer}");
     eventually(
         &serve.output,
@@ -552,10 +605,10 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
     );
     let logs = serve.stop();
     for secret in [
-        "510101",
-        "520202",
-        "530303",
-        "540404",
+        "0751010101",
+        "0752020202",
+        "0753030303",
+        "0754040404",
         "4155550101",
         "4155550103",
         "4155550104",
@@ -564,7 +617,12 @@ async fn the_readme_emulator_path_runs_hooks_throttles_poison_and_a_replay() {
         "local-event-hook-secret",
         token.trim(),
     ] {
-        assert!(!logs.contains(secret), "the serve logs hold {secret}");
+        assert!(
+            !contains_standalone(&logs, secret),
+            "the serve logs hold {secret}"
+        );
     }
-    let _ = std::fs::remove_dir_all(&state);
+    // Nothing this test started outlives it.
+    assert!(running(emu.pids[0]), "the check below sees live processes");
+    assert_eq!(emu.down(), Vec::<u32>::new(), "processes left running");
 }

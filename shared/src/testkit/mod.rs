@@ -9,7 +9,9 @@
 //!   messenger for load tests;
 //! - [`clock`]: a clock moved by hand; [`sink`]: a metrics sink that keeps
 //!   its documents;
-//! - [`dev_issuer`]: a local OAuth signing key and token minting.
+//! - [`dev_issuer`]: a local OAuth signing key and token minting;
+//! - [`redaction`]: codes that cannot turn up in logs by chance, and the
+//!   matching that makes "no code reached the logs" an exact check.
 
 #[doc(hidden)]
 pub use async_trait::async_trait as __async_trait;
@@ -88,6 +90,7 @@ pub mod clock;
 pub mod dev_issuer;
 pub mod doubles;
 pub mod invariants;
+pub mod redaction;
 pub mod sink;
 
 pub use clock::ManualClock;
