@@ -89,7 +89,7 @@ fn entry(target: &str, kind: BlockKind, reason: &str, now_ms: i64) -> Result<Gua
         kind,
         until_ms,
         reason: reason.to_owned(),
-        sends: 0,
+        judged: 0,
         conversions: 0,
         since_ms: now_ms,
     })

@@ -1,8 +1,11 @@
 //! `telehook report`: what became of the codes. By country and channel,
-//! and by number prefix: sends, delivered, undelivered, still without a
-//! receipt, the delivery rate, the time to delivery (p50, p99), codes used
-//! (`CONVERTED`) and left to expire (`UNUSED`) and the conversion rate; and
-//! the guard's current blocks. From local mode's snapshots (written by
+//! by kind of code (MFA, enrollment, reset, unlock; `-` for a code Okta
+//! logs no use of), and by number prefix: sends, delivered, undelivered,
+//! still without a receipt, the delivery rate, the time to delivery (p50,
+//! p99), codes used (`CONVERTED`) and left to expire (`UNUSED`) and the
+//! conversion rate; the guard's current blocks; and how often Okta took
+//! over (it recorded a failed telephony hook call and sent the code through
+//! its own providers). From local mode's snapshots (written by
 //! `telehook serve` when it stops) or, with `--aws`, from the ledger table.
 //! It reads event records and block entries only, which hold a country and
 //! a prefix, never a number. `--html FILE` writes the same as one
@@ -17,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use telehook::domain::{Conversion, DeliveryVerdict};
+use telehook::domain::{Conversion, DeliveryVerdict, UseSignal};
 use telehook::ledger::{
     BlockKind, DeliveryRecord, DynamoLedger, GuardBlock, LedgerRecord, SentRecord, Status,
 };
@@ -92,6 +95,7 @@ pub fn snapshot_line(r: &LedgerRecord) -> serde_json::Value {
         "deliveryMs": d.and_then(|d| d.delivery_ms),
         "prefix": s.map(|s| s.prefix.as_str()),
         "sentAt": s.map(|s| s.sent_ms),
+        "signal": s.and_then(|s| s.signal).map(|u| u.as_str()),
         "conversion": s.and_then(|s| s.conversion).map(|c| c.0.as_str()),
         "fallbackAt": r.fallback_ms,
     })
@@ -119,6 +123,9 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
         otp_expires_ms: 0,
         prefix: text("prefix").unwrap_or_default(),
         user_channel: None,
+        signal: v["signal"].as_str().and_then(UseSignal::parse),
+        guard: false,
+        judged_ms: None,
         conversion: v["conversion"]
             .as_str()
             .and_then(Conversion::parse)
@@ -152,7 +159,7 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
 pub fn block_line(b: &GuardBlock) -> serde_json::Value {
     serde_json::json!({
         "scope": b.scope, "key": b.key, "kind": b.kind.as_str(), "untilMs": b.until_ms,
-        "reason": b.reason, "sends": b.sends, "conversions": b.conversions, "sinceMs": b.since_ms,
+        "reason": b.reason, "judged": b.judged, "conversions": b.conversions, "sinceMs": b.since_ms,
     })
 }
 
@@ -168,7 +175,7 @@ pub fn block_from_line(v: &serde_json::Value) -> Option<GuardBlock> {
         kind: BlockKind::parse(v["kind"].as_str()?)?,
         until_ms: v["untilMs"].as_i64(),
         reason: v["reason"].as_str().unwrap_or_default().to_owned(),
-        sends: count("sends"),
+        judged: count("judged"),
         conversions: count("conversions"),
         since_ms: v["sinceMs"].as_i64().unwrap_or(0),
     })
@@ -266,6 +273,107 @@ pub fn tally(records: &[LedgerRecord]) -> BTreeMap<(String, String), Row> {
     rows
 }
 
+/// Rows by kind of code (`mfa`, `enrollment`, `reset`, `unlock`, or `-`
+/// for a code Okta logs no use of, or one sent with conversions off).
+pub fn tally_kinds(records: &[LedgerRecord]) -> BTreeMap<String, Row> {
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Sent) {
+        let kind = r
+            .sent
+            .as_ref()
+            .and_then(|s| s.signal)
+            .map_or("-", |s| s.as_str());
+        rows.entry(kind.to_owned()).or_default().add(r);
+    }
+    rows
+}
+
+/// Okta's own sends after failed hook calls: per hook kind, the count, and
+/// the last hour one happened (epoch hours).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OktaTookOver {
+    pub by_hook: BTreeMap<String, u64>,
+    pub last_hour: Option<i64>,
+}
+
+impl OktaTookOver {
+    /// From the ledger's `okta` counts: (hook, hour, counts).
+    pub fn from_stats(stats: &[(String, i64, telehook::ledger::StatCounts)]) -> Self {
+        let mut out = OktaTookOver::default();
+        for (hook, hour, counts) in stats {
+            *out.by_hook.entry(hook.clone()).or_default() += u64::from(counts.judged);
+            out.last_hour = out.last_hour.max(Some(*hour));
+        }
+        out
+    }
+
+    fn total(&self) -> u64 {
+        self.by_hook.values().sum()
+    }
+
+    fn text(&self) -> String {
+        if self.total() == 0 {
+            return "Okta took over: never (no failed telephony hook call on record)\n".to_owned();
+        }
+        let by: Vec<String> = self
+            .by_hook
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let last = self
+            .last_hour
+            .and_then(|h| chrono::DateTime::from_timestamp(h * 3600, 0))
+            .map_or_else(
+                || "-".to_owned(),
+                |t| t.format("%Y-%m-%d %H:00 UTC").to_string(),
+            );
+        format!(
+            "Okta took over: {} codes sent by Okta's own providers after failed hook calls ({}), last in the hour from {last}\n",
+            self.total(),
+            by.join(", ")
+        )
+    }
+}
+
+/// Local mode's copy of the ledger's `okta` counts, written by `serve`.
+pub fn okta_fallbacks_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("okta-fallbacks.json")
+}
+
+pub fn okta_fallback_lines(
+    stats: &[(String, i64, telehook::ledger::StatCounts)],
+) -> serde_json::Value {
+    serde_json::Value::Array(
+        stats
+            .iter()
+            .map(|(hook, hour, c)| serde_json::json!({"hook": hook, "hour": hour, "count": c.judged}))
+            .collect(),
+    )
+}
+
+fn read_okta_fallbacks(state_dir: &Path) -> Result<OktaTookOver, Error> {
+    let text = match std::fs::read_to_string(okta_fallbacks_path(state_dir)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OktaTookOver::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+    let stats: Vec<(String, i64, telehook::ledger::StatCounts)> = lines
+        .iter()
+        .filter_map(|l| {
+            Some((
+                l["hook"].as_str()?.to_owned(),
+                l["hour"].as_i64()?,
+                telehook::ledger::StatCounts {
+                    judged: u32::try_from(l["count"].as_u64()?).ok()?,
+                    conversions: 0,
+                },
+            ))
+        })
+        .collect();
+    Ok(OktaTookOver::from_stats(&stats))
+}
+
 /// Rows by (prefix, country), busiest first, at most `limit`; sends
 /// without a noted prefix (conversions off) are left out.
 pub fn tally_prefixes(records: &[LedgerRecord], limit: usize) -> Vec<((String, String), Row)> {
@@ -358,17 +466,36 @@ pub fn block_text(b: &GuardBlock) -> String {
     )
 }
 
-fn render(
-    rows: &BTreeMap<(String, String), Row>,
-    prefixes: &[((String, String), Row)],
-    blocks: &[GuardBlock],
-) -> String {
+/// Everything the report shows.
+pub struct Report {
+    pub rows: BTreeMap<(String, String), Row>,
+    pub kinds: BTreeMap<String, Row>,
+    pub prefixes: Vec<((String, String), Row)>,
+    pub blocks: Vec<GuardBlock>,
+    pub okta: OktaTookOver,
+}
+
+fn render(report: &Report) -> String {
+    let Report {
+        rows,
+        kinds,
+        prefixes,
+        blocks,
+        okta,
+    } = report;
     let mut out = line("country", "channel", &headings());
     for ((country, channel), row) in rows {
         out.push_str(&line(country, channel, &cells(row)));
     }
     if rows.is_empty() {
         out.push_str("(no codes sent)\n");
+    }
+    if !kinds.is_empty() {
+        out.push('\n');
+        out.push_str(&line("kind", "", &headings()));
+        for (kind, row) in kinds {
+            out.push_str(&line(kind, "", &cells(row)));
+        }
     }
     if !prefixes.is_empty() {
         out.push('\n');
@@ -385,6 +512,8 @@ fn render(
         out.push_str(&block_text(b));
         out.push('\n');
     }
+    out.push('\n');
+    out.push_str(&okta.text());
     out
 }
 
@@ -438,11 +567,18 @@ fn html_table(first: &str, second: &str, rows: &[((String, String), &Row)]) -> S
 
 /// The report as one HTML page: tables and inline SVG charts, no scripts
 /// and nothing fetched.
-pub fn render_html(
-    rows: &BTreeMap<(String, String), Row>,
-    prefixes: &[((String, String), Row)],
-    blocks: &[GuardBlock],
-) -> String {
+pub fn render_html(report: &Report) -> String {
+    let Report {
+        rows,
+        kinds,
+        prefixes,
+        blocks,
+        okta,
+    } = report;
+    let by_kind: Vec<((String, String), &Row)> = kinds
+        .iter()
+        .map(|(k, r)| ((k.clone(), String::new()), r))
+        .collect();
     let by_country: Vec<((String, String), &Row)> =
         rows.iter().map(|(k, r)| (k.clone(), r)).collect();
     let by_prefix: Vec<((String, String), &Row)> = prefixes
@@ -474,22 +610,29 @@ pub fn render_html(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>telehook report</title>\
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}\
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head>\
-<body><h1>What became of the codes</h1><h2>By country and channel</h2>{}{}{}<h2>By prefix</h2>{}{}<h2>Guard blocks</h2>{}</body></html>\n",
+<body><h1>What became of the codes</h1><h2>By country and channel</h2>{}{}{}<h2>By kind of code</h2>{}<h2>By prefix</h2>{}{}<h2>Guard blocks</h2>{}<h2>Okta's own sends</h2><p>{}</p></body></html>\n",
         html_table("country", "channel", &by_country),
         bar_chart("Delivery rate", &delivery),
         bar_chart("Conversion rate", &conversion),
+        html_table("kind", "", &by_kind),
         html_table("prefix", "country", &by_prefix),
         bar_chart("Conversion rate by prefix", &prefix_conversion),
         blocks_html,
+        escape(okta.text().trim_end()),
     )
 }
 
 /// `telehook report`.
 pub async fn report(args: ReportArgs) -> Result<(), Error> {
-    let (records, blocks) = if args.at.aws {
+    let (records, blocks, okta) = if args.at.aws {
         let ledger = args.at.table_ledger().await?;
         let blocks = telehook::ledger::Ledger::list_blocks(&ledger).await?;
-        (ledger.event_records().await?, blocks)
+        let okta = OktaTookOver::from_stats(
+            &ledger
+                .stats(telehook::flows::conversion::OKTA_FALLBACK_SCOPE)
+                .await?,
+        );
+        (ledger.event_records().await?, blocks, okta)
     } else {
         let path = args.at.state_dir.join("ledger-snapshot.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -502,13 +645,19 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
         (
             lines.iter().filter_map(record_from_snapshot).collect(),
             read_blocks(&args.at.state_dir)?,
+            read_okta_fallbacks(&args.at.state_dir)?,
         )
     };
-    let rows = tally(&records);
-    let prefixes = tally_prefixes(&records, args.prefixes);
-    outln!("{}", render(&rows, &prefixes, &blocks).trim_end());
+    let report = Report {
+        rows: tally(&records),
+        kinds: tally_kinds(&records),
+        prefixes: tally_prefixes(&records, args.prefixes),
+        blocks,
+        okta,
+    };
+    outln!("{}", render(&report).trim_end());
     if let Some(path) = &args.html {
-        std::fs::write(path, render_html(&rows, &prefixes, &blocks))?;
+        std::fs::write(path, render_html(&report))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -566,19 +715,52 @@ mod tests {
             kind: BlockKind::Learned,
             until_ms: Some(1_800_000_000_000),
             reason: "0 of 25 codes used".into(),
-            sends: 25,
+            judged: 25,
             conversions: 0,
             since_ms: 1,
         };
-        let text = render(&rows, &prefixes, std::slice::from_ref(&block));
+        let okta = OktaTookOver::from_stats(&[
+            (
+                "telephony".to_owned(),
+                490_000,
+                telehook::ledger::StatCounts {
+                    judged: 3,
+                    conversions: 0,
+                },
+            ),
+            (
+                "unnamed".to_owned(),
+                490_002,
+                telehook::ledger::StatCounts {
+                    judged: 1,
+                    conversions: 0,
+                },
+            ),
+        ]);
+        let report = Report {
+            kinds: tally_kinds(&records),
+            rows,
+            prefixes,
+            blocks: vec![block.clone()],
+            okta,
+        };
+        let text = render(&report);
         assert!(text.contains("99.0%") && text.contains("GB"), "{text}");
         assert!(
             text.contains("75.0%") && text.contains("+1415555"),
             "{text}"
         );
         assert!(text.contains("+4477009   LEARNED"), "{text}");
-        let html = render_html(&rows, &prefixes, std::slice::from_ref(&block));
+        assert!(
+            text.contains("Okta took over: 4 codes") && text.contains("telephony 3, unnamed 1"),
+            "{text}"
+        );
+        assert!(text.contains("2025-11-24 18:00 UTC"), "{text}");
+        // The fixture's records name no kind: one `-` row.
+        assert_eq!(report.kinds.keys().collect::<Vec<_>>(), ["-"]);
+        let html = render_html(&report);
         assert!(html.contains("<svg") && html.contains("+4477009"));
+        assert!(html.contains("By kind of code") && html.contains("Okta took over"));
         assert!(!html.contains("<script"));
         // Snapshot lines round-trip.
         let back = record_from_snapshot(&snapshot_line(&records[0])).unwrap();

@@ -33,6 +33,7 @@ use telehook::flows::{PollerSettings, run_poller};
 use telehook::queue::JobQueue;
 
 use telehook::domain::Job;
+use telehook::domain::UseSignal;
 use telehook::ledger::Status;
 use telehook::testkit::chaos::ChaosSpec;
 
@@ -82,9 +83,10 @@ fn parse_chaos(s: &str) -> Result<Box<ChaosSpec>, String> {
 struct App {
     deps: IngressDeps,
     jwks: serde_json::Value,
-    /// Each hook's Okta user id, by event id, so local mode's simulated
-    /// person can sign in as that user. In memory only.
-    users: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Each hook's Okta user id and kind of code, by event id, so local
+    /// mode's simulated person can use the code as that user, the way Okta
+    /// then reports it. In memory only.
+    users: std::sync::Mutex<std::collections::HashMap<String, (String, Option<UseSignal>)>>,
 }
 
 /// The most users `App::users` remembers; a long load run starts over.
@@ -100,16 +102,21 @@ impl App {
             serde_json::Value::Number(n) => n.to_string(),
             _ => return,
         };
+        let signal = v["requestType"]
+            .as_str()
+            .and_then(|t| telehook::domain::RequestType::parse(t).ok())
+            .as_ref()
+            .and_then(UseSignal::of);
         if let Some(event) = v["eventId"].as_str() {
             let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
             if users.len() >= MAX_REMEMBERED_USERS {
                 users.clear();
             }
-            users.insert(event.to_owned(), user);
+            users.insert(event.to_owned(), (user, signal));
         }
     }
 
-    fn user_of(&self, event_id: &str) -> Option<String> {
+    fn user_of(&self, event_id: &str) -> Option<(String, Option<UseSignal>)> {
         self.users
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -324,10 +331,12 @@ fn spawn_receipts(
     }))
 }
 
-/// The sign-in of the person a delivered code reached, if conversions are
-/// on and `never_converting` does not cover the destination (its country,
-/// or its prefix as the ledger keeps it): an Okta event hook batch POSTed
-/// through the handler after [`TYPING_TIME`].
+/// The use of a delivered code by the person it reached, if conversions
+/// are on and `never_converting` does not cover the destination (its
+/// country, or its prefix as the ledger keeps it): an Okta event hook batch
+/// POSTed through the handler after [`TYPING_TIME`], holding the event Okta
+/// logs for that kind of code ([`okta_event`]); none for a code Okta logs
+/// no use of.
 fn sign_in_later(
     pipeline: &telehook::flows::Pipeline,
     app: &Arc<App>,
@@ -345,7 +354,8 @@ fn sign_in_later(
     if receipt.delivery != DeliveryVerdict::Delivered {
         return None;
     }
-    let user = app.user_of(receipt.event_id.as_str())?;
+    let (user, signal) = app.user_of(receipt.event_id.as_str())?;
+    let signal = signal?;
     let (app, pipeline) = (app.clone(), pipeline.clone());
     let never_converting = never_converting.clone();
     Some(async move {
@@ -372,20 +382,9 @@ fn sign_in_later(
         if never_converting.covers(&prefix, country.as_deref()) {
             return;
         }
-        let method = match receipt.channel {
-            telehook::domain::Channel::Sms => "SMS",
-            telehook::domain::Channel::Voice => "Voice call",
-        };
         let body = serde_json::json!({
             "eventType": "com.okta.event_hook",
-            "data": {"events": [{
-                "eventType": telehook::okta::events::AUTH_VIA_MFA,
-                "published": chrono::Utc::now().to_rfc3339(),
-                "outcome": {"result": "SUCCESS"},
-                "actor": {"id": user, "type": "User"},
-                "target": [{"type": "AuthenticatorEnrollment", "displayName": "Phone",
-                            "detailEntry": {"methodTypeUsed": method}}]
-            }]}
+            "data": {"events": [okta_event(signal, &user, receipt.channel)]}
         });
         let secret = local::local_env("EVENT_HOOK_SECRET").unwrap_or_default();
         let mut headers = HeaderMap::new();
@@ -463,6 +462,11 @@ async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Resu
             println!("guard blocks: {}", blocks.len());
         }
         crate::report::write_blocks(state_dir, &blocks)?;
+        let okta = ledger.stats(telehook::flows::conversion::OKTA_FALLBACK_SCOPE);
+        std::fs::write(
+            crate::report::okta_fallbacks_path(state_dir),
+            serde_json::to_vec(&crate::report::okta_fallback_lines(&okta))?,
+        )?;
     }
     if let Some(dlq) = &backend.dlq {
         if !dlq.is_empty() {
@@ -482,4 +486,48 @@ async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Resu
         )?;
     }
     Ok(())
+}
+
+/// The System Log event Okta publishes when a code of this kind is used,
+/// shaped as Okta sends it (Identity Engine for sign-ins, Classic's factor
+/// names for enrollments, the self-service actor for a reset).
+fn okta_event(
+    signal: UseSignal,
+    user: &str,
+    channel: telehook::domain::Channel,
+) -> serde_json::Value {
+    use telehook::domain::Channel;
+    let user_target = serde_json::json!({"id": user, "type": "User"});
+    let mut event = serde_json::json!({
+        "uuid": telehook::crypto::random_hex(16),
+        "eventType": signal.event_type(),
+        "published": chrono::Utc::now().to_rfc3339(),
+        "outcome": {"result": "SUCCESS"},
+        "actor": user_target,
+        "target": [user_target],
+    });
+    match signal {
+        UseSignal::SignIn => {
+            let method = match channel {
+                Channel::Sms => "SMS",
+                Channel::Voice => "Voice call",
+            };
+            event["target"] = serde_json::json!([user_target,
+                {"type": "AuthenticatorEnrollment", "displayName": "Phone",
+                 "detailEntry": {"methodTypeUsed": method}}]);
+        }
+        UseSignal::Enrollment => {
+            let factor = match channel {
+                Channel::Sms => "SMS_FACTOR",
+                Channel::Voice => "CALL_FACTOR",
+            };
+            event["debugContext"] = serde_json::json!({"debugData": {"factor": factor}});
+        }
+        UseSignal::PasswordReset => {
+            event["actor"] =
+                serde_json::json!({"id": "0oa0000000system", "type": "SystemPrincipal"});
+        }
+        UseSignal::Unlock => {}
+    }
+    event
 }

@@ -11,6 +11,7 @@ use http::HeaderName;
 use secrecy::SecretString;
 use thiserror::Error;
 
+use crate::domain::UseSignal;
 use crate::domain::locale::Locale;
 use crate::domain::phone::Region;
 use crate::okta::HookDefaults;
@@ -644,6 +645,43 @@ fn learning(env: &Env<'_>) -> Result<Learning, ConfigError> {
     if let Some(n) = p.take(number("LEARNED_GUARD_MIN_CONVERSION_PERCENT", 20, 1..=100)) {
         l.min_conversion_percent = n;
     }
+    if let Some(v) = env.opt("LEARNED_GUARD_REQUEST_TYPES") {
+        match judged_types(&v) {
+            Ok(judged) => l.judged = judged,
+            Err(why) => p.push(invalid("LEARNED_GUARD_REQUEST_TYPES", why)),
+        }
+    }
+    l.country_mode = match env
+        .opt("LEARNED_GUARD_COUNTRY")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("monitor") => LearnMode::Monitor,
+        Some("off") => LearnMode::Off,
+        Some("block") => LearnMode::Block,
+        Some(_) => {
+            p.push(invalid(
+                "LEARNED_GUARD_COUNTRY",
+                "expected off, monitor or block",
+            ));
+            LearnMode::Monitor
+        }
+    };
+    let judge_after = env
+        .secs("LEARNED_GUARD_JUDGE_AFTER_SECONDS", 60)
+        .and_then(|d| {
+            if (10..=3600).contains(&d.as_secs()) {
+                Ok(d)
+            } else {
+                Err(invalid(
+                    "LEARNED_GUARD_JUDGE_AFTER_SECONDS",
+                    "expected 10 seconds to 1 hour",
+                ))
+            }
+        });
+    if let Some(d) = p.take(judge_after) {
+        l.judge_after = d;
+    }
     for (var, slot) in [
         ("LEARNED_GUARD_WINDOW_SECONDS", &mut l.window),
         ("LEARNED_GUARD_COOL_DOWN_SECONDS", &mut l.cool_down),
@@ -661,6 +699,33 @@ fn learning(env: &Env<'_>) -> Result<Learning, ConfigError> {
         }
     }
     p.finish().map(|()| l)
+}
+
+/// `LEARNED_GUARD_REQUEST_TYPES`: Okta's request types, with or without
+/// the `com.okta.user.telephony.` prefix, comma-separated.
+fn judged_types(v: &str) -> Result<Vec<UseSignal>, &'static str> {
+    let mut out = Vec::new();
+    for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let t = t.to_ascii_lowercase();
+        let t = t.strip_prefix("com.okta.user.telephony.").unwrap_or(&t);
+        let signal = match t {
+            "pre-enrollment" => UseSignal::Enrollment,
+            "mfa-verification" => UseSignal::SignIn,
+            "password-reset" | "account-unlock" => {
+                return Err(
+                    "password-reset and account-unlock codes cannot be judged: anyone who knows a username can ask for them",
+                );
+            }
+            _ => return Err("expected pre-enrollment and/or mfa-verification"),
+        };
+        if !out.contains(&signal) {
+            out.push(signal);
+        }
+    }
+    if out.is_empty() {
+        return Err("expected pre-enrollment and/or mfa-verification");
+    }
+    Ok(out)
 }
 
 /// `OTP_LIFE_SECONDS` alone, for local mode's pipeline.
@@ -921,6 +986,26 @@ pub struct Learning {
     pub window: Duration,
     /// How long a learned block holds.
     pub cool_down: Duration,
+    /// The kinds of code the guard judges (`LEARNED_GUARD_REQUEST_TYPES`):
+    /// enrollment by default, the one where the requester types in the
+    /// number, which is where pumping goes. MFA codes may be added where
+    /// only a signed-in user can ask for one. Reset and unlock codes never:
+    /// anyone who knows a username can ask for them, so counting them would
+    /// let an outsider block the org's own ranges.
+    pub judged: Vec<UseSignal>,
+    /// A code is judged unused once it expired unused, or once it is this
+    /// old without a sign-in (`LEARNED_GUARD_JUDGE_AFTER_SECONDS`, 60 s:
+    /// a person's typing time), whichever comes first. Codes younger than
+    /// that are pending and count for nothing; a judged code that is used
+    /// after all still counts as used.
+    pub judge_after: Duration,
+    /// What the guard does at a country's threshold
+    /// (`LEARNED_GUARD_COUNTRY`): monitor by default, whatever
+    /// `LEARNED_GUARD` says. One country's sign-ins can dip for ordinary
+    /// reasons, and a blocked country locks out everyone in it, so a
+    /// country block is an operator's decision (`telehook guard pin`)
+    /// unless set to `block`.
+    pub country_mode: LearnMode,
 }
 
 /// What the learning guard does with what it learned (`LEARNED_GUARD`).
@@ -957,11 +1042,31 @@ impl Default for Learning {
             min_conversion_percent: 20,
             window: Duration::from_secs(3600),
             cool_down: Duration::from_secs(3600),
+            judged: vec![UseSignal::Enrollment],
+            judge_after: Duration::from_secs(60),
+            country_mode: LearnMode::Monitor,
         }
     }
 }
 
 impl Learning {
+    /// Whether the guard judges codes of this kind.
+    pub fn judges(&self, signal: Option<UseSignal>) -> bool {
+        signal.is_some_and(|s| self.judged.contains(&s))
+    }
+
+    /// What the guard does at a threshold of this scope: a country never
+    /// does more than `country_mode` says.
+    pub fn mode_for(&self, scope: &str) -> LearnMode {
+        if scope == "cty" && self.country_mode != LearnMode::Block {
+            return match self.mode {
+                LearnMode::Off => LearnMode::Off,
+                _ => self.country_mode,
+            };
+        }
+        self.mode
+    }
+
     /// Conversion tracking with the guard blocking: what an org with the
     /// event hook set up gets.
     pub fn on() -> Self {

@@ -618,10 +618,12 @@ async fn serve_reports_receipts_and_report_shows_rates_by_country() {
     }
 }
 
-/// The whole conversion loop on one machine: delivered codes are typed in
-/// (a sign-in through the event hook route), codes to a never-converting
-/// country expire unused, the learning guard blocks that country's prefix
-/// after its minimum of sends, and `report` and `guard` show and change it.
+/// The whole conversion loop on one machine: delivered codes are used
+/// (Okta's event for each kind of code through the event hook route),
+/// enrollments to a never-converting country expire unused, the learning
+/// guard blocks that country's prefix once its minimum of codes is judged
+/// (pending ones count for nothing), and `report` and `guard` show and
+/// change it.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
     let mut server = Server::start_env(
@@ -642,8 +644,16 @@ async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
     let template: serde_json::Value =
         serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
     let hook = |id: String, phone: String, user: String, expires: String| {
+        let kind = if id.starts_with("conv-us-1") {
+            "mfa-verification"
+        } else if id.starts_with("conv-us-2") {
+            "password-reset"
+        } else {
+            "pre-enrollment"
+        };
         let mut body = template.clone();
         body["eventId"] = id.into();
+        body["requestType"] = format!("com.okta.user.telephony.{kind}").into();
         body["data"]["messageProfile"]["phoneNumber"] = phone.into();
         body["data"]["userProfile"]["userId"] = user.into();
         body["data"]["messageProfile"]["otpExpires"] = expires.into();
@@ -664,8 +674,9 @@ async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
             "{answer}"
         );
     }
-    let mut refused = 0;
-    for i in 0..8 {
+    // Enrollments nobody finishes: pending codes count for nothing, so all
+    // go out.
+    for i in 0..5 {
         let body = hook(
             format!("conv-id-{i}"),
             format!("+628123400000{i}"),
@@ -673,19 +684,13 @@ async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
             in_secs(3),
         );
         let (status, answer) = post(&client, &server.url(), &token, &body).await;
-        assert_eq!(status, 200);
-        if i < 5 {
-            assert_eq!(status_of(&answer), "SUCCESSFUL", "{i}: {answer}");
-        } else {
-            assert_eq!(
-                answer["error"]["errorCauses"][0]["reason"], "RANGE_BLOCKED",
-                "{i}: {answer}"
-            );
-            refused += 1;
-        }
+        assert_eq!(
+            (status, status_of(&answer)),
+            (200, "SUCCESSFUL"),
+            "{i}: {answer}"
+        );
     }
-    assert_eq!(refused, 3);
-    // The US codes are typed in 1.5 s after delivery; the Indonesian ones
+    // The US codes are used 1.5 s after delivery; the Indonesian ones
     // expire after 3 s and the checks run every second.
     let feedback = server.state_dir.join("feedback.jsonl");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -698,6 +703,21 @@ async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
         }
         assert!(Instant::now() < deadline, "feedback so far: {lines}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Judged: the range is blocked.
+    for i in 5..8 {
+        let body = hook(
+            format!("conv-id-{i}"),
+            format!("+628123400000{i}"),
+            format!("00uconvid{i}"),
+            in_secs(3),
+        );
+        let (status, answer) = post(&client, &server.url(), &token, &body).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            answer["error"]["errorCauses"][0]["reason"], "RANGE_BLOCKED",
+            "{i}: {answer}"
+        );
     }
     let (exit, _) = server.terminate();
     assert!(exit.success());
@@ -732,6 +752,13 @@ async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
     assert_eq!(row("ID")[9..12], ["0", "5", "0.0%"]);
     assert_eq!(row("+6281234")[2], "5");
     assert!(text.contains("+6281234   LEARNED"), "{text}");
+    // By kind: the US MFA, reset and enrollment codes used, the five
+    // Indonesian enrollments not.
+    assert_eq!(row("enrollment")[1..2], ["6"], "{text}");
+    assert_eq!(row("enrollment")[8..11], ["1", "5", "16.7%"], "{text}");
+    assert_eq!(row("mfa")[8..11], ["1", "0", "100.0%"], "{text}");
+    assert_eq!(row("reset")[8..11], ["1", "0", "100.0%"], "{text}");
+    assert!(text.contains("Okta took over: never"), "{text}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg") && page.contains("+6281234"));
 
@@ -765,4 +792,157 @@ async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
         }
     }
     assert!(!text.contains("6281234000001"));
+}
+
+/// Okta's traffic as an org meets it, black-box through `telehook serve`
+/// with the learning guard blocking: codes that cannot be judged (an
+/// outsider's resets, unlocks, MFA codes nobody uses, enrollments without
+/// a user id) never block their range; a company's burst of 45 enrollments
+/// on one carrier block all goes out; and unfinished enrollments to one
+/// range, one a second with 30-second codes, are refused well inside two
+/// minutes while ordinary enrollments beside them go out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guard_contains_pumping_and_never_turns_on_ordinary_traffic() {
+    let mut server = Server::start_env(
+        "guard-traffic",
+        &["--never-converting", "ID,+1650555"],
+        &[("LEARNED_GUARD", "block"), ("ALLOWED_COUNTRIES", "US,ID")],
+    );
+    let token = server.token(&[]);
+    let client = reqwest::Client::new();
+    let template: serde_json::Value = serde_json::from_str(
+        serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(events_dir().join("ingress-sms.json")).unwrap(),
+        )
+        .unwrap()["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let hook = |id: &str, kind: &str, phone: String, user: Option<String>, life_s: i64| {
+        let mut body = template.clone();
+        body["eventId"] = id.into();
+        body["requestType"] = format!("com.okta.user.telephony.{kind}").into();
+        body["data"]["messageProfile"]["phoneNumber"] = phone.into();
+        body["data"]["userProfile"]["userId"] = user.map_or(serde_json::Value::Null, Into::into);
+        body["data"]["messageProfile"]["otpExpires"] = (chrono::Utc::now()
+            + chrono::Duration::seconds(life_s))
+        .to_rfc3339()
+        .into();
+        body.to_string()
+    };
+    let send = |body: String| {
+        let (client, url, token) = (client.clone(), server.url(), token.clone());
+        async move { post(&client, &url, &token, &body).await }
+    };
+
+    // Codes nobody uses that cannot be judged, 30 of each, to one range.
+    for i in 0..120usize {
+        let (kind, user) = match i % 4 {
+            0 => ("password-reset", Some(format!("00ureset{i}"))),
+            1 => ("account-unlock", Some(format!("00uunlock{i}"))),
+            2 => ("mfa-verification", Some(format!("00umfa{i}"))),
+            _ => ("pre-enrollment", None),
+        };
+        let body = hook(
+            &format!("nc-{i}"),
+            kind,
+            format!("+1650555{:04}", i),
+            user,
+            3,
+        );
+        let (status, answer) = send(body).await;
+        assert_eq!(
+            (status, status_of(&answer)),
+            (200, "SUCCESSFUL"),
+            "{kind} {i}: {answer}"
+        );
+    }
+
+    // 9 a.m.: 45 enrollments on one carrier block within two seconds.
+    let burst = (0..45usize).map(|i| {
+        send(hook(
+            &format!("burst-{i}"),
+            "pre-enrollment",
+            format!("+1415555{:04}", 1000 + i),
+            Some(format!("00uburst{i}")),
+            300,
+        ))
+    });
+    for (status, answer) in futures::future::join_all(burst).await {
+        assert_eq!(
+            (status, status_of(&answer)),
+            (200, "SUCCESSFUL"),
+            "{answer}"
+        );
+    }
+
+    // Pumping: an unfinished enrollment a second to one range, 30-second
+    // codes, with ordinary enrollments beside it.
+    let start = Instant::now();
+    let mut contained = None;
+    let mut pumped_out = 0;
+    for i in 0..150usize {
+        let tick = start + Duration::from_secs(i as u64);
+        tokio::time::sleep_until(tick.into()).await;
+        let (status, answer) = send(hook(
+            &format!("pump-{i}"),
+            "pre-enrollment",
+            format!("+6281234{:05}", i),
+            Some(format!("00upump{i}")),
+            30,
+        ))
+        .await;
+        assert_eq!(status, 200);
+        if status_of(&answer) == "SUCCESSFUL" {
+            pumped_out += 1;
+        } else {
+            assert_eq!(
+                answer["error"]["errorCauses"][0]["reason"], "RANGE_BLOCKED",
+                "{answer}"
+            );
+            contained.get_or_insert(start.elapsed());
+        }
+        if i % 3 == 0 {
+            let (status, answer) = send(hook(
+                &format!("ok-{i}"),
+                "pre-enrollment",
+                format!("+1206555{:04}", i),
+                Some(format!("00uok{i}")),
+                300,
+            ))
+            .await;
+            assert_eq!(
+                (status, status_of(&answer)),
+                (200, "SUCCESSFUL"),
+                "ordinary {i}: {answer}"
+            );
+        }
+        if contained.is_some_and(|c| start.elapsed() > c + Duration::from_secs(3)) {
+            break;
+        }
+    }
+    let contained = contained.expect("the pumped range was refused");
+    println!(
+        "pumping one enrollment a second: contained after {} s, {pumped_out} codes out",
+        contained.as_secs()
+    );
+    assert!(contained < Duration::from_secs(120), "{contained:?}");
+    let (exit, lines) = server.terminate();
+    assert!(exit.success(), "{lines:?}");
+    let listed = {
+        let out = Command::new(BIN)
+            .args(["guard", "list", "--state-dir"])
+            .arg(&server.state_dir)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(
+        listed.contains("+6281234") && listed.contains("LEARNED"),
+        "{listed}"
+    );
+    for open in ["+1650555", "+1415555", "+1206555", " US "] {
+        assert!(!listed.contains(open), "{open} blocked: {listed}");
+    }
 }

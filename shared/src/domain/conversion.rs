@@ -3,7 +3,7 @@
 //! Messaging takes about it. Also the number prefix the learning guard
 //! counts by.
 
-use super::PhoneNumber;
+use super::{PhoneNumber, RequestType};
 
 /// The ledger's word on a sent code, once the sign-in or the expiry told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +36,89 @@ impl Conversion {
             Conversion::Converted => Feedback::Received,
             Conversion::Unused => Feedback::Failed,
         }
+    }
+}
+
+/// How Okta shows that a code was used. Each kind of code has its own
+/// System Log event, read from Okta's event hook
+/// (read by the `okta::events` module):
+///
+/// | request type | event | what it means |
+/// |---|---|---|
+/// | `mfa-verification` | `user.authentication.auth_via_mfa` (SUCCESS, SMS or voice factor) | the user verified with the code |
+/// | `pre-enrollment` | `user.mfa.factor.activate` (a phone factor) | the enrollment finished: the code was typed in |
+/// | `password-reset` | `user.account.reset_password` | the reset went through |
+/// | `account-unlock` | `user.account.unlock` | the account was unlocked |
+///
+/// A request type Okta does not name (`unknown`, or a type this build does
+/// not know) has no signal: its codes are never matched and never judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UseSignal {
+    SignIn,
+    Enrollment,
+    PasswordReset,
+    Unlock,
+}
+
+impl UseSignal {
+    pub const ALL: [UseSignal; 4] = [
+        UseSignal::SignIn,
+        UseSignal::Enrollment,
+        UseSignal::PasswordReset,
+        UseSignal::Unlock,
+    ];
+
+    /// The signal of a request type's codes, if Okta logs one.
+    pub fn of(request_type: &RequestType) -> Option<Self> {
+        match request_type {
+            RequestType::MfaVerification => Some(UseSignal::SignIn),
+            RequestType::PreEnrollment => Some(UseSignal::Enrollment),
+            RequestType::PasswordReset => Some(UseSignal::PasswordReset),
+            RequestType::AccountUnlock => Some(UseSignal::Unlock),
+            RequestType::Other(_) | RequestType::Unknown => None,
+        }
+    }
+
+    /// The short name stored on the ledger and shown in reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UseSignal::SignIn => "mfa",
+            UseSignal::Enrollment => "enrollment",
+            UseSignal::PasswordReset => "reset",
+            UseSignal::Unlock => "unlock",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        UseSignal::ALL.into_iter().find(|u| u.as_str() == s)
+    }
+
+    /// The Okta request type whose codes it shows used.
+    pub fn request_type(&self) -> RequestType {
+        match self {
+            UseSignal::SignIn => RequestType::MfaVerification,
+            UseSignal::Enrollment => RequestType::PreEnrollment,
+            UseSignal::PasswordReset => RequestType::PasswordReset,
+            UseSignal::Unlock => RequestType::AccountUnlock,
+        }
+    }
+
+    /// The System Log event that shows such a code used.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            UseSignal::SignIn => "user.authentication.auth_via_mfa",
+            UseSignal::Enrollment => "user.mfa.factor.activate",
+            UseSignal::PasswordReset => "user.account.reset_password",
+            UseSignal::Unlock => "user.account.unlock",
+        }
+    }
+
+    /// Whether the person asking for the code also chose the number it
+    /// goes to. Only enrollment: every other code goes to a number already
+    /// on the user's profile. That is where SMS pumping through Okta goes,
+    /// and what the learning guard judges by default.
+    pub fn requester_chooses_number(&self) -> bool {
+        matches!(self, UseSignal::Enrollment)
     }
 }
 
@@ -74,6 +157,26 @@ pub fn prefix_of(phone: &PhoneNumber, digits: usize) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn every_okta_request_type_has_its_own_signal() {
+        for signal in UseSignal::ALL {
+            assert_eq!(UseSignal::of(&signal.request_type()), Some(signal));
+            assert_eq!(UseSignal::parse(signal.as_str()), Some(signal));
+        }
+        assert_eq!(UseSignal::of(&RequestType::Unknown), None);
+        assert_eq!(
+            UseSignal::of(&RequestType::Other(
+                "com.okta.user.telephony.something-new".into()
+            )),
+            None
+        );
+        let chooses: Vec<_> = UseSignal::ALL
+            .into_iter()
+            .filter(UseSignal::requester_chooses_number)
+            .collect();
+        assert_eq!(chooses, [UseSignal::Enrollment]);
+    }
 
     #[test]
     fn prefixes_are_ranges_not_numbers() {

@@ -16,7 +16,7 @@ pub mod receipt;
 pub mod request;
 
 pub use channel::{Channel, ChannelError};
-pub use conversion::{Conversion, Feedback, prefix_of};
+pub use conversion::{Conversion, Feedback, UseSignal, prefix_of};
 pub use event::{EventId, RequestType};
 pub use job::{Job, JobError};
 pub use locale::{Locale, LocaleError};

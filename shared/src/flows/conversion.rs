@@ -2,20 +2,27 @@
 //!
 //! - After a confirmed send ([`Pipeline::after_sent`]), with
 //!   `CONVERSIONS=on`: the ledger record is noted for matching (send time,
-//!   code expiry, prefix, keyed hash of the user with the channel), an
-//!   expiry check is scheduled for the code's expiry, and the learning
-//!   guard counts the send for its prefix and country (and may block them,
-//!   see [`super::guard::learn`]). These run together, under a short
-//!   deadline on the ingress's fast path; a failure loses conversion data
-//!   for that send (logged, `FollowUpErrors`), never the send.
-//! - A sign-in with a phone factor from Okta's event hook
-//!   ([`record_sign_ins`]) marks the user's latest send on that channel
+//!   code expiry, prefix, the kind of code, keyed hash of the user with the
+//!   kind and the channel), and a check is scheduled for the code's expiry
+//!   (for a code the learning guard judges, for its typing time if that
+//!   comes first). A code Okta cannot show used (no user id, or a request
+//!   type with no event) gets neither: it is never matched, never `UNUSED`.
+//!   These run together, under a short deadline on the ingress's fast
+//!   path; a failure loses conversion data for that send (logged,
+//!   `FollowUpErrors`), never the send.
+//! - Okta's event that a code was used ([`record_sign_ins`]: a sign-in,
+//!   a finished enrollment, a reset, an unlock; each event once, by its
+//!   `uuid`) marks the user's latest send of that kind made before it
 //!   `CONVERTED` if its code was still valid, gives End User Messaging the
-//!   `RECEIVED` feedback, and counts the conversion.
-//! - An expiry check ([`check_due`]) marks a send nobody used `UNUSED`
-//!   and gives the `FAILED` feedback. A check that arrives early (SQS's
-//!   15-minute cap) is scheduled again for the rest. The same timers carry
-//!   the voice fallback's checks ([`super::fallback`]).
+//!   `RECEIVED` feedback, and counts the conversion for the guard.
+//! - A check ([`check_due`]) at a code's typing time judges it unused for
+//!   the learning guard (the guard counts it, and may block its prefix);
+//!   at its expiry it marks a send nobody used `UNUSED` and gives the
+//!   `FAILED` feedback. A check that arrives early (SQS's 15-minute cap)
+//!   is scheduled again for the rest. The same timers carry the voice
+//!   fallback's checks ([`super::fallback`]).
+//! - Okta's record of a failed telephony hook call (it sent that code
+//!   itself) is counted (`OktaFallbacks`) and kept for `telehook report`.
 //!
 //! Every step is idempotent: a replayed batch or a check delivered twice
 //! finds the send already decided and changes nothing.
@@ -29,8 +36,8 @@ use super::Pipeline;
 use super::fallback::FallbackOutcome;
 use super::guard;
 use crate::crypto::keyed_hash;
-use crate::domain::{Conversion, DeliveryRequest, EventId, prefix_of};
-use crate::ledger::{LedgerError, Resolution, SendNote, SignIn, SignInMatch};
+use crate::domain::{Conversion, DeliveryRequest, EventId, UseSignal, prefix_of};
+use crate::ledger::{LedgerError, Resolution, SendNote, SignIn, SignInMatch, StatBump};
 use crate::okta::events::EventBatch;
 use crate::timers::{Check, ExpiryCheck};
 
@@ -58,25 +65,40 @@ impl Pipeline {
             .user_id
             .as_deref()
             .map(|u| keyed_hash(&self.settings.hash_key, u));
+        let signal = UseSignal::of(&req.request_type);
+        // Only a code Okta can show used can be judged unused: without a
+        // user id, or for a request type Okta logs no use of, it stays open.
+        let matchable = user_key.is_some() && signal.is_some();
+        let guard = matchable && learning.mode != guard::LearnMode::Off && learning.judges(signal);
         let note = SendNote {
             event_id: &req.event_id,
             user_key: user_key.as_deref(),
             channel: req.channel,
+            signal,
+            guard,
             prefix: &prefix,
             sent_ms: now_ms,
             otp_expires_ms: req.otp_expires.timestamp_millis(),
         };
-        let country = req.phone.region().map(|r| r.as_str().to_owned());
         let conversion_steps = async {
             if !learning.conversions {
                 return;
             }
-            let check = ExpiryCheck::new(req.event_id.as_str(), note.otp_expires_ms).into();
-            let (noted, scheduled, ()) = tokio::join!(
-                self.ledger.note_send(&note),
-                self.timers.schedule(&check, now_ms),
-                guard::count_send(self, &prefix, country.as_deref(), now_ms),
-            );
+            let judge_ms = if guard {
+                now_ms + i64::try_from(learning.judge_after.as_millis()).unwrap_or(60_000)
+            } else {
+                note.otp_expires_ms
+            };
+            let check: Check =
+                ExpiryCheck::judging(req.event_id.as_str(), judge_ms, note.otp_expires_ms).into();
+            let schedule = async {
+                if matchable {
+                    self.timers.schedule(&check, now_ms).await
+                } else {
+                    Ok(())
+                }
+            };
+            let (noted, scheduled) = tokio::join!(self.ledger.note_send(&note), schedule);
             if let Err(e) = noted {
                 tracing::warn!(error = %e, "send not noted; a sign-in cannot be matched to it");
                 self.settings.metrics.follow_up_error("note");
@@ -125,10 +147,26 @@ impl Pipeline {
         self.settings.metrics.conversion(
             resolution.channel.map_or("unknown", |c| c.as_str()),
             resolution.country.as_deref().unwrap_or("unknown"),
+            resolution.signal.map_or("unknown", |s| s.as_str()),
             conversion.as_str(),
         );
     }
+
+    /// Whether an Okta event hook event is seen for the first time (by its
+    /// `uuid`; one without a uuid always is). A ledger that cannot tell
+    /// fails the batch, so Okta delivers it again.
+    async fn first_sight(&self, uuid: Option<&str>) -> Result<bool, LedgerError> {
+        let Some(uuid) = uuid else { return Ok(true) };
+        // Okta delivers a batch again within minutes; a day is plenty.
+        let expires_at = self.clock.now_ms() / 1000 + 86_400;
+        self.ledger.first_sight(uuid, expires_at).await
+    }
 }
+
+/// The ledger's count of Okta's own sends after failed hook calls, per
+/// hour: scope `okta`, key the hook (`telephony`, `unnamed`), in
+/// `judged` (kept 35 days for `telehook report`).
+pub const OKTA_FALLBACK_SCOPE: &str = "okta";
 
 /// What one event hook batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -140,7 +178,12 @@ pub struct SignInReport {
     pub no_send: u32,
     pub expired: u32,
     pub already_resolved: u32,
-    /// Events that were not phone sign-ins.
+    /// Events delivered before (the same `uuid`).
+    pub duplicate: u32,
+    /// Okta's records of failed telephony hook calls: codes Okta sent
+    /// itself.
+    pub okta_fallbacks: u32,
+    /// Events that were not of a kind that shows a code used.
     pub skipped: u32,
 }
 
@@ -165,24 +208,33 @@ pub async fn record_sign_ins(
         );
         return Ok(report);
     }
+    record_okta_fallbacks(pipeline, batch, &mut report).await?;
     for s in &batch.sign_ins {
+        if !pipeline.first_sight(s.uuid.as_deref()).await? {
+            report.duplicate += 1;
+            pipeline.settings.metrics.sign_in_ignored("DUPLICATE");
+            continue;
+        }
         let user_key = keyed_hash(&pipeline.settings.hash_key, &s.user_id);
         let found = pipeline
             .ledger
             .convert(&SignIn {
                 user_key: &user_key,
+                signal: s.signal,
                 channel: s.channel,
                 at_ms: s.at.timestamp_millis(),
             })
             .await?;
+        let channel = s.channel.map_or("any", |c| c.as_str());
         let kind = match found {
             SignInMatch::Converted(resolution) => {
                 report.converted += 1;
                 tracing::info!(
                     event_id = %resolution.event_id,
-                    channel = s.channel.as_str(),
+                    signal = s.signal.as_str(),
+                    channel,
                     after_ms = s.at.timestamp_millis() - resolution.sent_ms,
-                    "code used to sign in"
+                    "code used"
                 );
                 pipeline.count_conversion(&resolution, Conversion::Converted);
                 pipeline.feedback(&resolution, Conversion::Converted).await;
@@ -204,12 +256,49 @@ pub async fn record_sign_ins(
         };
         tracing::debug!(
             kind,
-            channel = s.channel.as_str(),
-            "sign-in matched no open send"
+            signal = s.signal.as_str(),
+            channel,
+            "Okta's event matched no open send"
         );
         pipeline.settings.metrics.sign_in_ignored(kind);
     }
     Ok(report)
+}
+
+/// Counts Okta's records of failed telephony hook calls, once each: a
+/// metric (and its alarm), a warning, and the ledger's hourly count for
+/// `telehook report`.
+async fn record_okta_fallbacks(
+    pipeline: &Pipeline,
+    batch: &EventBatch,
+    report: &mut SignInReport,
+) -> Result<(), LedgerError> {
+    for f in &batch.okta_fallbacks {
+        if !pipeline.first_sight(f.uuid.as_deref()).await? {
+            report.duplicate += 1;
+            continue;
+        }
+        report.okta_fallbacks += 1;
+        tracing::warn!(
+            hook = f.hook.as_str(),
+            "Okta recorded a failed inline hook call: it sent that code through its own providers"
+        );
+        pipeline.settings.metrics.okta_fallback(f.hook.as_str());
+        let at_ms = f.at.timestamp_millis();
+        let bump = StatBump {
+            scope: OKTA_FALLBACK_SCOPE,
+            key: f.hook.as_str(),
+            window: at_ms.div_euclid(3_600_000),
+            judged: 1,
+            conversions: 0,
+            expires_at: at_ms / 1000 + 35 * 86_400,
+        };
+        if let Err(e) = pipeline.ledger.bump(&bump).await {
+            tracing::warn!(error = %e, "Okta's fallback not counted for the report");
+            pipeline.settings.metrics.follow_up_error("stats");
+        }
+    }
+    Ok(())
 }
 
 /// What a timer's check did.
@@ -217,6 +306,9 @@ pub async fn record_sign_ins(
 pub enum CheckOutcome {
     /// Expiry: marked `UNUSED`, feedback given.
     Unused,
+    /// Typing time: judged unused for the learning guard; the expiry
+    /// check follows.
+    Judged,
     /// Expiry: converted, never sent, or gone: nothing to do.
     Decided,
     /// Arrived before it was due; scheduled again.
@@ -256,11 +348,33 @@ pub async fn check_due(pipeline: &Pipeline, body: &str) -> Result<CheckOutcome, 
         tracing::warn!("an expiry check with an event id that is not one; dropped");
         return Ok(CheckOutcome::Malformed);
     };
+    let expires_ms = check.code_expires_ms();
+    if expires_ms > now_ms {
+        // The typing time is up, the code is still valid. The expiry check
+        // is queued first: if judging fails, this check comes back, and
+        // the second expiry check finds the send decided.
+        let expiry: Check = ExpiryCheck::new(&check.event_id, expires_ms).into();
+        pipeline
+            .timers
+            .schedule(&expiry, now_ms)
+            .await
+            .map_err(|e| e.to_string())?;
+        return match pipeline.ledger.judge(&event_id, now_ms).await {
+            Ok(Some(resolution)) => {
+                tracing::info!(event_id = %event_id, "code not used within the typing time");
+                guard::count_judged(pipeline, &resolution).await;
+                Ok(CheckOutcome::Judged)
+            }
+            Ok(None) => Ok(CheckOutcome::Decided),
+            Err(e) => Err(e.to_string()),
+        };
+    }
     match pipeline.ledger.mark_unused(&event_id, now_ms).await {
         Ok(Some(resolution)) => {
             tracing::info!(event_id = %event_id, "code expired unused");
             pipeline.count_conversion(&resolution, Conversion::Unused);
             pipeline.feedback(&resolution, Conversion::Unused).await;
+            guard::count_judged(pipeline, &resolution).await;
             Ok(CheckOutcome::Unused)
         }
         Ok(None) => Ok(CheckOutcome::Decided),

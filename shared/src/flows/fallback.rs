@@ -15,17 +15,32 @@
 //! job queue carries it: the ledger never holds a code, and a call needs
 //! one. At most once per event: the ledger's `fallbackAt` is taken by a
 //! conditional write before the call.
+//!
+//! A call costs more than an SMS, and it is a send the guard did not see
+//! when the hook came: before it rings, the guard's learned and pinned
+//! blocks are checked again, and a number gets at most
+//! [`CALLS_PER_DESTINATION`] fallback calls in [`CALLS_WINDOW`]. Only a
+//! receipt about the message the ledger recorded can trigger it (see
+//! `Ledger::record_delivery`), so a receipt that names our event but not
+//! our message cannot make us ring anyone.
 
 use std::time::Duration;
 
 use super::Pipeline;
+use super::guard;
+use crate::crypto::keyed_hash;
 use crate::domain::{Channel, DeliveryRequest, Job, NumberType};
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, RateCount, RateDecision};
 use crate::timers::{Check, ExpiryCheck, FallbackCheck};
 
 /// Less than this left of a code's life, a call would read out a code that
 /// expires before anyone can type it.
 pub const MIN_LIFE_LEFT: Duration = Duration::from_secs(30);
+
+/// The most fallback calls one number gets in [`CALLS_WINDOW`]: one
+/// person's sign-ins in a bad-signal hour, not a pumping run's.
+pub const CALLS_PER_DESTINATION: u32 = 3;
+pub const CALLS_WINDOW: Duration = Duration::from_secs(3600);
 
 /// The final SMS events that call for a call: the handset or the carrier
 /// cannot be reached. Blocked, spam or opted-out numbers are not called.
@@ -43,6 +58,9 @@ pub enum FallbackOutcome {
     TooLate,
     /// The call was refused or failed; not tried again.
     CallFailed,
+    /// The guard refused the call: the range is blocked or pinned, or the
+    /// number had its fallback calls for the hour.
+    Refused,
 }
 
 /// Turns an SMS hook to a landline into a call, when the fallback is on.
@@ -105,9 +123,27 @@ pub async fn check_fallback(
         tracing::info!("the SMS bounced, but too little of the code's life is left to call");
         return Ok(FallbackOutcome::TooLate);
     }
+    let now_ms = now.timestamp_millis();
+    if let Err(refusal) = guard::check_blocks(
+        &pipeline.settings.guard,
+        pipeline.ledger.as_ref(),
+        &req,
+        now_ms,
+    )
+    .await
+    {
+        tracing::warn!(refusal = ?refusal, "the fallback call was refused by the guard");
+        pipeline.settings.metrics.voice_fallback("REFUSED");
+        return Ok(FallbackOutcome::Refused);
+    }
+    if !calls_left(pipeline, &req, now_ms).await? {
+        tracing::warn!(to = %req.phone, "the number had its fallback calls for the hour; no call");
+        pipeline.settings.metrics.voice_fallback("REFUSED");
+        return Ok(FallbackOutcome::Refused);
+    }
     if !pipeline
         .ledger
-        .claim_fallback(&req.event_id, now.timestamp_millis())
+        .claim_fallback(&req.event_id, now_ms)
         .await?
     {
         return Ok(FallbackOutcome::NotNeeded);
@@ -130,4 +166,30 @@ pub async fn check_fallback(
             Ok(FallbackOutcome::CallFailed)
         }
     }
+}
+
+/// Counts this call against the number's fallback calls of the window;
+/// `false` when the window is full. A repeated check of one event counts
+/// once (the counter keeps event ids). A ledger that cannot count now
+/// fails the check, so it comes back: a call is never placed uncounted.
+async fn calls_left(
+    pipeline: &Pipeline,
+    req: &DeliveryRequest,
+    now_ms: i64,
+) -> Result<bool, LedgerError> {
+    let window_ms = i64::try_from(CALLS_WINDOW.as_millis()).unwrap_or(3_600_000);
+    let window = now_ms.div_euclid(window_ms);
+    let key = keyed_hash(&pipeline.settings.hash_key, req.phone.e164());
+    let count = RateCount {
+        scope: "vfb",
+        key: &key,
+        window,
+        limit: CALLS_PER_DESTINATION,
+        event_id: &req.event_id,
+        expires_at: ((window + 2) * window_ms) / 1000,
+    };
+    Ok(matches!(
+        pipeline.ledger.count(&count).await?,
+        RateDecision::Allowed { .. }
+    ))
 }

@@ -21,6 +21,21 @@
 //!    `telehook guard pin`. Checked before the rate counters, so a blocked
 //!    range does not use up anyone's limits.
 //!
+//! What the learning guard judges, and when:
+//! - only the kinds of code in `LEARNED_GUARD_REQUEST_TYPES` (enrollment by
+//!   default: the requester types in the number, which is where pumping
+//!   goes; reset and unlock codes never, since anyone who knows a username
+//!   can ask for one), and only codes sent to a named Okta user (nothing
+//!   else can show a code used);
+//! - only once a code's fate is known ([`count_judged`]): used (Okta's
+//!   event came), expired unused, or older than a person's typing time
+//!   (`LEARNED_GUARD_JUDGE_AFTER_SECONDS`) without a use. A pending code
+//!   counts for nothing, so a burst of real sign-ins cannot block its own
+//!   range; a code judged unused that is used after all counts as used;
+//! - a prefix is blocked at its threshold; a country only in
+//!   `LEARNED_GUARD_COUNTRY=block`: by default the guard only says it would
+//!   (an operator confirms with `telehook guard pin`).
+//!
 //! A refusal is answered as `on_refusal` says: by default with an error
 //! object, so Okta falls back to its own providers; with `block`, so that it
 //! does not (see [`RefusalAnswer`]).
@@ -116,34 +131,7 @@ pub async fn check(
     if let Some(kind) = type_refusal(req.channel, req.phone.number_type()) {
         return Err(Refusal::NumberType { kind });
     }
-    if settings.learning.mode != LearnMode::Off {
-        let prefix = prefix_of(&req.phone, settings.learning.prefix_digits);
-        let mut keys = vec![(STAT_PREFIX, prefix.as_str())];
-        if let Some(r) = region.as_deref() {
-            keys.push((STAT_COUNTRY, r));
-        }
-        match ledger.blocks(&keys).await {
-            Ok(blocks) => {
-                if let Some(b) = blocks.into_iter().find(|b| b.blocks(now_ms)) {
-                    return Err(Refusal::Learned {
-                        scope: b.scope,
-                        key: b.key,
-                        kind: b.kind,
-                    });
-                }
-            }
-            // Like a rate counter: a passing error lets the claim decide,
-            // a refused read refuses.
-            Err(e @ LedgerError::Unavailable(_)) => {
-                tracing::warn!(error = %e, "guard blocks unavailable; the claim decides");
-            }
-            Err(e) => {
-                return Err(Refusal::GuardUnavailable {
-                    error: e.to_string(),
-                });
-            }
-        }
-    }
+    check_blocks(settings, ledger, req, now_ms).await?;
 
     let mut counters: Vec<(&'static str, String, RateLimit)> = Vec::new();
     if let Some(limit) = settings.per_destination {
@@ -189,6 +177,46 @@ pub async fn check(
     Ok(())
 }
 
+/// The learned and pinned blocks of the request's prefix and country
+/// (while the learning guard is on). Also run before a voice fallback call.
+pub(crate) async fn check_blocks(
+    settings: &GuardSettings,
+    ledger: &dyn Ledger,
+    req: &DeliveryRequest,
+    now_ms: i64,
+) -> Result<(), Refusal> {
+    let region = req.phone.region().map(|r| r.as_str().to_owned());
+    if settings.learning.mode != LearnMode::Off {
+        let prefix = prefix_of(&req.phone, settings.learning.prefix_digits);
+        let mut keys = vec![(STAT_PREFIX, prefix.as_str())];
+        if let Some(r) = region.as_deref() {
+            keys.push((STAT_COUNTRY, r));
+        }
+        match ledger.blocks(&keys).await {
+            Ok(blocks) => {
+                if let Some(b) = blocks.into_iter().find(|b| b.blocks(now_ms)) {
+                    return Err(Refusal::Learned {
+                        scope: b.scope,
+                        key: b.key,
+                        kind: b.kind,
+                    });
+                }
+            }
+            // Like a rate counter: a passing error lets the claim decide,
+            // a refused read refuses.
+            Err(e @ LedgerError::Unavailable(_)) => {
+                tracing::warn!(error = %e, "guard blocks unavailable; the claim decides");
+            }
+            Err(e) => {
+                return Err(Refusal::GuardUnavailable {
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The window a time falls in, and when its counts may be deleted.
 fn window_of(learning: &Learning, at_ms: i64) -> (i64, i64) {
     let window_ms = i64::try_from(learning.window.as_millis())
@@ -198,68 +226,59 @@ fn window_of(learning: &Learning, at_ms: i64) -> (i64, i64) {
     (window, ((window + 2) * window_ms) / 1000)
 }
 
-/// Adds one send (`sends`) or one conversion to the prefix's and the
-/// country's counts of the window `at_ms` falls in; a send's new counts
-/// go to [`learn`]. A failed write loses that count only.
-async fn count(
-    pipeline: &Pipeline,
-    prefix: Option<&str>,
-    country: Option<&str>,
-    at_ms: i64,
-    sends: bool,
-) {
+/// Adds to the prefix's and the country's counts of the window of the
+/// code's send (so a window's rate is over the same codes); counts that
+/// judged a code unused go to [`learn`]. A failed write loses that count
+/// only.
+async fn count(pipeline: &Pipeline, resolution: &Resolution, judged: u32, conversions: u32) {
     let learning = &pipeline.settings.guard.learning;
-    if learning.mode == LearnMode::Off {
+    if learning.mode == LearnMode::Off || !resolution.guard || judged + conversions == 0 {
         return;
     }
-    let (window, expires_at) = window_of(learning, at_ms);
-    for (scope, key) in [(STAT_PREFIX, prefix), (STAT_COUNTRY, country)] {
+    let now_ms = pipeline.clock.now_ms();
+    let (window, expires_at) = window_of(learning, resolution.sent_ms);
+    for (scope, key) in [
+        (STAT_PREFIX, resolution.prefix.as_deref()),
+        (STAT_COUNTRY, resolution.country.as_deref()),
+    ] {
         let Some(key) = key else { continue };
         let bump = StatBump {
             scope,
             key,
             window,
-            sends: u32::from(sends),
-            conversions: u32::from(!sends),
+            judged,
+            conversions,
             expires_at,
         };
         match pipeline.ledger.bump(&bump).await {
-            Ok(counts) if sends => learn(pipeline, scope, key, counts, at_ms).await,
+            Ok(counts) if conversions == 0 => learn(pipeline, scope, key, counts, now_ms).await,
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(scope, sends, error = %e, "not counted for the learning guard");
+                tracing::warn!(scope, error = %e, "not counted for the learning guard");
                 pipeline.settings.metrics.follow_up_error("stats");
             }
         }
     }
 }
 
-/// Counts a confirmed send for its prefix and country, and blocks either
-/// when its conversion rate says so ([`learn`]).
-pub(crate) async fn count_send(
-    pipeline: &Pipeline,
-    prefix: &str,
-    country: Option<&str>,
-    now_ms: i64,
-) {
-    count(pipeline, Some(prefix), country, now_ms, true).await;
+/// Counts a code the guard judges as judged unused (it expired unused, or
+/// outlived the typing time), and blocks its prefix or country when the
+/// rate says so ([`learn`]). A code judged before is not counted again.
+pub(crate) async fn count_judged(pipeline: &Pipeline, resolution: &Resolution) {
+    if resolution.was_judged {
+        return;
+    }
+    count(pipeline, resolution, 1, 0).await;
 }
 
-/// Counts a conversion in the window of its send, so a window's rate is
-/// over the same sends.
+/// Counts a used code: one more used, and one more judged unless it had
+/// been judged unused before (it counted as judged then).
 pub(crate) async fn count_conversion(pipeline: &Pipeline, resolution: &Resolution) {
-    count(
-        pipeline,
-        resolution.prefix.as_deref(),
-        resolution.country.as_deref(),
-        resolution.sent_ms,
-        false,
-    )
-    .await;
+    count(pipeline, resolution, u32::from(!resolution.was_judged), 1).await;
 }
 
-/// The sends a window needs before its rate counts.
-fn min_sends(learning: &Learning, scope: &str) -> u32 {
+/// The judged codes a window needs before its rate counts.
+fn min_judged(learning: &Learning, scope: &str) -> u32 {
     if scope == STAT_COUNTRY {
         learning.country_min_sends
     } else {
@@ -267,16 +286,18 @@ fn min_sends(learning: &Learning, scope: &str) -> u32 {
     }
 }
 
-/// Whether these counts call for a block: enough sends, too few used.
+/// Whether these counts call for a block: enough judged codes, too few
+/// used.
 pub fn should_block(learning: &Learning, scope: &str, counts: StatCounts) -> bool {
-    counts.sends >= min_sends(learning, scope)
+    counts.judged >= min_judged(learning, scope)
         && u64::from(counts.conversions) * 100
-            < u64::from(learning.min_conversion_percent) * u64::from(counts.sends)
+            < u64::from(learning.min_conversion_percent) * u64::from(counts.judged)
 }
 
 /// Blocks a prefix or country for the cool-down when its window's counts
-/// call for it ([`should_block`]); in monitor mode, says so instead. A
-/// block an operator pinned, allowed or recently lifted is left alone.
+/// call for it ([`should_block`]); in monitor mode (a country's default),
+/// says so instead. A block an operator pinned, allowed or recently lifted
+/// is left alone.
 pub(crate) async fn learn(
     pipeline: &Pipeline,
     scope: &str,
@@ -289,28 +310,41 @@ pub(crate) async fn learn(
         return;
     }
     let reason = format!(
-        "{} of {} codes used in the window ({}%), below {}%",
+        "{} of {} judged codes used in the window ({}%), below {}%",
         counts.conversions,
-        counts.sends,
-        u64::from(counts.conversions) * 100 / u64::from(counts.sends.max(1)),
+        counts.judged,
+        u64::from(counts.conversions) * 100 / u64::from(counts.judged.max(1)),
         learning.min_conversion_percent
     );
-    if learning.mode == LearnMode::Monitor {
-        // Once per `min_sends`, not on every send past the threshold.
-        if !counts
-            .sends
-            .is_multiple_of(min_sends(learning, scope).max(1))
-        {
+    match learning.mode_for(scope) {
+        LearnMode::Off => return,
+        LearnMode::Monitor => {
+            // Once per `min_judged`, not on every code past the threshold.
+            if !counts
+                .judged
+                .is_multiple_of(min_judged(learning, scope).max(1))
+            {
+                return;
+            }
+            if scope == STAT_COUNTRY && learning.mode == LearnMode::Block {
+                tracing::warn!(
+                    scope,
+                    key,
+                    reason,
+                    "the learning guard would block a whole country; pin it with `telehook guard pin` to confirm"
+                );
+            } else {
+                tracing::warn!(
+                    scope,
+                    key,
+                    reason,
+                    "the learning guard would block (monitor mode)"
+                );
+            }
+            pipeline.settings.metrics.guard_block(scope, "monitor");
             return;
         }
-        tracing::warn!(
-            scope,
-            key,
-            reason,
-            "the learning guard would block (monitor mode)"
-        );
-        pipeline.settings.metrics.guard_block(scope, "monitor");
-        return;
+        LearnMode::Block => {}
     }
     let block = GuardBlock {
         scope: scope.to_owned(),
@@ -320,7 +354,7 @@ pub(crate) async fn learn(
             now_ms + i64::try_from(learning.cool_down.as_millis()).unwrap_or(i64::MAX / 2),
         ),
         reason: reason.clone(),
-        sends: counts.sends,
+        judged: counts.judged,
         conversions: counts.conversions,
         since_ms: now_ms,
     };
@@ -359,8 +393,11 @@ mod tests {
     #[test]
     fn blocks_need_volume_and_a_low_rate() {
         let l = Learning::on();
-        let c = |sends, conversions| StatCounts { sends, conversions };
-        assert!(!should_block(&l, STAT_PREFIX, c(24, 0)), "too few sends");
+        let c = |judged, conversions| StatCounts {
+            judged,
+            conversions,
+        };
+        assert!(!should_block(&l, STAT_PREFIX, c(24, 0)), "too few judged");
         assert!(should_block(&l, STAT_PREFIX, c(25, 0)));
         assert!(should_block(&l, STAT_PREFIX, c(25, 4)), "16%");
         assert!(!should_block(&l, STAT_PREFIX, c(25, 5)), "20% is not below");

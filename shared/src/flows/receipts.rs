@@ -27,6 +27,8 @@ pub struct ReceiptReport {
     pub recorded: u32,
     pub duplicates: u32,
     pub unknown_events: u32,
+    /// Receipts naming the event but not the message it was sent as.
+    pub other_messages: u32,
     pub interim: u32,
     pub not_ours: u32,
     pub malformed: u32,
@@ -110,6 +112,7 @@ pub async fn record_receipts<'a>(
                     DeliveryRecorded::Recorded => report.recorded += 1,
                     DeliveryRecorded::Duplicate => report.duplicates += 1,
                     DeliveryRecorded::UnknownEvent => report.unknown_events += 1,
+                    DeliveryRecorded::OtherMessage => report.other_messages += 1,
                 }
             }
             Reading::Interim { event_type } => {
@@ -159,6 +162,13 @@ async fn record_one(
         DeliveryRecorded::UnknownEvent => {
             tracing::info!("a receipt for an event the ledger does not hold");
             metrics.receipt_ignored("UNKNOWN_EVENT");
+        }
+        DeliveryRecorded::OtherMessage => {
+            // Only the message we sent may change its record: a receipt
+            // that names the event but not its message (a forged one, or
+            // one about another send) could otherwise trigger a call.
+            tracing::warn!("a receipt for the event but another message; not applied");
+            metrics.receipt_ignored("OTHER_MESSAGE");
         }
     }
     Ok(outcome)

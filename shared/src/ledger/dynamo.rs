@@ -6,11 +6,13 @@
 //! attribute). Every state change is one `UpdateItem` with a condition, so
 //! concurrent workers cannot both win a claim.
 //!
-//! A noted send adds `sentAt`, `otpExpiresAt`, `prefix` and `userChannel`;
-//! the sparse global secondary index [`BY_USER_INDEX`] (`userChannel`,
-//! `sentAt`) finds a user's latest send for a sign-in. Conversion is
-//! `conversion` and `convertedAt`. Guard counts are `stat#…` items with
-//! `sends` and `conversions`; guard blocks are `blk#…` items.
+//! A noted send adds `sentAt`, `otpExpiresAt`, `prefix`, `signal`,
+//! `guardJudged` and `userChannel`; the sparse global secondary index
+//! [`BY_USER_INDEX`] (`userChannel`, `sentAt`) finds a user's latest send of
+//! a kind for Okta's event. Conversion is `conversion` and `convertedAt`;
+//! the guard's early judgement `judgedAt`. Guard counts are `stat#…` items
+//! with `judged` and `conversions`; guard blocks are `blk#…` items; Okta
+//! event uuids already seen are `evh#…` items.
 
 use std::collections::HashMap;
 
@@ -22,12 +24,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use crate::aws::classify;
 use crate::domain::EventId;
 use crate::domain::channel::Channel;
-use crate::domain::{Conversion, DeliveryVerdict, Receipt};
+use crate::domain::{Conversion, DeliveryVerdict, Receipt, UseSignal};
 use crate::ledger::{
     BlockKind, Claim, ClaimOutcome, DeliveryRecord, DeliveryRecorded, GuardBlock, Ledger,
     LedgerError, LedgerRecord, RateCount, RateDecision, Resolution, SendNote, SentRecord, SignIn,
     SignInMatch, StatBump, StatCounts, Status, block_key, claimable, outcome_of_conflict,
-    user_channel,
 };
 
 /// The index a sign-in finds the user's latest send by: partition key
@@ -96,6 +97,9 @@ fn sent_from_item(item: &Item) -> Option<SentRecord> {
         otp_expires_ms: get_n(item, "otpExpiresAt").unwrap_or(0),
         prefix: get_s(item, "prefix").unwrap_or_default(),
         user_channel: get_s(item, "userChannel"),
+        signal: get_s(item, "signal").and_then(|v| UseSignal::parse(&v)),
+        guard: get_bool(item, "guardJudged"),
+        judged_ms: get_n(item, "judgedAt"),
         conversion: get_s(item, "conversion")
             .and_then(|c| Conversion::parse(&c))
             .map(|c| (c, get_n(item, "convertedAt").unwrap_or(0))),
@@ -110,7 +114,15 @@ fn resolution_from_item(item: &Item) -> Option<Resolution> {
         prefix: get_s(item, "prefix"),
         channel: get_s(item, "channel").and_then(|c| Channel::parse(&c).ok()),
         sent_ms: get_n(item, "sentAt").unwrap_or(0),
+        otp_expires_ms: get_n(item, "otpExpiresAt").unwrap_or(0),
+        signal: get_s(item, "signal").and_then(|v| UseSignal::parse(&v)),
+        guard: get_bool(item, "guardJudged"),
+        was_judged: item.contains_key("judgedAt"),
     })
+}
+
+fn get_bool(item: &Item, k: &str) -> bool {
+    item.get(k).and_then(|v| v.as_bool().ok()).copied() == Some(true)
 }
 
 fn block_from_item(item: &Item) -> Option<GuardBlock> {
@@ -125,7 +137,7 @@ fn block_from_item(item: &Item) -> Option<GuardBlock> {
         kind: BlockKind::parse(&get_s(item, "kind")?)?,
         until_ms: get_n(item, "until"),
         reason: get_s(item, "reason").unwrap_or_default(),
-        sends: count("sends"),
+        judged: count("judged"),
         conversions: count("conversions"),
         since_ms: get_n(item, "since").unwrap_or(0),
     })
@@ -138,7 +150,7 @@ fn block_item(b: &GuardBlock) -> Item {
         ("key".to_owned(), s(&b.key)),
         ("kind".to_owned(), s(b.kind.as_str())),
         ("reason".to_owned(), s(&b.reason)),
-        ("sends".to_owned(), n(i64::from(b.sends))),
+        ("judged".to_owned(), n(i64::from(b.judged))),
         ("conversions".to_owned(), n(i64::from(b.conversions))),
         ("since".to_owned(), n(b.since_ms)),
     ]);
@@ -214,6 +226,45 @@ impl DynamoLedger {
             let page = page.map_err(|e| ledger_error(&e))?;
             out.extend(page.items().iter().filter_map(record_from_item));
         }
+        Ok(out)
+    }
+
+    /// The counts of one scope (`stat#<scope>#…` items), as (key, window,
+    /// counts), for reports: a paginated scan, not for the hot path.
+    pub async fn stats(&self, scope: &str) -> Result<Vec<(String, i64, StatCounts)>, LedgerError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :p)")
+            .expression_attribute_values(":p", s(&format!("stat#{scope}#")))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ledger_error(&e))?;
+            for item in page.items() {
+                let Some((key, window)) =
+                    get_s(item, "pk").and_then(|pk| crate::ledger::stat_key_parts(&pk, scope))
+                else {
+                    continue;
+                };
+                let count = |k| {
+                    get_n(item, k)
+                        .and_then(|v| u32::try_from(v).ok())
+                        .unwrap_or(0)
+                };
+                out.push((
+                    key,
+                    window,
+                    StatCounts {
+                        judged: count("judged"),
+                        conversions: count("conversions"),
+                    },
+                ));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         Ok(out)
     }
 
@@ -523,7 +574,11 @@ impl Ledger for DynamoLedger {
             .update_item()
             .table_name(&self.table)
             .key("pk", key(&receipt.event_id))
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(delivery)")
+            // A record not yet marked sent has no message id to compare.
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(delivery) \
+                 AND (attribute_not_exists(messageId) OR messageId = :m)",
+            )
             .expression_attribute_values(":d", s(receipt.delivery.as_str()))
             .expression_attribute_values(":e", s(&receipt.event_type))
             .expression_attribute_values(":m", s(&receipt.message_id))
@@ -558,10 +613,10 @@ impl Ledger for DynamoLedger {
             Ok(_) => Ok(DeliveryRecorded::Recorded),
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
-                    Ok(if ccf.item().is_some() {
-                        DeliveryRecorded::Duplicate
-                    } else {
-                        DeliveryRecorded::UnknownEvent
+                    Ok(match ccf.item() {
+                        None => DeliveryRecorded::UnknownEvent,
+                        Some(old) if old.contains_key("delivery") => DeliveryRecorded::Duplicate,
+                        Some(_) => DeliveryRecorded::OtherMessage,
                     })
                 }
                 _ => Err(ledger_error(&e)),
@@ -585,7 +640,9 @@ impl Ledger for DynamoLedger {
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %note.event_id))]
     async fn note_send(&self, note: &SendNote<'_>) -> Result<(), LedgerError> {
-        let mut set = String::from("SET #sentAt = :sent, #otpExp = :otpExp, #prefix = :prefix");
+        let mut set = String::from(
+            "SET #sentAt = :sent, #otpExp = :otpExp, #prefix = :prefix, #guard = :guard",
+        );
         let mut update = self
             .client
             .update_item()
@@ -595,38 +652,61 @@ impl Ledger for DynamoLedger {
             .expression_attribute_names("#sentAt", "sentAt")
             .expression_attribute_names("#otpExp", "otpExpiresAt")
             .expression_attribute_names("#prefix", "prefix")
+            .expression_attribute_names("#guard", "guardJudged")
             .expression_attribute_values(":sent", n(note.sent_ms))
             .expression_attribute_values(":otpExp", n(note.otp_expires_ms))
-            .expression_attribute_values(":prefix", s(note.prefix));
-        if let Some(user) = note.user_key {
+            .expression_attribute_values(":prefix", s(note.prefix))
+            .expression_attribute_values(":guard", AttributeValue::Bool(note.guard));
+        if let Some(signal) = note.signal {
+            set.push_str(", #signal = :signal");
+            update = update
+                .expression_attribute_names("#signal", "signal")
+                .expression_attribute_values(":signal", s(signal.as_str()));
+        }
+        if let Some(uc) = note.index_key() {
             set.push_str(", #uc = :uc");
             update = update
                 .expression_attribute_names("#uc", "userChannel")
-                .expression_attribute_values(":uc", s(&user_channel(user, note.channel)));
+                .expression_attribute_values(":uc", s(&uc));
         }
         let result = update.update_expression(set).send().await;
         // A record that is gone (its TTL ran) takes nothing.
         conditional(result, Ok(()))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(channel = %sign_in.channel))]
+    #[tracing::instrument(level = "debug", skip_all, fields(signal = sign_in.signal.as_str()))]
     async fn convert(&self, sign_in: &SignIn<'_>) -> Result<SignInMatch, LedgerError> {
-        let found = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_USER_INDEX)
-            .key_condition_expression("#uc = :uc")
-            .expression_attribute_names("#uc", "userChannel")
-            .expression_attribute_values(":uc", s(&user_channel(sign_in.user_key, sign_in.channel)))
-            .scan_index_forward(false)
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| ledger_error(&e))?;
-        let Some(latest) = found.items().first() else {
+        // Per channel it may be, the latest send at or before the event.
+        let mut latest: Option<Item> = None;
+        for uc in sign_in.index_keys() {
+            let found = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_USER_INDEX)
+                .key_condition_expression("#uc = :uc AND #sentAt <= :at")
+                .expression_attribute_names("#uc", "userChannel")
+                .expression_attribute_names("#sentAt", "sentAt")
+                .expression_attribute_values(":uc", s(&uc))
+                .expression_attribute_values(":at", n(sign_in.at_ms))
+                .scan_index_forward(false)
+                .limit(1)
+                .send()
+                .await
+                .map_err(|e| ledger_error(&e))?;
+            if let Some(item) = found.items().first() {
+                let newer = latest
+                    .as_ref()
+                    .is_none_or(|l| get_n(item, "sentAt") > get_n(l, "sentAt"));
+                if newer {
+                    latest = Some(item.clone());
+                }
+            }
+        }
+        let Some(latest) = latest else {
             return Ok(SignInMatch::NoSend);
         };
+        let latest = &latest;
         let Some(pk) = get_s(latest, "pk") else {
             return Ok(SignInMatch::NoSend);
         };
@@ -657,6 +737,63 @@ impl Ledger for DynamoLedger {
                 .map_or(SignInMatch::AlreadyResolved, SignInMatch::Converted)),
             Err(e) if is_condition_failure(&e) => Ok(SignInMatch::AlreadyResolved),
             Err(e) => Err(ledger_error(&e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
+    async fn judge(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<Resolution>, LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(event_id))
+            .update_expression("SET #judged = :now, #updated = :now")
+            .condition_expression(
+                "#s = :sent AND #guard = :yes AND attribute_not_exists(#conv) \
+                 AND attribute_not_exists(#judged)",
+            )
+            .expression_attribute_names("#judged", "judgedAt")
+            .expression_attribute_names("#updated", "updatedAt")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#guard", "guardJudged")
+            .expression_attribute_names("#conv", "conversion")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":sent", s(Status::Sent.as_str()))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            // As it was before: `was_judged` is about earlier judgements.
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.attributes().and_then(resolution_from_item)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(ledger_error(&e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn first_sight(&self, uuid: &str, expires_at: i64) -> Result<bool, LedgerError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&format!("evh#{uuid}")))
+            .item("expiresAt", n(expires_at))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_),
+                ) => Ok(false),
+                _ => Err(ledger_error(&e)),
+            },
         }
     }
 
@@ -699,11 +836,11 @@ impl Ledger for DynamoLedger {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&bump.record_key()))
-            .update_expression("ADD #sends :s, #conv :c SET #exp = :exp")
-            .expression_attribute_names("#sends", "sends")
+            .update_expression("ADD #judged :s, #conv :c SET #exp = :exp")
+            .expression_attribute_names("#judged", "judged")
             .expression_attribute_names("#conv", "conversions")
             .expression_attribute_names("#exp", "expiresAt")
-            .expression_attribute_values(":s", n(i64::from(bump.sends)))
+            .expression_attribute_values(":s", n(i64::from(bump.judged)))
             .expression_attribute_values(":c", n(i64::from(bump.conversions)))
             .expression_attribute_values(":exp", n(bump.expires_at))
             .return_values(ReturnValue::AllNew)
@@ -717,7 +854,7 @@ impl Ledger for DynamoLedger {
                 .unwrap_or(0)
         };
         Ok(StatCounts {
-            sends: count("sends"),
+            judged: count("judged"),
             conversions: count("conversions"),
         })
     }

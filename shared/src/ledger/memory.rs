@@ -15,6 +15,8 @@ pub struct InMemoryLedger {
     counters: Mutex<HashMap<String, (u32, std::collections::HashSet<String>)>>,
     stats: Mutex<HashMap<String, StatCounts>>,
     blocks: Mutex<HashMap<String, GuardBlock>>,
+    /// Okta event uuids seen, with when they may be forgotten (epoch s).
+    seen: Mutex<HashMap<String, i64>>,
 }
 
 impl InMemoryLedger {
@@ -50,6 +52,21 @@ impl InMemoryLedger {
             }
             _ => Err(LedgerError::LostClaim),
         })
+    }
+
+    /// The counts of one scope (`stat#<scope>#<key>#<window>`), as
+    /// (key, window, counts), for reports.
+    pub fn stats(&self, scope: &str) -> Vec<(String, i64, StatCounts)> {
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, i64, StatCounts)> = stats
+            .iter()
+            .filter_map(|(k, c)| {
+                let (key, window) = stat_key_parts(k, scope)?;
+                Some((key, window, *c))
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, LedgerRecord>) -> T) -> T {
@@ -205,6 +222,13 @@ impl Ledger for InMemoryLedger {
             Ok(match map.get_mut(receipt.event_id.as_str()) {
                 None => DeliveryRecorded::UnknownEvent,
                 Some(r) if r.delivery.is_some() => DeliveryRecorded::Duplicate,
+                Some(r)
+                    if r.message_id
+                        .as_deref()
+                        .is_some_and(|m| m != receipt.message_id) =>
+                {
+                    DeliveryRecorded::OtherMessage
+                }
                 Some(r) => {
                     r.delivery = Some(DeliveryRecord::from(receipt));
                     r.updated_at_ms = now_ms;
@@ -218,11 +242,15 @@ impl Ledger for InMemoryLedger {
         self.with(|map| {
             if let Some(r) = map.get_mut(note.event_id.as_str()) {
                 let conversion = r.sent.as_ref().and_then(|s| s.conversion);
+                let judged_ms = r.sent.as_ref().and_then(|s| s.judged_ms);
                 r.sent = Some(SentRecord {
                     sent_ms: note.sent_ms,
                     otp_expires_ms: note.otp_expires_ms,
                     prefix: note.prefix.to_owned(),
-                    user_channel: note.user_key.map(|u| user_channel(u, note.channel)),
+                    user_channel: note.index_key(),
+                    signal: note.signal,
+                    guard: note.guard,
+                    judged_ms,
                     conversion,
                 });
             }
@@ -231,15 +259,16 @@ impl Ledger for InMemoryLedger {
     }
 
     async fn convert(&self, sign_in: &SignIn<'_>) -> Result<SignInMatch, LedgerError> {
-        let key = user_channel(sign_in.user_key, sign_in.channel);
+        let keys = sign_in.index_keys();
         self.with(|map| {
-            // The index's order: the latest send first.
+            // The index's order: the latest send at or before the sign-in.
             let latest = map
                 .values_mut()
                 .filter(|r| {
-                    r.sent
-                        .as_ref()
-                        .is_some_and(|s| s.user_channel.as_deref() == Some(key.as_str()))
+                    r.sent.as_ref().is_some_and(|s| {
+                        s.sent_ms <= sign_in.at_ms
+                            && s.user_channel.as_ref().is_some_and(|k| keys.contains(k))
+                    })
                 })
                 .max_by_key(|r| r.sent.as_ref().map_or(0, |s| s.sent_ms));
             let Some(r) = latest else {
@@ -258,6 +287,44 @@ impl Ledger for InMemoryLedger {
             r.updated_at_ms = sign_in.at_ms;
             Ok(SignInMatch::Converted(resolution(r)))
         })
+    }
+
+    async fn judge(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<Resolution>, LedgerError> {
+        self.with(|map| {
+            let Some(r) = map.get_mut(event_id.as_str()) else {
+                return Ok(None);
+            };
+            match r.sent.as_mut() {
+                Some(sent)
+                    if r.status == Status::Sent
+                        && sent.guard
+                        && sent.conversion.is_none()
+                        && sent.judged_ms.is_none() =>
+                {
+                    sent.judged_ms = Some(now_ms);
+                    r.updated_at_ms = now_ms;
+                    // Reported as before this judgement, as DynamoDB's
+                    // conditional update tells it.
+                    let mut res = resolution(r);
+                    res.was_judged = false;
+                    Ok(Some(res))
+                }
+                _ => Ok(None),
+            }
+        })
+    }
+
+    async fn first_sight(&self, uuid: &str, expires_at: i64) -> Result<bool, LedgerError> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains_key(uuid) {
+            return Ok(false);
+        }
+        seen.insert(uuid.to_owned(), expires_at);
+        Ok(true)
     }
 
     async fn mark_unused(
@@ -287,7 +354,7 @@ impl Ledger for InMemoryLedger {
     async fn bump(&self, bump: &StatBump<'_>) -> Result<StatCounts, LedgerError> {
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         let c = stats.entry(bump.record_key()).or_default();
-        c.sends += bump.sends;
+        c.judged += bump.judged;
         c.conversions += bump.conversions;
         Ok(*c)
     }
@@ -372,5 +439,9 @@ fn resolution(r: &LedgerRecord) -> Resolution {
         prefix: r.sent.as_ref().map(|s| s.prefix.clone()),
         channel: r.channel,
         sent_ms: r.sent.as_ref().map_or(0, |s| s.sent_ms),
+        otp_expires_ms: r.sent.as_ref().map_or(0, |s| s.otp_expires_ms),
+        signal: r.sent.as_ref().and_then(|s| s.signal),
+        guard: r.sent.as_ref().is_some_and(|s| s.guard),
+        was_judged: r.sent.as_ref().is_some_and(|s| s.judged_ms.is_some()),
     }
 }

@@ -20,14 +20,19 @@
 //!
 //! After a send, the record also takes what conversion needs
 //! ([`SendNote`]): when it was sent, when its code expires, the number's
-//! prefix and, as `userChannel`, the keyed hash of the Okta user id with
+//! prefix, the kind of code (`signal`: which Okta event shows it used),
+//! whether the learning guard judges it (`guardJudged`) and, as
+//! `userChannel`, the keyed hash of the Okta user id with the signal and
 //! the channel (the key of the `byUser` index a sign-in is matched by).
-//! Then, once, `CONVERTED` (a sign-in matched it) or `UNUSED` (its code
-//! expired first).
+//! Then, once, `CONVERTED` (Okta's event matched it) or `UNUSED` (its code
+//! expired first). The guard may judge a pending code unused earlier
+//! (`judgedAt`), without deciding it: a later sign-in still converts it.
 //!
 //! The learning guard keeps its counts here too: `stat#<scope>#<key>#<window>`
-//! (sends and conversions per prefix or country and window, with a TTL), and
-//! its blocks as `blk#<scope>#<key>` ([`GuardBlock`]).
+//! (codes judged and codes used per prefix or country and window, with a
+//! TTL), and its blocks as `blk#<scope>#<key>` ([`GuardBlock`]). Okta's
+//! event hook events are remembered by uuid (`evh#<uuid>`, with a TTL), so
+//! a batch delivered twice counts once.
 //!
 //! The ledger never holds the OTP or the phone number (rate keys are keyed
 //! hashes; a prefix keeps at least four digits back).
@@ -43,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::channel::Channel;
-use crate::domain::{Conversion, DeliveryVerdict, EventId, Receipt};
+use crate::domain::{Conversion, DeliveryVerdict, EventId, Receipt, UseSignal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -116,9 +121,15 @@ pub struct SentRecord {
     pub otp_expires_ms: i64,
     /// The number's first digits ([`crate::domain::prefix_of`]).
     pub prefix: String,
-    /// `<keyed hash of the Okta user id>#<channel>`, when the hook named
-    /// a user.
+    /// `<keyed hash of the Okta user id>#<signal>#<channel>`, when the hook
+    /// named a user and a kind of code Okta shows used.
     pub user_channel: Option<String>,
+    /// Which Okta event shows this code used, if any.
+    pub signal: Option<UseSignal>,
+    /// Whether the learning guard judges this code.
+    pub guard: bool,
+    /// When the guard judged it unused while it was still pending.
+    pub judged_ms: Option<i64>,
     /// `CONVERTED` or `UNUSED`, and when it was decided (epoch ms).
     pub conversion: Option<(Conversion, i64)>,
 }
@@ -130,23 +141,53 @@ pub struct SendNote<'a> {
     /// Keyed hash of the Okta user id.
     pub user_key: Option<&'a str>,
     pub channel: Channel,
+    /// Which Okta event shows the code used (none: it cannot be matched).
+    pub signal: Option<UseSignal>,
+    /// Whether the learning guard judges it.
+    pub guard: bool,
     pub prefix: &'a str,
     pub sent_ms: i64,
     pub otp_expires_ms: i64,
 }
 
-/// The index key a send is found by: user and channel.
-pub fn user_channel(user_key: &str, channel: Channel) -> String {
-    format!("{user_key}#{}", channel.as_str())
+impl SendNote<'_> {
+    /// The `byUser` index key, when the send can be matched at all.
+    pub fn index_key(&self) -> Option<String> {
+        Some(user_channel(self.user_key?, self.signal?, self.channel))
+    }
 }
 
-/// A sign-in with a phone factor, to be matched to the send it used.
+/// The index key a send is found by: user, kind of code, channel.
+pub fn user_channel(user_key: &str, signal: UseSignal, channel: Channel) -> String {
+    format!("{user_key}#{}#{}", signal.as_str(), channel.as_str())
+}
+
+/// Okta's word that a code was used (a sign-in, a finished enrollment, a
+/// reset or an unlock), to be matched to the send it used.
 #[derive(Debug, Clone)]
 pub struct SignIn<'a> {
     pub user_key: &'a str,
-    pub channel: Channel,
-    /// When the sign-in happened (epoch ms).
+    pub signal: UseSignal,
+    /// `None` when Okta does not say (Identity Engine's phone
+    /// authenticator covers both): the latest send on either.
+    pub channel: Option<Channel>,
+    /// When it happened (epoch ms). Only a send made at or before it, whose
+    /// code was still valid then, can be the one used.
     pub at_ms: i64,
+}
+
+impl SignIn<'_> {
+    /// The index keys to look under, one per channel it may be.
+    pub fn index_keys(&self) -> Vec<String> {
+        let channels = match self.channel {
+            Some(c) => vec![c],
+            None => vec![Channel::Sms, Channel::Voice],
+        };
+        channels
+            .into_iter()
+            .map(|c| user_channel(self.user_key, self.signal, c))
+            .collect()
+    }
 }
 
 /// A send whose conversion was just decided.
@@ -158,14 +199,21 @@ pub struct Resolution {
     pub prefix: Option<String>,
     pub channel: Option<Channel>,
     pub sent_ms: i64,
+    pub otp_expires_ms: i64,
+    pub signal: Option<UseSignal>,
+    /// Whether the learning guard judges this code.
+    pub guard: bool,
+    /// Whether the guard had judged it before this decision (so it was
+    /// counted then, and must not be counted as judged again).
+    pub was_judged: bool,
 }
 
 /// What matching a sign-in found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignInMatch {
-    /// The user's latest send on the channel, now `CONVERTED`.
+    /// The user's latest send of that kind before it, now `CONVERTED`.
     Converted(Resolution),
-    /// No send to this user on this channel is on record.
+    /// No send of that kind to this user before it is on record.
     NoSend,
     /// The latest send's code had expired before the sign-in.
     Expired,
@@ -174,10 +222,11 @@ pub enum SignInMatch {
     AlreadyResolved,
 }
 
-/// Sends and conversions of one prefix or country in one window.
+/// Codes judged (used, or judged unused) and codes used, of one prefix or
+/// country in one window. Pending codes are in neither.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatCounts {
-    pub sends: u32,
+    pub judged: u32,
     pub conversions: u32,
 }
 
@@ -188,7 +237,7 @@ pub struct StatBump<'a> {
     pub scope: &'a str,
     pub key: &'a str,
     pub window: i64,
-    pub sends: u32,
+    pub judged: u32,
     pub conversions: u32,
     /// TTL attribute, epoch seconds.
     pub expires_at: i64,
@@ -198,6 +247,15 @@ impl StatBump<'_> {
     pub fn record_key(&self) -> String {
         format!("stat#{}#{}#{}", self.scope, self.key, self.window)
     }
+}
+
+/// The key and window of a `stat#<scope>#<key>#<window>` record key of
+/// this scope.
+pub fn stat_key_parts(record_key: &str, scope: &str) -> Option<(String, i64)> {
+    let rest = record_key.strip_prefix("stat#")?.strip_prefix(scope)?;
+    let rest = rest.strip_prefix('#')?;
+    let (key, window) = rest.rsplit_once('#')?;
+    Some((key.to_owned(), window.parse().ok()?))
 }
 
 /// What a guard block entry says.
@@ -247,7 +305,8 @@ pub struct GuardBlock {
     pub until_ms: Option<i64>,
     /// Why, in words an operator reads (counts and rates, never a number).
     pub reason: String,
-    pub sends: u32,
+    /// The window's counts when it was written: codes judged, codes used.
+    pub judged: u32,
     pub conversions: u32,
     pub since_ms: i64,
 }
@@ -318,6 +377,9 @@ impl From<&Receipt> for DeliveryRecord {
 pub enum DeliveryRecorded {
     /// The first final receipt of the event, now on its record.
     Recorded,
+    /// The receipt names a message other than the one the record was sent
+    /// as: not applied (a receipt must be about our send to change it).
+    OtherMessage,
     /// The record already holds a final receipt (SNS delivers at least
     /// once, and a call can be both answered and completed): the first
     /// one stands.
@@ -480,7 +542,8 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Records a final delivery receipt on the event's record, whatever
     /// its status (a receipt can arrive before the send is marked SENT;
     /// marking it later keeps the receipt). The first final receipt stands;
-    /// an event without a record gets none.
+    /// an event without a record gets none, and a record sent as another
+    /// message than the receipt's is left alone.
     async fn record_delivery(
         &self,
         receipt: &Receipt,
@@ -491,9 +554,24 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// that is gone takes nothing).
     async fn note_send(&self, note: &SendNote<'_>) -> Result<(), LedgerError>;
 
-    /// Matches a sign-in to the user's latest send on the channel and marks
-    /// it `CONVERTED`, unless its code had expired or it was decided.
+    /// Matches Okta's event to the user's latest send of that kind made at
+    /// or before it (on its channel, or either when it names none) and
+    /// marks it `CONVERTED`, unless its code had expired by then or it was
+    /// decided.
     async fn convert(&self, sign_in: &SignIn<'_>) -> Result<SignInMatch, LedgerError>;
+
+    /// Judges a pending send unused for the learning guard (`judgedAt`),
+    /// once; `None` when it is converted, decided, judged before, not one
+    /// the guard judges, or gone. The send stays open to a conversion.
+    async fn judge(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<Resolution>, LedgerError>;
+
+    /// Remembers one of Okta's event hook events by its `uuid` until
+    /// `expires_at` (epoch seconds); `false` when it was seen before.
+    async fn first_sight(&self, uuid: &str, expires_at: i64) -> Result<bool, LedgerError>;
 
     /// Marks a sent code `UNUSED` once it has expired without a
     /// conversion; `None` when it was converted, decided, never sent, or

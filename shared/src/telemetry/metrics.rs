@@ -54,6 +54,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "GuardBlocks",
     "FollowUpErrors",
     "VoiceFallbacks",
+    "OktaFallbacks",
 ];
 
 /// Where EMF documents go.
@@ -243,13 +244,15 @@ impl Metrics {
     }
 
     /// A sent code's conversion was decided: `CONVERTED` or `UNUSED`, by
-    /// channel and country (the conversion rate is CONVERTED over both).
-    pub fn conversion(&self, channel: &str, country: &str, conversion: &str) {
+    /// channel and country (the conversion rate is CONVERTED over both),
+    /// and by kind of code (`signal`: mfa, enrollment, reset, unlock).
+    pub fn conversion(&self, channel: &str, country: &str, signal: &str, conversion: &str) {
         self.emit(
             &[Directive {
                 dimensions: &[
                     &["channel", "conversion"],
                     &["channel", "country", "conversion"],
+                    &["signal", "conversion"],
                 ],
                 metrics: &[("Conversions", "Count")],
             }],
@@ -257,8 +260,22 @@ impl Metrics {
             &[
                 ("channel", channel),
                 ("country", country),
+                ("signal", signal),
                 ("conversion", conversion),
             ],
+        );
+    }
+
+    /// Okta recorded a failed inline hook call (`hook`: telephony, or
+    /// unnamed): it sent that code through its own rate-limited providers.
+    pub fn okta_fallback(&self, hook: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["hook"], &[]],
+                metrics: &[("OktaFallbacks", "Count")],
+            }],
+            &[("OktaFallbacks", 1.0)],
+            &[("hook", hook)],
         );
     }
 

@@ -386,6 +386,18 @@ impl Ledger for ChaosLedger {
         chaos_ledger_call!(self, self.inner.mark_unused(e, now_ms))
     }
 
+    async fn judge(
+        &self,
+        e: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<crate::ledger::Resolution>, LedgerError> {
+        chaos_ledger_call!(self, self.inner.judge(e, now_ms))
+    }
+
+    async fn first_sight(&self, uuid: &str, expires_at: i64) -> Result<bool, LedgerError> {
+        chaos_ledger_call!(self, self.inner.first_sight(uuid, expires_at))
+    }
+
     async fn bump(
         &self,
         b: &crate::ledger::StatBump<'_>,

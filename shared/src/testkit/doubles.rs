@@ -74,6 +74,8 @@ impl Delivery for RecordingDelivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scripted {
     Accept,
+    /// Accepts, with this message id (a test whose receipts name one).
+    AcceptAs(String),
     Fail(SendError),
     /// Takes this long, then accepts (for deadline tests).
     Slow(std::time::Duration),
@@ -161,9 +163,11 @@ impl Messenger for ScriptedMessenger {
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
         self.attempts
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut given = None;
         match self.next(message.to.e164()) {
             Scripted::Fail(e) => return Err(e),
             Scripted::Slow(d) => tokio::time::sleep(d).await,
+            Scripted::AcceptAs(id) => given = Some(id),
             Scripted::Accept => {}
         }
         let mut accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
@@ -171,12 +175,14 @@ impl Messenger for ScriptedMessenger {
         // Two short random groups: a run of ten digits in a log line is how
         // the log tests spot a leaked code or number, and one 12-character
         // hex group is all digits often enough to trip them.
-        let message_id = format!(
-            "msg-{:04}-{}-{}",
-            accepted.len(),
-            random_hex(3),
-            random_hex(3)
-        );
+        let message_id = given.unwrap_or_else(|| {
+            format!(
+                "msg-{:04}-{}-{}",
+                accepted.len(),
+                random_hex(3),
+                random_hex(3)
+            )
+        });
         self.ids
             .lock()
             .unwrap_or_else(|p| p.into_inner())

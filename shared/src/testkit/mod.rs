@@ -44,6 +44,20 @@ macro_rules! ledger_wrapper {
         ) -> Result<Option<$crate::ledger::Resolution>, $crate::ledger::LedgerError> {
             self.$inner.mark_unused(event_id, now_ms).await
         }
+        async fn judge(
+            &self,
+            event_id: &$crate::domain::EventId,
+            now_ms: i64,
+        ) -> Result<Option<$crate::ledger::Resolution>, $crate::ledger::LedgerError> {
+            self.$inner.judge(event_id, now_ms).await
+        }
+        async fn first_sight(
+            &self,
+            uuid: &str,
+            expires_at: i64,
+        ) -> Result<bool, $crate::ledger::LedgerError> {
+            self.$inner.first_sight(uuid, expires_at).await
+        }
         async fn bump(
             &self,
             bump: &$crate::ledger::StatBump<'_>,

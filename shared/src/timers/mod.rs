@@ -26,16 +26,21 @@ use crate::queue::QueueError;
 /// The longest delay SQS takes.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
-/// A check due when the code of `event_id` expires: was it used? Holds no
-/// code, number or user.
+/// A check due when the code of `event_id` expires: was it used? Or,
+/// for a code the learning guard judges, due earlier, once a person would
+/// have typed it in (`expires_ms` then says when the code expires, and the
+/// expiry check follows). Holds no code, number or user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpiryCheck {
     /// Format version.
     pub v: u8,
     pub event_id: String,
-    /// When the code expires (epoch ms).
+    /// When it is due (epoch ms): the code's expiry, or its judgement.
     pub due_ms: i64,
+    /// When the code expires, if that is later than `due_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
 }
 
 impl ExpiryCheck {
@@ -46,7 +51,25 @@ impl ExpiryCheck {
             v: Self::VERSION,
             event_id: event_id.to_owned(),
             due_ms,
+            expires_ms: None,
         }
+    }
+
+    /// A judgement due at `judge_ms`, for a code that expires at
+    /// `expires_ms`; the plain expiry check when the code expires first.
+    pub fn judging(event_id: &str, judge_ms: i64, expires_ms: i64) -> Self {
+        if judge_ms >= expires_ms {
+            return Self::new(event_id, expires_ms);
+        }
+        ExpiryCheck {
+            expires_ms: Some(expires_ms),
+            ..Self::new(event_id, judge_ms)
+        }
+    }
+
+    /// When the code expires.
+    pub fn code_expires_ms(&self) -> i64 {
+        self.expires_ms.unwrap_or(self.due_ms).max(self.due_ms)
     }
 
     pub fn encode(&self) -> String {

@@ -48,7 +48,10 @@ async fn ledger_items_hold_only_the_documented_attributes() {
         .await
         .unwrap();
     ledger.claim(&claim(&e, "b", t0 + 2)).await.unwrap();
-    ledger.mark_sent(&e, "m-1", t0 + 3).await.unwrap();
+    ledger
+        .mark_sent(&e, "mid-evt-wire-1", t0 + 3)
+        .await
+        .unwrap();
 
     // The stored item holds exactly the documented attributes: no OTP, no
     // number (the destination's country only).
@@ -115,12 +118,15 @@ async fn ledger_items_hold_only_the_documented_attributes() {
             event_id: &e,
             user_key: Some("0123abcd"),
             channel: Channel::Sms,
+            signal: Some(telehook::domain::UseSignal::Enrollment),
+            guard: true,
             prefix: "1415555",
             sent_ms: t0 + 3,
             otp_expires_ms: t0 + 300_000,
         })
         .await
         .unwrap();
+    ledger.judge(&e, t0 + 60_003).await.unwrap().unwrap();
     ledger.mark_unused(&e, t0 + 300_001).await.unwrap().unwrap();
     assert!(ledger.claim_fallback(&e, t0 + 5).await.unwrap());
     let mut converted = with_receipt.clone();
@@ -128,9 +134,12 @@ async fn ledger_items_hold_only_the_documented_attributes() {
         "conversion",
         "convertedAt",
         "fallbackAt",
+        "guardJudged",
+        "judgedAt",
         "otpExpiresAt",
         "prefix",
         "sentAt",
+        "signal",
         "userChannel",
     ]);
     converted.sort_unstable();
@@ -272,14 +281,16 @@ async fn dispatcher_end_to_end_through_the_poller() {
 }
 
 /// The learning guard and conversion on the DynamoDB ledger, through the
-/// pipeline: a range that converts stays open, one that does not is
-/// blocked at its minimum of sends, and the block is an item the next hook
-/// reads.
+/// pipeline: a range whose enrollments finish stays open, one whose
+/// enrollments never finish is blocked once its minimum of codes is judged
+/// (after the typing time), and the block is an item the next hook reads.
 #[tokio::test]
 async fn the_learning_guard_blocks_a_range_over_the_wire() {
-    use telehook::flows::conversion::record_sign_ins;
+    use telehook::domain::UseSignal;
+    use telehook::flows::conversion::{record_sign_ins, run_due_checks};
     use telehook::flows::guard::{AllowedCountries, GuardSettings, Learning};
     use telehook::okta::events::{EventBatch, SignInEvent};
+    use telehook::testkit::ManualClock;
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -288,11 +299,13 @@ async fn the_learning_guard_blocks_a_range_over_the_wire() {
     let (main_url, _) = create_queues(&sqs, 2, 1).await;
     let ledger = Arc::new(DynamoLedger::new(ddb, "ledger"));
     let messenger = Arc::new(ScriptedMessenger::new());
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let pipeline = Pipeline::builder(
         ledger.clone(),
         Arc::new(SqsQueue::new(sqs, &main_url)),
         messenger.clone(),
     )
+    .clock(clock.clone())
     .settings(PipelineSettings {
         hash_key: b"wire-test-hash-key-0123".to_vec(),
         guard: GuardSettings {
@@ -310,19 +323,18 @@ async fn the_learning_guard_blocks_a_range_over_the_wire() {
     .build();
     let hook = |i: usize, phone: String| DeliveryRequest {
         event_id: eid(&format!("evt-lg-{i}")),
-        request_type: RequestType::MfaVerification,
+        request_type: RequestType::PreEnrollment,
         phone: PhoneNumber::parse(&phone, "US".parse().unwrap()).unwrap(),
         otp: Otp::parse("602214").unwrap(),
-        otp_expires: chrono::Utc::now() + chrono::Duration::minutes(5),
+        otp_expires: clock.now() + chrono::Duration::minutes(5),
         channel: Channel::Sms,
         locale: Locale::parse("en").unwrap(),
         locale_from_request: true,
         user_id: Some(format!("00ulg{i}")),
         context: Default::default(),
     };
-    let mut answers = Vec::new();
-    for i in 0..7 {
-        // Converting range: each code is used before the next send.
+    for i in 0..5 {
+        // Finishing range: each enrollment finishes seconds after its code.
         let out = pipeline
             .handle_hook(
                 hook(i, format!("+1206555{:04}", 100 + i)),
@@ -330,35 +342,56 @@ async fn the_learning_guard_blocks_a_range_over_the_wire() {
             )
             .await;
         assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
+        clock.advance(chrono::Duration::seconds(2));
         let batch = EventBatch {
             sign_ins: vec![SignInEvent {
                 user_id: format!("00ulg{i}"),
-                channel: Channel::Sms,
-                at: chrono::Utc::now(),
+                signal: UseSignal::Enrollment,
+                channel: Some(Channel::Sms),
+                at: clock.now(),
+                uuid: Some(format!("uuid-lg-{i}")),
             }],
-            skipped: vec![],
+            ..EventBatch::default()
         };
         assert_eq!(
             record_sign_ins(&pipeline, &batch).await.unwrap().converted,
             1
         );
-        // Pumped range: nobody types anything in.
+        // Pumped range: nobody finishes anything.
         let out = pipeline
             .handle_hook(
                 hook(100 + i, format!("+4477009{:05}", i)),
                 tokio::time::Instant::now(),
             )
             .await;
-        answers.push(matches!(out, DeliveryOutcome::Successful { .. }));
+        assert!(
+            matches!(out, DeliveryOutcome::Successful { .. }),
+            "pending codes count for nothing: {out:?}"
+        );
     }
-    assert_eq!(answers, [true, true, true, true, true, false, false]);
+    // The typing time passes: the pumped codes are judged unused.
+    clock.advance(chrono::Duration::seconds(61));
+    run_due_checks(&pipeline).await;
+    let mut answers = Vec::new();
+    for i in 5..7 {
+        for (n, phone) in [
+            (i, format!("+1206555{:04}", 100 + i)),
+            (100 + i, format!("+4477009{:05}", i)),
+        ] {
+            let out = pipeline
+                .handle_hook(hook(n, phone), tokio::time::Instant::now())
+                .await;
+            answers.push(matches!(out, DeliveryOutcome::Successful { .. }));
+        }
+    }
+    assert_eq!(answers, [true, false, true, false]);
     let blocks = ledger.list_blocks().await.unwrap();
     let keys: Vec<(&str, &str)> = blocks
         .iter()
         .map(|b| (b.scope.as_str(), b.key.as_str()))
         .collect();
     assert_eq!(keys, [("pfx", "4477009")]);
-    assert_eq!(blocks[0].sends, 5);
+    assert_eq!(blocks[0].judged, 5);
     assert!(blocks[0].reason.contains("0 of 5"), "{}", blocks[0].reason);
 }
 

@@ -24,9 +24,9 @@ enum Expect {
     Unauthorized,
     /// Okta's event hook: the verification echoed back.
     Verified(&'static str),
-    /// Okta's event hook: a batch with this many phone sign-ins and this
-    /// many other events.
-    SignIns(usize, usize),
+    /// Okta's event hook: a batch with this many uses of a code, this many
+    /// other events, and this many failed telephony hook calls.
+    SignIns(usize, usize, usize),
 }
 
 fn expectations() -> BTreeMap<&'static str, Expect> {
@@ -89,7 +89,10 @@ fn expectations() -> BTreeMap<&'static str, Expect> {
             "ingress-event-hook-verification.json",
             Verified("Me_rShK8JHsTnbyYrWXCEoMGbM_zsZ6k0hLPZ_Pg"),
         ),
-        ("ingress-event-hook-sign-ins.json", SignIns(2, 2)),
+        ("ingress-event-hook-sign-ins.json", SignIns(2, 2, 0)),
+        // Every kind of code used, Okta's record of a failed hook call,
+        // and a sign-in without a phone: over 8 KB, as real batches are.
+        ("ingress-event-hook-batch.json", SignIns(6, 1, 1)),
         // Bodies shaped like those real orgs, Okta's docs and its Preview
         // tab send (README, "What Okta may send").
         (
@@ -308,11 +311,12 @@ async fn every_event_file_has_its_expected_outcome_and_logs_hold_no_secrets() {
                 assert_eq!(resp.status_code, 200, "{name}");
                 assert_eq!(body, serde_json::json!({ "verification": challenge }));
             }
-            Expect::SignIns(sign_ins, skipped) => {
+            Expect::SignIns(sign_ins, skipped, fallbacks) => {
                 assert_eq!(resp.status_code, 200, "{name}");
                 let batch = recorder.batches().pop().unwrap();
                 assert_eq!(batch.sign_ins.len(), *sign_ins, "{name}");
                 assert_eq!(batch.skipped.len(), *skipped, "{name}");
+                assert_eq!(batch.okta_fallbacks.len(), *fallbacks, "{name}");
                 assert_eq!(body["converted"], *sign_ins, "{name}");
                 // The user id is in the body; it must stay out of the logs.
                 secrets.push("00uyxxSknGtK8022w0g3".to_owned());

@@ -90,11 +90,101 @@ async fn sms(h: &Harness, event: &str) {
     assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
 }
 
+/// The provider's final receipt about the message the event was sent as.
 async fn bounce(h: &Harness, event: &str, event_type: &str, delivery: DeliveryVerdict) {
+    let message_id = h.record(event).await.message_id.unwrap();
+    let r = telehook::domain::Receipt {
+        message_id,
+        ..receipt(event, delivery, event_type)
+    };
     h.ledger
-        .record_delivery(&receipt(event, delivery, event_type), h.clock.now_ms())
+        .record_delivery(&r, h.clock.now_ms())
         .await
         .unwrap();
+}
+
+/// A receipt that names the event but another message (forged, or about
+/// another send) triggers no call.
+#[tokio::test(start_paused = true)]
+async fn a_receipt_about_another_message_rings_nobody() {
+    let h = with_fallback(true);
+    sms(&h, "evt-fb-forged").await;
+    let forged = receipt(
+        "evt-fb-forged",
+        DeliveryVerdict::Undelivered,
+        "TEXT_UNREACHABLE",
+    );
+    assert_eq!(
+        h.ledger.record_delivery(&forged, h.clock.now_ms()).await,
+        Ok(telehook::ledger::DeliveryRecorded::OtherMessage)
+    );
+    h.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(run_due_checks(&h.pipeline).await, 1);
+    assert_eq!(h.messenger.accepted().len(), 1, "no call");
+}
+
+/// A fallback call goes through the guard again: a range pinned since the
+/// SMS gets no call, and one number gets at most three calls an hour.
+#[tokio::test(start_paused = true)]
+async fn a_fallback_call_is_checked_by_the_guard() {
+    use telehook::flows::conversion::{CheckOutcome, check_due};
+    use telehook::flows::fallback::{CALLS_PER_DESTINATION, FallbackOutcome};
+    use telehook::flows::guard::Learning;
+    use telehook::ledger::{BlockKind, GuardBlock};
+    let mut h = with_fallback(true);
+    h.pipeline.settings.guard.learning = Learning::on();
+    // Pinned after the SMS went out.
+    sms(&h, "evt-fb-pin").await;
+    bounce(
+        &h,
+        "evt-fb-pin",
+        "TEXT_UNREACHABLE",
+        DeliveryVerdict::Undelivered,
+    )
+    .await;
+    h.ledger
+        .set_block(&GuardBlock {
+            scope: "pfx".into(),
+            key: "1415555".into(),
+            kind: BlockKind::Pinned,
+            until_ms: None,
+            reason: "fraud report".into(),
+            judged: 0,
+            conversions: 0,
+            since_ms: h.clock.now_ms(),
+        })
+        .await
+        .unwrap();
+    h.clock.advance(chrono::Duration::seconds(61));
+    run_due_checks(&h.pipeline).await;
+    assert_eq!(h.messenger.accepted().len(), 1, "no call to a pinned range");
+    assert_eq!(h.record("evt-fb-pin").await.fallback_ms, None);
+
+    // Many bounced SMS to one number: three calls, then no more.
+    let mut outcomes = Vec::new();
+    for i in 0..5 {
+        let event = format!("evt-fb-many-{i}");
+        let req = request(&h, &event, "+16505550123", Channel::Sms);
+        let job = telehook::domain::Job::from_request(&req);
+        h.pipeline.handle_hook(req, Instant::now()).await;
+        bounce(&h, &event, "TEXT_UNREACHABLE", DeliveryVerdict::Undelivered).await;
+        let check = telehook::timers::Check::Fallback(telehook::timers::FallbackCheck {
+            v: 1,
+            event_id: event.clone(),
+            due_ms: h.clock.now_ms(),
+            job: job.encode(),
+        });
+        outcomes.push(check_due(&h.pipeline, &check.encode()).await.unwrap());
+    }
+    let called = outcomes
+        .iter()
+        .filter(|o| **o == CheckOutcome::Fallback(FallbackOutcome::Called))
+        .count();
+    assert_eq!(called, CALLS_PER_DESTINATION as usize, "{outcomes:?}");
+    assert_eq!(
+        outcomes.last(),
+        Some(&CheckOutcome::Fallback(FallbackOutcome::Refused))
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::support::moto::{
     create_ledger_table, create_queues, create_templates_table, moto, sdk_config,
 };
-use telehook::domain::{Channel, EventId};
+use telehook::domain::{Channel, EventId, UseSignal};
 
 pub(crate) fn eid(s: &str) -> EventId {
     EventId::parse(s).unwrap()
@@ -27,8 +27,8 @@ pub(crate) mod ledger {
     use super::*;
     use telehook::domain::{DeliveryVerdict, Receipt};
     use telehook::ledger::{
-        Claim, ClaimOutcome, DynamoLedger, InMemoryLedger, Ledger, LedgerError, RateCount,
-        RateDecision, Status,
+        Claim, ClaimOutcome, DeliveryRecorded, DynamoLedger, InMemoryLedger, Ledger, LedgerError,
+        RateCount, RateDecision, Status,
     };
 
     pub(crate) fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
@@ -254,7 +254,7 @@ pub(crate) mod ledger {
     /// receipt may beat `mark_sent`, which then keeps it, as does a later
     /// claim); an unknown event gets no record; the first receipt stands.
     async fn receipts_are_recorded_once(ledger: &dyn Ledger) {
-        use telehook::ledger::{DeliveryRecord, DeliveryRecorded};
+        use telehook::ledger::DeliveryRecord;
         let t0 = 1_700_000_000_000;
         let early = receipt("evt-rcpt-1", DeliveryVerdict::Delivered, "TEXT_DELIVERED");
         assert_eq!(
@@ -310,12 +310,34 @@ pub(crate) mod ledger {
         assert_eq!(record.delivery, Some(DeliveryRecord::from(&bare)));
     }
 
-    /// A sent and noted record, as the pipeline leaves it.
+    /// A sent and noted record, as the pipeline leaves it: an MFA code the
+    /// guard does not judge, unless said otherwise.
     async fn sent_and_noted(
         ledger: &dyn Ledger,
         event: &str,
         user: Option<&str>,
         channel: Channel,
+        sent_ms: i64,
+    ) -> EventId {
+        noted(
+            ledger,
+            event,
+            user,
+            channel,
+            UseSignal::SignIn,
+            false,
+            sent_ms,
+        )
+        .await
+    }
+
+    async fn noted(
+        ledger: &dyn Ledger,
+        event: &str,
+        user: Option<&str>,
+        channel: Channel,
+        signal: UseSignal,
+        guard: bool,
         sent_ms: i64,
     ) -> EventId {
         use telehook::ledger::SendNote;
@@ -330,6 +352,8 @@ pub(crate) mod ledger {
                 event_id: &e,
                 user_key: user,
                 channel,
+                signal: Some(signal),
+                guard,
                 prefix: "1415555",
                 sent_ms,
                 otp_expires_ms: sent_ms + 300_000,
@@ -339,35 +363,39 @@ pub(crate) mod ledger {
         e
     }
 
+    fn sign_in(user: &str, channel: Option<Channel>, at_ms: i64) -> telehook::ledger::SignIn<'_> {
+        telehook::ledger::SignIn {
+            user_key: user,
+            signal: UseSignal::SignIn,
+            channel,
+            at_ms,
+        }
+    }
+
     /// A sign-in converts the user's latest send on its channel once; a
     /// send whose code expired is not converted but marked unused, once;
     /// an unknown user or channel matches nothing.
     async fn conversions_are_decided_once(ledger: &dyn Ledger) {
         use telehook::domain::Conversion;
-        use telehook::ledger::{SignIn, SignInMatch};
+        use telehook::ledger::SignInMatch;
         let t0 = 1_700_000_100_000;
         let older = sent_and_noted(ledger, "evt-cv-1", Some("uk1"), Channel::Sms, t0).await;
         let newer = sent_and_noted(ledger, "evt-cv-2", Some("uk1"), Channel::Sms, t0 + 1_000).await;
         sent_and_noted(ledger, "evt-cv-3", None, Channel::Sms, t0).await;
-        let sign_in = |user, channel, at_ms| SignIn {
-            user_key: user,
-            channel,
-            at_ms,
-        };
         assert_eq!(
             ledger
-                .convert(&sign_in("uk1", Channel::Voice, t0 + 2_000))
+                .convert(&sign_in("uk1", Some(Channel::Voice), t0 + 2_000))
                 .await,
             Ok(SignInMatch::NoSend)
         );
         assert_eq!(
             ledger
-                .convert(&sign_in("uk2", Channel::Sms, t0 + 2_000))
+                .convert(&sign_in("uk2", Some(Channel::Sms), t0 + 2_000))
                 .await,
             Ok(SignInMatch::NoSend)
         );
         match ledger
-            .convert(&sign_in("uk1", Channel::Sms, t0 + 2_000))
+            .convert(&sign_in("uk1", Some(Channel::Sms), t0 + 2_000))
             .await
         {
             Ok(SignInMatch::Converted(r)) => {
@@ -375,13 +403,16 @@ pub(crate) mod ledger {
                 assert_eq!(r.message_id.as_deref(), Some("mid-evt-cv-2"));
                 assert_eq!(r.prefix.as_deref(), Some("1415555"));
                 assert_eq!(r.sent_ms, t0 + 1_000);
+                assert_eq!(r.otp_expires_ms, t0 + 301_000);
                 assert_eq!(r.channel, Some(Channel::Sms));
+                assert_eq!(r.signal, Some(UseSignal::SignIn));
+                assert!(!r.guard && !r.was_judged);
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(
             ledger
-                .convert(&sign_in("uk1", Channel::Sms, t0 + 3_000))
+                .convert(&sign_in("uk1", Some(Channel::Sms), t0 + 3_000))
                 .await,
             Ok(SignInMatch::AlreadyResolved)
         );
@@ -410,14 +441,14 @@ pub(crate) mod ledger {
         let late = sent_and_noted(ledger, "evt-cv-4", Some("uk3"), Channel::Voice, t0).await;
         assert_eq!(
             ledger
-                .convert(&sign_in("uk3", Channel::Voice, t0 + 300_001))
+                .convert(&sign_in("uk3", Some(Channel::Voice), t0 + 300_001))
                 .await,
             Ok(SignInMatch::Expired)
         );
         let record = ledger.get(&late).await.unwrap().unwrap();
         assert_eq!(
             record.sent.unwrap().user_channel.as_deref(),
-            Some("uk3#voice")
+            Some("uk3#mfa#voice")
         );
         // One voice fallback per sent event, none for an unknown one.
         assert_eq!(ledger.claim_fallback(&late, t0 + 10).await, Ok(true));
@@ -430,15 +461,199 @@ pub(crate) mod ledger {
         assert_eq!(record.fallback_ms, Some(t0 + 10));
     }
 
+    /// Each kind of code is matched by its own kind of event only; an
+    /// event matches only a send made before it; an event that names no
+    /// channel takes the latest of either.
+    async fn each_kind_is_matched_by_its_own_event(ledger: &dyn Ledger) {
+        use telehook::ledger::{SignIn, SignInMatch};
+        let t0 = 1_700_000_200_000;
+        let user = Some("uk-kinds");
+        noted(
+            ledger,
+            "evt-k-mfa",
+            user,
+            Channel::Sms,
+            UseSignal::SignIn,
+            false,
+            t0,
+        )
+        .await;
+        noted(
+            ledger,
+            "evt-k-enrol-sms",
+            user,
+            Channel::Sms,
+            UseSignal::Enrollment,
+            true,
+            t0,
+        )
+        .await;
+        noted(
+            ledger,
+            "evt-k-enrol-voice",
+            user,
+            Channel::Voice,
+            UseSignal::Enrollment,
+            true,
+            t0 + 1_000,
+        )
+        .await;
+        let later = noted(
+            ledger,
+            "evt-k-reset",
+            user,
+            Channel::Sms,
+            UseSignal::PasswordReset,
+            false,
+            t0 + 60_000,
+        )
+        .await;
+        let event = |signal, channel, at_ms| SignIn {
+            user_key: "uk-kinds",
+            signal,
+            channel,
+            at_ms,
+        };
+        // An unlock code was never sent: an unlock matches nothing, even
+        // with other kinds pending.
+        assert_eq!(
+            ledger
+                .convert(&event(UseSignal::Unlock, None, t0 + 2_000))
+                .await,
+            Ok(SignInMatch::NoSend)
+        );
+        // A reset published before the reset code was sent is not its use
+        // (a replay of an older event must not take a newer code).
+        assert_eq!(
+            ledger
+                .convert(&event(UseSignal::PasswordReset, None, t0 + 59_999))
+                .await,
+            Ok(SignInMatch::NoSend)
+        );
+        // Identity Engine's "Phone": the latest enrollment code of either
+        // channel.
+        match ledger
+            .convert(&event(UseSignal::Enrollment, None, t0 + 2_000))
+            .await
+        {
+            Ok(SignInMatch::Converted(r)) => {
+                assert_eq!(r.event_id, "evt-k-enrol-voice");
+                assert_eq!(r.signal, Some(UseSignal::Enrollment));
+                assert!(r.guard);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The MFA code is still open: the enrollment did not take it.
+        match ledger
+            .convert(&event(UseSignal::SignIn, Some(Channel::Sms), t0 + 3_000))
+            .await
+        {
+            Ok(SignInMatch::Converted(r)) => assert_eq!(r.event_id, "evt-k-mfa"),
+            other => panic!("{other:?}"),
+        }
+        match ledger
+            .convert(&event(UseSignal::PasswordReset, None, t0 + 70_000))
+            .await
+        {
+            Ok(SignInMatch::Converted(r)) => assert_eq!(r.event_id, later.as_str()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The guard judges a pending code it counts once, and never one it
+    /// does not count; a judged code can still be used, and says it was
+    /// judged; Okta's events are seen once by uuid.
+    async fn judging_leaves_the_code_open(ledger: &dyn Ledger) {
+        use telehook::domain::Conversion;
+        use telehook::ledger::{SignIn, SignInMatch};
+        let t0 = 1_700_000_300_000;
+        let judged = noted(
+            ledger,
+            "evt-j-1",
+            Some("uk-j"),
+            Channel::Sms,
+            UseSignal::Enrollment,
+            true,
+            t0,
+        )
+        .await;
+        let not_counted = noted(
+            ledger,
+            "evt-j-2",
+            Some("uk-j2"),
+            Channel::Sms,
+            UseSignal::PasswordReset,
+            false,
+            t0,
+        )
+        .await;
+        assert_eq!(ledger.judge(&not_counted, t0 + 60_000).await, Ok(None));
+        let first = ledger.judge(&judged, t0 + 60_000).await.unwrap().unwrap();
+        assert_eq!(first.event_id, "evt-j-1");
+        assert!(first.guard && !first.was_judged);
+        assert_eq!(ledger.judge(&judged, t0 + 61_000).await, Ok(None), "once");
+        assert_eq!(ledger.judge(&eid("evt-j-none"), t0).await, Ok(None));
+        let record = ledger.get(&judged).await.unwrap().unwrap();
+        let sent = record.sent.unwrap();
+        assert_eq!(sent.judged_ms, Some(t0 + 60_000));
+        assert_eq!(sent.conversion, None, "judging decides nothing");
+        match ledger
+            .convert(&SignIn {
+                user_key: "uk-j",
+                signal: UseSignal::Enrollment,
+                channel: Some(Channel::Sms),
+                at_ms: t0 + 90_000,
+            })
+            .await
+        {
+            Ok(SignInMatch::Converted(r)) => assert!(r.was_judged),
+            other => panic!("{other:?}"),
+        }
+        let record = ledger.get(&judged).await.unwrap().unwrap();
+        assert_eq!(
+            record.sent.unwrap().conversion.map(|c| c.0),
+            Some(Conversion::Converted)
+        );
+        // A used code is not judged afterwards.
+        assert_eq!(ledger.judge(&judged, t0 + 120_000).await, Ok(None));
+        assert_eq!(ledger.first_sight("uuid-1", 1_900_000_000).await, Ok(true));
+        assert_eq!(ledger.first_sight("uuid-1", 1_900_000_000).await, Ok(false));
+        assert_eq!(ledger.first_sight("uuid-2", 1_900_000_000).await, Ok(true));
+    }
+
+    /// A receipt about another message than the one the event was sent as
+    /// changes nothing.
+    async fn receipts_must_name_our_message(ledger: &dyn Ledger) {
+        let t0 = 1_700_000_400_000;
+        let e = sent_and_noted(ledger, "evt-om-1", Some("uk-om"), Channel::Sms, t0).await;
+        let forged = Receipt {
+            message_id: "someone-elses".into(),
+            ..receipt("evt-om-1", DeliveryVerdict::Undelivered, "TEXT_UNREACHABLE")
+        };
+        assert_eq!(
+            ledger.record_delivery(&forged, t0 + 1).await,
+            Ok(DeliveryRecorded::OtherMessage)
+        );
+        assert_eq!(ledger.get(&e).await.unwrap().unwrap().delivery, None);
+        let ours = Receipt {
+            message_id: "mid-evt-om-1".into(),
+            ..forged
+        };
+        assert_eq!(
+            ledger.record_delivery(&ours, t0 + 2).await,
+            Ok(DeliveryRecorded::Recorded)
+        );
+    }
+
     /// Counts add up per window; a learned block does not replace a pin,
     /// an allow or an unexpired lift, and replaces an expired block.
     async fn guard_counts_and_blocks(ledger: &dyn Ledger) {
         use telehook::ledger::{BlockKind, GuardBlock, StatBump, StatCounts};
-        let bump = |sends, conversions, window| StatBump {
+        let bump = |judged, conversions, window| StatBump {
             scope: "pfx",
             key: "6281234",
             window,
-            sends,
+            judged,
             conversions,
             expires_at: 1_900_000_000,
         };
@@ -446,14 +661,14 @@ pub(crate) mod ledger {
         assert_eq!(
             ledger.bump(&bump(1, 1, 7)).await,
             Ok(StatCounts {
-                sends: 2,
+                judged: 2,
                 conversions: 1
             })
         );
         assert_eq!(
             ledger.bump(&bump(1, 0, 8)).await,
             Ok(StatCounts {
-                sends: 1,
+                judged: 1,
                 conversions: 0
             })
         );
@@ -463,7 +678,7 @@ pub(crate) mod ledger {
             kind,
             until_ms,
             reason: "0 of 25 codes used".to_owned(),
-            sends: 25,
+            judged: 25,
             conversions: 0,
             since_ms: 1_000,
         };
@@ -548,6 +763,9 @@ pub(crate) mod ledger {
 
     async fn behaves(ledger: Arc<dyn Ledger>) {
         conversions_are_decided_once(ledger.as_ref()).await;
+        each_kind_is_matched_by_its_own_event(ledger.as_ref()).await;
+        judging_leaves_the_code_open(ledger.as_ref()).await;
+        receipts_must_name_our_message(ledger.as_ref()).await;
         guard_counts_and_blocks(ledger.as_ref()).await;
         claims_are_conditional(ledger.as_ref()).await;
         concurrent_claims_have_one_winner(ledger.clone()).await;

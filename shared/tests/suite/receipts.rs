@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::support::LogCapture;
 use crate::support::flow::*;
+use telehook::testkit::Scripted;
 use telehook::testkit::redaction::contains_standalone;
 
 /// The event id every `events/receipts-*.json` names in its context.
@@ -30,8 +31,13 @@ fn event_file(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// A hook for `EVENT` sent on the fast path.
+/// The message id every `events/receipts-*.json` names.
+const MESSAGE_ID: &str = "0c1b7f2e-8c59-4a43-9a4e-2d1e5example";
+
+/// A hook for `EVENT` sent on the fast path, as the message the receipt
+/// files name.
 async fn sent(h: &Harness, channel: Channel) {
+    h.messenger.script([Scripted::AcceptAs(MESSAGE_ID.into())]);
     let outcome = h
         .pipeline
         .handle_hook(request(h, EVENT, "+14155552671", channel), Instant::now())
