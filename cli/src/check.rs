@@ -54,6 +54,7 @@ pub fn check(args: &CheckArgs) -> ExitCode {
                 "otpDigits": r.otp.len(),
                 "otpExpires": r.otp_expires.to_rfc3339(),
                 "otpExpiresAssumed": r.context.notes.expiry_assumed,
+                "otpExpiresCapped": r.context.notes.expiry_capped,
                 "ambiguousNumber": r.context.notes.phone_ambiguous,
                 "oktaRequest": r.context.correlation_id,
                 "clientNetwork": r.context.client_ip.as_ref().map(ip_network),

@@ -69,6 +69,31 @@ impl std::fmt::Debug for IngressDeps {
 /// caused it: a short wait, then the first request's own fetch takes over.
 pub const JWKS_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// A header secret given by ARN: read now (its current value, and the
+/// previous one during a rotation), and re-read when a request's header
+/// stops matching. An error names `var` and stops the start.
+async fn header_secret_by_arn(
+    secrets: &aws_sdk_secretsmanager::Client,
+    header: &http::HeaderName,
+    arn: &str,
+    var: &'static str,
+) -> Result<HeaderSecret, ConfigError> {
+    let source = SecretsManagerSecret::new(secrets.clone(), arn);
+    let versions = source
+        .read_versions()
+        .await
+        .map_err(|e| ConfigError::Invalid {
+            var,
+            reason: e.to_string(),
+        })?;
+    let refresher = Refresher::new(Arc::new(source), REFRESH_COOLDOWN);
+    Ok(HeaderSecret::with_versions(
+        header.clone(),
+        &versions,
+        Some(refresher),
+    ))
+}
+
 impl IngressDeps {
     /// No network I/O: clients are built, keys are fetched on first use
     /// (the Lambda's [`IngressDeps::for_lambda`] fetches them at init).
@@ -99,18 +124,9 @@ impl IngressDeps {
                 header,
                 secret: SecretSetting::Arn(arn),
             }) => {
-                let source = SecretsManagerSecret::new(secrets.clone(), arn);
-                let value = source.read().await.map_err(|e| ConfigError::Invalid {
-                    var: "AUTH_HEADER_SECRET_ARN",
-                    reason: e.to_string(),
-                })?;
-                let refresher = Refresher::new(Arc::new(source), REFRESH_COOLDOWN);
-                let auth = Authenticator::HeaderSecret(HeaderSecret::with_value(
-                    header.clone(),
-                    &value,
-                    Some(refresher),
-                ));
-                Self::with_auth(auth, config, delivery)
+                let secret =
+                    header_secret_by_arn(secrets, header, arn, "AUTH_HEADER_SECRET_ARN").await?;
+                Self::with_auth(Authenticator::HeaderSecret(secret), config, delivery)
             }
             _ => Self::new(config, delivery)?,
         };
@@ -118,22 +134,12 @@ impl IngressDeps {
             Some(HeaderSecretConfig {
                 header,
                 secret: SecretSetting::Arn(arn),
-            }) => {
-                let source = SecretsManagerSecret::new(secrets.clone(), arn);
-                let value = source.read().await.map_err(|e| ConfigError::Invalid {
-                    var: "EVENT_HOOK_SECRET_ARN",
-                    reason: e.to_string(),
-                })?;
-                let refresher = Refresher::new(Arc::new(source), REFRESH_COOLDOWN);
-                IngressDeps {
-                    event_hook: Some(HeaderSecret::with_value(
-                        header.clone(),
-                        &value,
-                        Some(refresher),
-                    )),
-                    ..deps
-                }
-            }
+            }) => IngressDeps {
+                event_hook: Some(
+                    header_secret_by_arn(secrets, header, arn, "EVENT_HOOK_SECRET_ARN").await?,
+                ),
+                ..deps
+            },
             _ => deps,
         };
         deps.auth.prefetch(JWKS_INIT_DEADLINE).await;

@@ -383,8 +383,22 @@ fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
             Ok(l)
         }
     }));
-    let jwks_ttl = p.take(env.secs("JWKS_CACHE_TTL_SECONDS", 3600));
-    let jwks_refresh_cooldown = p.take(env.secs("JWKS_REFRESH_COOLDOWN_SECONDS", 30));
+    // Floors: a TTL or cool-down of 0 would fetch the issuer's keys on
+    // every hook, or on every unknown `kid` an attacker sends.
+    let bounded = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+        env.secs(var, default).and_then(|d| {
+            if range.contains(&d.as_secs()) {
+                Ok(d)
+            } else {
+                Err(invalid(
+                    var,
+                    &format!("expected {} to {} seconds", range.start(), range.end()),
+                ))
+            }
+        })
+    };
+    let jwks_ttl = p.take(bounded("JWKS_CACHE_TTL_SECONDS", 3600, 60..=86_400));
+    let jwks_refresh_cooldown = p.take(bounded("JWKS_REFRESH_COOLDOWN_SECONDS", 30, 5..=3600));
     let required_scope = p.take(env.req("OKTA_REQUIRED_SCOPE"));
     let (
         Some((issuer, _)),
@@ -1394,6 +1408,11 @@ mod tests {
             ("DEFAULT_LOCALE", "english!"),
             ("DEFAULT_REGION", "XX"),
             ("AUTH_MODE", "magic"),
+            // A key fetch on every hook, or on every made-up `kid`.
+            ("JWKS_CACHE_TTL_SECONDS", "0"),
+            ("JWKS_CACHE_TTL_SECONDS", "59"),
+            ("JWKS_REFRESH_COOLDOWN_SECONDS", "0"),
+            ("JWKS_REFRESH_COOLDOWN_SECONDS", "4"),
         ] {
             let mut v = OK.to_vec();
             v.push((var, bad));

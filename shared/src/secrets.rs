@@ -4,6 +4,12 @@
 //! value stops working, at most once per cooldown, so a rotated secret is
 //! picked up without a redeploy.
 //!
+//! A rotation has two steps: the new value goes into Secrets Manager, then
+//! into Okta. Between them Okta still sends the old one, so a header secret
+//! accepts the previous version too ([`SecretVersions`]), but only for
+//! [`ROTATION_GRACE`] after the current one was created: long enough to
+//! finish a rotation, short enough that a leaked value stops working.
+//!
 //! The value is never logged; errors carry the service's error code only.
 
 use std::sync::Arc;
@@ -30,10 +36,30 @@ pub enum SecretError {
     TooShort,
 }
 
+/// How long after a new version is created the previous one still counts.
+pub const ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// The values a header secret accepts: the current one, and during a
+/// rotation's grace the previous one.
+#[derive(Debug, Clone)]
+pub struct SecretVersions {
+    pub current: SecretString,
+    pub previous: Option<SecretString>,
+}
+
 /// Where a secret's current value comes from.
 #[async_trait]
 pub trait SecretSource: Send + Sync + std::fmt::Debug {
     async fn read(&self) -> Result<SecretString, SecretError>;
+
+    /// The current value, and the previous one while a rotation is young.
+    /// A source that keeps no versions has no previous value.
+    async fn read_versions(&self) -> Result<SecretVersions, SecretError> {
+        Ok(SecretVersions {
+            current: self.read().await?,
+            previous: None,
+        })
+    }
 }
 
 /// A Secrets Manager secret, read with `GetSecretValue` (its current
@@ -53,14 +79,17 @@ impl SecretsManagerSecret {
     }
 }
 
-#[async_trait]
-impl SecretSource for SecretsManagerSecret {
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn read(&self) -> Result<SecretString, SecretError> {
+impl SecretsManagerSecret {
+    /// One version by its stage: its value and when it was created.
+    async fn stage(
+        &self,
+        stage: &str,
+    ) -> Result<(SecretString, Option<std::time::SystemTime>), SecretError> {
         let out = self
             .client
             .get_secret_value()
             .secret_id(&self.arn)
+            .version_stage(stage)
             .send()
             .await
             .map_err(|e| {
@@ -75,7 +104,34 @@ impl SecretSource for SecretsManagerSecret {
         if value.len() < MIN_SECRET_LEN {
             return Err(SecretError::TooShort);
         }
-        Ok(SecretString::from(value.to_owned()))
+        let created = out
+            .created_date()
+            .and_then(|d| std::time::SystemTime::try_from(*d).ok());
+        Ok((SecretString::from(value.to_owned()), created))
+    }
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSecret {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn read(&self) -> Result<SecretString, SecretError> {
+        self.stage("AWSCURRENT").await.map(|(v, _)| v)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn read_versions(&self) -> Result<SecretVersions, SecretError> {
+        let (current, created) = self.stage("AWSCURRENT").await?;
+        let young = created
+            .and_then(|c| c.elapsed().ok())
+            .is_some_and(|age| age < ROTATION_GRACE);
+        // No previous version (a secret never rotated), or one that cannot
+        // be read: the current value alone.
+        let previous = if young {
+            self.stage("AWSPREVIOUS").await.ok().map(|(v, _)| v)
+        } else {
+            None
+        };
+        Ok(SecretVersions { current, previous })
     }
 }
 
@@ -121,14 +177,14 @@ impl Refresher {
         }
     }
 
-    /// The current value, if a re-read is due and succeeds.
-    pub async fn reread(&self) -> Option<SecretString> {
+    /// The accepted values, if a re-read is due and succeeds.
+    pub async fn reread(&self) -> Option<SecretVersions> {
         let mut last = self.last.lock().await;
         if last.is_some_and(|t| t.elapsed() < self.cooldown) {
             return None;
         }
         *last = Some(Instant::now());
-        match self.source.read().await {
+        match self.source.read_versions().await {
             Ok(v) => Some(v),
             Err(e) => {
                 tracing::warn!(error = %e, "could not re-read the secret; keeping the cached value");
@@ -176,7 +232,9 @@ mod tests {
         assert_eq!(source.0.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_secs(31)).await;
         assert_eq!(
-            r.reread().await.map(|v| v.expose_secret().to_owned()),
+            r.reread()
+                .await
+                .map(|v| v.current.expose_secret().to_owned()),
             Some("rotated-secret-value-1".to_owned())
         );
         assert_eq!(source.0.load(Ordering::SeqCst), 2);

@@ -1,7 +1,9 @@
 //! Header-secret mode: a configured header must carry a configured secret,
 //! compared in constant time. A secret given by ARN is re-read when a
 //! request's header stops matching (at most once per cooldown), so a
-//! rotated secret works without a redeploy.
+//! rotated secret works without a redeploy; while a rotation is young the
+//! previous value is accepted too (see `secrets`), so Okta is not refused
+//! between putting the new value in Secrets Manager and into Okta.
 
 use std::sync::RwLock;
 
@@ -11,12 +13,13 @@ use subtle::ConstantTimeEq;
 
 use super::{AuthError, Principal, header_str};
 use crate::config::{ConfigError, HeaderSecretConfig, SecretSetting};
-use crate::secrets::{Refresher, digest};
+use crate::secrets::{Refresher, SecretVersions, digest};
 
-/// Header-secret mode: the configured header must equal the secret.
+/// Header-secret mode: the configured header must equal the secret (its
+/// current value, or during a rotation the previous one).
 pub struct HeaderSecret {
     header: HeaderName,
-    digest: RwLock<[u8; 32]>,
+    digests: RwLock<Vec<[u8; 32]>>,
     refresher: Option<Refresher>,
 }
 
@@ -48,16 +51,38 @@ impl HeaderSecret {
         value: &SecretString,
         refresher: Option<Refresher>,
     ) -> Self {
+        Self::with_versions(
+            header,
+            &SecretVersions {
+                current: value.clone(),
+                previous: None,
+            },
+            refresher,
+        )
+    }
+
+    /// From the versions already read (the current value, and the previous
+    /// one during a rotation).
+    pub fn with_versions(
+        header: HeaderName,
+        versions: &SecretVersions,
+        refresher: Option<Refresher>,
+    ) -> Self {
         HeaderSecret {
             header,
-            digest: RwLock::new(digest(value)),
+            digests: RwLock::new(digests(versions)),
             refresher,
         }
     }
 
+    /// Every accepted digest is compared, so the time taken does not tell
+    /// which one (if any) matched.
     fn matches(&self, given: &[u8; 32]) -> bool {
-        let current = *self.digest.read().unwrap_or_else(|p| p.into_inner());
-        bool::from(given.ct_eq(&current))
+        let accepted = self.digests.read().unwrap_or_else(|p| p.into_inner());
+        accepted
+            .iter()
+            .fold(subtle::Choice::from(0), |any, d| any | given.ct_eq(d))
+            .into()
     }
 
     /// Compares SHA-256 digests in constant time, so neither the content nor
@@ -72,7 +97,7 @@ impl HeaderSecret {
             Some(r) => r.reread().await,
             None => None,
         } {
-            *self.digest.write().unwrap_or_else(|p| p.into_inner()) = digest(&fresh);
+            *self.digests.write().unwrap_or_else(|p| p.into_inner()) = digests(&fresh);
             if self.matches(&given) {
                 tracing::info!("header secret was rotated; using the new value");
                 return Ok(Principal::SharedSecret);
@@ -80,6 +105,13 @@ impl HeaderSecret {
         }
         Err(AuthError::BadSecret)
     }
+}
+
+fn digests(v: &SecretVersions) -> Vec<[u8; 32]> {
+    std::iter::once(&v.current)
+        .chain(v.previous.as_ref())
+        .map(digest)
+        .collect()
 }
 
 /// Wraps a header secret from configuration.

@@ -166,8 +166,23 @@ impl JwksCache {
                 .header("accept", "application/json")
                 .send()
                 .await?;
-            let resp = resp.error_for_status()?;
-            resp.bytes().await
+            let mut resp = resp.error_for_status()?;
+            // Capped while it streams: a body announced or found larger
+            // than the cap is dropped before it is all in memory.
+            if resp
+                .content_length()
+                .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+            {
+                return Ok(None);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                    return Ok(None);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Some(body))
         };
         let body = attempt
             .retry(
@@ -188,9 +203,9 @@ impl JwksCache {
                     None => "connection failed".to_owned(),
                 }
             })?;
-        if body.len() > MAX_JWKS_BYTES {
+        let Some(body) = body else {
             return Err("JWKS document too large".to_owned());
-        }
+        };
         let raw: RawJwks =
             serde_json::from_slice(&body).map_err(|_| "JWKS is not a JSON key set".to_owned())?;
         let mut keys = HashMap::new();

@@ -14,6 +14,7 @@ pub mod phone;
 pub mod problem;
 pub mod receipt;
 pub mod request;
+pub mod sms;
 
 pub use channel::{Channel, ChannelError};
 pub use conversion::{Conversion, Feedback, UseSignal, prefix_of};

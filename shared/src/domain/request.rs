@@ -53,6 +53,8 @@ pub struct ReadNotes {
     pub phone_ambiguous: bool,
     /// `otpExpires` was missing; the configured OTP life was assumed.
     pub expiry_assumed: bool,
+    /// `otpExpires` lay further ahead than the longest code life; capped.
+    pub expiry_capped: bool,
     /// `requestType` was present but not an Okta telephony type (or not a
     /// string); delivered as `unknown`.
     pub request_type_unreadable: bool,
@@ -64,14 +66,19 @@ pub struct ReadNotes {
 pub struct OktaText(String);
 
 impl OktaText {
-    /// Most SMS gateways stop at 10 segments; Okta's text is one or two.
-    const MAX_CHARS: usize = 1600;
+    /// Okta's own texts take one part, two in some languages; more is a
+    /// text someone changed to cost more per code.
+    pub const MAX_PARTS: usize = 2;
 
     /// Keeps Okta's text only when it is usable as the whole message: it
-    /// holds the code, and is not empty or absurdly long.
+    /// holds the code, takes at most [`Self::MAX_PARTS`] SMS parts, and
+    /// carries no link (a code message with a link is what phishing looks
+    /// like, and carriers filter it). Otherwise our own template is sent.
     pub fn new(text: &str, otp: &Otp) -> Option<Self> {
         let text = text.trim();
-        (text.contains(otp.expose()) && text.chars().count() <= Self::MAX_CHARS)
+        let lower = text.to_ascii_lowercase();
+        let link = lower.contains("://") || lower.contains("www.");
+        (text.contains(otp.expose()) && !link && super::sms::sms_parts(text) <= Self::MAX_PARTS)
             .then(|| OktaText(text.to_owned()))
     }
 
@@ -123,6 +130,20 @@ mod tests {
         let otp = Otp::parse("739201").unwrap();
         assert!(OktaText::new("Your code is 739201", &otp).is_some());
         assert!(OktaText::new("Your code is 111111", &otp).is_none());
+        // Two parts at most: 306 GSM-7 septets, 134 UCS-2 units.
+        let long = format!("Your code is 739201.{}", " ".repeat(280));
+        assert!(OktaText::new(&format!("{long}x"), &otp).is_some());
+        assert!(OktaText::new(&format!("{long}{}", "x".repeat(10)), &otp).is_none());
+        assert!(OktaText::new(&format!("認証コード 739201{}", "認".repeat(120)), &otp).is_some());
+        assert!(OktaText::new(&format!("認証コード 739201{}", "認".repeat(130)), &otp).is_none());
+        // No links, whatever their case.
+        for linked in [
+            "Your code is 739201. Sign in at https://example.com",
+            "Your code is 739201 HTTP://evil.example",
+            "739201 is your code. www.example.com",
+        ] {
+            assert!(OktaText::new(linked, &otp).is_none(), "{linked}");
+        }
         let t = OktaText::new("Your code is 739201", &otp).unwrap();
         assert!(!format!("{t:?}").contains("739201"));
     }

@@ -263,6 +263,7 @@ fn count_read_notes(metrics: &Metrics, req: &DeliveryRequest) {
     for note in [
         notes.phone_ambiguous.then_some("AMBIGUOUS_NUMBER"),
         notes.expiry_assumed.then_some("ASSUMED_EXPIRY"),
+        notes.expiry_capped.then_some("CAPPED_EXPIRY"),
         request_type,
     ]
     .into_iter()

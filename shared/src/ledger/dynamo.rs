@@ -189,6 +189,24 @@ where
     }
 }
 
+/// A conditional update that decides a send: the record it returned, or
+/// `None` when the condition found it decided already.
+fn decided(
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<Option<Resolution>, LedgerError> {
+    match result {
+        Ok(out) => Ok(out.attributes().and_then(resolution_from_item)),
+        Err(e) if is_condition_failure(&e) => Ok(None),
+        Err(e) => Err(ledger_error(&e)),
+    }
+}
+
 fn is_condition_failure(
     e: &aws_sdk_dynamodb::error::SdkError<
         UpdateItemError,
@@ -768,11 +786,7 @@ impl Ledger for DynamoLedger {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(out.attributes().and_then(resolution_from_item)),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(ledger_error(&e)),
-        }
+        decided(result)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -822,11 +836,7 @@ impl Ledger for DynamoLedger {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(out.attributes().and_then(resolution_from_item)),
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(ledger_error(&e)),
-        }
+        decided(result)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(scope = bump.scope))]

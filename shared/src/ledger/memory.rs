@@ -69,6 +69,27 @@ impl InMemoryLedger {
         out
     }
 
+    /// Changes an undecided send (`SENT`, no conversion) that also meets
+    /// `when`, as one conditional write would; `None` when it does not.
+    fn decide(
+        &self,
+        event_id: &EventId,
+        now_ms: i64,
+        when: impl FnOnce(&SentRecord) -> bool,
+        change: impl FnOnce(&mut SentRecord),
+    ) -> Option<Resolution> {
+        self.with(|map| {
+            let r = map.get_mut(event_id.as_str())?;
+            let sent = r.sent.as_mut()?;
+            if r.status != Status::Sent || sent.conversion.is_some() || !when(sent) {
+                return None;
+            }
+            change(sent);
+            r.updated_at_ms = now_ms;
+            Some(resolution(r))
+        })
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, LedgerRecord>) -> T) -> T {
         let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut map)
@@ -294,28 +315,18 @@ impl Ledger for InMemoryLedger {
         event_id: &EventId,
         now_ms: i64,
     ) -> Result<Option<Resolution>, LedgerError> {
-        self.with(|map| {
-            let Some(r) = map.get_mut(event_id.as_str()) else {
-                return Ok(None);
-            };
-            match r.sent.as_mut() {
-                Some(sent)
-                    if r.status == Status::Sent
-                        && sent.guard
-                        && sent.conversion.is_none()
-                        && sent.judged_ms.is_none() =>
-                {
-                    sent.judged_ms = Some(now_ms);
-                    r.updated_at_ms = now_ms;
-                    // Reported as before this judgement, as DynamoDB's
-                    // conditional update tells it.
-                    let mut res = resolution(r);
-                    res.was_judged = false;
-                    Ok(Some(res))
-                }
-                _ => Ok(None),
-            }
-        })
+        let judged = self.decide(
+            event_id,
+            now_ms,
+            |s| s.guard && s.judged_ms.is_none(),
+            |s| s.judged_ms = Some(now_ms),
+        );
+        // Reported as before this judgement, as DynamoDB's conditional
+        // update tells it.
+        Ok(judged.map(|r| Resolution {
+            was_judged: false,
+            ..r
+        }))
     }
 
     async fn first_sight(&self, uuid: &str, expires_at: i64) -> Result<bool, LedgerError> {
@@ -332,23 +343,12 @@ impl Ledger for InMemoryLedger {
         event_id: &EventId,
         now_ms: i64,
     ) -> Result<Option<Resolution>, LedgerError> {
-        self.with(|map| {
-            let Some(r) = map.get_mut(event_id.as_str()) else {
-                return Ok(None);
-            };
-            match r.sent.as_mut() {
-                Some(sent)
-                    if r.status == Status::Sent
-                        && sent.conversion.is_none()
-                        && sent.otp_expires_ms <= now_ms =>
-                {
-                    sent.conversion = Some((Conversion::Unused, now_ms));
-                    r.updated_at_ms = now_ms;
-                    Ok(Some(resolution(r)))
-                }
-                _ => Ok(None),
-            }
-        })
+        Ok(self.decide(
+            event_id,
+            now_ms,
+            |s| s.otp_expires_ms <= now_ms,
+            |s| s.conversion = Some((Conversion::Unused, now_ms)),
+        ))
     }
 
     async fn bump(&self, bump: &StatBump<'_>) -> Result<StatCounts, LedgerError> {

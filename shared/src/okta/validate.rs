@@ -111,6 +111,12 @@ impl HookDefaults {
 /// Okta's documented OTP life for SMS and voice factors.
 pub const DEFAULT_OTP_LIFE: Duration = Duration::from_secs(300);
 
+/// The longest life a code gets, from the moment the hook arrived: the
+/// most `OTP_LIFE_SECONDS` allows. A later `otpExpires` (a clock that is
+/// off, a body someone made up) would otherwise set the ledger's TTL, End
+/// User Messaging's `TimeToLive` and the expiry checks days ahead.
+pub const MAX_CODE_LIFE: Duration = Duration::from_secs(3600);
+
 /// A UTF-8 byte-order mark, which some proxies and editors put before JSON.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -336,11 +342,18 @@ fn expiry(
             .unwrap_or_else(|_| chrono::Duration::minutes(5));
         return Ok(arrived + life);
     };
-    DateTime::parse_from_rfc3339(raw)
+    let at = DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             InvalidHook::field(P_EXPIRES, Problem::Invalid("is not an RFC 3339 timestamp"))
-        })
+        })?;
+    let latest = arrived
+        + chrono::Duration::from_std(MAX_CODE_LIFE).unwrap_or_else(|_| chrono::Duration::hours(1));
+    if at > latest {
+        notes.expiry_capped = true;
+        return Ok(latest);
+    }
+    Ok(at)
 }
 
 fn channel(raw: Option<&str>) -> Result<Channel, InvalidHook> {
@@ -627,6 +640,12 @@ mod tests {
         d.otp_life = Duration::from_secs(600);
         let r = parse(&serde_json::to_vec(&v).unwrap(), &d).unwrap();
         assert_eq!(r.otp_expires, arrived() + chrono::Duration::minutes(10));
+        // Far in the future: capped at the longest code life from arrival.
+        let r = parse(&with("otpExpires", json!("2030-01-28T21:48:34.321Z")), &d).unwrap();
+        assert_eq!(r.otp_expires, arrived() + chrono::Duration::hours(1));
+        assert!(r.context.notes.expiry_capped);
+        let r = parse(&body(mp()), &d).unwrap();
+        assert!(!r.context.notes.expiry_capped);
         // Present but not a timestamp is still refused.
         assert_eq!(
             field_of(parse(&with("otpExpires", json!("soon")), &d).unwrap_err()),

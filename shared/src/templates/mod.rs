@@ -27,10 +27,11 @@ use thiserror::Error;
 
 use crate::domain::{Channel, Locale, Otp};
 
+pub use crate::domain::sms::gsm7_len;
 pub use builtin::{BUILTIN_FILES, BuiltinTemplates, TemplateFile};
 pub use dynamo::DynamoTemplateStore;
 pub use memory::InMemoryTemplateStore;
-pub use render::{RenderContext, Rendered, escape_ssml, gsm7_len, render};
+pub use render::{RenderContext, Rendered, escape_ssml, render};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

@@ -116,19 +116,3 @@ pub fn escape_ssml(s: &str) -> String {
     }
     out
 }
-
-/// Length of `s` in GSM 03.38 septets, or `None` if a character is outside
-/// the GSM-7 alphabet (the message then goes as UCS-2, 70 characters a part).
-pub fn gsm7_len(s: &str) -> Option<usize> {
-    const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-    const EXTENDED: &str = "^{}\\[~]|€\u{000C}";
-    s.chars().try_fold(0usize, |n, c| {
-        if BASIC.contains(c) {
-            Some(n + 1)
-        } else if EXTENDED.contains(c) {
-            Some(n + 2)
-        } else {
-            None
-        }
-    })
-}

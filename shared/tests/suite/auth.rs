@@ -346,8 +346,10 @@ async fn unknown_kids_in_one_cooldown_cause_at_most_one_fetch() {
 
 #[tokio::test]
 async fn rotated_keys_are_picked_up_after_the_cooldown() {
-    let f = Fixture::with(&[("JWKS_REFRESH_COOLDOWN_SECONDS", "0")]).await;
+    // The shortest cool-down there is; the wait below outlasts it.
+    let f = Fixture::with(&[("JWKS_REFRESH_COOLDOWN_SECONDS", "5")]).await;
     assert_eq!(f.verify(&f.issuer.token()).await, Ok(()));
+    tokio::time::sleep(std::time::Duration::from_millis(5_100)).await;
     // The issuer rotates to a new key.
     let new_key = DevKey::generate().unwrap();
     f.issuer.server.reset().await;
@@ -358,6 +360,39 @@ async fn rotated_keys_are_picked_up_after_the_cooldown() {
     let token = new_key.sign(&f.issuer.claims()).unwrap();
     assert_eq!(f.verify(&token).await, Ok(()));
     assert_eq!(f.issuer.jwks_fetches().await, 1, "one refresh after reset");
+}
+
+/// A key set larger than the cap is refused, whether its length is
+/// announced or it arrives chunked without one.
+#[tokio::test]
+async fn an_oversized_key_set_is_refused_while_it_streams() {
+    for chunked in [false, true] {
+        let issuer = TestIssuer::start().await;
+        issuer.server.reset().await;
+        let mut big = issuer.key.jwks();
+        big["padding"] = serde_json::Value::String("x".repeat(300 * 1024));
+        let body = serde_json::to_vec(&big).unwrap();
+        let mut response =
+            wiremock::ResponseTemplate::new(200).insert_header("content-type", "application/json");
+        response = if chunked {
+            response
+                .insert_header("transfer-encoding", "chunked")
+                .set_body_raw(body, "application/json")
+        } else {
+            response.set_body_bytes(body)
+        };
+        wiremock::Mock::given(wiremock::matchers::path(JWKS_PATH))
+            .respond_with(response)
+            .mount(&issuer.server)
+            .await;
+        let deps = IngressDeps::new(&issuer.config(), Arc::new(RecordingDelivery::new())).unwrap();
+        let resp = telehook(
+            &deps,
+            proxy_event(&sms_body(), Some(&format!("Bearer {}", issuer.token()))),
+        )
+        .await;
+        assert_eq!(resp.status_code, 401, "chunked: {chunked}");
+    }
 }
 
 #[tokio::test]

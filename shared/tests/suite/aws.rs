@@ -682,9 +682,32 @@ async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
         telehook(&deps, call("first-header-secret-value-0123"))
             .await
             .status_code,
-        401,
-        "the old one no longer does"
+        200,
+        "the old one too, while Okta still sends it"
     );
+    // A second rotation; a fresh instance reads the versions at init: the
+    // current value and the one before it, not older ones.
+    sm.put_secret_value()
+        .secret_id(&header_arn)
+        .secret_string("third-header-secret-value-89ab")
+        .send()
+        .await
+        .unwrap();
+    let cold = IngressDeps::for_lambda(&config, Arc::new(RecordingDelivery::new()), &sm)
+        .await
+        .unwrap();
+    for (secret, status) in [
+        ("third-header-secret-value-89ab", 200),
+        ("second-header-secret-value-4567", 200),
+        ("first-header-secret-value-0123", 401),
+        ("not-the-header-secret-value-000", 401),
+    ] {
+        assert_eq!(
+            telehook(&cold, call(secret)).await.status_code,
+            status,
+            "{secret}"
+        );
+    }
 
     // A secret that cannot be read stops the start, naming the variable.
     let env = [

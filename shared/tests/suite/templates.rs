@@ -201,14 +201,7 @@ async fn sms_parts_per_language_are_what_the_readme_says() {
     let code = Otp::parse("739201").unwrap();
     for l in REQUIRED {
         let sms = t.render(&loc(l), Channel::Sms, &code, 5).await.unwrap();
-        let parts = match gsm7_len(&sms.body) {
-            Some(n) if n <= 160 => 1,
-            Some(n) => n.div_ceil(153),
-            None => {
-                let n = sms.body.encode_utf16().count();
-                if n <= 70 { 1 } else { n.div_ceil(67) }
-            }
-        };
+        let parts = telehook::domain::sms::sms_parts(&sms.body);
         let expected = if matches!(*l, "ar" | "hi") { 2 } else { 1 };
         assert_eq!(parts, expected, "{l}: {}", sms.body);
     }
