@@ -40,6 +40,7 @@ NAMES = {
     "JobQueue": "telehook-jobs.fifo",
     "JobDeadLetterQueue": "telehook-jobs-dlq.fifo",
     "ExpiryQueue": "telehook-expiry-checks",
+    "ExpiryDeadLetterQueue": "telehook-expiry-checks-dlq",
 }
 # Queue properties the emulator takes as they are in the template. Server-side
 # encryption (SqsManagedSseEnabled, KmsMasterKeyId) is AWS's business, not the
@@ -143,8 +144,8 @@ def create_resources(endpoint, template, visibility):
         create_table(ddb, NAMES[logical], resources[logical]["Properties"])
     sqs = client("sqs", endpoint)
     urls, arns = {}, {}
-    # The dead-letter queue first: the job queue's redrive names it.
-    for logical in ("JobDeadLetterQueue", "JobQueue", "ExpiryQueue"):
+    # The dead-letter queues first: the redrive policies name them.
+    for logical in ("JobDeadLetterQueue", "JobQueue", "ExpiryDeadLetterQueue", "ExpiryQueue"):
         attrs = queue_attributes(resources[logical]["Properties"], arns, visibility)
         url = sqs.create_queue(QueueName=NAMES[logical], Attributes=attrs)["QueueUrl"]
         urls[logical] = url
@@ -157,6 +158,7 @@ def create_resources(endpoint, template, visibility):
         "QUEUE_URL": urls["JobQueue"],
         "DLQ_URL": urls["JobDeadLetterQueue"],
         "EXPIRY_QUEUE_URL": urls["ExpiryQueue"],
+        "EXPIRY_DLQ_URL": urls["ExpiryDeadLetterQueue"],
     }
 
 

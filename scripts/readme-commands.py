@@ -163,9 +163,10 @@ class Stack:
         physical["JobQueue"] = self.client("sqs").get_queue_url(QueueName=emulator.NAMES["JobQueue"])[
             "QueueUrl"
         ]
-        physical["ExpiryQueue"] = self.client("sqs").get_queue_url(
-            QueueName=emulator.NAMES["ExpiryQueue"]
-        )["QueueUrl"]
+        for queue in ("ExpiryQueue", "ExpiryDeadLetterQueue"):
+            physical[queue] = self.client("sqs").get_queue_url(QueueName=emulator.NAMES[queue])[
+                "QueueUrl"
+            ]
         # Each output that names one of them, by the output's name.
         for name, output in self.template["Outputs"].items():
             ref = output["Value"].get("Ref") if isinstance(output["Value"], dict) else None

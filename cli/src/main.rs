@@ -50,7 +50,7 @@ enum Command {
     Token(local::TokenArgs),
     /// Run one Lambda event through its handler with local adapters and print the JSON response.
     Invoke(invoke::InvokeArgs),
-    /// Replay the dead-letter queue through the DlqReplay state machine, or show queue depths.
+    /// Replay the dead-letter queue through the DlqReplay state machine, show queue depths, or move failed checks back.
     Replay {
         #[command(subcommand)]
         command: ops::ReplayCommand,

@@ -55,6 +55,23 @@ pub enum ReplayCommand {
         #[arg(long)]
         dlq_url: Option<String>,
     },
+    /// Move the checks (code expiry, voice fallback) that failed five times
+    /// from the timers' dead-letter queue back to the timers queue.
+    Checks {
+        /// Most checks to move.
+        #[arg(long, default_value_t = 1000)]
+        max: u32,
+        /// Find the queues from this stack's outputs.
+        #[arg(long)]
+        stack: Option<String>,
+        /// The timers queue's URL [or --stack, or EXPIRY_QUEUE_URL].
+        #[arg(long)]
+        expiry_queue_url: Option<String>,
+        /// The timers' dead-letter queue's URL [or --stack, or
+        /// EXPIRY_DLQ_URL].
+        #[arg(long)]
+        expiry_dlq_url: Option<String>,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -135,6 +152,37 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
             };
             let dlq = resolve(&sdk, dlq_url, stack, dlq).await?;
             replay_status(&sdk, &queue, &dlq).await
+        }
+        ReplayCommand::Checks {
+            max,
+            stack,
+            expiry_queue_url,
+            expiry_dlq_url,
+        } => {
+            let stack = stack.as_deref();
+            let queue = Source {
+                flag: "--expiry-queue-url",
+                output: "ExpiryQueueUrl",
+                env: "EXPIRY_QUEUE_URL",
+            };
+            let queue = resolve(&sdk, expiry_queue_url, stack, queue).await?;
+            let dlq = Source {
+                flag: "--expiry-dlq-url",
+                output: "ExpiryDeadLetterQueueUrl",
+                env: "EXPIRY_DLQ_URL",
+            };
+            let dlq = resolve(&sdk, expiry_dlq_url, stack, dlq).await?;
+            let client = telehook::aws::SqsClient::new(&sdk);
+            let report = telehook::flows::replay::replay_checks(
+                &telehook::timers::SqsTimers::new(client.clone(), dlq),
+                &telehook::timers::SqsTimers::new(client, queue),
+                chrono::Utc::now().timestamp_millis(),
+                max,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            outln!("{}", serde_json::to_string(&report)?);
+            Ok(())
         }
     }
 }

@@ -259,3 +259,56 @@ mod tests {
         );
     }
 }
+
+/// What moving the timers' dead-letter queue back did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckReplayReport {
+    /// Checks put back on the timers queue (due at once if their time has
+    /// passed) and removed from the dead-letter queue.
+    pub moved: u32,
+    /// Messages that are not checks: left where they are.
+    pub unreadable: u32,
+}
+
+/// Moves up to `max` checks from the timers' dead-letter queue (`dlq`)
+/// back to the timers queue (`timers`), where the receipts function decides
+/// them as it does any check. Each is put back before it is removed, so a
+/// failure between the two leaves it in both places at worst, and a check
+/// decides its send once however often it arrives (the ledger's
+/// conditional writes; a fallback call's claim). Nothing is lost and
+/// nothing is done twice.
+pub async fn replay_checks(
+    dlq: &dyn crate::timers::Timers,
+    timers: &dyn crate::timers::Timers,
+    now_ms: i64,
+    max: u32,
+) -> Result<CheckReplayReport, QueueError> {
+    use crate::timers::Check;
+    let mut report = CheckReplayReport::default();
+    let max = max.min(MAX_PER_CALL);
+    while report.moved + report.unreadable < max {
+        let batch = dlq.arrived(10).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for a in batch {
+            let Some(check) = Check::decode(&a.body) else {
+                tracing::warn!(
+                    "a message in the timers' dead-letter queue that is not a check; left there"
+                );
+                report.unreadable += 1;
+                continue;
+            };
+            timers.schedule(&check, now_ms).await?;
+            dlq.done(&a.handle).await?;
+            report.moved += 1;
+        }
+    }
+    tracing::info!(
+        moved = report.moved,
+        unreadable = report.unreadable,
+        "timers' dead-letter queue replayed"
+    );
+    Ok(report)
+}

@@ -746,3 +746,246 @@ async fn a_long_poll_on_the_products_own_settings_is_not_a_timeout() {
     let got = queue.receive(10, Duration::from_secs(3)).await;
     assert!(matches!(&got, Ok(v) if v.is_empty()), "{got:?}");
 }
+
+/// A check the receipts function keeps failing on (its ledger unreachable)
+/// reaches the timers' dead-letter queue after five receives, as the
+/// template's redrive says; `replay_checks` moves it back, and once the
+/// ledger is back it decides the send once: UNUSED, one FAILED feedback,
+/// nothing lost and nothing done twice.
+#[tokio::test]
+async fn a_failing_check_reaches_its_dead_letter_queue_and_is_replayed_once() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use telehook::flows::conversion::check_sqs_timers;
+    use telehook::flows::replay::replay_checks;
+    use telehook::timers::{Check, ExpiryCheck, SqsTimers, Timers};
+    let (_guard, m) = moto().await;
+    let sdk = sdk_config(&m.url).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_ledger_table(&ddb, "ledger").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let setup = aws_sdk_sqs::Client::new(&setup_config(&sdk));
+    let dlq_url = setup
+        .create_queue()
+        .queue_name("expiry-checks-dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = setup
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    // The template's redrive: five receives, then the dead-letter queue.
+    let max_receive_count = template_max_receive_count("ExpiryQueue");
+    let queue_url = setup
+        .create_queue()
+        .queue_name("expiry-checks")
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+
+    // A sent code whose life is over, and its expiry check on the queue.
+    let ledger = Arc::new(DynamoLedger::new(ddb.clone(), "ledger"));
+    let e = eid("evt-dlq-check");
+    let t0 = chrono::Utc::now().timestamp_millis() - 600_000;
+    ledger.claim(&claim(&e, "a", t0)).await.unwrap();
+    ledger.mark_sent(&e, "mid-evt-dlq-check", t0).await.unwrap();
+    ledger
+        .note_send(&telehook::ledger::SendNote {
+            event_id: &e,
+            user_key: Some("uk-dlq"),
+            channel: Channel::Sms,
+            signal: Some(telehook::domain::UseSignal::SignIn),
+            guard: false,
+            prefix: "1415555",
+            sent_ms: t0,
+            otp_expires_ms: t0 + 300_000,
+        })
+        .await
+        .unwrap();
+    let timers = SqsTimers::new(sqs.clone(), &queue_url);
+    let check: Check = ExpiryCheck::new(e.as_str(), t0 + 300_000).into();
+    timers.schedule(&check, t0 + 300_000).await.unwrap();
+
+    let pipeline_on = |table: &str| {
+        let messenger = Arc::new(ScriptedMessenger::new());
+        let pipeline = Pipeline::builder(
+            Arc::new(DynamoLedger::new(ddb.clone(), table)),
+            Arc::new(SqsQueue::new(sqs.clone(), &queue_url)),
+            messenger.clone(),
+        )
+        .settings(PipelineSettings {
+            guard: telehook::flows::guard::GuardSettings {
+                learning: telehook::flows::guard::Learning {
+                    conversions: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .build();
+        (pipeline, messenger)
+    };
+    // Lambda's SQS event source: receive, hand the batch over, delete what
+    // succeeded, and let what failed come back (its visibility ends).
+    let event_source_pass = |pipeline: Pipeline| {
+        let sqs = sqs.clone();
+        let url = queue_url.clone();
+        async move {
+            let got = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            let records: Vec<serde_json::Value> = got
+                .messages()
+                .iter()
+                .map(|m| {
+                    serde_json::json!({"messageId": m.message_id(), "body": m.body(),
+                                       "receiptHandle": m.receipt_handle()})
+                })
+                .collect();
+            let answer =
+                check_sqs_timers(&pipeline, &serde_json::json!({"Records": records})).await;
+            let failed: Vec<&str> = answer["batchItemFailures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["itemIdentifier"].as_str().unwrap())
+                .collect();
+            for r in &records {
+                let handle = r["receiptHandle"].as_str().unwrap();
+                if failed.contains(&r["messageId"].as_str().unwrap()) {
+                    sqs.change_message_visibility()
+                        .queue_url(&url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .unwrap();
+                } else {
+                    sqs.delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            (records.len(), failed.len())
+        }
+    };
+    let depth = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            let attrs = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::All)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap();
+            [
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+            ]
+            .iter()
+            .map(|k| attrs[&QueueAttributeName::from(*k)].parse::<u32>().unwrap())
+            .sum::<u32>()
+        }
+    };
+
+    // The ledger is unreachable (a table that is not there): every receive
+    // fails, as often as the redrive allows; the next receive finds it
+    // moved.
+    let (broken, _) = pipeline_on("no-such-table");
+    let mut failures = 0;
+    for _ in 0..=max_receive_count {
+        let (seen, failed) = event_source_pass(broken.clone()).await;
+        assert_eq!(seen, failed);
+        failures += failed;
+    }
+    assert_eq!(failures, max_receive_count as usize);
+    assert_eq!(depth(queue_url.clone()).await, 0);
+    assert_eq!(depth(dlq_url.clone()).await, 1, "set aside, not lost");
+    assert_eq!(
+        ledger
+            .get(&e)
+            .await
+            .unwrap()
+            .unwrap()
+            .sent
+            .unwrap()
+            .conversion,
+        None
+    );
+
+    // Moved back, and decided once the ledger answers.
+    let dlq = SqsTimers::new(sqs.clone(), &dlq_url);
+    let report = replay_checks(&dlq, &timers, chrono::Utc::now().timestamp_millis(), 100)
+        .await
+        .unwrap();
+    assert_eq!((report.moved, report.unreadable), (1, 0));
+    assert_eq!(depth(dlq_url.clone()).await, 0);
+    let (healthy, messenger) = pipeline_on("ledger");
+    assert_eq!(event_source_pass(healthy.clone()).await, (1, 0));
+    assert_eq!(
+        ledger
+            .get(&e)
+            .await
+            .unwrap()
+            .unwrap()
+            .sent
+            .unwrap()
+            .conversion
+            .map(|c| c.0),
+        Some(telehook::domain::Conversion::Unused)
+    );
+    assert_eq!(messenger.feedback_given().len(), 1);
+    // Nothing left to replay or to decide again.
+    let again = replay_checks(&dlq, &timers, chrono::Utc::now().timestamp_millis(), 100)
+        .await
+        .unwrap();
+    assert_eq!(again.moved, 0);
+    assert_eq!(event_source_pass(healthy).await, (0, 0));
+    assert_eq!(messenger.feedback_given().len(), 1, "once");
+}
+
+/// The `maxReceiveCount` of a queue's redrive policy in `template.yaml`:
+/// the lines of that resource, up to the next resource.
+fn template_max_receive_count(queue: &str) -> u32 {
+    let text = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+    )
+    .unwrap();
+    let head = format!("  {queue}:");
+    text.lines()
+        .skip_while(|l| *l != head)
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("   ") || l.starts_with("  #"))
+        .find_map(|l| l.trim().strip_prefix("maxReceiveCount:"))
+        .unwrap_or_else(|| panic!("{queue} has no redrive policy in the template"))
+        .trim()
+        .parse()
+        .unwrap()
+}
