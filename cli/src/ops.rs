@@ -72,6 +72,23 @@ pub enum ReplayCommand {
         #[arg(long)]
         expiry_dlq_url: Option<String>,
     },
+    /// Publish the delivery receipts in the receipts' dead-letter queue to
+    /// the receipts topic again.
+    Receipts {
+        /// Most dead-lettered messages to handle.
+        #[arg(long, default_value_t = 1000)]
+        max: u32,
+        /// Find the queue and the topic from this stack's outputs.
+        #[arg(long)]
+        stack: Option<String>,
+        /// The receipts' dead-letter queue's URL [or --stack, or
+        /// RECEIPTS_DLQ_URL].
+        #[arg(long)]
+        receipts_dlq_url: Option<String>,
+        /// The receipts topic's ARN [or --stack, or RECEIPTS_TOPIC_ARN].
+        #[arg(long)]
+        topic_arn: Option<String>,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -184,7 +201,110 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
             outln!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
+        ReplayCommand::Receipts {
+            max,
+            stack,
+            receipts_dlq_url,
+            topic_arn,
+        } => {
+            let stack = stack.as_deref();
+            let dlq = Source {
+                flag: "--receipts-dlq-url",
+                output: "ReceiptsDeadLetterQueueUrl",
+                env: "RECEIPTS_DLQ_URL",
+            };
+            let dlq = resolve(&sdk, receipts_dlq_url, stack, dlq).await?;
+            let topic = Source {
+                flag: "--topic-arn",
+                output: "ReceiptsTopicArn",
+                env: "RECEIPTS_TOPIC_ARN",
+            };
+            let topic = resolve(&sdk, topic_arn, stack, topic).await?;
+            let r = replay_receipts(&sdk, &dlq, &topic, max).await?;
+            outln!(
+                "{}",
+                serde_json::json!({"published": r.published, "messages": r.messages, "unreadable": r.unreadable})
+            );
+            Ok(())
+        }
     }
+}
+
+/// What `replay receipts` did.
+#[derive(Debug, Default)]
+pub struct ReceiptReplay {
+    /// Delivery events published to the topic again.
+    pub published: u32,
+    /// Dead-lettered messages handled (and deleted).
+    pub messages: u32,
+    /// Messages that hold no delivery event: left in the queue.
+    pub unreadable: u32,
+}
+
+/// Publishes every delivery event of the receipts' dead-letter queue to the
+/// receipts topic, where the receipts function records it as any other;
+/// a message is deleted only once all its events are published again. The
+/// receipts flow keeps the first final receipt of an event, so a receipt
+/// published twice (a failure between publishing and deleting) changes
+/// nothing the second time.
+pub async fn replay_receipts(
+    sdk: &SdkConfig,
+    dlq_url: &str,
+    topic_arn: &str,
+    max: u32,
+) -> Result<ReceiptReplay, Error> {
+    let sqs = telehook::aws::SqsClient::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let mut report = ReceiptReplay::default();
+    while report.messages + report.unreadable < max {
+        let got = sqs
+            .receive_message()
+            .queue_url(dlq_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "the receipts' dead-letter queue: {}",
+                    telehook::aws::classify(&e).code
+                )
+            })?;
+        if got.messages().is_empty() {
+            break;
+        }
+        for m in got.messages() {
+            let Some(events) =
+                telehook::flows::receipts::dead_lettered_events(m.body().unwrap_or_default())
+            else {
+                report.unreadable += 1;
+                continue;
+            };
+            for event in &events {
+                sns.publish()
+                    .topic_arn(topic_arn)
+                    .message(event)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!("the receipts topic: {}", telehook::aws::classify(&e).code)
+                    })?;
+                report.published += 1;
+            }
+            sqs.delete_message()
+                .queue_url(dlq_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the receipts' dead-letter queue: {}",
+                        telehook::aws::classify(&e).code
+                    )
+                })?;
+            report.messages += 1;
+        }
+    }
+    Ok(report)
 }
 
 /// `telehook templates push|list`.

@@ -236,3 +236,136 @@ async fn replay_status_finds_the_queues_from_stack_outputs() {
     );
     assert!(!err.contains("HTTP") && !err.contains("<?xml"), "{err}");
 }
+
+/// `replay receipts` publishes every delivery event a dead-lettered message
+/// holds (Lambda's on-failure record and SNS's redrive alike) to the
+/// receipts topic again, deletes what it published, and leaves what is
+/// not a receipt; run again, it publishes nothing twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_receipts_publishes_dead_lettered_receipts_once() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let (_guard, m) = moto::moto().await;
+    let sdk = moto::sdk_config(&m.url).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let queue = |name: &'static str| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.create_queue()
+                .queue_name(name)
+                .attributes(QueueAttributeName::VisibilityTimeout, "300")
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap()
+        }
+    };
+    let dlq = queue("receipts-dlq").await;
+    // What the receipts function would be handed: a queue subscribed to
+    // the topic stands in for it.
+    let seen = queue("receipts-seen").await;
+    let seen_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&seen)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let topic = sns
+        .create_topic()
+        .name("receipts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&seen_arn)
+        .send()
+        .await
+        .unwrap();
+    let event = |id: &str| {
+        serde_json::json!({"eventType": "TEXT_DELIVERED", "isFinal": true,
+                           "messageId": format!("mid-{id}"), "context": {"eventId": id}})
+        .to_string()
+    };
+    let sns_record =
+        |id: &str| serde_json::json!({"EventSource": "aws:sns", "Sns": {"Message": event(id)}});
+    let on_failure = serde_json::json!({
+        "version": "1.0",
+        "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": {"Records": [sns_record("evt-a"), sns_record("evt-b")]},
+        "responsePayload": {"errorMessage": "ledger unavailable"}
+    });
+    let redriven = serde_json::json!({
+        "Type": "Notification", "MessageId": "n1", "TopicArn": topic, "Message": event("evt-c")
+    });
+    for body in [
+        on_failure.to_string(),
+        redriven.to_string(),
+        "not a receipt".to_owned(),
+    ] {
+        sqs.send_message()
+            .queue_url(&dlq)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let out = telehook(
+        &m.url,
+        &[
+            "replay",
+            "receipts",
+            "--receipts-dlq-url",
+            &dlq,
+            "--topic-arn",
+            &topic,
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({"published": 3, "messages": 2, "unreadable": 1})
+    );
+    let mut published = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(&seen)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            break;
+        }
+        for msg in got.messages() {
+            let n: serde_json::Value = serde_json::from_str(msg.body().unwrap()).unwrap();
+            published.push(n["Message"].as_str().unwrap().to_owned());
+        }
+    }
+    published.sort();
+    assert_eq!(published, [event("evt-a"), event("evt-b"), event("evt-c")]);
+    // Only the message that is not a receipt is left (out of sight for its
+    // visibility timeout); a second run publishes nothing.
+    let again = telehook(
+        &m.url,
+        &[
+            "replay",
+            "receipts",
+            "--receipts-dlq-url",
+            &dlq,
+            "--topic-arn",
+            &topic,
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout(&again).trim()).unwrap();
+    assert_eq!(report["published"], 0, "{report}");
+}

@@ -82,6 +82,33 @@ pub async fn record_sns_receipts(
     Ok(report)
 }
 
+/// The delivery events in one message of the receipts' dead-letter queue,
+/// as End User Messaging published them: from Lambda's on-failure record
+/// (`requestPayload` is the SNS event the function failed on) or from the
+/// subscription's redrive (the SNS notification itself). `None` for a
+/// message of neither kind.
+pub fn dead_lettered_events(body: &str) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    if let Some(records) = v
+        .pointer("/requestPayload/Records")
+        .and_then(|r| r.as_array())
+    {
+        let events: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.pointer("/Sns/Message").and_then(|m| m.as_str()))
+            .map(str::to_owned)
+            .collect();
+        return (!events.is_empty()).then_some(events);
+    }
+    if v.get("Type").and_then(|t| t.as_str()) == Some("Notification") {
+        return v
+            .get("Message")
+            .and_then(|m| m.as_str())
+            .map(|m| vec![m.to_owned()]);
+    }
+    None
+}
+
 /// Records each event (the text of one SNS message). Fails only when the
 /// ledger cannot be written now, so the invocation is retried; what was
 /// recorded before stands, and its retry is a duplicate.
@@ -172,4 +199,36 @@ async fn record_one(
         }
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_lettered_receipts_are_read_in_both_shapes() {
+        let event = r#"{"eventType":"TEXT_DELIVERED","context":{"eventId":"e1"}}"#;
+        let sns = serde_json::json!({"EventSource": "aws:sns", "Sns": {"Message": event}});
+        let on_failure = serde_json::json!({
+            "version": "1.0",
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": {"Records": [sns.clone(), sns]},
+            "responsePayload": {"errorMessage": "ledger unavailable"}
+        });
+        assert_eq!(
+            dead_lettered_events(&on_failure.to_string()),
+            Some(vec![event.to_owned(), event.to_owned()])
+        );
+        let redriven = serde_json::json!({
+            "Type": "Notification", "MessageId": "m1",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:receipts", "Message": event
+        });
+        assert_eq!(
+            dead_lettered_events(&redriven.to_string()),
+            Some(vec![event.to_owned()])
+        );
+        for other in ["not json", "{}", r#"{"requestPayload": {"Records": []}}"#] {
+            assert_eq!(dead_lettered_events(other), None, "{other}");
+        }
+    }
 }

@@ -505,7 +505,14 @@ fn delivery_events_reach_the_receipts_function() {
     for s in statements.as_array().unwrap() {
         let actions = s["Action"].to_string();
         if actions.contains("sqs:") {
-            assert_eq!(s["Resource"]["Fn::GetAtt"][0], "ExpiryQueue", "{s}");
+            // The timers queue, and sending to the receipts' dead-letter
+            // queue (Lambda's on-failure destination).
+            let queue = &s["Resource"]["Fn::GetAtt"][0];
+            assert!(
+                queue == "ExpiryQueue"
+                    || (queue == "ReceiptsDeadLetterQueue" && actions == r#"["sqs:SendMessage"]"#),
+                "{s}"
+            );
         }
         if actions.contains("sms-voice:") {
             assert_eq!(
@@ -1003,5 +1010,74 @@ fn the_outputs_the_readme_names_exist() {
     assert!(named.contains(&"DlqReplayerFunctionName"), "{named:?}");
     for name in named {
         assert!(outputs.contains_key(name), "README names output {name}");
+    }
+}
+
+/// Nothing is dropped between the AWS services: a receipt the receipts
+/// function fails on after Lambda's retries goes to its dead-letter queue
+/// (the on-failure destination), and so does one SNS cannot deliver (the
+/// subscription's redrive, which the queue's policy lets only this topic
+/// send); a check that fails five times goes to the timers' dead-letter
+/// queue. Each has an alarm and a replay command.
+#[test]
+fn receipts_and_checks_that_fail_are_kept_alarmed_and_replayable() {
+    let invoke = resources_of("AWS::Lambda::EventInvokeConfig");
+    assert_eq!(invoke.len(), 1, "{invoke:?}");
+    let props = &invoke[0].1["Properties"];
+    assert_eq!(props["FunctionName"]["Ref"], "ReceiptsFunction");
+    assert_eq!(props["MaximumRetryAttempts"], 2);
+    assert_eq!(
+        props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0],
+        "ReceiptsDeadLetterQueue"
+    );
+    let subscriptions = resources_of("AWS::SNS::Subscription");
+    let receipts: Vec<_> = subscriptions
+        .iter()
+        .filter(|(_, s)| s["Properties"]["TopicArn"]["Ref"] == "ReceiptsTopic")
+        .collect();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(
+        receipts[0].1["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0],
+        "ReceiptsDeadLetterQueue"
+    );
+    let policy = &resource("ReceiptsDeadLetterQueuePolicy")["Properties"]["PolicyDocument"];
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "sns.amazonaws.com");
+    assert_eq!(
+        statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Ref"],
+        "ReceiptsTopic"
+    );
+    // The function's role sends to it (Lambda's destination sends as the
+    // function), and to nothing else on the queue.
+    let statements =
+        &resource("ReceiptsRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let sends: Vec<&Value> = statements
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["Resource"]["Fn::GetAtt"][0] == "ReceiptsDeadLetterQueue")
+        .collect();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["Action"], serde_json::json!(["sqs:SendMessage"]));
+    let redrive = &resource("ExpiryQueue")["Properties"]["RedrivePolicy"];
+    assert_eq!(
+        redrive["deadLetterTargetArn"]["Fn::GetAtt"][0],
+        "ExpiryDeadLetterQueue"
+    );
+    assert_eq!(redrive["maxReceiveCount"], 5);
+    for (alarm, queue) in [
+        ("ReceiptsDeadLetterAlarm", "ReceiptsDeadLetterQueue"),
+        ("ExpiryDeadLetterAlarm", "ExpiryDeadLetterQueue"),
+    ] {
+        let a = &resource(alarm)["Properties"];
+        assert_eq!(a["MetricName"], "ApproximateNumberOfMessagesVisible");
+        assert_eq!(a["Dimensions"][0]["Value"]["Fn::GetAtt"][0], queue);
+    }
+    for output in [
+        "ReceiptsDeadLetterQueueUrl",
+        "ExpiryDeadLetterQueueUrl",
+        "ReceiptsTopicArn",
+    ] {
+        assert!(translated()["Outputs"].get(output).is_some(), "{output}");
     }
 }
