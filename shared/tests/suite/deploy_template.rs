@@ -1081,3 +1081,23 @@ fn receipts_and_checks_that_fail_are_kept_alarmed_and_replayable() {
         assert!(translated()["Outputs"].get(output).is_some(), "{output}");
     }
 }
+
+/// Every SQS event source's queue sends what keeps failing to a dead-letter
+/// queue (why the Serverless Rules' ES1001, which asks for an on-failure
+/// destination Lambda takes from stream sources only, is waived).
+#[test]
+fn every_sqs_event_source_has_a_dead_letter_queue() {
+    let mappings = resources_of("AWS::Lambda::EventSourceMapping");
+    assert!(mappings.len() >= 2, "{mappings:?}");
+    for (name, m) in mappings {
+        let queue = m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: not a queue of this stack"));
+        let redrive = &resource(queue)["Properties"]["RedrivePolicy"];
+        let dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {queue} has no dead-letter queue"));
+        assert_eq!(resource(dlq)["Type"], "AWS::SQS::Queue", "{name}");
+        assert!(redrive["maxReceiveCount"].as_u64().is_some(), "{name}");
+    }
+}
