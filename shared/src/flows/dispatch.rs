@@ -53,6 +53,16 @@ impl Pipeline {
         }
         let owner = random_hex(16);
         self.claim_for_dispatch(&req, &owner, now).await?;
+        if let Some(refusal) = super::guard::recheck(&self.settings.guard, &req) {
+            // Recorded FAILED, so neither Okta's retry nor a replay sends it.
+            tracing::warn!(refusal = ?refusal, to = %req.phone, "a queued job the guard does not allow; not sent");
+            self.settings.metrics.refused(req.channel, refusal.kind());
+            let reason = format!("refused at dispatch: {}", refusal.cause().reason);
+            return match self.record_failed(&req.event_id, &owner, &reason).await {
+                Ok(()) | Err(LedgerError::LostClaim) => Ok(()),
+                Err(_) => Err(Verdict::Retry),
+            };
+        }
         match self.send_once(&req).await {
             Ok(receipt) => {
                 match self.record_sent(&req.event_id, &receipt).await {

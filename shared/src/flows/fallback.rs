@@ -124,6 +124,12 @@ pub async fn check_fallback(
         return Ok(FallbackOutcome::TooLate);
     }
     let now_ms = now.timestamp_millis();
+    req.channel = Channel::Voice;
+    if let Some(refusal) = guard::recheck(&pipeline.settings.guard, &req) {
+        tracing::warn!(refusal = ?refusal, "the fallback call was refused by the guard");
+        pipeline.settings.metrics.voice_fallback("REFUSED");
+        return Ok(FallbackOutcome::Refused);
+    }
     if let Err(refusal) = guard::check_blocks(
         &pipeline.settings.guard,
         pipeline.ledger.as_ref(),
@@ -148,7 +154,6 @@ pub async fn check_fallback(
     {
         return Ok(FallbackOutcome::NotNeeded);
     }
-    req.channel = Channel::Voice;
     match pipeline.send_once(&req).await {
         Ok(receipt) => {
             tracing::info!(

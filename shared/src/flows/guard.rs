@@ -116,6 +116,18 @@ fn type_refusal(channel: Channel, kind: NumberType) -> Option<&'static str> {
     }
 }
 
+/// The checks that need no ledger, run again where a send happens that
+/// the hook's check did not see: a queued job the dispatcher takes (the
+/// allow-list may have changed since, and a queue is not a place to trust),
+/// and a voice fallback call. `None` when the request may still go.
+pub fn recheck(settings: &GuardSettings, req: &DeliveryRequest) -> Option<Refusal> {
+    let region = req.phone.region().map(|r| r.as_str().to_owned());
+    if !settings.countries.allows(region.as_deref()) {
+        return Some(Refusal::Country { region });
+    }
+    type_refusal(req.channel, req.phone.number_type()).map(|kind| Refusal::NumberType { kind })
+}
+
 /// Runs every check for one request. `now_ms` picks the windows.
 pub async fn check(
     settings: &GuardSettings,
@@ -124,13 +136,10 @@ pub async fn check(
     req: &DeliveryRequest,
     now_ms: i64,
 ) -> Result<(), Refusal> {
+    if let Some(refusal) = recheck(settings, req) {
+        return Err(refusal);
+    }
     let region = req.phone.region().map(|r| r.as_str().to_owned());
-    if !settings.countries.allows(region.as_deref()) {
-        return Err(Refusal::Country { region });
-    }
-    if let Some(kind) = type_refusal(req.channel, req.phone.number_type()) {
-        return Err(Refusal::NumberType { kind });
-    }
     check_blocks(settings, ledger, req, now_ms).await?;
 
     let mut counters: Vec<(&'static str, String, RateLimit)> = Vec::new();

@@ -331,3 +331,23 @@ async fn off_by_default_and_the_logs_hold_no_code() {
         );
     }
 }
+
+/// The call is checked against the allow-list again: a country taken off
+/// it after the SMS went out gets no call.
+#[tokio::test(start_paused = true)]
+async fn a_fallback_call_to_a_country_no_longer_allowed_is_refused() {
+    let mut h = with_fallback(true);
+    sms(&h, "evt-fb-country").await;
+    bounce(
+        &h,
+        "evt-fb-country",
+        "TEXT_UNREACHABLE",
+        DeliveryVerdict::Undelivered,
+    )
+    .await;
+    h.pipeline.settings.guard.countries = AllowedCountries::Only(["CA"].map(str::to_owned).into());
+    h.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(run_due_checks(&h.pipeline).await, 1);
+    assert_eq!(h.messenger.accepted().len(), 1, "no call");
+    assert_eq!(h.record("evt-fb-country").await.fallback_ms, None);
+}

@@ -495,3 +495,35 @@ async fn every_provider_call_is_timed_by_channel_outcome_and_country() {
         &serde_json::json!([["channel", "outcome"], ["channel", "country"]])
     );
 }
+
+/// The dispatcher checks the guard's allow-list and number type again
+/// before it sends a queued job: a job to a country no longer allowed (or
+/// one put on the queue by anyone but the ingress) is recorded FAILED and
+/// never sent, so no retry or replay sends it later either.
+#[tokio::test(start_paused = true)]
+async fn the_dispatcher_sends_no_job_the_guard_does_not_allow() {
+    use telehook::domain::job::Job;
+    use telehook::queue::{JobQueue, OutgoingMessage};
+    let h = harness(false);
+    // The default allow-list is US and CA; this job is to the UK.
+    let req = request(&h, "evt-recheck", "+447700900123", Channel::Sms);
+    h.queue
+        .send(OutgoingMessage {
+            body: Job::from_request(&req).encode(),
+            group_id: "g".into(),
+            dedup_id: "evt-recheck".into(),
+        })
+        .await
+        .unwrap();
+    h.drain().await;
+    assert!(h.messenger.accepted().is_empty(), "not sent");
+    let rec = h.record("evt-recheck").await;
+    assert_eq!(rec.status, Status::Failed);
+    assert!(
+        rec.failure
+            .as_deref()
+            .unwrap()
+            .contains("refused at dispatch"),
+        "{rec:?}"
+    );
+}
