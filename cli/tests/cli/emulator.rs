@@ -262,6 +262,21 @@ fn running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// The job queue's visibility timeout in `template.yaml` (the emulator
+/// creates the queue from it).
+fn job_queue_visibility_secs() -> u64 {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    text.lines()
+        .skip_while(|l| *l != "  JobQueue:")
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("   ") || l.starts_with("  #"))
+        .find_map(|l| l.trim().strip_prefix("VisibilityTimeout:"))
+        .expect("the job queue's visibility timeout")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// `telehook serve` on the AWS adapters, its output kept for the log check.
 struct Serve {
     child: Child,
@@ -273,7 +288,19 @@ struct Serve {
 impl Serve {
     fn start(emu: &Emulator, state: &Path) -> Serve {
         let mut child = emu
-            .command(&["serve", "--port", "0", "--state-dir"])
+            // A receive whose answer is lost (the client gave up on a busy
+            // emulator after the wait plus its margin) leaves its message out
+            // of sight for the job queue's visibility timeout: the drain at
+            // stop must outlast that, or a busy machine fails the run by
+            // chance.
+            .command(&[
+                "serve",
+                "--port",
+                "0",
+                "--drain-timeout",
+                &(job_queue_visibility_secs() + 60).to_string(),
+                "--state-dir",
+            ])
             .arg(state)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
