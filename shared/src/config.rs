@@ -1056,7 +1056,11 @@ impl Default for Learning {
             min_conversion_percent: 20,
             window: Duration::from_secs(3600),
             cool_down: Duration::from_secs(3600),
-            judged: vec![UseSignal::Enrollment],
+            // Where the requester chose the number: enrollment.
+            judged: UseSignal::ALL
+                .into_iter()
+                .filter(UseSignal::requester_chooses_number)
+                .collect(),
             judge_after: Duration::from_secs(60),
             country_mode: LearnMode::Monitor,
         }

@@ -576,6 +576,20 @@ mod tests {
         assert!(b.sign_ins.is_empty());
     }
 
+    /// The subscription the README tells operators to set up holds every
+    /// event this module reads, and names each one.
+    #[test]
+    fn the_subscription_lists_every_event_read() {
+        for s in UseSignal::ALL {
+            assert!(SUBSCRIBED_EVENT_TYPES.contains(&s.event_type()), "{s:?}");
+        }
+        assert!(SUBSCRIBED_EVENT_TYPES.contains(&INLINE_HOOK_EXECUTED));
+        let readme = include_str!("../../../README.md");
+        for t in SUBSCRIBED_EVENT_TYPES {
+            assert!(readme.contains(&format!("(`{t}`)")), "{t}");
+        }
+    }
+
     #[test]
     fn bodies_that_are_not_batches_name_a_position_only() {
         assert_eq!(
