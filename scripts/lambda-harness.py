@@ -335,6 +335,7 @@ def main():
                 # Every round sends to the same sample numbers again.
                 "RATE_LIMIT_PER_DESTINATION": "off",
                 "RATE_LIMIT_PER_USER": "off",
+                "RATE_LIMIT_TOTAL": "off",
                 "RUST_LOG": "warn",
             }
         )

@@ -2,7 +2,8 @@
 //!
 //! It starts the real server as a child process (so its memory is its own),
 //! fires N hooks at concurrency C with a minted token, each for a distinct
-//! user and number (the toll-fraud guard rightly refuses bursts to one), and
+//! user and number (the toll-fraud guard rightly refuses bursts to one; the
+//! org's ceiling, `RATE_LIMIT_TOTAL`, is off for the run), and
 //! then reconciles: every eventId answered, delivered exactly once in the
 //! outbox, and SENT in the ledger. It prints throughput, latency
 //! percentiles, errors, duplicates and lost hooks, and the server's peak RSS.
@@ -127,6 +128,8 @@ fn start_server(args: &BenchArgs, state_dir: &Path) -> Result<Server, Error> {
                 .flat_map(|c| ["--chaos".to_owned(), c.clone()]),
         )
         .env_remove("TELEHOOK_BACKEND")
+        // A load run sends far past the org's hourly ceiling on purpose.
+        .env("RATE_LIMIT_TOTAL", "off")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -96,7 +96,7 @@ fn batch(round: u64) -> SqsEvent {
             ReceivedMessage {
                 message_id: format!("m{i}"),
                 receipt_handle: format!("rh-{i}"),
-                body: Job::from_request(&req).encode(),
+                body: Job::from_request(&req, telehook::crypto::keyed(HASH_KEY)).encode(),
                 group_id: destination_hash(HASH_KEY, &req.phone),
                 dedup_id: Some(req.event_id.to_string()),
                 receive_count: 1,

@@ -133,10 +133,12 @@ fn hot_path(c: &mut Criterion) {
         .settings(PipelineSettings {
             hash_key: b"bench-hash-key-0123456789".to_vec(),
             // Every iteration is a new event to one number; the rate
-            // limits would (rightly) refuse all but five.
+            // limits would (rightly) refuse all but five, and the org's
+            // ceiling all but its first thousands.
             guard: GuardSettings {
                 per_destination: None,
                 per_user: None,
+                total: None,
                 ..GuardSettings::default()
             },
             ..Default::default()

@@ -314,6 +314,15 @@ impl Env<'_> {
         Ok(life)
     }
 
+    /// An optional ARN of `service` (`arn:PARTITION:service:…`).
+    fn arn(&self, var: &'static str, service: &str) -> Result<Option<String>, ConfigError> {
+        match self.opt(var) {
+            None => Ok(None),
+            Some(v) if v.split(':').nth(2) == Some(service) && v.starts_with("arn:") => Ok(Some(v)),
+            Some(_) => Err(invalid(var, &format!("expected an {service} ARN"))),
+        }
+    }
+
     fn secs(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
         match self.opt(var) {
             None => Ok(Duration::from_secs(default)),
@@ -481,6 +490,27 @@ fn header_secret(
     Ok(HeaderSecretConfig { header, secret })
 }
 
+/// The topic and the queue the receipts function takes events from. A
+/// receipt can trigger a voice call and an expiry check can mark a code
+/// UNUSED (and so feed the guard), so an event from anywhere else (another
+/// topic subscribed by mistake, a hand-made invocation) is acknowledged
+/// and dropped. `None` trusts every source: local mode, whose events are
+/// its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventSources {
+    /// `RECEIPTS_TOPIC_ARN`: the only `TopicArn` a receipt may carry.
+    pub receipts_topic: Option<String>,
+    /// `EXPIRY_QUEUE_ARN`: the only `eventSourceARN` a check may carry.
+    pub expiry_queue: Option<String>,
+}
+
+impl EventSources {
+    /// Whether an event from `source` is one of ours.
+    pub fn trusts(want: Option<&String>, source: Option<&str>) -> bool {
+        want.is_none_or(|w| source == Some(w.as_str()))
+    }
+}
+
 /// Everything the delivery pipeline needs (ingress and dispatcher).
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -491,6 +521,9 @@ pub struct PipelineConfig {
     /// `EXPIRY_QUEUE_URL`: the standard queue expiry checks wait on;
     /// required with `CONVERSIONS=on`.
     pub expiry_queue_url: Option<String>,
+    /// `RECEIPTS_TOPIC_ARN` and `EXPIRY_QUEUE_ARN`: the only sources the
+    /// receipts function takes events from (unset: any, as in local mode).
+    pub sources: EventSources,
     pub fast_path: bool,
     pub fast_path_budget: Duration,
     pub hash_key: SecretSetting,
@@ -558,6 +591,7 @@ pub fn guard_from_lookup(
         ("RATE_LIMIT_PER_USER", &mut g.per_user),
         ("RATE_LIMIT_PER_COUNTRY", &mut g.per_country),
         ("RATE_LIMIT_PER_IP", &mut g.per_ip),
+        ("RATE_LIMIT_TOTAL", &mut g.total),
     ] {
         let limit = env
             .opt(var)
@@ -787,6 +821,10 @@ impl PipelineConfig {
         let otp_life = p.take(env.otp_life());
         let guard = p.take(guard_from_lookup(&get));
         let expiry_queue_url = env.opt("EXPIRY_QUEUE_URL");
+        let sources = EventSources {
+            receipts_topic: p.take(env.arn("RECEIPTS_TOPIC_ARN", "sns")).flatten(),
+            expiry_queue: p.take(env.arn("EXPIRY_QUEUE_ARN", "sqs")).flatten(),
+        };
         let voice_fallback = p.take(voice_fallback_from_lookup(&get));
         let timers_needed = guard.as_ref().is_some_and(|g| g.learning.conversions)
             || voice_fallback.is_some_and(|f| f.is_some());
@@ -834,12 +872,18 @@ impl PipelineConfig {
         else {
             return Err(p.into_error());
         };
+        // Problems that leave no value missing (a required companion
+        // variable, a malformed optional one) fail the start all the same.
+        if !p.is_empty() {
+            return Err(p.into_error());
+        }
         Ok(PipelineConfig {
             ledger_table,
             templates_table: env.opt("TEMPLATES_TABLE"),
             queue_url,
             dlq_url: env.opt("DLQ_URL"),
             expiry_queue_url,
+            sources,
             fast_path,
             fast_path_budget: Duration::from_millis(budget_ms),
             hash_key,
@@ -973,6 +1017,12 @@ pub struct GuardSettings {
     /// Off by default: offices and carrier NAT put many users behind one
     /// address. `RATE_LIMIT_PER_IP=20/600` is a reasonable start.
     pub per_ip: Option<RateLimit>,
+    /// Every code, every destination: the spending ceiling that holds when
+    /// all else is fooled (a leaked credential, a pumping run spread over
+    /// many users and numbers). On by default, sized for an org's busiest
+    /// hour with room to spare; a refusal is answered as `on_refusal` says
+    /// (by default Okta sends the code through its own providers).
+    pub total: Option<RateLimit>,
     /// What Okta hears when the guard refuses.
     pub on_refusal: RefusalAnswer,
     /// Conversion tracking and the guard that learns from it.
@@ -1126,11 +1176,21 @@ impl Default for GuardSettings {
             }),
             per_country: None,
             per_ip: None,
+            total: Some(DEFAULT_TOTAL_LIMIT),
             on_refusal: RefusalAnswer::Fallback,
             learning: Learning::default(),
         }
     }
 }
+
+/// `RATE_LIMIT_TOTAL`'s default: 3,000 codes an hour. A 20,000-person org
+/// whose whole staff signs in with a phone factor in one morning hour stays
+/// under it; a pumping run is stopped at about US$25 an hour at US prices
+/// (and the allow-list keeps dearer countries out).
+pub const DEFAULT_TOTAL_LIMIT: RateLimit = RateLimit {
+    max: 3000,
+    window: Duration::from_secs(3600),
+};
 
 impl GuardSettings {
     /// No country, type or rate checks: for tests that exercise other parts.
@@ -1141,6 +1201,7 @@ impl GuardSettings {
             per_user: None,
             per_country: None,
             per_ip: None,
+            total: None,
             on_refusal: RefusalAnswer::Fallback,
             learning: Learning::default(),
         }
@@ -1505,6 +1566,32 @@ mod tests {
         assert_eq!(g.countries, AllowedCountries::All);
         assert_eq!(g.per_user, None);
         assert_eq!(g.per_country.map(|l| l.max), Some(300));
+        assert_eq!(c.guard.total, Some(DEFAULT_TOTAL_LIMIT));
+        // The receipts function's sources: unset trusts any; set, each
+        // must be an ARN of its service.
+        assert_eq!(c.sources, EventSources::default());
+        let topic = "arn:aws:sns:us-east-1:123456789012:telehook-receipts";
+        let queue = "arn:aws-cn:sqs:cn-north-1:123456789012:telehook-expiry";
+        let sourced = pipe(&[("RECEIPTS_TOPIC_ARN", topic), ("EXPIRY_QUEUE_ARN", queue)]).unwrap();
+        assert_eq!(sourced.sources.receipts_topic.as_deref(), Some(topic));
+        assert_eq!(sourced.sources.expiry_queue.as_deref(), Some(queue));
+        let err = pipe(&[
+            ("RECEIPTS_TOPIC_ARN", queue),
+            ("EXPIRY_QUEUE_ARN", "telehook-expiry"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.vars(), ["RECEIPTS_TOPIC_ARN", "EXPIRY_QUEUE_ARN"]);
+        // A companion variable's absence fails the start too, though every
+        // value it needs was read.
+        let err = pipe(&[("CONVERSIONS", "on")]).unwrap_err();
+        assert_eq!(err.vars(), ["EXPIRY_QUEUE_URL"]);
+        let g = pipe(&[("RATE_LIMIT_TOTAL", "off")]).unwrap().guard;
+        assert_eq!(g.total, None);
+        let g = pipe(&[("RATE_LIMIT_TOTAL", "50000/86400")]).unwrap().guard;
+        assert_eq!(
+            g.total.map(|l| (l.max, l.window.as_secs())),
+            Some((50000, 86400))
+        );
         assert_eq!(c.guard, GuardSettings::default());
         for (var, bad) in [
             ("ALLOWED_COUNTRIES", "USA"),

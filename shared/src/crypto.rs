@@ -10,6 +10,12 @@ pub fn keyed_hash(key: &[u8], value: &str) -> String {
     hex(&tag.as_ref()[..16])
 }
 
+/// [`keyed_hash`] with its key bound: how the domain is handed the hash
+/// it may not compute itself (a user id's key, for instance).
+pub fn keyed(key: &[u8]) -> impl Fn(&str) -> String + '_ {
+    move |value| keyed_hash(key, value)
+}
+
 /// Lower-case hex of `n` random bytes from the system CSPRNG.
 ///
 /// These ids tell claim owners apart, so they must differ even if the system

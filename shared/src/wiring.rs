@@ -178,6 +178,7 @@ pub async fn aws_pipeline(
         metrics: Metrics::new(Arc::new(StdoutSink)),
         dispatch_concurrency: config.dispatch_concurrency,
         voice_fallback: config.voice_fallback,
+        sources: config.sources.clone(),
         ..Default::default()
     })
     .build())

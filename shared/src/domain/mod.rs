@@ -26,4 +26,4 @@ pub use outcome::{ActionStatus, DeliveryOutcome, FailureCause};
 pub use phone::{NumberType, PhoneError, PhoneNumber, Reading, Region};
 pub use problem::Problem;
 pub use receipt::{DeliveryVerdict, Receipt};
-pub use request::{DeliveryRequest, OktaText, ReadNotes, SignInContext, ip_network};
+pub use request::{DeliveryRequest, OktaText, ReadNotes, SignInContext, UserRef, ip_network};

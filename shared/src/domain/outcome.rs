@@ -140,6 +140,8 @@ impl FailureCause {
         let location = match scope.as_bytes() {
             b"usr" => "data.userProfile.userId",
             b"ip" => "data.context.request.ipAddress",
+            // The org's ceiling: no one field of the request is to blame.
+            b"all" => "data",
             _ => PHONE,
         };
         Self::body(

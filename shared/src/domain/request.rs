@@ -21,11 +21,57 @@ pub struct DeliveryRequest {
     pub locale: Locale,
     /// Whether `locale` came from the request (false: the default was used).
     pub locale_from_request: bool,
-    /// Okta's user id, for per-user limits. Not personal data on its own,
-    /// but still only ever logged or stored as a keyed hash.
-    pub user_id: Option<String>,
+    /// Who asked: Okta's user id at the ingress, its keyed hash once the
+    /// request has been queued. For per-user limits and conversion matching.
+    pub user_id: Option<UserRef>,
     /// The sign-in's context: correlation id, client IP, Okta's own text.
     pub context: SignInContext,
+}
+
+/// The user a code is for. Okta's user id is not personal data on its own,
+/// but it names a person in the org's directory, so it is only ever logged
+/// or stored as its keyed hash: the ingress reads the id, and a queued job
+/// (which sits in the queue and, failing, in the dead-letter queue) carries
+/// only the hash. Both answer the same [`UserRef::key`], so a limit counted
+/// at the ingress and a send matched after the dispatcher agree.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UserRef {
+    /// `data.userProfile.userId`, as Okta sent it.
+    Okta(String),
+    /// The keyed hash of the id, as a queued job carries it.
+    Keyed(String),
+}
+
+impl UserRef {
+    /// The keyed hash every counter and index is keyed by; `hash` is the
+    /// keyed hash (`crypto::keyed`), applied only to a raw id.
+    pub fn key(&self, hash: impl FnOnce(&str) -> String) -> String {
+        match self {
+            UserRef::Okta(id) => hash(id),
+            UserRef::Keyed(key) => key.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for UserRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserRef::Okta(_) => f.write_str("UserRef::Okta(..)"),
+            UserRef::Keyed(_) => f.write_str("UserRef::Keyed(..)"),
+        }
+    }
+}
+
+impl From<&str> for UserRef {
+    fn from(id: &str) -> Self {
+        UserRef::Okta(id.to_owned())
+    }
+}
+
+impl From<String> for UserRef {
+    fn from(id: String) -> Self {
+        UserRef::Okta(id)
+    }
 }
 
 /// What Okta tells us about the sign-in beyond the code itself, and how the

@@ -63,8 +63,8 @@ impl Pipeline {
         let prefix = prefix_of(&req.phone, learning.prefix_digits);
         let user_key = req
             .user_id
-            .as_deref()
-            .map(|u| keyed_hash(&self.settings.hash_key, u));
+            .as_ref()
+            .map(|u| u.key(crate::crypto::keyed(&self.settings.hash_key)));
         let signal = UseSignal::of(&req.request_type);
         // Only a code Okta can show used can be judged unused: without a
         // user id, or for a request type Okta logs no use of, it stays open.
@@ -395,11 +395,18 @@ pub async fn check_sqs_timers(
         .and_then(|r| r.as_array())
         .map(Vec::as_slice)
         .unwrap_or_default();
+    let queue = pipeline.settings.sources.expiry_queue.as_ref();
     for r in records {
         let id = r
             .get("messageId")
             .and_then(|m| m.as_str())
             .unwrap_or_default();
+        let source = r.get("eventSourceARN").and_then(|a| a.as_str());
+        if !super::EventSources::trusts(queue, source) {
+            // Acknowledged, not failed: failing would only bring it back.
+            tracing::warn!("a check from another queue; dropped");
+            continue;
+        }
         let body = r.get("body").and_then(|b| b.as_str()).unwrap_or_default();
         if let Err(e) = check_due(pipeline, body).await {
             tracing::warn!(error = %e, "check not decided; SQS delivers it again");

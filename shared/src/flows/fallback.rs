@@ -89,7 +89,7 @@ impl Pipeline {
             v: ExpiryCheck::VERSION,
             event_id: req.event_id.as_str().to_owned(),
             due_ms: now_ms + i64::try_from(window.as_millis()).unwrap_or(60_000),
-            job: Job::from_request(req).encode(),
+            job: Job::from_request(req, crate::crypto::keyed(&self.settings.hash_key)).encode(),
         }))
     }
 }

@@ -13,7 +13,9 @@
 //! 3. **Windowed rate limits**, as atomic counters in the ledger: per
 //!    destination (keyed hash of the number), per Okta user (keyed hash of the
 //!    user id), and optionally per country and per end-user IP (keyed hash
-//!    of `data.context.request.ipAddress`). A replayed eventId counts once.
+//!    of `data.context.request.ipAddress`), then the org's ceiling over
+//!    all codes (`RATE_LIMIT_TOTAL`, on by default: what bounds the bill
+//!    when everything else is fooled). A replayed eventId counts once.
 //!
 //! 4. **Learned blocks** (`LEARNED_GUARD`, with `CONVERSIONS=on`): a number
 //!    prefix or a country that the guard blocked because codes sent to it
@@ -146,8 +148,8 @@ pub async fn check(
     if let Some(limit) = settings.per_destination {
         counters.push(("dst", keyed_hash(hash_key, req.phone.e164()), limit));
     }
-    if let (Some(limit), Some(user)) = (settings.per_user, req.user_id.as_deref()) {
-        counters.push(("usr", keyed_hash(hash_key, user), limit));
+    if let (Some(limit), Some(user)) = (settings.per_user, req.user_id.as_ref()) {
+        counters.push(("usr", user.key(crate::crypto::keyed(hash_key)), limit));
     }
     if let (Some(limit), Some(region)) = (settings.per_country, region.as_deref()) {
         // A country code is not personal data; no need to hash it.
@@ -155,6 +157,12 @@ pub async fn check(
     }
     if let (Some(limit), Some(ip)) = (settings.per_ip, req.context.client_ip) {
         counters.push(("ip", keyed_hash(hash_key, &ip.to_string()), limit));
+    }
+    if let Some(limit) = settings.total {
+        // Last, so a code another limit refuses does not use up the
+        // org's ceiling. One counter per window for the whole org: a
+        // DynamoDB item takes far more updates a second than codes come.
+        counters.push(("all", "all".to_owned(), limit));
     }
     for (scope, key, limit) in counters {
         let window_ms = i64::try_from(limit.window.as_millis())

@@ -54,6 +54,7 @@ use crate::telemetry::metrics::Metrics;
 use crate::templates::{Rendered, Templates};
 use crate::timers::Timers;
 
+pub use crate::config::EventSources;
 pub use conversion::SignInReport;
 pub use dispatch::{PollReport, PollerSettings, dispatch_batch, poll_once, run_poller};
 pub use guard::GuardSettings;
@@ -95,6 +96,8 @@ pub struct PipelineSettings {
     pub dispatch_concurrency: Option<std::num::NonZeroUsize>,
     /// The voice fallback's window; `None` is off (see [`fallback`]).
     pub voice_fallback: Option<Duration>,
+    /// Where the receipts function's events may come from.
+    pub sources: EventSources,
 }
 
 impl Default for PipelineSettings {
@@ -111,6 +114,7 @@ impl Default for PipelineSettings {
             metrics: Metrics::default(),
             dispatch_concurrency: None,
             voice_fallback: None,
+            sources: EventSources::default(),
         }
     }
 }
@@ -318,7 +322,8 @@ impl Pipeline {
     async fn enqueue(&self, req: &DeliveryRequest) -> Result<String, QueueError> {
         self.queue
             .send(OutgoingMessage {
-                body: Job::from_request(req).encode(),
+                body: Job::from_request(req, crate::crypto::keyed(&self.settings.hash_key))
+                    .encode(),
                 group_id: destination_hash(&self.settings.hash_key, &req.phone),
                 dedup_id: req.event_id.as_str().to_owned(),
             })

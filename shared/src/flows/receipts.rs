@@ -15,7 +15,7 @@
 use serde::Serialize;
 use tracing::Instrument;
 
-use super::Pipeline;
+use super::{EventSources, Pipeline};
 use crate::domain::Receipt;
 use crate::ledger::{DeliveryRecorded, LedgerError};
 use crate::messenger::receipts::{Reading, read_event};
@@ -31,6 +31,8 @@ pub struct ReceiptReport {
     pub other_messages: u32,
     pub interim: u32,
     pub not_ours: u32,
+    /// Events from a topic other than ours (`RECEIPTS_TOPIC_ARN`).
+    pub other_topics: u32,
     pub malformed: u32,
 }
 
@@ -60,13 +62,27 @@ pub async fn record_sns_receipts(
     payload: &serde_json::Value,
 ) -> Result<ReceiptReport, LedgerError> {
     let records = payload.get("Records").and_then(|r| r.as_array());
-    let messages: Vec<Option<&str>> = records
-        .map(|rs| {
-            rs.iter()
-                .map(|r| r.pointer("/Sns/Message").and_then(|m| m.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let topic = pipeline.settings.sources.receipts_topic.as_ref();
+    let (ours, foreign): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = records
+        .map(|rs| rs.iter().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|r| {
+            EventSources::trusts(topic, r.pointer("/Sns/TopicArn").and_then(|t| t.as_str()))
+        });
+    let other_topics = u32::try_from(foreign.len()).unwrap_or(u32::MAX);
+    if other_topics > 0 {
+        // Only our configuration set publishes to our topic; anything else
+        // could forge a delivery (and so a call, or a conversion verdict).
+        tracing::warn!(other_topics, "delivery events from another topic; dropped");
+        for _ in 0..other_topics {
+            pipeline.settings.metrics.receipt_ignored("OTHER_TOPIC");
+        }
+    }
+    let messages: Vec<Option<&str>> = ours
+        .into_iter()
+        .map(|r| r.pointer("/Sns/Message").and_then(|m| m.as_str()))
+        .collect();
     let unreadable = u32::try_from(
         messages.iter().filter(|m| m.is_none()).count() + usize::from(records.is_none()),
     )
@@ -79,6 +95,7 @@ pub async fn record_sns_receipts(
     }
     let mut report = record_receipts(pipeline, messages.into_iter().flatten()).await?;
     report.malformed += unreadable;
+    report.other_topics = other_topics;
     Ok(report)
 }
 

@@ -17,7 +17,7 @@ use super::wire::{
 };
 use crate::domain::{
     Channel, ChannelError, DeliveryRequest, EventId, Locale, OktaText, Otp, OtpError, PhoneError,
-    PhoneNumber, Problem, ReadNotes, Reading, Region, RequestType, SignInContext,
+    PhoneNumber, Problem, ReadNotes, Reading, Region, RequestType, SignInContext, UserRef,
 };
 
 /// A refused hook: which field (JSON path) and why. Holds no request values.
@@ -198,7 +198,8 @@ pub fn validate(
     let user_id = data
         .user_profile
         .and_then(|u| u.user_id)
-        .and_then(|s| printable(&s, 64));
+        .and_then(|s| printable(&s, 64))
+        .map(UserRef::Okta);
     let request = data.context.and_then(|c| c.request).unwrap_or_default();
     let Some(mp) = data.message_profile else {
         return Err(InvalidHook::field(P_MESSAGE_PROFILE, Problem::Missing));
@@ -455,7 +456,7 @@ mod tests {
         assert_eq!(r.channel, Channel::Sms);
         assert_eq!(r.locale.as_str(), "en-US");
         assert!(r.locale_from_request);
-        assert_eq!(r.user_id.as_deref(), Some("00uyxxSknGtK8022w0g3"));
+        assert_eq!(r.user_id, Some("00uyxxSknGtK8022w0g3".into()));
         assert_eq!(r.otp_expires.to_rfc3339(), "2022-01-28T21:48:34.321+00:00");
     }
 
@@ -614,7 +615,7 @@ mod tests {
         v["data"]["userProfile"] = json!({"userId": 12345, "login": 7, "firstName": null});
         v["data"]["context"] = json!({"request": {"id": 99, "url": 5, "ipAddress": ["x"]}});
         let r = parse(&serde_json::to_vec(&v).unwrap(), &defaults()).unwrap();
-        assert_eq!(r.user_id.as_deref(), Some("12345"));
+        assert_eq!(r.user_id, Some("12345".into()));
         assert_eq!(r.context.correlation_id.as_deref(), Some("99"));
         assert_eq!(r.context.client_ip, None);
         v["data"]["userProfile"] = json!("not an object");

@@ -330,7 +330,7 @@ async fn the_learning_guard_blocks_a_range_over_the_wire() {
         channel: Channel::Sms,
         locale: Locale::parse("en").unwrap(),
         locale_from_request: true,
-        user_id: Some(format!("00ulg{i}")),
+        user_id: Some(format!("00ulg{i}").into()),
         context: Default::default(),
     };
     for i in 0..5 {
@@ -443,7 +443,7 @@ async fn dlq_replay_over_the_wire() {
             dlq.send(msg(
                 &format!("g{i}"),
                 req.event_id.as_str(),
-                &Job::from_request(req).encode(),
+                &Job::from_request(req, telehook::crypto::keyed(b"emulator-key")).encode(),
             ))
             .await
             .unwrap();

@@ -25,6 +25,9 @@ use crate::support::flow::*;
 fn learning_guard() -> GuardSettings {
     GuardSettings {
         learning: Learning::on(),
+        // These runs test what the guard learns; the org's ceiling over
+        // all codes (tested in `pumping`) would cut them short first.
+        total: None,
         ..GuardSettings::default()
     }
 }
@@ -106,6 +109,43 @@ async fn a_sign_in_converts_the_send_once_and_gives_received_feedback() {
     assert_eq!(run_due_checks(&h.pipeline).await, 1);
     assert_eq!(conversion(&h, "evt-c1").await, Some(Conversion::Converted));
     assert_eq!(h.messenger.feedback_given().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_from_another_queue_is_acknowledged_and_not_applied() {
+    let ours = "arn:aws:sqs:us-east-1:123456789012:telehook-expiry";
+    let mut h = conversions_harness();
+    h.pipeline.settings.sources.expiry_queue = Some(ours.to_owned());
+    send(&h, "evt-src-1", "+14155552671", Channel::Sms).await;
+    h.clock.advance(chrono::Duration::minutes(6));
+    let arrived = h.pipeline.timers.arrived(10).await.unwrap();
+    assert_eq!(arrived.len(), 1);
+    let event = |arn: &str| {
+        serde_json::json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs",
+            "eventSourceARN": arn, "body": arrived[0].body}]})
+    };
+    let check_sqs_timers = telehook::flows::conversion::check_sqs_timers;
+    // The same check, as if from a queue anyone could write to: nothing
+    // decided, nothing failed (it would only come back).
+    let answer = check_sqs_timers(
+        &h.pipeline,
+        &event("arn:aws:sqs:us-east-1:123456789012:someone-elses"),
+    )
+    .await;
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]));
+    assert_eq!(conversion(&h, "evt-src-1").await, None);
+    // Without a source at all (a hand-made invocation): the same.
+    let mut unsourced = event(ours);
+    unsourced["Records"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("eventSourceARN");
+    check_sqs_timers(&h.pipeline, &unsourced).await;
+    assert_eq!(conversion(&h, "evt-src-1").await, None);
+    // From our queue: decided.
+    let answer = check_sqs_timers(&h.pipeline, &event(ours)).await;
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]));
+    assert_eq!(conversion(&h, "evt-src-1").await, Some(Conversion::Unused));
 }
 
 #[tokio::test(start_paused = true)]
@@ -260,7 +300,7 @@ fn hook_of(
     kind: RequestType,
 ) -> telehook::domain::DeliveryRequest {
     let mut req = request(h, event, phone, Channel::Sms);
-    req.user_id = Some(user.to_owned());
+    req.user_id = Some(user.into());
     req.request_type = kind;
     req
 }

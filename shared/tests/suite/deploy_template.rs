@@ -218,6 +218,19 @@ fn dispatcher_concurrency_is_bounded_and_timeouts_agree() {
 }
 
 #[test]
+fn no_queue_keeps_a_code_past_its_longest_life() {
+    // Jobs hold the number and the code; a code lives an hour at most
+    // from its arrival, so neither the queue nor its DLQ keeps one longer.
+    let longest = telehook::okta::validate::MAX_CODE_LIFE.as_secs();
+    for name in ["JobQueue", "JobDeadLetterQueue"] {
+        let retention = resource(name)["Properties"]["MessageRetentionPeriod"]
+            .as_u64()
+            .unwrap_or(345_600);
+        assert!(retention <= longest, "{name}: {retention} s");
+    }
+}
+
+#[test]
 fn fifo_queues_use_high_throughput_mode() {
     for name in ["JobQueue", "JobDeadLetterQueue"] {
         let p = &resource(name)["Properties"];
@@ -1100,4 +1113,184 @@ fn every_sqs_event_source_has_a_dead_letter_queue() {
         assert_eq!(resource(dlq)["Type"], "AWS::SQS::Queue", "{name}");
         assert!(redrive["maxReceiveCount"].as_u64().is_some(), "{name}");
     }
+}
+
+/// The role names of every `Fn::GetAtt [Role, Arn]` inside `v`.
+fn roles_named(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(att) = o.get("Fn::GetAtt")
+                && att[1] == "Arn"
+                && att[0].as_str().is_some_and(|n| n.ends_with("Role"))
+            {
+                out.insert(att[0].as_str().unwrap().to_owned());
+            }
+            o.values().for_each(|x| roles_named(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| roles_named(x, out)),
+        _ => {}
+    }
+}
+
+/// Every IAM statement of every role (those behind an `Fn::If` too).
+fn role_statements() -> Vec<(&'static String, &'static Value)> {
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        match v {
+            Value::Object(o) if o.contains_key("Effect") => out.push(v),
+            Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    for (name, role) in resources_of("AWS::IAM::Role") {
+        let mut found = Vec::new();
+        walk(&role["Properties"]["Policies"], &mut found);
+        all.extend(found.into_iter().map(|s| (name, s)));
+    }
+    all
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn only_the_producers_may_send_to_the_queues_and_the_topic() {
+    for queue in ["JobQueue", "ExpiryQueue"] {
+        // Who IAM lets send there: the roles the policy must name.
+        let producers: std::collections::BTreeSet<String> = role_statements()
+            .into_iter()
+            .filter(|(_, s)| {
+                actions(s).contains(&"sqs:SendMessage")
+                    && s["Resource"]
+                        .to_string()
+                        .contains(&format!("[\"{queue}\",\"Arn\"]"))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        assert!(producers.len() >= 2, "{queue}: {producers:?}");
+        let (_, policy) = resources_of("AWS::SQS::QueuePolicy")
+            .into_iter()
+            .find(|(_, p)| p["Properties"]["Queues"][0]["Ref"] == queue)
+            .unwrap_or_else(|| panic!("{queue} has no queue policy"));
+        let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap();
+        let deny = statements
+            .iter()
+            .find(|s| s["Effect"] == "Deny" && s["Action"] == "sqs:SendMessage")
+            .unwrap_or_else(|| panic!("{queue}: no deny on SendMessage"));
+        assert_eq!(deny["Principal"], "*", "{queue}");
+        let allowed = &deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"];
+        let mut named = std::collections::BTreeSet::new();
+        roles_named(allowed, &mut named);
+        assert_eq!(named, producers, "{queue}");
+        // Operators may put checks back (telehook replay checks), never jobs.
+        let operators = allowed.to_string().contains("OperatorPrincipalArns");
+        assert_eq!(operators, queue == "ExpiryQueue", "{queue}: {allowed}");
+        assert!(
+            statements.iter().any(|s| s["Effect"] == "Deny"
+                && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
+            "{queue}"
+        );
+    }
+    // The topic: End User Messaging publishes; everyone else is denied,
+    // save the named operators.
+    let (_, topic_policy) = resources_of("AWS::SNS::TopicPolicy")
+        .into_iter()
+        .find(|(_, p)| p["Properties"]["Topics"][0]["Ref"] == "ReceiptsTopic")
+        .unwrap();
+    let statements = topic_policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny" && s["Action"] == "sns:Publish")
+        .expect("a deny on Publish");
+    let conditions = &translated()["Conditions"];
+    for (operators, want) in [("", false), ("arn:aws:iam::123456789012:role/ops-*", true)] {
+        let c = evaluate(
+            &deny["Condition"],
+            &[("OperatorPrincipalArns", operators)],
+            conditions,
+        )
+        .unwrap();
+        assert_eq!(
+            c["StringNotEquals"]["aws:PrincipalServiceName"],
+            "sms-voice.amazonaws.com"
+        );
+        assert_eq!(c.get("ArnNotLike").is_some(), want, "{c}");
+    }
+}
+
+#[test]
+fn the_receipts_topic_is_encrypted_without_a_key_given() {
+    let topic = &resource("ReceiptsTopic")["Properties"]["KmsMasterKeyId"]["Fn::If"];
+    assert_eq!(topic[0], "HasKmsKey");
+    assert_eq!(topic[2]["Ref"], "ReceiptsTopicKey");
+    let key = resource("ReceiptsTopicKey");
+    assert_eq!(key["Condition"], "NoKmsKey");
+    assert_eq!(key["Properties"]["EnableKeyRotation"], true);
+    // End User Messaging must be able to use it, for this account only.
+    let policy = key["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap();
+    let service = policy
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "sms-voice.amazonaws.com")
+        .unwrap();
+    assert!(actions(service).contains(&"kms:GenerateDataKey*"));
+    assert!(actions(service).contains(&"kms:Decrypt"));
+    assert_eq!(
+        service["Condition"]["StringEquals"]["aws:SourceAccount"]["Ref"],
+        "AWS::AccountId"
+    );
+}
+
+#[test]
+fn sends_and_keys_are_scoped() {
+    let mut sends = 0;
+    for (role, s) in role_statements() {
+        let a = actions(s);
+        if a.iter().any(|a| a.starts_with("kms:")) {
+            assert_eq!(
+                s["Condition"]["StringEquals"]["kms:ViaService"]["Fn::Sub"],
+                "sqs.${AWS::Region}.amazonaws.com",
+                "{role}: {s}"
+            );
+        }
+        if a.iter().any(|a| a.starts_with("sms-voice:Send")) {
+            sends += 1;
+            let resources = s["Resource"].as_array().unwrap();
+            // Our configuration set, then identities by type: nothing that
+            // stands for every sms-voice resource of the account.
+            assert_eq!(
+                resources[0]["Fn::If"][0], "HasOwnConfigurationSet",
+                "{role}"
+            );
+            for r in &resources[1..] {
+                let arn = r["Fn::Sub"].as_str().unwrap();
+                let kind = arn.rsplit(':').next().unwrap();
+                assert!(kind.ends_with("/*") && kind.len() > 2, "{role}: {arn}");
+            }
+        }
+    }
+    assert_eq!(sends, 3, "the ingress, the dispatcher and the fallback");
+    // The receipts function trusts its own topic and queue only.
+    let env = &resource("ReceiptsFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["RECEIPTS_TOPIC_ARN"]["Ref"], "ReceiptsTopic");
+    assert_eq!(env["EXPIRY_QUEUE_ARN"]["Fn::GetAtt"][0], "ExpiryQueue");
+    assert!(env.get("LEDGER_TABLE").is_some(), "the globals still apply");
+    // The org's ceiling is on by default.
+    let total = &translated()["Parameters"]["RateLimitTotal"]["Default"];
+    assert_eq!(total, "3000/3600");
+    assert_eq!(
+        resource("IngressFunction")["Properties"]["Environment"]["Variables"]["RATE_LIMIT_TOTAL"]["Ref"],
+        "RateLimitTotal"
+    );
 }

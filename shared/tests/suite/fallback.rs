@@ -165,7 +165,10 @@ async fn a_fallback_call_is_checked_by_the_guard() {
     for i in 0..5 {
         let event = format!("evt-fb-many-{i}");
         let req = request(&h, &event, "+16505550123", Channel::Sms);
-        let job = telehook::domain::Job::from_request(&req);
+        let job = telehook::domain::Job::from_request(
+            &req,
+            telehook::crypto::keyed(&h.pipeline.settings.hash_key),
+        );
         h.pipeline.handle_hook(req, Instant::now()).await;
         bounce(&h, &event, "TEXT_UNREACHABLE", DeliveryVerdict::Undelivered).await;
         let check = telehook::timers::Check::Fallback(telehook::timers::FallbackCheck {
@@ -221,8 +224,10 @@ async fn an_unreachable_sms_gets_one_call_with_the_same_code() {
     assert!(spoken.contains(OTP), "{}", sent[1].rendered.body);
     assert!(h.record("evt-fb-1").await.fallback_ms.is_some());
     // At most once: the same check again (SQS delivers at least once).
-    let job =
-        telehook::domain::Job::from_request(&request(&h, "evt-fb-1", "+14155552671", Channel::Sms));
+    let job = telehook::domain::Job::from_request(
+        &request(&h, "evt-fb-1", "+14155552671", Channel::Sms),
+        telehook::crypto::keyed(&h.pipeline.settings.hash_key),
+    );
     let again = telehook::timers::Check::Fallback(telehook::timers::FallbackCheck {
         v: 1,
         event_id: "evt-fb-1".into(),

@@ -77,7 +77,7 @@ fn check_accepted(r: &DeliveryRequest) {
         "Debug never shows the code"
     );
     // Whatever was accepted survives the trip through the queue.
-    let back = Job::decode(&Job::from_request(r).encode())
+    let back = Job::decode(&Job::from_request(r, telehook::crypto::keyed(b"fuzz-key")).encode())
         .unwrap()
         .to_request()
         .unwrap();

@@ -110,7 +110,7 @@ async fn the_per_ip_limit_is_off_by_default_and_counts_when_set() {
             "r",
             "198.51.100.4",
         );
-        r.user_id = Some(format!("00uip{i}"));
+        r.user_id = Some(format!("00uip{i}").into());
         answers.push(h.pipeline.handle_hook(r, Instant::now()).await);
     }
     assert!(matches!(answers[1], DeliveryOutcome::Successful { .. }));

@@ -509,7 +509,8 @@ async fn the_dispatcher_sends_no_job_the_guard_does_not_allow() {
     let req = request(&h, "evt-recheck", "+447700900123", Channel::Sms);
     h.queue
         .send(OutgoingMessage {
-            body: Job::from_request(&req).encode(),
+            body: Job::from_request(&req, telehook::crypto::keyed(&h.pipeline.settings.hash_key))
+                .encode(),
             group_id: "g".into(),
             dedup_id: "evt-recheck".into(),
         })

@@ -36,8 +36,11 @@ async fn logs_of_the_flows_hold_no_otp_and_no_full_number() {
     }
     h.queue
         .send(OutgoingMessage {
-            body: Job::from_request(&request(&h, "evt-log-q", "+14165550163", Channel::Voice))
-                .encode(),
+            body: Job::from_request(
+                &request(&h, "evt-log-q", "+14165550163", Channel::Voice),
+                telehook::crypto::keyed(&h.pipeline.settings.hash_key),
+            )
+            .encode(),
             group_id: "g".into(),
             dedup_id: "evt-log-q".into(),
         })

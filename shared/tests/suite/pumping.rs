@@ -40,7 +40,7 @@ fn hook(h: &Harness, i: usize, phone: &str, user: &str, channel: Channel) -> Del
         channel,
         locale: Locale::parse("en").unwrap(),
         locale_from_request: true,
-        user_id: Some(user.to_owned()),
+        user_id: Some(user.into()),
         context: Default::default(),
     }
 }
@@ -246,4 +246,55 @@ async fn fixed_lines_get_no_sms_but_may_get_a_call() {
         matches!(call, DeliveryOutcome::Successful { .. }),
         "{call:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_orgs_ceiling_holds_when_every_code_looks_different() {
+    // A run spread so thin that no number, user or country limit sees it:
+    // only the ceiling over all codes stands between it and the bill.
+    let mut h = harness(true);
+    h.pipeline.settings.guard = GuardSettings {
+        total: Some(telehook::flows::guard::RateLimit {
+            max: 50,
+            window: std::time::Duration::from_secs(3600),
+        }),
+        ..GuardSettings::default()
+    };
+    // Codes another limit refuses do not use up the ceiling: ten to one
+    // number, five of them refused per destination.
+    for i in 0..10 {
+        let user = format!("00urepeat{i}");
+        h.pipeline
+            .handle_hook(
+                hook(&h, i, "+14155552671", &user, Channel::Sms),
+                Instant::now(),
+            )
+            .await;
+    }
+    assert_eq!(h.messenger.accepted().len(), 5);
+    let mut refused = Vec::new();
+    for i in 10..210 {
+        let phone = format!("+1650555{i:04}");
+        let user = format!("00uthin{i:05}");
+        let out = h
+            .pipeline
+            .handle_hook(hook(&h, i, &phone, &user, Channel::Sms), Instant::now())
+            .await;
+        if let DeliveryOutcome::Failed { cause, .. } = &out {
+            refused.push(cause.reason);
+        }
+    }
+    assert_eq!(h.messenger.accepted().len(), 50, "the ceiling is exact");
+    assert_eq!(refused.len(), 155);
+    assert!(refused.iter().all(|r| *r == "RATE_LIMITED"), "{refused:?}");
+    // The next window opens again.
+    h.clock.advance(chrono::Duration::hours(1));
+    let out = h
+        .pipeline
+        .handle_hook(
+            hook(&h, 999, "+16505559999", "00unextwindow", Channel::Sms),
+            Instant::now(),
+        )
+        .await;
+    assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
 }

@@ -195,6 +195,44 @@ async fn odd_orders_and_odd_events_are_acknowledged_without_loss() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_receipt_from_another_topic_is_dropped() {
+    let sink = Arc::new(MemorySink::default());
+    let mut h = harness(true);
+    h.pipeline.settings.metrics = Metrics::new(sink.clone());
+    let delivered = event_file("receipts-delivered.json");
+    let ours = delivered["Records"][0]["Sns"]["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.pipeline.settings.sources.receipts_topic = Some(ours);
+    sent(&h, Channel::Sms).await;
+    // A well-formed receipt for our message, from a topic that is not
+    // ours (or from no topic): it could forge a delivery, so it is dropped.
+    for topic in [Some("arn:aws:sns:us-east-1:123456789012:forged"), None] {
+        let mut forged = delivered.clone();
+        let sns = forged["Records"][0]["Sns"].as_object_mut().unwrap();
+        match topic {
+            Some(t) => sns.insert("TopicArn".into(), t.into()),
+            None => sns.remove("TopicArn"),
+        };
+        let report = record_sns_receipts(&h.pipeline, &forged).await.unwrap();
+        assert_eq!(
+            report,
+            ReceiptReport {
+                other_topics: 1,
+                ..Default::default()
+            },
+            "{topic:?}"
+        );
+        assert_eq!(h.record(EVENT).await.delivery, None);
+    }
+    assert!(sink.lines().iter().any(|l| l.contains("OTHER_TOPIC")));
+    // From our topic: recorded.
+    let report = record_sns_receipts(&h.pipeline, &delivered).await.unwrap();
+    assert_eq!(report.recorded, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_receipt_before_the_send_is_marked_survives_the_marking() {
     let h = harness(false);
     // The ingress claimed the event and queued it; the dispatcher's send

@@ -29,7 +29,11 @@ async fn fill(h: &Harness) {
     for (i, req) in [expired, sent, live].iter().enumerate() {
         h.dlq
             .send(OutgoingMessage {
-                body: Job::from_request(req).encode(),
+                body: Job::from_request(
+                    req,
+                    telehook::crypto::keyed(&h.pipeline.settings.hash_key),
+                )
+                .encode(),
                 group_id: format!("g{i}"),
                 dedup_id: req.event_id.to_string(),
             })

@@ -33,6 +33,15 @@ fn no_iam_statement_grants_every_resource() {
         if let Some(rest) = l.strip_prefix("Resource:") {
             let r = rest.trim().trim_matches(['"', '\'']);
             if r == "*" {
+                // A key policy's statements name their key as "*" (KMS
+                // takes nothing else); the principals are what they scope.
+                let owner = lines[..i]
+                    .iter()
+                    .rposition(|l| l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':'))
+                    .unwrap();
+                if lines[owner + 1].trim() == "Type: AWS::KMS::Key" {
+                    continue;
+                }
                 // Only X-Ray's writes, which take no resource-level
                 // permissions: the statement's action line is just above.
                 let action = lines[..i]

@@ -142,7 +142,11 @@ pub fn sqs_event(h: &Harness, jobs: &[(&str, DeliveryRequest)]) -> SqsEvent {
             ReceivedMessage {
                 message_id: (*id).to_owned(),
                 receipt_handle: format!("rh-{id}"),
-                body: Job::from_request(req).encode(),
+                body: Job::from_request(
+                    req,
+                    telehook::crypto::keyed(&h.pipeline.settings.hash_key),
+                )
+                .encode(),
                 group_id: destination_hash(&h.pipeline.settings.hash_key, &req.phone),
                 dedup_id: Some(req.event_id.to_string()),
                 receive_count: 1,
