@@ -528,3 +528,25 @@ async fn the_dispatcher_sends_no_job_the_guard_does_not_allow() {
         "{rec:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_job_names_its_user_only_by_the_keyed_hash() {
+    // What the queue holds is what its dead-letter queue would keep,
+    // untouched: Okta's user id must not be in it.
+    let h = harness(false);
+    let req = request(&h, "evt-user-key", "+14155552671", Channel::Sms);
+    let user = req.user_id.clone().unwrap();
+    let raw = match &user {
+        telehook::domain::UserRef::Okta(id) => id.clone(),
+        other => panic!("{other:?}"),
+    };
+    h.pipeline.handle_hook(req, Instant::now()).await;
+    // Past the queue's delivery delay.
+    h.clock.advance(chrono::Duration::seconds(61));
+    let queued = h.queue.receive(10, Duration::ZERO).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let body = &queued[0].body;
+    assert!(!body.contains(&raw), "{body}");
+    let key = user.key(telehook::crypto::keyed(&h.pipeline.settings.hash_key));
+    assert!(body.contains(&key), "{body}");
+}
