@@ -13,7 +13,7 @@ the example one digit short and one digit long. Each number is written
 - as E.164 digits without the `+`, read with its own region;
 - in national format (trunk prefix included), read with its own region.
 
-The expected columns apply our rule (README, "Which number gets the code";
+The expected columns apply our rule (docs/how-it-works.md, "Which number gets the code";
 `domain::phone`) to libphonenumber's answers: with `+`, the international
 reading; without, the national reading first and the international one only
 when the national one is not valid; a number valid in neither reading is

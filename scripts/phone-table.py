@@ -6,7 +6,7 @@ The expectations come from Google's libphonenumber metadata through the
 libphonenumber release as the Rust `phonenumber` crate (see Cargo.lock), so
 both sides read the same numbering plans.
 
-The rule under test (README, "Which number gets the code"):
+The rule under test (docs/how-it-works.md, "Which number gets the code"):
 - with a `+`: E.164;
 - without: the national reading in DEFAULT_REGION first; the international
   reading (a leading country code) only when the national one is not a valid

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs the README's `aws`, `curl` and `sam` commands as written.
+"""Runs the `aws`, `curl` and `sam` commands of README.md and docs/ as written.
 
 - Every `aws` command runs with the AWS CLI against the local AWS emulator:
   shell blocks whole (with bash), inline code one command at a time. The
@@ -55,6 +55,20 @@ STACK = "telehook"
 # What `cargo run -q -p telehook-cli --` builds and runs; the test already
 # has the binary, so the commands run it directly.
 CARGO_RUN = re.compile(r"cargo run (-q )?-p telehook-cli --")
+
+
+# Every page with commands, in the order a reader follows them: the stack's
+# clean-up (in the deploy guide) comes last, after every operation on it.
+PAGES = [
+    "README.md",
+    "docs/local-mode.md",
+    "docs/how-it-works.md",
+    "docs/configuration.md",
+    "docs/okta-setup.md",
+    "docs/operations.md",
+    "docs/cost-and-scale.md",
+    "docs/deploying.md",
+]
 
 
 def snippets(readme):
@@ -323,8 +337,12 @@ def main(argv):
     parser.add_argument("--telehook", required=True)
     args = parser.parse_args(argv)
     telehook = str(Path(args.telehook).resolve())
-    readme = (ROOT / "README.md").read_text()
-    found = snippets(readme)
+    found = []
+    for name in PAGES:
+        found += [(f"{name}:{line}", kind, text) for line, kind, text in snippets((ROOT / name).read_text())]
+    unlisted = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} - set(PAGES)
+    if unlisted:
+        raise SystemExit(f"readme-commands: pages not read: {', '.join(sorted(unlisted))}")
     work = Path(tempfile.mkdtemp(prefix="readme-commands-"))
     venv_bin = str(ROOT / ".venv/bin")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TELEHOOK_"))}
@@ -339,7 +357,7 @@ def main(argv):
         ):
             cmd = cmd.replace("<stack-name>", STACK).replace("<file>", "events/ingress-sms.json")
             if "<" in cmd:
-                raise SystemExit(f"readme-commands: README line {line}: a placeholder to fill in `{cmd}`")
+                raise SystemExit(f"readme-commands: {line}: a placeholder to fill in `{cmd}`")
             if "[" in cmd or "|" in cmd:
                 continue
             out = run(cmd + " --help", base, ROOT, check=False)
@@ -350,9 +368,9 @@ def main(argv):
                 option = words.pop()
                 out = run(" ".join(words) + " --help", base, ROOT, check=False)
                 if out.returncode == 0 and f"{option}," not in out.stdout and f"{option} " not in out.stdout:
-                    raise SystemExit(f"readme-commands: README line {line}: `{cmd}`: no option {option}")
+                    raise SystemExit(f"readme-commands: {line}: `{cmd}`: no option {option}")
             if out.returncode != 0:
-                raise SystemExit(f"readme-commands: README line {line}: `{cmd}` does not parse:\n{out.stderr}")
+                raise SystemExit(f"readme-commands: {line}: `{cmd}` does not parse:\n{out.stderr}")
             counts["sam"] += 1
 
     state = work / "emulator"
@@ -380,7 +398,7 @@ def main(argv):
         aws_env = dict(base)
         aws_env.update({k: v for k, v in exports.items() if k.startswith("AWS_")})
 
-        # aws: blocks whole, inline one by one, in README order.
+        # aws: blocks whole, inline one by one, in reading order.
         cleaned = False
         for line, kind, text in found:
             ops = [c for c in commands_in(CARGO_RUN.sub("telehook", text), "telehook") if "--stack" in c]
@@ -392,7 +410,7 @@ def main(argv):
                     if " templates push " in cmd:
                         items = stack.client("dynamodb").scan(TableName=stack.values["TemplatesTableName"])
                         if not items["Items"]:
-                            raise SystemExit(f"readme-commands: README line {line}: no template pushed")
+                            raise SystemExit(f"readme-commands: {line}: no template pushed")
             if kind == "block" and commands_in(text, "aws"):
                 out = run(stack.fill(text), aws_env, work)
                 counts["aws"] += len(commands_in(text, "aws"))
@@ -400,11 +418,11 @@ def main(argv):
                     left = stack.gone()
                     if left:
                         raise SystemExit(
-                            f"readme-commands: README line {line}: the clean-up leaves {', '.join(left)}"
+                            f"readme-commands: {line}: the clean-up leaves {', '.join(left)}"
                         )
                     cleaned = True
                 if "lambda invoke" in text and not any(work.glob("*.json")):
-                    raise SystemExit(f"readme-commands: README line {line}: no report written")
+                    raise SystemExit(f"readme-commands: {line}: no report written")
             elif kind == "inline" and text.startswith("aws "):
                 cmd = stack.fill(text)
                 out = run(cmd, aws_env, work, check=False)
@@ -420,22 +438,22 @@ def main(argv):
                     # telehook calls; the CLI built and sent this request.
                     op = "".join(w.title() for w in cmd.split()[2].split("-"))
                     if op not in out.stderr:
-                        raise SystemExit(f"readme-commands: README line {line}: {out.stderr}")
+                        raise SystemExit(f"readme-commands: {line}: {out.stderr}")
                 else:
                     raise SystemExit(
-                        f"readme-commands: README line {line} failed ({out.returncode}):\n{cmd}\n{out.stderr}"
+                        f"readme-commands: {line} failed ({out.returncode}):\n{cmd}\n{out.stderr}"
                     )
                 if out.returncode == 0 and "get-secret-value" in cmd:
                     secret_id = cmd.split("--secret-id ")[1].split()[0]
                     want = stack.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
                     if out.stdout.strip() != want:
-                        raise SystemExit(f"readme-commands: README line {line} does not print the secret")
+                        raise SystemExit(f"readme-commands: {line} does not print the secret")
                 if out.returncode == 0 and "put-secret-value" in cmd:
                     secret_id = cmd.split("--secret-id ")[1].split()[0]
                     new = re.search(r"--secret-string '([^']*)'", cmd).group(1)
                     got = stack.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
                     if got != new:
-                        raise SystemExit(f"readme-commands: README line {line} does not rotate the secret")
+                        raise SystemExit(f"readme-commands: {line} does not rotate the secret")
         if not cleaned:
             raise SystemExit("readme-commands: no clean-up block found")
 
@@ -461,7 +479,7 @@ def main(argv):
                 result = send()
                 want = "sent" if "DELETE" in text else "ThrottlingException"
                 if result != want:
-                    raise SystemExit(f"readme-commands: README line {line}: a send then got {result}")
+                    raise SystemExit(f"readme-commands: {line}: a send then got {result}")
 
         # curl, the quickstart block: a token, then the hook, against serve.
         serve_env = dict(base)
@@ -502,7 +520,7 @@ def main(argv):
         )
         shutil.rmtree(work, ignore_errors=True)
 
-    # A README without them means the extraction broke, not that all passed.
+    # Pages without them mean the extraction broke, not that all passed.
     for word, least in (("aws", 12), ("curl", 3), ("sam", 5), ("telehook", 5)):
         if counts[word] < least:
             raise SystemExit(f"readme-commands: only {counts[word]} `{word}` commands found")

@@ -1,4 +1,4 @@
-//! The README's emulator path, end to end, as a user runs it:
+//! The emulator path of docs/local-mode.md, end to end, as a user runs it:
 //! `scripts/emulator up` (the AWS emulator, the tables and queues from
 //! template.yaml, the End User Messaging stand-in `telehook sms-stub`), its
 //! variables exported, then `telehook serve`, `invoke` and `replay` on the

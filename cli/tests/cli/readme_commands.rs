@@ -1,4 +1,4 @@
-//! The README's `aws`, `curl` and `sam` commands, run as written:
+//! The `aws`, `curl` and `sam` commands of the README and docs/, run as written:
 //! `scripts/readme-commands.py` runs the `aws` ones against the local AWS
 //! emulator with stand-ins for a deployed stack (and checks that the
 //! clean-up leaves nothing the template retains), the quickstart and the

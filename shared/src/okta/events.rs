@@ -576,15 +576,15 @@ mod tests {
         assert!(b.sign_ins.is_empty());
     }
 
-    /// The subscription the README tells operators to set up holds every
-    /// event this module reads, and names each one.
+    /// The subscription the Okta setup guide tells operators to make holds
+    /// every event this module reads, and names each one.
     #[test]
     fn the_subscription_lists_every_event_read() {
         for s in UseSignal::ALL {
             assert!(SUBSCRIBED_EVENT_TYPES.contains(&s.event_type()), "{s:?}");
         }
         assert!(SUBSCRIBED_EVENT_TYPES.contains(&INLINE_HOOK_EXECUTED));
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/okta-setup.md");
         for t in SUBSCRIBED_EVENT_TYPES {
             assert!(readme.contains(&format!("(`{t}`)")), "{t}");
         }

@@ -1000,10 +1000,14 @@ fn listed_countries_get_their_own_delivery_rate_alarm() {
     );
 }
 
-/// Every stack output the README tells an operator to read exists.
+/// Every stack output the README or a guide tells an operator to read
+/// exists.
 #[test]
 fn the_outputs_the_readme_names_exist() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for page in std::fs::read_dir(root().join("docs")).unwrap() {
+        readme += &std::fs::read_to_string(page.unwrap().path()).unwrap();
+    }
     let outputs = translated()["Outputs"].as_object().unwrap();
     // `<Name output>` in commands, and "the `Name` output" in prose.
     let in_commands = readme
@@ -1022,7 +1026,7 @@ fn the_outputs_the_readme_names_exist() {
     assert!(named.len() >= 4, "{named:?}");
     assert!(named.contains(&"DlqReplayerFunctionName"), "{named:?}");
     for name in named {
-        assert!(outputs.contains_key(name), "README names output {name}");
+        assert!(outputs.contains_key(name), "the docs name output {name}");
     }
 }
 

@@ -94,7 +94,7 @@ fn expectations() -> BTreeMap<&'static str, Expect> {
         // and a sign-in without a phone: over 8 KB, as real batches are.
         ("ingress-event-hook-batch.json", SignIns(6, 1, 1)),
         // Bodies shaped like those real orgs, Okta's docs and its Preview
-        // tab send (README, "What Okta may send").
+        // tab send (docs/how-it-works.md, "What Okta may send").
         (
             "ingress-typed-envelope.json",
             Delivered(Channel::Sms, "en-US", "+14155552672"),

@@ -192,7 +192,7 @@ async fn operator_templates_win_and_broken_ones_fall_back() {
 }
 
 /// How many SMS parts each built-in template costs with a six-digit code,
-/// the org name `Okta` and five minutes (README, "Cost, per 1,000 codes"):
+/// the org name `Okta` and five minutes (docs/cost-and-scale.md, "Cost, per 1,000 codes"):
 /// GSM-7 fits 160 septets in one part (153 per part after), UCS-2 70
 /// units (67 after). Arabic and Hindi take two parts; the rest one.
 #[tokio::test]
