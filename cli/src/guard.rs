@@ -14,7 +14,8 @@
 //! mode's `guard-blocks.json`, which `telehook serve` loads when it starts
 //! and writes when it stops.
 
-use telehook::config::{ConfigError, Learning};
+use telehook::config::ConfigError;
+use telehook::flows::guard::Learning;
 use telehook::ledger::{BlockKind, GuardBlock, Ledger};
 
 use crate::local::Error;
@@ -78,7 +79,7 @@ pub fn parse_target(target: &str) -> Result<(&'static str, String), String> {
 fn entry(target: &str, kind: BlockKind, reason: &str, now_ms: i64) -> Result<GuardBlock, Error> {
     let (scope, key) = parse_target(target)?;
     // A lift holds off learning for the cool-down the stack uses.
-    let learning = telehook::config::guard_from_lookup(crate::local::local_env)
+    let learning = telehook::flows::guard::guard_from_lookup(crate::local::local_env)
         .map(|g| g.learning)
         .unwrap_or_else(|_: ConfigError| Learning::default());
     let until_ms = (kind == BlockKind::Lifted)

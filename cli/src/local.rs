@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use telehook::auth::settings::IngressConfig;
 use telehook::clock::SystemClock;
-use telehook::config::{Config, ConfigError, Problems};
+use telehook::config::{ConfigError, Problems};
 use telehook::crypto::random_hex;
 use telehook::domain::locale::Locale;
 use telehook::flows::{Pipeline, PipelineSettings};
@@ -226,7 +227,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// The ingress configuration for local mode: OAuth against the dev issuer,
 /// exactly as in AWS. Locale and region defaults come from the environment
 /// like in Lambda.
-pub fn ingress_config(issuer: &str) -> Result<Config, ConfigError> {
+pub fn ingress_config(issuer: &str) -> Result<IngressConfig, ConfigError> {
     let fixed = [
         ("AUTH_MODE", "oauth".to_owned()),
         ("OKTA_ISSUER", issuer.to_owned()),
@@ -234,7 +235,7 @@ pub fn ingress_config(issuer: &str) -> Result<Config, ConfigError> {
         ("OKTA_CLIENT_IDS", CLIENT_ID.to_owned()),
         ("OKTA_REQUIRED_SCOPE", SCOPE.to_owned()),
     ];
-    Config::from_lookup(|k| {
+    IngressConfig::from_lookup(|k| {
         fixed
             .iter()
             .find(|(n, _)| *n == k)
@@ -307,9 +308,9 @@ pub fn local_backend_with_latency(
 ) -> Result<Backend, Error> {
     let env = local_env;
     // The same guard and code life as in Lambda, from the same variables.
-    let guard = problems.take(telehook::config::guard_from_lookup(env));
+    let guard = problems.take(telehook::flows::guard::guard_from_lookup(env));
     let otp_life = problems.take(telehook::config::otp_life_from_lookup(env));
-    let voice_fallback = problems.take(telehook::config::voice_fallback_from_lookup(env));
+    let voice_fallback = problems.take(telehook::flows::settings::voice_fallback_from_lookup(env));
     let default_locale = problems.take(match std::env::var("DEFAULT_LOCALE") {
         Ok(l) if !l.trim().is_empty() => Locale::parse(&l).map_err(|_| ConfigError::Invalid {
             var: "DEFAULT_LOCALE",
@@ -353,7 +354,7 @@ pub fn local_backend_with_latency(
             fast_path,
             fast_path_budget: budget,
             // One process, one key: group ids only need to be stable here.
-            hash_key: random_hex(24).into_bytes(),
+            hash_key: random_hex(24).into_bytes().into(),
             guard,
             otp_life,
             voice_fallback,
@@ -413,7 +414,7 @@ pub async fn aws_backend(
         _ => return Err(problems.into_error().into()),
     };
     if let Some(f) = fast_path {
-        config.fast_path = f;
+        config.settings.fast_path = f;
     }
     let clients = telehook::aws::AwsClients::new(&sdk);
     let mut pipeline = telehook::wiring::aws_pipeline(&clients, &config).await?;

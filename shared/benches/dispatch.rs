@@ -68,7 +68,7 @@ fn pipeline(limit: Option<usize>) -> Pipeline {
     )
     .clock(clock)
     .settings(PipelineSettings {
-        hash_key: HASH_KEY.to_vec(),
+        hash_key: HASH_KEY.to_vec().into(),
         dispatch_concurrency: limit.and_then(NonZeroUsize::new),
         ..Default::default()
     })

@@ -131,7 +131,7 @@ fn hot_path(c: &mut Criterion) {
         .templates(Templates::new(None, Locale::parse("en").unwrap(), "Okta"))
         .clock(clock)
         .settings(PipelineSettings {
-            hash_key: b"bench-hash-key-0123456789".to_vec(),
+            hash_key: b"bench-hash-key-0123456789".to_vec().into(),
             // Every iteration is a new event to one number; the rate
             // limits would (rightly) refuse all but five, and the org's
             // ceiling all but its first thousands.

@@ -22,10 +22,10 @@ use http::{HeaderMap, HeaderValue, Method};
 use thiserror::Error;
 use tracing::{Instrument, field};
 
+use crate::auth::settings::{AuthConfig, HeaderSecretConfig, IngressConfig};
 use crate::auth::{AuthError, AuthInitError, Authenticator, HeaderSecret};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-use crate::config::{AuthConfig, ConfigError, HeaderSecretConfig, SecretSetting};
+use crate::config::{ConfigError, SecretSetting};
 use crate::crypto::random_hex;
 use crate::domain::{ActionStatus, DeliveryOutcome, ip_network};
 use crate::flows::Delivery;
@@ -99,7 +99,7 @@ impl IngressDeps {
     /// (the Lambda's [`IngressDeps::for_lambda`] fetches them at init).
     /// The phone-number metadata is built here, at init, not on the first
     /// request.
-    pub fn new(config: &Config, delivery: Arc<dyn Delivery>) -> Result<Self, AuthInitError> {
+    pub fn new(config: &IngressConfig, delivery: Arc<dyn Delivery>) -> Result<Self, AuthInitError> {
         Ok(Self::with_auth(
             Authenticator::from_config(&config.auth)?,
             config,
@@ -115,7 +115,7 @@ impl IngressDeps {
     /// pay for them inside Okta's 3 seconds; if the issuer does not answer
     /// in time, the first hook fetches them as before.
     pub async fn for_lambda(
-        config: &Config,
+        config: &IngressConfig,
         delivery: Arc<dyn Delivery>,
         secrets: &aws_sdk_secretsmanager::Client,
     ) -> Result<Self, AuthInitError> {
@@ -146,7 +146,7 @@ impl IngressDeps {
         Ok(deps)
     }
 
-    fn with_auth(auth: Authenticator, config: &Config, delivery: Arc<dyn Delivery>) -> Self {
+    fn with_auth(auth: Authenticator, config: &IngressConfig, delivery: Arc<dyn Delivery>) -> Self {
         crate::domain::phone::warm_up();
         IngressDeps {
             auth,

@@ -1,6 +1,30 @@
 //! Keyed hashes and random identifiers: the two places we need
 //! cryptography outside authentication.
 
+/// The key of every keyed hash: held so that no `Debug` of the settings
+/// that carry it (or of anything that holds those) can print it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HashKey(Vec<u8>);
+
+impl std::fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashKey(<redacted>)")
+    }
+}
+
+impl std::ops::Deref for HashKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for HashKey {
+    fn from(bytes: Vec<u8>) -> Self {
+        HashKey(bytes)
+    }
+}
+
 /// Keyed hash (HMAC-SHA256, 128 bits in hex): stable across instances,
 /// useless to anyone without the key. Message group ids and rate-limit keys
 /// are made with it.

@@ -10,11 +10,13 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
+use crate::auth::settings::IngressConfig;
 use crate::aws::{AwsClients, SdkConfig};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError, PipelineConfig, Problems};
+use crate::config::{ConfigError, Problems};
 use crate::domain::Locale;
 use crate::flows::guard::AllowedCountries;
+use crate::flows::settings::PipelineConfig;
 use crate::flows::{Pipeline, PipelineSettings};
 use crate::ledger::{DynamoLedger, Ledger};
 use crate::messenger::Messenger;
@@ -133,7 +135,7 @@ pub async fn aws_pipeline(
 ) -> Result<Pipeline, ConfigError> {
     let hash_key =
         crate::secrets::resolve(&config.hash_key, &clients.secrets, "HASH_KEY_SECRET_ARN").await?;
-    if config.guard.countries == AllowedCountries::All {
+    if config.settings.guard.countries == AllowedCountries::All {
         tracing::warn!(
             "ALLOWED_COUNTRIES=*: codes may go to any country; SMS pumping is on the table"
         );
@@ -169,17 +171,9 @@ pub async fn aws_pipeline(
         None => Arc::new(InMemoryTimers::new(Arc::new(SystemClock))),
     })
     .settings(PipelineSettings {
-        fast_path: config.fast_path,
-        fast_path_budget: config.fast_path_budget,
-        hash_key: hash_key.expose_secret().as_bytes().to_vec(),
-        guard: config.guard.clone(),
-        retention: config.retention,
-        otp_life: config.otp_life,
+        hash_key: hash_key.expose_secret().as_bytes().to_vec().into(),
         metrics: Metrics::new(Arc::new(StdoutSink)),
-        dispatch_concurrency: config.dispatch_concurrency,
-        voice_fallback: config.voice_fallback,
-        sources: config.sources.clone(),
-        ..Default::default()
+        ..config.settings.clone()
     })
     .build())
 }
@@ -215,9 +209,9 @@ fn log_init_error(e: &ConfigError) {
 /// As [`lambda_init`], for the ingress: its own settings (authentication,
 /// hook defaults) are checked together with the pipeline's, so one failed
 /// start lists every problem of both.
-pub async fn ingress_init() -> Result<(Config, LambdaInit), ConfigError> {
+pub async fn ingress_init() -> Result<(IngressConfig, LambdaInit), ConfigError> {
     let mut problems = Problems::default();
-    let ingress = problems.take(Config::from_env());
+    let ingress = problems.take(IngressConfig::from_env());
     let (sdk, config) = load_settings(&mut problems).await;
     match (ingress, config) {
         (Some(ingress), Some(config)) if problems.is_empty() => {

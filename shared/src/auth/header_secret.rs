@@ -12,7 +12,8 @@ use secrecy::SecretString;
 use subtle::ConstantTimeEq;
 
 use super::{AuthError, Principal, header_str};
-use crate::config::{ConfigError, HeaderSecretConfig, SecretSetting};
+use crate::auth::settings::HeaderSecretConfig;
+use crate::config::{ConfigError, SecretSetting};
 use crate::secrets::{Refresher, SecretVersions, digest};
 
 /// Header-secret mode: the configured header must equal the secret (its

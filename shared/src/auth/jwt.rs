@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::jwks::JwksCache;
 use super::{AuthError, MAX_TOKEN_BYTES, Principal};
-use crate::config::OAuthConfig;
+use crate::auth::settings::OAuthConfig;
 
 #[derive(Deserialize)]
 struct JoseHeader {

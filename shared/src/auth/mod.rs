@@ -16,11 +16,12 @@
 pub mod header_secret;
 pub mod jwks;
 pub mod jwt;
+pub mod settings;
 
 use http::{HeaderMap, HeaderName};
 use thiserror::Error;
 
-use crate::config::AuthConfig;
+use settings::AuthConfig;
 
 pub use header_secret::{HeaderSecret, secret};
 pub use jwks::JwksCache;
@@ -191,7 +192,7 @@ pub fn bearer_token(value: &str) -> Result<&str, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HeaderSecretConfig;
+    use crate::auth::settings::HeaderSecretConfig;
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {

@@ -31,6 +31,7 @@ pub mod guard;
 pub mod hook;
 pub mod receipts;
 pub mod replay;
+pub mod settings;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,16 +49,14 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::okta::SUMMARY_NOT_DELIVERED;
 use crate::okta::events::EventBatch;
-use crate::okta::validate::DEFAULT_OTP_LIFE;
 use crate::queue::{JobQueue, OutgoingMessage, QueueError};
-use crate::telemetry::metrics::Metrics;
 use crate::templates::{Rendered, Templates};
 use crate::timers::Timers;
 
-pub use crate::config::EventSources;
 pub use conversion::SignInReport;
 pub use dispatch::{PollReport, PollerSettings, dispatch_batch, poll_once, run_poller};
 pub use guard::GuardSettings;
+pub use settings::{EventSources, PipelineConfig, PipelineSettings};
 
 /// What the HTTP edge hands a validated request to. The pipeline is the
 /// real one; the test kit has a recording double.
@@ -68,55 +67,6 @@ pub trait Delivery: Send + Sync {
 
     /// An authenticated event hook batch's sign-ins, matched to sends.
     async fn sign_ins(&self, batch: &EventBatch) -> Result<SignInReport, LedgerError>;
-}
-
-#[derive(Debug, Clone)]
-pub struct PipelineSettings {
-    /// Try to send inline before answering Okta.
-    pub fast_path: bool,
-    /// Deadline for the fast path, counted from request arrival.
-    pub fast_path_budget: Duration,
-    /// How long an ingress claim holds. Longer than the fast path, shorter
-    /// than the time before the dispatcher would retry a busy job.
-    pub ingress_lease: Duration,
-    /// How long a dispatcher claim holds; longer than one provider call.
-    pub dispatcher_lease: Duration,
-    /// How long a ledger record is kept after the OTP expires.
-    pub retention: Duration,
-    /// Okta's OTP life: the most a message says the code is valid for.
-    pub otp_life: Duration,
-    /// Key for the keyed hash of destinations (message group ids, rate keys).
-    pub hash_key: Vec<u8>,
-    /// Country allow-list, number-type check and rate limits.
-    pub guard: GuardSettings,
-    /// Where delivery metrics go (EMF on stdout in Lambda).
-    pub metrics: Metrics,
-    /// How many message groups of one SQS batch the dispatcher sends at
-    /// once; `None` is all of them (the batch size).
-    pub dispatch_concurrency: Option<std::num::NonZeroUsize>,
-    /// The voice fallback's window; `None` is off (see [`fallback`]).
-    pub voice_fallback: Option<Duration>,
-    /// Where the receipts function's events may come from.
-    pub sources: EventSources,
-}
-
-impl Default for PipelineSettings {
-    fn default() -> Self {
-        PipelineSettings {
-            fast_path: true,
-            fast_path_budget: Duration::from_millis(2000),
-            ingress_lease: Duration::from_secs(15),
-            dispatcher_lease: Duration::from_secs(60),
-            retention: Duration::from_secs(86_400),
-            otp_life: DEFAULT_OTP_LIFE,
-            hash_key: Vec::new(),
-            guard: GuardSettings::default(),
-            metrics: Metrics::default(),
-            dispatch_concurrency: None,
-            voice_fallback: None,
-            sources: EventSources::default(),
-        }
-    }
 }
 
 /// Everything the flows need, built once per process by

@@ -21,9 +21,9 @@ use aws_sdk_pinpointsmsvoicev2::types::{
 };
 
 use crate::aws::classify;
-use crate::config::EumSettings;
 use crate::domain::Feedback;
 use crate::domain::channel::Channel;
+use crate::messenger::settings::EumSettings;
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::templates::TextType;
 

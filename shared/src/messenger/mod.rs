@@ -9,6 +9,7 @@
 pub mod eum;
 pub mod outbox;
 pub mod receipts;
+pub mod settings;
 
 use async_trait::async_trait;
 use thiserror::Error;

@@ -234,7 +234,7 @@ async fn dispatcher_end_to_end_through_the_poller() {
     let pipeline = Pipeline::builder(ledger.clone(), queue.clone(), messenger.clone())
         .settings(PipelineSettings {
             fast_path: false,
-            hash_key: b"wire-test-hash-key-0123".to_vec(),
+            hash_key: b"wire-test-hash-key-0123".to_vec().into(),
             ..Default::default()
         })
         .build();
@@ -307,7 +307,7 @@ async fn the_learning_guard_blocks_a_range_over_the_wire() {
     )
     .clock(clock.clone())
     .settings(PipelineSettings {
-        hash_key: b"wire-test-hash-key-0123".to_vec(),
+        hash_key: b"wire-test-hash-key-0123".to_vec().into(),
         guard: GuardSettings {
             countries: AllowedCountries::All,
             per_destination: None,
@@ -413,7 +413,7 @@ async fn dlq_replay_over_the_wire() {
             Arc::new(ScriptedMessenger::new()),
         )
         .settings(PipelineSettings {
-            hash_key: b"wire-test-hash-key-0123".to_vec(),
+            hash_key: b"wire-test-hash-key-0123".to_vec().into(),
             ..Default::default()
         })
         .build()
@@ -593,7 +593,8 @@ async fn rate_records_hold_only_a_count_event_ids_and_a_ttl() {
 #[tokio::test]
 async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
     use telehook::api::{IngressDeps, telehook};
-    use telehook::config::{Config, PipelineConfig};
+    use telehook::auth::settings::IngressConfig;
+    use telehook::flows::PipelineConfig;
     use telehook::testkit::RecordingDelivery;
 
     let (_guard, m) = moto().await;
@@ -634,9 +635,12 @@ async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
         .await
         .unwrap();
     assert_eq!(
-        pipeline.settings.hash_key,
-        b"hash-key-from-secrets-manager-0123".to_vec()
+        *pipeline.settings.hash_key,
+        *b"hash-key-from-secrets-manager-0123"
     );
+    // The key never prints, whatever holds it.
+    assert!(!format!("{pipeline:?}").contains("hash-key-from"));
+    assert!(!format!("{:?}", pipeline.settings).contains("104, 97, 115, 104"));
 
     // The header secret, then a rotation.
     let env = [
@@ -645,7 +649,8 @@ async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
         ("AUTH_HEADER_SECRET_ARN", header_arn.clone()),
     ];
     let config =
-        Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+        IngressConfig::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
     assert!(
         IngressDeps::new(&config, Arc::new(RecordingDelivery::new())).is_err(),
         "an ARN must be read first"
@@ -718,7 +723,8 @@ async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
         ),
     ];
     let config =
-        Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+        IngressConfig::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
     let err = IngressDeps::for_lambda(&config, Arc::new(RecordingDelivery::new()), &sm)
         .await
         .unwrap_err();

@@ -385,9 +385,9 @@ fn the_local_invoke_env_file_only_sets_declared_variables_and_starts() {
         .chain(vars("IngressFunction"))
         .collect();
     let get = |k: &str| ingress.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    telehook::config::Config::from_lookup(get).unwrap();
+    telehook::auth::settings::IngressConfig::from_lookup(get).unwrap();
     // The tables and queues come from the template's own references.
-    telehook::config::PipelineConfig::from_lookup(|k| match k {
+    telehook::flows::PipelineConfig::from_lookup(|k| match k {
         "LEDGER_TABLE" | "QUEUE_URL" => Some("from-the-template".into()),
         _ => get(k),
     })

@@ -7,13 +7,13 @@
 
 use crate::support::sms_voice_stub::{Outcome, SmsVoiceStub};
 use serde_json::json;
-use telehook::config::{EumSettings, OriginationIdentities};
 use telehook::domain::EventId;
 use telehook::domain::channel::Channel;
 use telehook::domain::locale::Locale;
 use telehook::domain::otp::Otp;
 use telehook::domain::phone::PhoneNumber;
 use telehook::messenger::eum::EndUserMessaging;
+use telehook::messenger::settings::{EumSettings, OriginationIdentities};
 use telehook::messenger::{Messenger, OutboundMessage, SendError};
 use telehook::templates::Templates;
 

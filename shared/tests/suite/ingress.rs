@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::support::*;
 use serde_json::json;
 use telehook::api::{IngressDeps, telehook, telehook_json};
-use telehook::config::Config;
+use telehook::auth::settings::IngressConfig;
 use telehook::testkit::RecordingDelivery;
 
 fn header_mode_deps() -> IngressDeps {
@@ -18,7 +18,7 @@ fn header_mode_deps() -> IngressDeps {
         ("AUTH_HEADER_NAME", "X-Okta-Hook-Secret"),
         ("AUTH_HEADER_SECRET", "0123456789abcdef-shared"),
     ];
-    let config = Config::from_lookup(|k| {
+    let config = IngressConfig::from_lookup(|k| {
         env.iter()
             .find(|(n, _)| *n == k)
             .map(|(_, v)| (*v).to_owned())
@@ -220,7 +220,7 @@ mod event_hook {
         if let Some(s) = secret {
             env.push(("EVENT_HOOK_SECRET", s));
         }
-        let config = Config::from_lookup(|k| {
+        let config = IngressConfig::from_lookup(|k| {
             env.iter()
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| (*v).to_owned())

@@ -390,14 +390,14 @@ async fn an_otp_expired_on_arrival_is_not_sent() {
 #[tokio::test(start_paused = true)]
 async fn through_the_ingress_okta_sees_successful_or_an_error_object() {
     use telehook::api::{IngressDeps, telehook};
-    use telehook::config::Config;
+    use telehook::auth::settings::IngressConfig;
     let h = harness(true);
     let env = [
         ("AUTH_MODE", "header"),
         ("AUTH_HEADER_NAME", "x-hook-secret"),
         ("AUTH_HEADER_SECRET", "0123456789abcdef-pipeline"),
     ];
-    let config = Config::from_lookup(|k| {
+    let config = IngressConfig::from_lookup(|k| {
         env.iter()
             .find(|(n, _)| *n == k)
             .map(|(_, v)| (*v).to_owned())

@@ -984,9 +984,9 @@ mod timers {
 mod messenger {
     use super::*;
     use crate::support::sms_voice_stub::{Outcome, SmsVoiceStub};
-    use telehook::config::{EumSettings, OriginationIdentities};
     use telehook::domain::Feedback;
     use telehook::messenger::eum::EndUserMessaging;
+    use telehook::messenger::settings::{EumSettings, OriginationIdentities};
     use telehook::messenger::{Messenger, OutboundMessage, SendError};
     use telehook::testkit::{Scripted, ScriptedMessenger};
 

@@ -78,7 +78,7 @@ impl ChaosRun {
             .templates(Templates::new(None, Locale::parse("en").unwrap(), "Okta"))
             .clock(clock.clone())
             .settings(PipelineSettings {
-                hash_key: b"reliability-hash-key-01".to_vec(),
+                hash_key: b"reliability-hash-key-01".to_vec().into(),
                 guard: GuardSettings::open(),
                 ..Default::default()
             })

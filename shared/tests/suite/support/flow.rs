@@ -94,7 +94,7 @@ pub fn harness_guarded(
     .settings(PipelineSettings {
         fast_path,
         fast_path_budget: Duration::from_millis(2000),
-        hash_key: b"test-hash-key-0123456789".to_vec(),
+        hash_key: b"test-hash-key-0123456789".to_vec().into(),
         guard,
         ..Default::default()
     })

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
-use telehook::config::Config;
+use telehook::auth::settings::IngressConfig;
 use telehook::testkit::dev_issuer::{DevKey, TokenClaims};
 use tracing_subscriber::fmt::MakeWriter;
 use wiremock::matchers::{method, path};
@@ -69,17 +69,17 @@ impl TestIssuer {
         ]
     }
 
-    pub fn config_with(&self, extra: &[(&str, &str)]) -> Config {
+    pub fn config_with(&self, extra: &[(&str, &str)]) -> IngressConfig {
         let mut env = self.env();
         for (k, v) in extra {
             env.retain(|(key, _)| key != k);
             env.push(((*k).into(), (*v).into()));
         }
-        Config::from_lookup(|k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
+        IngressConfig::from_lookup(|k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
             .expect("config")
     }
 
-    pub fn config(&self) -> Config {
+    pub fn config(&self) -> IngressConfig {
         self.config_with(&[])
     }
 

@@ -48,15 +48,18 @@
 //! which needs the same ledger and fails closed on its own. So a brief
 //! outage cannot lock users out, and a broken setup cannot be abused.
 
-pub use crate::config::{
-    AllowedCountries, GuardSettings, LearnMode, Learning, RateLimit, RefusalAnswer,
-};
+pub mod settings;
+
 use crate::crypto::keyed_hash;
 use crate::domain::{Channel, DeliveryRequest, FailureCause, NumberType, prefix_of};
 use crate::flows::Pipeline;
 use crate::ledger::{
     BlockKind, GuardBlock, Ledger, LedgerError, RateCount, RateDecision, Resolution, StatBump,
     StatCounts,
+};
+pub use settings::{
+    AllowedCountries, GuardSettings, LearnMode, Learning, RateLimit, RefusalAnswer,
+    guard_from_lookup,
 };
 
 /// The learning guard's scopes: a number prefix, a country.
