@@ -3,7 +3,7 @@
 
 The expectations come from Google's libphonenumber metadata through the
 `phonenumbers` package, pinned in scripts/requirements-test.txt to the same
-libphonenumber release as the Rust `phonenumber` crate (see Cargo.lock), so
+libphonenumber release as the Rust `rlibphonenumber` crate (see Cargo.lock), so
 both sides read the same numbering plans.
 
 The rule under test (docs/how-it-works.md, "Which number gets the code"):

@@ -21,9 +21,7 @@ use telehook::templates::Templates;
 use telehook::testkit::DelayedMessenger;
 use telehook::testkit::dev_issuer::{DevKey, TokenClaims};
 
-pub const AUDIENCE: &str = "api://default";
-pub const CLIENT_ID: &str = "telehook-local";
-pub const SCOPE: &str = "telephony.hook";
+pub use telehook::testkit::dev_issuer::{AUDIENCE, CLIENT_ID, SCOPE};
 const KEY_FILE: &str = "dev-issuer-key.pem";
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -19,7 +19,7 @@
 //! requests to, and the steps the flows share: render and send once, record
 //! a terminal state, queue a job.
 //!
-//! The invariant, from DESIGN.md: SUCCESSFUL only after the provider
+//! The invariant (ARCHITECTURE.md, RELIABILITY.md): SUCCESSFUL only after the provider
 //! accepted the message; PENDING only after the job is durably queued;
 //! otherwise Okta is told to use its fallback. No accepted OTP is lost, and
 //! no OTP is sent twice once a send was confirmed.

@@ -15,6 +15,13 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::KeyPair as _;
 
+/// The audience, client id and scope the dev issuer's tokens carry by
+/// default, and local mode's ingress requires: one definition for the CLI
+/// and the tests.
+pub const AUDIENCE: &str = "api://default";
+pub const CLIENT_ID: &str = "telehook-local";
+pub const SCOPE: &str = "telephony.hook";
+
 #[derive(Debug, Error)]
 pub enum DevIssuerError {
     #[error("could not generate an RSA key")]

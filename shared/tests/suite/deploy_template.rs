@@ -1298,3 +1298,24 @@ fn sends_and_keys_are_scoped() {
         "RateLimitTotal"
     );
 }
+
+#[test]
+fn every_parameter_is_in_one_group_for_the_guided_deploy() {
+    let groups = translated()["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        .as_array()
+        .unwrap();
+    let mut grouped: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g["Parameters"].as_array().unwrap())
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    grouped.sort_unstable();
+    let mut declared: Vec<&str> = translated()["Parameters"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    declared.sort_unstable();
+    assert_eq!(grouped, declared, "each parameter in exactly one group");
+}

@@ -17,9 +17,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-pub const CLIENT_ID: &str = "telehook-local";
-pub const SCOPE: &str = "telephony.hook";
-pub const AUDIENCE: &str = "api://default";
+pub use telehook::testkit::dev_issuer::{AUDIENCE, CLIENT_ID, SCOPE};
 pub const JWKS_PATH: &str = "/oauth2/default/v1/keys";
 
 /// An issuer like Okta's: a signing key and its JWKS on a loopback server.
