@@ -97,17 +97,8 @@ impl IngressConfig {
         } else {
             None
         };
-        let okta_sms_text = p.take(
-            match env
-                .opt("SMS_TEXT")
-                .map(|v| v.to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("templates") => Ok(false),
-                Some("okta") => Ok(true),
-                Some(_) => Err(invalid("SMS_TEXT", "expected templates or okta")),
-            },
-        );
+        let okta_sms_text =
+            p.take(env.choice("SMS_TEXT", false, &[("templates", false), ("okta", true)]));
         let (Some(auth), Some(locale), Some(region), Some(otp_life), Some(okta_sms_text)) =
             (auth, locale, region, otp_life, okta_sms_text)
         else {
@@ -173,29 +164,22 @@ fn oauth(env: &Env<'_>) -> Result<OAuthConfig, ConfigError> {
             Ok(ids)
         }
     }));
-    let leeway = p.take(env.secs("JWT_LEEWAY_SECONDS", 60).and_then(|l| {
-        if l.as_secs() > MAX_LEEWAY_SECS {
-            Err(invalid("JWT_LEEWAY_SECONDS", "at most 120"))
-        } else {
-            Ok(l)
-        }
-    }));
+    let leeway =
+        p.take(env.secs_within("JWT_LEEWAY_SECONDS", 60, 0..=MAX_LEEWAY_SECS, "at most 120"));
     // Floors: a TTL or cool-down of 0 would fetch the issuer's keys on
     // every hook, or on every unknown `kid` an attacker sends.
-    let bounded = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
-        env.secs(var, default).and_then(|d| {
-            if range.contains(&d.as_secs()) {
-                Ok(d)
-            } else {
-                Err(invalid(
-                    var,
-                    &format!("expected {} to {} seconds", range.start(), range.end()),
-                ))
-            }
-        })
-    };
-    let jwks_ttl = p.take(bounded("JWKS_CACHE_TTL_SECONDS", 3600, 60..=86_400));
-    let jwks_refresh_cooldown = p.take(bounded("JWKS_REFRESH_COOLDOWN_SECONDS", 30, 5..=3600));
+    let jwks_ttl = p.take(env.secs_within(
+        "JWKS_CACHE_TTL_SECONDS",
+        3600,
+        60..=86_400,
+        "expected 60 to 86400 seconds",
+    ));
+    let jwks_refresh_cooldown = p.take(env.secs_within(
+        "JWKS_REFRESH_COOLDOWN_SECONDS",
+        30,
+        5..=3600,
+        "expected 5 to 3600 seconds",
+    ));
     let required_scope = p.take(env.req("OKTA_REQUIRED_SCOPE"));
     let (
         Some((issuer, _)),

@@ -221,6 +221,71 @@ impl Env<'_> {
                 .map_err(|_| invalid(var, "expected a whole number of seconds")),
         }
     }
+
+    /// Seconds within `range`; `reason` says the range to the operator.
+    pub(crate) fn secs_within(
+        &self,
+        var: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        reason: &str,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.secs(var, default)?;
+        if range.contains(&d.as_secs()) {
+            Ok(d)
+        } else {
+            Err(invalid(var, reason))
+        }
+    }
+
+    /// One of `choices`, named case-insensitively; `default` when unset.
+    pub(crate) fn choice<T: Copy>(
+        &self,
+        var: &'static str,
+        default: T,
+        choices: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        let Some(v) = self.opt(var) else {
+            return Ok(default);
+        };
+        if let Some((_, t)) = choices
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&v))
+        {
+            return Ok(*t);
+        }
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        let listed = match names.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        Err(invalid(var, &format!("expected {listed}")))
+    }
+
+    /// `on` or `off`, `default` when unset.
+    pub(crate) fn on_off(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        self.choice(var, default, &[("on", true), ("off", false)])
+    }
+
+    /// A whole number within `range`, `default` when unset.
+    pub(crate) fn number(
+        &self,
+        var: &'static str,
+        default: u32,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Result<u32, ConfigError> {
+        let Some(v) = self.opt(var) else {
+            return Ok(default);
+        };
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                let (from, to) = (range.start(), range.end());
+                invalid(var, &format!("expected a whole number from {from} to {to}"))
+            })
+    }
 }
 
 pub(crate) fn invalid(var: &'static str, reason: &str) -> ConfigError {

@@ -114,27 +114,18 @@ pub fn voice_fallback_from_lookup(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Duration>, ConfigError> {
     let env = Env(&get);
-    let on = match env
-        .opt("VOICE_FALLBACK")
-        .map(|v| v.to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("off") => false,
-        Some("on") => true,
-        Some(_) => return Err(invalid("VOICE_FALLBACK", "expected on or off")),
-    };
-    let window = env.secs("VOICE_FALLBACK_WINDOW_SECONDS", 60)?;
-    if !(10..=600).contains(&window.as_secs()) {
-        return Err(invalid(
-            "VOICE_FALLBACK_WINDOW_SECONDS",
-            "expected 10 to 600 seconds",
-        ));
-    }
+    let on = env.on_off("VOICE_FALLBACK", false)?;
+    let window = env.secs_within(
+        "VOICE_FALLBACK_WINDOW_SECONDS",
+        60,
+        10..=600,
+        "expected 10 to 600 seconds",
+    )?;
     Ok(on.then_some(window))
 }
 
 /// Okta waits 3 s; the fast path must leave time to answer.
-const MAX_FAST_PATH_BUDGET_MS: u64 = 2800;
+const MAX_FAST_PATH_BUDGET_MS: u32 = 2800;
 
 impl PipelineConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -144,91 +135,46 @@ impl PipelineConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&get);
         let mut p = Problems::default();
-        let fast_path = p.take(
-            match env
-                .opt("FAST_PATH")
-                .map(|v| v.to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("on") | Some("true") | Some("1") => Ok(true),
-                Some("off") | Some("false") | Some("0") => Ok(false),
-                Some(_) => Err(invalid("FAST_PATH", "expected on or off")),
-            },
-        );
-        let budget_ms = p.take(match env.opt("FAST_PATH_BUDGET_MS") {
-            None => Ok(2000),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| (1..=MAX_FAST_PATH_BUDGET_MS).contains(ms))
-                .ok_or_else(|| invalid("FAST_PATH_BUDGET_MS", "expected 1 to 2800 milliseconds")),
-        });
+        let settings = p.take(PipelineSettings::from_lookup(&get));
         let hash_key = p.take(secret_setting(&env, "HASH_KEY", "HASH_KEY_SECRET_ARN"));
         let eum = p.take(eum_settings(&env));
         let ledger_table = p.take(env.req("LEDGER_TABLE"));
         let queue_url = p.take(env.req("QUEUE_URL"));
         let default_locale = p.take(env.default_locale());
         let template_cache_ttl = p.take(env.secs("TEMPLATE_CACHE_TTL_SECONDS", 300));
-        let retention = p.take(env.secs("LEDGER_RETENTION_SECONDS", 86_400));
-        let otp_life = p.take(env.otp_life());
-        let guard = p.take(guard_from_lookup(&get));
         let expiry_queue_url = env.opt("EXPIRY_QUEUE_URL");
-        let sources = EventSources {
-            receipts_topic: p.take(env.arn("RECEIPTS_TOPIC_ARN", "sns")).flatten(),
-            expiry_queue: p.take(env.arn("EXPIRY_QUEUE_ARN", "sqs")).flatten(),
-        };
-        let voice_fallback = p.take(voice_fallback_from_lookup(&get));
-        let timers_needed = guard.as_ref().is_some_and(|g| g.learning.conversions)
-            || voice_fallback.is_some_and(|f| f.is_some());
-        if timers_needed && expiry_queue_url.is_none() {
+        if settings
+            .as_ref()
+            .is_some_and(PipelineSettings::needs_timers)
+            && expiry_queue_url.is_none()
+        {
             p.push(ConfigError::Missing {
                 var: "EXPIRY_QUEUE_URL",
             });
         }
-        let dispatch_concurrency = p.take(match env.opt("DISPATCH_CONCURRENCY") {
-            None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| invalid("DISPATCH_CONCURRENCY", "expected a whole number from 1")),
-        });
         let (
-            Some(fast_path),
-            Some(budget_ms),
+            Some(settings),
             Some(hash_key),
             Some(eum),
             Some(ledger_table),
             Some(queue_url),
             Some(default_locale),
             Some(template_cache_ttl),
-            Some(retention),
-            Some(otp_life),
-            Some(guard),
-            Some(dispatch_concurrency),
-            Some(voice_fallback),
         ) = (
-            fast_path,
-            budget_ms,
+            settings,
             hash_key,
             eum,
             ledger_table,
             queue_url,
             default_locale,
             template_cache_ttl,
-            retention,
-            otp_life,
-            guard,
-            dispatch_concurrency,
-            voice_fallback,
         )
         else {
             return Err(p.into_error());
         };
-        // Problems that leave no value missing (a required companion
-        // variable, a malformed optional one) fail the start all the same.
-        if !p.is_empty() {
-            return Err(p.into_error());
-        }
+        // A problem that leaves no value missing (a required companion
+        // variable) fails the start all the same.
+        p.finish()?;
         Ok(PipelineConfig {
             ledger_table,
             templates_table: env.opt("TEMPLATES_TABLE"),
@@ -240,18 +186,89 @@ impl PipelineConfig {
             default_locale,
             template_cache_ttl,
             eum,
-            settings: PipelineSettings {
-                fast_path,
-                fast_path_budget: Duration::from_millis(budget_ms),
-                retention,
-                otp_life,
-                guard,
-                dispatch_concurrency,
-                voice_fallback,
-                sources,
-                ..PipelineSettings::default()
-            },
+            settings,
         })
+    }
+}
+
+impl PipelineSettings {
+    /// The flows' behaviour from the environment. The hash key's bytes and
+    /// the metrics sink are left at their defaults: wiring gives them.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let mut p = Problems::default();
+        let fast_path = env
+            .choice(
+                "FAST_PATH",
+                true,
+                &[
+                    ("on", true),
+                    ("off", false),
+                    ("true", true),
+                    ("false", false),
+                    ("1", true),
+                    ("0", false),
+                ],
+            )
+            .map_err(|_| invalid("FAST_PATH", "expected on or off"));
+        let fast_path = p.take(fast_path);
+        let budget_ms = p.take(
+            env.number("FAST_PATH_BUDGET_MS", 2000, 1..=MAX_FAST_PATH_BUDGET_MS)
+                .map_err(|_| invalid("FAST_PATH_BUDGET_MS", "expected 1 to 2800 milliseconds")),
+        );
+        let retention = p.take(env.secs("LEDGER_RETENTION_SECONDS", 86_400));
+        let otp_life = p.take(env.otp_life());
+        let guard = p.take(guard_from_lookup(&get));
+        let sources = EventSources {
+            receipts_topic: p.take(env.arn("RECEIPTS_TOPIC_ARN", "sns")).flatten(),
+            expiry_queue: p.take(env.arn("EXPIRY_QUEUE_ARN", "sqs")).flatten(),
+        };
+        let voice_fallback = p.take(voice_fallback_from_lookup(&get));
+        let dispatch_concurrency = p.take(match env.opt("DISPATCH_CONCURRENCY") {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| invalid("DISPATCH_CONCURRENCY", "expected a whole number from 1")),
+        });
+        let (
+            Some(fast_path),
+            Some(budget_ms),
+            Some(retention),
+            Some(otp_life),
+            Some(guard),
+            Some(voice_fallback),
+            Some(dispatch_concurrency),
+        ) = (
+            fast_path,
+            budget_ms,
+            retention,
+            otp_life,
+            guard,
+            voice_fallback,
+            dispatch_concurrency,
+        )
+        else {
+            return Err(p.into_error());
+        };
+        p.finish()?;
+        Ok(PipelineSettings {
+            fast_path,
+            fast_path_budget: Duration::from_millis(u64::from(budget_ms)),
+            retention,
+            otp_life,
+            guard,
+            dispatch_concurrency,
+            voice_fallback,
+            sources,
+            ..PipelineSettings::default()
+        })
+    }
+
+    /// Whether anything schedules checks on the timers queue: conversion
+    /// tracking (expiry checks) or the voice fallback.
+    pub fn needs_timers(&self) -> bool {
+        self.guard.learning.conversions || self.voice_fallback.is_some()
     }
 }
 
@@ -276,11 +293,11 @@ mod tests {
             err.vars(),
             [
                 "FAST_PATH",
-                "MAX_PRICE",
-                "LEDGER_TABLE",
                 "RATE_LIMIT_PER_USER",
                 "RATE_LIMIT_PER_IP",
-                "GUARD_REFUSAL"
+                "GUARD_REFUSAL",
+                "MAX_PRICE",
+                "LEDGER_TABLE"
             ]
         );
         let text = err.to_string();

@@ -41,14 +41,16 @@ pub fn guard_from_lookup(
             *slot = limit;
         }
     }
-    match env
-        .opt("GUARD_REFUSAL")
-        .map(|v| v.to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("fallback") => g.on_refusal = RefusalAnswer::Fallback,
-        Some("block") => g.on_refusal = RefusalAnswer::Block,
-        Some(_) => p.push(invalid("GUARD_REFUSAL", "expected fallback or block")),
+    let refusal = env.choice(
+        "GUARD_REFUSAL",
+        RefusalAnswer::Fallback,
+        &[
+            ("fallback", RefusalAnswer::Fallback),
+            ("block", RefusalAnswer::Block),
+        ],
+    );
+    if let Some(answer) = p.take(refusal) {
+        g.on_refusal = answer;
     }
     if let Some(learning) = p.take(learning(&env)) {
         g.learning = learning;
@@ -60,14 +62,8 @@ pub fn guard_from_lookup(
 fn learning(env: &Env<'_>) -> Result<Learning, ConfigError> {
     let mut p = Problems::default();
     let mut l = Learning::default();
-    match env
-        .opt("CONVERSIONS")
-        .map(|v| v.to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("off") => {}
-        Some("on") => l.conversions = true,
-        Some(_) => p.push(invalid("CONVERSIONS", "expected on or off")),
+    if let Some(on) = p.take(env.on_off("CONVERSIONS", false)) {
+        l.conversions = on;
     }
     // The guard learns from conversions, so it follows them unless told.
     let default_mode = if l.conversions {
@@ -75,64 +71,34 @@ fn learning(env: &Env<'_>) -> Result<Learning, ConfigError> {
     } else {
         LearnMode::Off
     };
-    l.mode = match env
-        .opt("LEARNED_GUARD")
-        .map(|v| v.to_ascii_lowercase())
-        .as_deref()
-    {
-        None => default_mode,
-        Some("off") => LearnMode::Off,
-        Some("monitor") => LearnMode::Monitor,
-        Some("block") => LearnMode::Block,
-        Some(_) => {
-            p.push(invalid("LEARNED_GUARD", "expected off, monitor or block"));
-            default_mode
-        }
-    };
+    l.mode = p
+        .take(env.choice("LEARNED_GUARD", default_mode, MODES))
+        .unwrap_or(default_mode);
     if l.mode != LearnMode::Off && !l.conversions {
         p.push(invalid(
             "LEARNED_GUARD",
             "needs CONVERSIONS=on (and the Okta event hook): without conversions every range would look unused",
         ));
     }
-    let number = |var: &'static str, default: u32, range: std::ops::RangeInclusive<u32>| {
-        let v = match env.opt(var) {
-            None => return Ok(default),
-            Some(v) => v,
-        };
-        v.parse::<u32>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    var,
-                    &format!(
-                        "expected a whole number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            })
-    };
-    if let Some(d) = p.take(number("LEARNED_GUARD_PREFIX_DIGITS", 7, 6..=8)) {
+    if let Some(d) = p.take(env.number("LEARNED_GUARD_PREFIX_DIGITS", 7, 6..=8)) {
         l.prefix_digits = usize::try_from(d).unwrap_or(7);
     }
-    if let Some(n) = p.take(number(
-        "LEARNED_GUARD_MIN_SENDS",
-        l.min_sends,
-        5..=1_000_000,
-    )) {
-        l.min_sends = n;
-    }
-    if let Some(n) = p.take(number(
-        "LEARNED_GUARD_COUNTRY_MIN_SENDS",
-        l.country_min_sends,
-        5..=10_000_000,
-    )) {
-        l.country_min_sends = n;
-    }
-    if let Some(n) = p.take(number("LEARNED_GUARD_MIN_CONVERSION_PERCENT", 20, 1..=100)) {
-        l.min_conversion_percent = n;
+    for (var, slot, range) in [
+        ("LEARNED_GUARD_MIN_SENDS", &mut l.min_sends, 5..=1_000_000),
+        (
+            "LEARNED_GUARD_COUNTRY_MIN_SENDS",
+            &mut l.country_min_sends,
+            5..=10_000_000,
+        ),
+        (
+            "LEARNED_GUARD_MIN_CONVERSION_PERCENT",
+            &mut l.min_conversion_percent,
+            1..=100,
+        ),
+    ] {
+        if let Some(n) = p.take(env.number(var, *slot, range)) {
+            *slot = n;
+        }
     }
     if let Some(v) = env.opt("LEARNED_GUARD_REQUEST_TYPES") {
         match judged_types(&v) {
@@ -140,34 +106,15 @@ fn learning(env: &Env<'_>) -> Result<Learning, ConfigError> {
             Err(why) => p.push(invalid("LEARNED_GUARD_REQUEST_TYPES", why)),
         }
     }
-    l.country_mode = match env
-        .opt("LEARNED_GUARD_COUNTRY")
-        .map(|v| v.to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("monitor") => LearnMode::Monitor,
-        Some("off") => LearnMode::Off,
-        Some("block") => LearnMode::Block,
-        Some(_) => {
-            p.push(invalid(
-                "LEARNED_GUARD_COUNTRY",
-                "expected off, monitor or block",
-            ));
-            LearnMode::Monitor
-        }
-    };
-    let judge_after = env
-        .secs("LEARNED_GUARD_JUDGE_AFTER_SECONDS", 60)
-        .and_then(|d| {
-            if (10..=3600).contains(&d.as_secs()) {
-                Ok(d)
-            } else {
-                Err(invalid(
-                    "LEARNED_GUARD_JUDGE_AFTER_SECONDS",
-                    "expected 10 seconds to 1 hour",
-                ))
-            }
-        });
+    l.country_mode = p
+        .take(env.choice("LEARNED_GUARD_COUNTRY", LearnMode::Monitor, MODES))
+        .unwrap_or(LearnMode::Monitor);
+    let judge_after = env.secs_within(
+        "LEARNED_GUARD_JUDGE_AFTER_SECONDS",
+        60,
+        10..=3600,
+        "expected 10 seconds to 1 hour",
+    );
     if let Some(d) = p.take(judge_after) {
         l.judge_after = d;
     }
@@ -175,20 +122,26 @@ fn learning(env: &Env<'_>) -> Result<Learning, ConfigError> {
         ("LEARNED_GUARD_WINDOW_SECONDS", &mut l.window),
         ("LEARNED_GUARD_COOL_DOWN_SECONDS", &mut l.cool_down),
     ] {
-        let default = slot.as_secs();
-        let d = env.secs(var, default).and_then(|d| {
-            if (60..=7 * 86_400).contains(&d.as_secs()) {
-                Ok(d)
-            } else {
-                Err(invalid(var, "expected 60 seconds to 7 days"))
-            }
-        });
+        let d = env.secs_within(
+            var,
+            slot.as_secs(),
+            60..=7 * 86_400,
+            "expected 60 seconds to 7 days",
+        );
         if let Some(d) = p.take(d) {
             *slot = d;
         }
     }
     p.finish().map(|()| l)
 }
+
+/// The learning guard's modes, as `LEARNED_GUARD` and
+/// `LEARNED_GUARD_COUNTRY` name them.
+const MODES: &[(&str, LearnMode)] = &[
+    ("off", LearnMode::Off),
+    ("monitor", LearnMode::Monitor),
+    ("block", LearnMode::Block),
+];
 
 /// `LEARNED_GUARD_REQUEST_TYPES`: Okta's request types, with or without
 /// the `com.okta.user.telephony.` prefix, comma-separated.
