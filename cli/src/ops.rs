@@ -176,58 +176,83 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
             expiry_queue_url,
             expiry_dlq_url,
         } => {
-            let stack = stack.as_deref();
-            let queue = Source {
-                flag: "--expiry-queue-url",
-                output: "ExpiryQueueUrl",
-                env: "EXPIRY_QUEUE_URL",
-            };
-            let queue = resolve(&sdk, expiry_queue_url, stack, queue).await?;
-            let dlq = Source {
-                flag: "--expiry-dlq-url",
-                output: "ExpiryDeadLetterQueueUrl",
-                env: "EXPIRY_DLQ_URL",
-            };
-            let dlq = resolve(&sdk, expiry_dlq_url, stack, dlq).await?;
-            let client = telehook::aws::SqsClient::new(&sdk);
-            let report = telehook::flows::replay::replay_checks(
-                &telehook::timers::SqsTimers::new(client.clone(), dlq),
-                &telehook::timers::SqsTimers::new(client, queue),
-                chrono::Utc::now().timestamp_millis(),
+            replay_checks_cmd(
+                &sdk,
                 max,
+                stack.as_deref(),
+                expiry_queue_url,
+                expiry_dlq_url,
             )
             .await
-            .map_err(|e| e.to_string())?;
-            outln!("{}", serde_json::to_string(&report)?);
-            Ok(())
         }
         ReplayCommand::Receipts {
             max,
             stack,
             receipts_dlq_url,
             topic_arn,
-        } => {
-            let stack = stack.as_deref();
-            let dlq = Source {
-                flag: "--receipts-dlq-url",
-                output: "ReceiptsDeadLetterQueueUrl",
-                env: "RECEIPTS_DLQ_URL",
-            };
-            let dlq = resolve(&sdk, receipts_dlq_url, stack, dlq).await?;
-            let topic = Source {
-                flag: "--topic-arn",
-                output: "ReceiptsTopicArn",
-                env: "RECEIPTS_TOPIC_ARN",
-            };
-            let topic = resolve(&sdk, topic_arn, stack, topic).await?;
-            let r = replay_receipts(&sdk, &dlq, &topic, max).await?;
-            outln!(
-                "{}",
-                serde_json::json!({"published": r.published, "messages": r.messages, "unreadable": r.unreadable})
-            );
-            Ok(())
-        }
+        } => replay_receipts_cmd(&sdk, max, stack.as_deref(), receipts_dlq_url, topic_arn).await,
     }
+}
+
+/// `replay checks`: the timers' dead letters back onto the timers queue.
+async fn replay_checks_cmd(
+    sdk: &SdkConfig,
+    max: u32,
+    stack: Option<&str>,
+    expiry_queue_url: Option<String>,
+    expiry_dlq_url: Option<String>,
+) -> Result<(), Error> {
+    let queue = Source {
+        flag: "--expiry-queue-url",
+        output: "ExpiryQueueUrl",
+        env: "EXPIRY_QUEUE_URL",
+    };
+    let queue = resolve(sdk, expiry_queue_url, stack, queue).await?;
+    let dlq = Source {
+        flag: "--expiry-dlq-url",
+        output: "ExpiryDeadLetterQueueUrl",
+        env: "EXPIRY_DLQ_URL",
+    };
+    let dlq = resolve(sdk, expiry_dlq_url, stack, dlq).await?;
+    let client = telehook::aws::SqsClient::new(sdk);
+    let report = telehook::flows::replay::replay_checks(
+        &telehook::timers::SqsTimers::new(client.clone(), dlq),
+        &telehook::timers::SqsTimers::new(client, queue),
+        chrono::Utc::now().timestamp_millis(),
+        max,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    outln!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// `replay receipts`: the receipts' dead letters published to the topic again.
+async fn replay_receipts_cmd(
+    sdk: &SdkConfig,
+    max: u32,
+    stack: Option<&str>,
+    receipts_dlq_url: Option<String>,
+    topic_arn: Option<String>,
+) -> Result<(), Error> {
+    let dlq = Source {
+        flag: "--receipts-dlq-url",
+        output: "ReceiptsDeadLetterQueueUrl",
+        env: "RECEIPTS_DLQ_URL",
+    };
+    let dlq = resolve(sdk, receipts_dlq_url, stack, dlq).await?;
+    let topic = Source {
+        flag: "--topic-arn",
+        output: "ReceiptsTopicArn",
+        env: "RECEIPTS_TOPIC_ARN",
+    };
+    let topic = resolve(sdk, topic_arn, stack, topic).await?;
+    let r = replay_receipts(sdk, &dlq, &topic, max).await?;
+    outln!(
+        "{}",
+        serde_json::json!({"published": r.published, "messages": r.messages, "unreadable": r.unreadable})
+    );
+    Ok(())
 }
 
 /// What `replay receipts` did.

@@ -13,7 +13,7 @@ use super::guard::{Refusal, RefusalAnswer};
 use super::{Delivery, Pipeline, failure_text, guard, millis};
 use crate::crypto::random_hex;
 use crate::domain::{DeliveryOutcome, DeliveryRequest, FailureCause, RequestType};
-use crate::ledger::{Claim, ClaimOutcome};
+use crate::ledger::{Claim, ClaimEnd, ClaimOutcome};
 use crate::messenger::SendError;
 use crate::telemetry::metrics::Metrics;
 
@@ -175,9 +175,10 @@ impl Pipeline {
         // Neither queued nor sent: nothing of ours will deliver it.
         let _ = self
             .ledger
-            .mark_failed(
+            .end_claim(
                 &req.event_id,
                 owner,
+                ClaimEnd::Failed,
                 &format!("not queued; {why}"),
                 self.clock.now_ms(),
             )
@@ -200,7 +201,13 @@ impl Pipeline {
                 let why = format!("guard:{}", refusal.cause().reason);
                 if let Err(e) = self
                     .ledger
-                    .mark_blocked(&req.event_id, &owner, &why, self.clock.now_ms())
+                    .end_claim(
+                        &req.event_id,
+                        &owner,
+                        ClaimEnd::Blocked,
+                        &why,
+                        self.clock.now_ms(),
+                    )
                     .await
                 {
                     tracing::warn!(error = %e, "could not record the block");

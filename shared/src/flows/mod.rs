@@ -45,7 +45,7 @@ use crate::clock::Clock;
 use crate::crypto::keyed_hash;
 use crate::domain::Channel;
 use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, FailureCause, Job, PhoneNumber};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{ClaimEnd, Ledger, LedgerError};
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::okta::SUMMARY_NOT_DELIVERED;
 use crate::okta::events::EventBatch;
@@ -249,9 +249,9 @@ impl Pipeline {
         owner: &str,
         why: &str,
     ) -> Result<(), LedgerError> {
-        self.record("mark_failed", || {
+        self.record("end_claim", || {
             self.ledger
-                .mark_failed(event_id, owner, why, self.clock.now_ms())
+                .end_claim(event_id, owner, ClaimEnd::Failed, why, self.clock.now_ms())
         })
         .await
     }
@@ -261,7 +261,13 @@ impl Pipeline {
     async fn release(&self, event_id: &EventId, owner: &str, why: &str) {
         if let Err(e) = self
             .ledger
-            .release(event_id, owner, why, self.clock.now_ms())
+            .end_claim(
+                event_id,
+                owner,
+                ClaimEnd::Released,
+                why,
+                self.clock.now_ms(),
+            )
             .await
         {
             tracing::warn!(error = %e, "could not release the claim; the next try waits for the lease");

@@ -26,7 +26,7 @@ use crate::domain::EventId;
 use crate::domain::channel::Channel;
 use crate::domain::{Conversion, DeliveryVerdict, Receipt, UseSignal};
 use crate::ledger::{
-    BlockKind, Claim, ClaimOutcome, DeliveryRecord, DeliveryRecorded, GuardBlock, Ledger,
+    BlockKind, Claim, ClaimEnd, ClaimOutcome, DeliveryRecord, DeliveryRecorded, GuardBlock, Ledger,
     LedgerError, LedgerRecord, RateCount, RateDecision, Resolution, SendNote, SentRecord, SignIn,
     SignInMatch, StatBump, StatCounts, Status, block_key, claimable, outcome_of_conflict,
 };
@@ -286,25 +286,6 @@ impl DynamoLedger {
         Ok(out)
     }
 
-    /// Ends the holder's claim in a terminal `status` (FAILED, BLOCKED),
-    /// keeping `reason`; only the claim holder may.
-    async fn holder_end(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        reason: &str,
-        now_ms: i64,
-        status: Status,
-    ) -> Result<(), LedgerError> {
-        let result = self
-            .holder_update(event_id, owner, reason, now_ms)
-            .update_expression("SET #s = :end, #failure = :why, #lease = :zero, #updated = :now")
-            .expression_attribute_values(":end", s(status.as_str()))
-            .send()
-            .await;
-        conditional(result, Err(LedgerError::LostClaim))
-    }
-
     fn update(
         &self,
         event_id: &EventId,
@@ -509,43 +490,27 @@ impl Ledger for DynamoLedger {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
-    async fn mark_failed(
+    async fn end_claim(
         &self,
         event_id: &EventId,
         owner: &str,
+        end: ClaimEnd,
         reason: &str,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        self.holder_end(event_id, owner, reason, now_ms, Status::Failed)
-            .await
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
-    async fn mark_blocked(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
-        self.holder_end(event_id, owner, reason, now_ms, Status::Blocked)
-            .await
-    }
-
-    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
-    async fn release(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
-        let result = self
-            .holder_update(event_id, owner, reason, now_ms)
-            .update_expression("SET #failure = :why, #lease = :zero, #updated = :now")
-            .send()
-            .await;
-        conditional(result, Err(LedgerError::LostClaim))
+        let update = self.holder_update(event_id, owner, reason, now_ms);
+        let update = match end.status() {
+            Some(status) => update
+                .update_expression(
+                    "SET #s = :end, #failure = :why, #lease = :zero, #updated = :now",
+                )
+                .expression_attribute_values(":end", s(status.as_str())),
+            // Released: still IN_PROGRESS, the lease given up.
+            None => {
+                update.update_expression("SET #failure = :why, #lease = :zero, #updated = :now")
+            }
+        };
+        conditional(update.send().await, Err(LedgerError::LostClaim))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]

@@ -181,34 +181,15 @@ impl Ledger for InMemoryLedger {
         })
     }
 
-    async fn mark_failed(
+    async fn end_claim(
         &self,
         event_id: &EventId,
         owner: &str,
+        end: ClaimEnd,
         reason: &str,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        self.holder_update(event_id, owner, reason, now_ms, Some(Status::Failed))
-    }
-
-    async fn mark_blocked(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
-        self.holder_update(event_id, owner, reason, now_ms, Some(Status::Blocked))
-    }
-
-    async fn release(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
-        self.holder_update(event_id, owner, reason, now_ms, None)
+        self.holder_update(event_id, owner, reason, now_ms, end.status())
     }
 
     async fn mark_expired(

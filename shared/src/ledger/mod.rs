@@ -448,6 +448,29 @@ pub enum LedgerError {
     LostClaim,
 }
 
+/// How a claim ends when no send was confirmed ([`Ledger::end_claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimEnd {
+    /// A permanent failure: FAILED.
+    Failed,
+    /// A guard refusal answered as blocked: BLOCKED.
+    Blocked,
+    /// A retryable failure: still IN_PROGRESS, its lease given up so the
+    /// next try need not wait for it.
+    Released,
+}
+
+impl ClaimEnd {
+    /// The status the record ends in; `None` keeps IN_PROGRESS.
+    pub fn status(self) -> Option<Status> {
+        match self {
+            ClaimEnd::Failed => Some(Status::Failed),
+            ClaimEnd::Blocked => Some(Status::Blocked),
+            ClaimEnd::Released => None,
+        }
+    }
+}
+
 impl LedgerError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, LedgerError::Unavailable(_))
@@ -501,30 +524,14 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<(), LedgerError>;
 
-    /// Records a permanent failure; only the claim holder may.
-    async fn mark_failed(
+    /// Ends the claim without a send, as `end` says, keeping `reason`:
+    /// FAILED or BLOCKED for good, or released for the next try. Only the
+    /// claim's holder may; anyone else gets [`LedgerError::LostClaim`].
+    async fn end_claim(
         &self,
         event_id: &EventId,
         owner: &str,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError>;
-
-    /// Records a guard refusal answered as blocked; only the claim holder
-    /// may.
-    async fn mark_blocked(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError>;
-
-    /// Gives up the claim after a retryable failure; only the holder may.
-    async fn release(
-        &self,
-        event_id: &EventId,
-        owner: &str,
+        end: ClaimEnd,
         reason: &str,
         now_ms: i64,
     ) -> Result<(), LedgerError>;

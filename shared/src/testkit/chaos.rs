@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::domain::EventId;
 use crate::domain::channel::Channel;
 use crate::ledger::{
-    Claim, ClaimOutcome, Ledger, LedgerError, LedgerRecord, RateCount, RateDecision,
+    Claim, ClaimEnd, ClaimOutcome, Ledger, LedgerError, LedgerRecord, RateCount, RateDecision,
 };
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::queue::{JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
@@ -327,28 +327,15 @@ impl Ledger for ChaosLedger {
         chaos_ledger_call!(self, self.inner.mark_sent(e, m, now))
     }
 
-    async fn mark_failed(
+    async fn end_claim(
         &self,
         e: &EventId,
         o: &str,
+        end: ClaimEnd,
         r: &str,
         now: i64,
     ) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.mark_failed(e, o, r, now))
-    }
-
-    async fn mark_blocked(
-        &self,
-        e: &EventId,
-        o: &str,
-        r: &str,
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.mark_blocked(e, o, r, now))
-    }
-
-    async fn release(&self, e: &EventId, o: &str, r: &str, now: i64) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.release(e, o, r, now))
+        chaos_ledger_call!(self, self.inner.end_claim(e, o, end, r, now))
     }
 
     async fn mark_expired(&self, e: &EventId, now: i64, x: i64) -> Result<(), LedgerError> {

@@ -44,7 +44,13 @@ async fn ledger_items_hold_only_the_documented_attributes() {
     let t0 = 1_700_000_000_000;
     ledger.claim(&claim(&e, "a", t0)).await.unwrap();
     ledger
-        .release(&e, "a", "retryable:ThrottlingException", t0 + 1)
+        .end_claim(
+            &e,
+            "a",
+            telehook::ledger::ClaimEnd::Released,
+            "retryable:ThrottlingException",
+            t0 + 1,
+        )
         .await
         .unwrap();
     ledger.claim(&claim(&e, "b", t0 + 2)).await.unwrap();

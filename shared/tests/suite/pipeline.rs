@@ -180,26 +180,15 @@ telehook::ledger_wrapper!(ForgetfulLedger, inner, {
         }
         self.inner.mark_sent(e, m, now).await
     }
-    async fn mark_failed(
+    async fn end_claim(
         &self,
         e: &EventId,
         o: &str,
+        end: telehook::ledger::ClaimEnd,
         r: &str,
         now: i64,
     ) -> Result<(), LedgerError> {
-        self.inner.mark_failed(e, o, r, now).await
-    }
-    async fn mark_blocked(
-        &self,
-        e: &EventId,
-        o: &str,
-        r: &str,
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        self.inner.mark_blocked(e, o, r, now).await
-    }
-    async fn release(&self, e: &EventId, o: &str, r: &str, now: i64) -> Result<(), LedgerError> {
-        self.inner.release(e, o, r, now).await
+        self.inner.end_claim(e, o, end, r, now).await
     }
     async fn mark_expired(&self, e: &EventId, now: i64, x: i64) -> Result<(), LedgerError> {
         self.inner.mark_expired(e, now, x).await

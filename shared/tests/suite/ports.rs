@@ -67,11 +67,25 @@ pub(crate) mod ledger {
             Ok(ClaimOutcome::Claimed { attempts: 2 })
         );
         assert_eq!(
-            ledger.release(&e, "a", "x", t0 + 10_001).await,
+            ledger
+                .end_claim(
+                    &e,
+                    "a",
+                    telehook::ledger::ClaimEnd::Released,
+                    "x",
+                    t0 + 10_001
+                )
+                .await,
             Err(LedgerError::LostClaim)
         );
         ledger
-            .release(&e, "b", "retryable:ThrottlingException", t0 + 10_002)
+            .end_claim(
+                &e,
+                "b",
+                telehook::ledger::ClaimEnd::Released,
+                "retryable:ThrottlingException",
+                t0 + 10_002,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -79,7 +93,15 @@ pub(crate) mod ledger {
             Ok(ClaimOutcome::Claimed { attempts: 3 })
         );
         assert_eq!(
-            ledger.mark_failed(&e, "b", "x", t0 + 10_004).await,
+            ledger
+                .end_claim(
+                    &e,
+                    "b",
+                    telehook::ledger::ClaimEnd::Failed,
+                    "x",
+                    t0 + 10_004
+                )
+                .await,
             Err(LedgerError::LostClaim)
         );
         ledger.mark_sent(&e, "m-1", t0 + 10_005).await.unwrap();
@@ -112,7 +134,16 @@ pub(crate) mod ledger {
                 ledger.claim(&handover).await,
                 Ok(ClaimOutcome::Claimed { attempts: 0 })
             );
-            ledger.release(&q, owner, "queued", now + 1).await.unwrap();
+            ledger
+                .end_claim(
+                    &q,
+                    owner,
+                    telehook::ledger::ClaimEnd::Released,
+                    "queued",
+                    now + 1,
+                )
+                .await
+                .unwrap();
         }
         assert_eq!(
             ledger.claim(&claim(&q, "dispatcher", t0 + 1_000)).await,
@@ -124,7 +155,13 @@ pub(crate) mod ledger {
         let f = eid("evt-wire-f");
         ledger.claim(&claim(&f, "a", t0)).await.unwrap();
         ledger
-            .mark_failed(&f, "a", "permanent:ConflictException", t0 + 1)
+            .end_claim(
+                &f,
+                "a",
+                telehook::ledger::ClaimEnd::Failed,
+                "permanent:ConflictException",
+                t0 + 1,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -146,11 +183,25 @@ pub(crate) mod ledger {
         let b = eid("evt-wire-b");
         ledger.claim(&claim(&b, "a", t0)).await.unwrap();
         assert_eq!(
-            ledger.mark_blocked(&b, "z", "guard:country", t0 + 1).await,
+            ledger
+                .end_claim(
+                    &b,
+                    "z",
+                    telehook::ledger::ClaimEnd::Blocked,
+                    "guard:country",
+                    t0 + 1
+                )
+                .await,
             Err(LedgerError::LostClaim)
         );
         ledger
-            .mark_blocked(&b, "a", "guard:country", t0 + 1)
+            .end_claim(
+                &b,
+                "a",
+                telehook::ledger::ClaimEnd::Blocked,
+                "guard:country",
+                t0 + 1,
+            )
             .await
             .unwrap();
         assert_eq!(

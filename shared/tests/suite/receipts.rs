@@ -279,26 +279,15 @@ telehook::ledger_wrapper!(DownLedger, 0, {
     async fn mark_sent(&self, e: &EventId, m: &str, now: i64) -> Result<(), LedgerError> {
         self.0.mark_sent(e, m, now).await
     }
-    async fn mark_failed(
+    async fn end_claim(
         &self,
         e: &EventId,
         o: &str,
+        end: telehook::ledger::ClaimEnd,
         r: &str,
         now: i64,
     ) -> Result<(), LedgerError> {
-        self.0.mark_failed(e, o, r, now).await
-    }
-    async fn mark_blocked(
-        &self,
-        e: &EventId,
-        o: &str,
-        r: &str,
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        self.0.mark_blocked(e, o, r, now).await
-    }
-    async fn release(&self, e: &EventId, o: &str, r: &str, now: i64) -> Result<(), LedgerError> {
-        self.0.release(e, o, r, now).await
+        self.0.end_claim(e, o, end, r, now).await
     }
     async fn mark_expired(&self, e: &EventId, now: i64, exp: i64) -> Result<(), LedgerError> {
         self.0.mark_expired(e, now, exp).await
