@@ -440,7 +440,21 @@ async fn drain(queue: &dyn JobQueue, timeout: Duration) -> u64 {
     while depth().await.map_or(true, |n| n > 0) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    depth().await.unwrap_or(0)
+    match queue.depth().await {
+        Ok(d) => {
+            let left = d.visible + d.in_flight + d.delayed;
+            if left > 0 {
+                // Which state they are in tells a job waiting out its
+                // visibility timeout from one no poller can see.
+                println!(
+                    "left in the queue: {} visible, {} in flight, {} delayed",
+                    d.visible, d.in_flight, d.delayed
+                );
+            }
+            left
+        }
+        Err(_) => 0,
+    }
 }
 
 /// For reconciliation after a run (`telehook bench`) and reports: the

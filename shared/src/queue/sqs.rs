@@ -201,13 +201,15 @@ const MAX_WAIT: Duration = Duration::from_secs(20);
 /// The hot path's attempt timeout (1.5 s) would cut every long poll short,
 /// so a poller that waits 20 s for work would see a timeout instead of an
 /// empty answer, every time. A receive's attempt may last the wait plus a
-/// margin for the answer.
+/// margin for the answer. The margin is generous: an answer the client gives
+/// up on may already hold messages, which SQS then hides for the queue's
+/// visibility timeout (minutes for a code that lives five).
 fn long_poll_timeouts(wait: Duration) -> aws_sdk_sqs::config::Builder {
     aws_sdk_sqs::config::Builder::default().timeout_config(
         aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(800))
-            .operation_attempt_timeout(wait + Duration::from_secs(3))
-            .operation_timeout(wait + Duration::from_secs(8))
+            .operation_attempt_timeout(wait + Duration::from_secs(10))
+            .operation_timeout(wait + Duration::from_secs(25))
             .build(),
     )
 }
