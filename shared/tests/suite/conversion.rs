@@ -34,7 +34,7 @@ fn learning_guard() -> GuardSettings {
 
 fn conversions_harness() -> Harness {
     harness_guarded(
-        Arc::new(ManualClock::new(Utc::now())),
+        Arc::new(ManualClock::at_hour_start()),
         true,
         None,
         None,
@@ -230,7 +230,7 @@ async fn a_check_that_arrives_early_waits_for_the_rest_of_a_long_code_life() {
 #[tokio::test(start_paused = true)]
 async fn the_dispatcher_path_notes_its_sends_too() {
     let h = harness_guarded(
-        Arc::new(ManualClock::new(Utc::now())),
+        Arc::new(ManualClock::at_hour_start()),
         false,
         None,
         None,
@@ -598,6 +598,7 @@ async fn a_late_typist_counts_as_used_and_pending_codes_count_for_nothing() {
         "00uslow",
         RequestType::PreEnrollment,
     );
+    let sent_ms = h.clock.now_ms();
     h.pipeline.handle_hook(req, Instant::now()).await;
     h.clock.advance(chrono::Duration::seconds(30));
     assert_eq!(run_due_checks(&h.pipeline).await, 0, "pending");
@@ -626,7 +627,9 @@ async fn a_late_typist_counts_as_used_and_pending_codes_count_for_nothing() {
         .bump(&telehook::ledger::StatBump {
             scope: "pfx",
             key: "1650555",
-            window: h.clock.now_ms() / 3_600_000,
+            // The send's window, which the counts are kept in, whatever
+            // the clock says by now.
+            window: sent_ms / 3_600_000,
             judged: 0,
             conversions: 0,
             expires_at: 0,

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use telehook::clock::Clock;
 use telehook::domain::channel::Channel;
 use telehook::domain::{DeliveryOutcome, DeliveryVerdict};
@@ -27,7 +26,7 @@ use telehook::testkit::redaction::contains_standalone;
 /// A pipeline with the fallback on (a 60-second window), any country.
 fn with_fallback(on: bool) -> Harness {
     let h = harness_guarded(
-        Arc::new(ManualClock::new(Utc::now())),
+        Arc::new(ManualClock::at_hour_start()),
         true,
         None,
         None,

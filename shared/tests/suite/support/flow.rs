@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
-use chrono::Utc;
 use telehook::clock::Clock;
 use telehook::domain::channel::Channel;
 use telehook::domain::job::Job;
@@ -40,7 +39,7 @@ pub fn harness_with(
     queue: Option<Arc<dyn JobQueue>>,
 ) -> Harness {
     harness_on(
-        Arc::new(ManualClock::new(Utc::now())),
+        Arc::new(ManualClock::at_hour_start()),
         fast_path,
         ledger,
         queue,
