@@ -305,7 +305,9 @@ async fn the_learning_guard_blocks_a_range_over_the_wire() {
     let (main_url, _) = create_queues(&sqs, 2, 1).await;
     let ledger = Arc::new(DynamoLedger::new(ddb, "ledger"));
     let messenger = Arc::new(ScriptedMessenger::new());
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    // On the hour: the counts are kept per hour of the send, and the run
+    // must not straddle one by chance.
+    let clock = Arc::new(ManualClock::at_hour_start());
     let pipeline = Pipeline::builder(
         ledger.clone(),
         Arc::new(SqsQueue::new(sqs, &main_url)),
