@@ -16,7 +16,7 @@
 
 use telehook::config::ConfigError;
 use telehook::flows::guard::Learning;
-use telehook::ledger::{BlockKind, GuardBlock, Ledger};
+use telehook::ledger::{BlockKind, GuardBlock, GuardBook};
 
 use crate::local::Error;
 use crate::report::{LedgerAt, block_text, read_blocks, write_blocks};

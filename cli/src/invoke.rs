@@ -58,7 +58,7 @@ pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
         Function::Receipts => {
             let payload: serde_json::Value = serde_json::from_str(&text)?;
             serde_json::to_value(
-                telehook::flows::receipts::handle_event(&backend.pipeline, &payload).await?,
+                telehook::flows::receipts::Consumer::handle(&backend.pipeline, &payload).await?,
             )?
         }
         Function::DlqReplayer => {

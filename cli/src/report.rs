@@ -626,7 +626,7 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td
 pub async fn report(args: ReportArgs) -> Result<(), Error> {
     let (records, blocks, okta) = if args.at.aws {
         let ledger = args.at.table_ledger().await?;
-        let blocks = telehook::ledger::Ledger::list_blocks(&ledger).await?;
+        let blocks = telehook::ledger::GuardBook::list_blocks(&ledger).await?;
         let okta = OktaTookOver::from_stats(
             &ledger
                 .stats(telehook::flows::conversion::OKTA_FALLBACK_SCOPE)

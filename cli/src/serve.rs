@@ -207,7 +207,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         // Local mode's guard blocks outlive a run, and `telehook guard`
         // edits them between runs.
         for block in crate::report::read_blocks(state_dir)? {
-            telehook::ledger::Ledger::set_block(ledger.as_ref(), &block).await?;
+            telehook::ledger::GuardBook::set_block(ledger.as_ref(), &block).await?;
         }
     }
     let app = Arc::new(App {
@@ -365,7 +365,13 @@ fn sign_in_later(
         // cannot type a code before it is sent.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let record = loop {
-            let record = pipeline.ledger.get(&receipt.event_id).await.ok().flatten();
+            let record = pipeline
+                .ledger
+                .claims
+                .get(&receipt.event_id)
+                .await
+                .ok()
+                .flatten();
             if record.as_ref().is_some_and(|r| r.sent.is_some())
                 || tokio::time::Instant::now() >= deadline
             {
@@ -471,7 +477,7 @@ async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Resu
             state_dir.join("ledger-snapshot.json"),
             serde_json::to_vec(&snapshot)?,
         )?;
-        let blocks = telehook::ledger::Ledger::list_blocks(ledger.as_ref()).await?;
+        let blocks = telehook::ledger::GuardBook::list_blocks(ledger.as_ref()).await?;
         if !blocks.is_empty() {
             println!("guard blocks: {}", blocks.len());
         }

@@ -18,7 +18,7 @@ use crate::domain::Locale;
 use crate::flows::guard::AllowedCountries;
 use crate::flows::settings::PipelineConfig;
 use crate::flows::{Pipeline, PipelineSettings};
-use crate::ledger::{DynamoLedger, Ledger};
+use crate::ledger::{DynamoLedger, Ledger, Parts};
 use crate::messenger::Messenger;
 use crate::messenger::eum::EndUserMessaging;
 use crate::queue::{JobQueue, SqsQueue};
@@ -29,7 +29,7 @@ use crate::timers::{InMemoryTimers, SqsTimers, Timers};
 /// Builds a [`Pipeline`]; see the module docs for the defaults.
 #[derive(Debug)]
 pub struct PipelineBuilder {
-    ledger: Arc<dyn Ledger>,
+    ledger: Parts,
     queue: Arc<dyn JobQueue>,
     messenger: Arc<dyn Messenger>,
     templates: Option<Templates>,
@@ -46,7 +46,7 @@ impl Pipeline {
         messenger: Arc<dyn Messenger>,
     ) -> PipelineBuilder {
         PipelineBuilder {
-            ledger,
+            ledger: Parts::of(ledger),
             queue,
             messenger,
             templates: None,
@@ -75,6 +75,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Replaces some of the ledger's capabilities, keeping the rest: for
+    /// a test whose ledger misbehaves in one way only.
+    pub fn ledger_parts(mut self, replace: impl FnOnce(&mut Parts)) -> Self {
+        replace(&mut self.ledger);
+        self
+    }
+
     pub fn settings(mut self, settings: PipelineSettings) -> Self {
         self.settings = settings;
         self
@@ -86,11 +93,11 @@ impl PipelineBuilder {
     #[cfg(any(test, feature = "testkit"))]
     pub fn chaos(mut self, spec: &crate::testkit::chaos::ChaosSpec) -> Self {
         use crate::testkit::chaos::{ChaosLedger, ChaosMessenger, ChaosQueue};
-        self.ledger = Arc::new(ChaosLedger::new(
+        self.ledger = Parts::of(Arc::new(ChaosLedger::new(
             self.ledger,
             spec.ledger.clone(),
             spec.seed,
-        ));
+        )));
         self.queue = Arc::new(ChaosQueue::new(
             self.queue,
             spec.queue.clone(),

@@ -176,7 +176,7 @@ impl Emulator {
     /// The ledger record's status and attempts, read by the product's own
     /// DynamoDB adapter.
     async fn ledger(&self, event_id: &str) -> (String, u32) {
-        use telehook::ledger::Ledger as _;
+        use telehook::ledger::Claims as _;
         let ledger = telehook::ledger::DynamoLedger::new(
             aws_sdk_dynamodb::Client::new(&self.sdk().await),
             self.var("LEDGER_TABLE"),
@@ -191,7 +191,7 @@ impl Emulator {
 
     /// The record's conversion (`CONVERTED`, `UNUSED` or `none`).
     async fn conversion(&self, event_id: &str) -> String {
-        use telehook::ledger::Ledger as _;
+        use telehook::ledger::Claims as _;
         let ledger = telehook::ledger::DynamoLedger::new(
             aws_sdk_dynamodb::Client::new(&self.sdk().await),
             self.var("LEDGER_TABLE"),

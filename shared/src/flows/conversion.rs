@@ -98,7 +98,8 @@ impl Pipeline {
                     Ok(())
                 }
             };
-            let (noted, scheduled) = tokio::join!(self.ledger.note_send(&note), schedule);
+            let (noted, scheduled) =
+                tokio::join!(self.ledger.conversions.note_send(&note), schedule);
             if let Err(e) = noted {
                 tracing::warn!(error = %e, "send not noted; a sign-in cannot be matched to it");
                 self.settings.metrics.follow_up_error("note");
@@ -159,7 +160,7 @@ impl Pipeline {
         let Some(uuid) = uuid else { return Ok(true) };
         // Okta delivers a batch again within minutes; a day is plenty.
         let expires_at = self.clock.now_ms() / 1000 + 86_400;
-        self.ledger.first_sight(uuid, expires_at).await
+        self.ledger.conversions.first_sight(uuid, expires_at).await
     }
 }
 
@@ -218,6 +219,7 @@ pub async fn record_sign_ins(
         let user_key = keyed_hash(&pipeline.settings.hash_key, &s.user_id);
         let found = pipeline
             .ledger
+            .conversions
             .convert(&SignIn {
                 user_key: &user_key,
                 signal: s.signal,
@@ -293,7 +295,7 @@ async fn record_okta_fallbacks(
             conversions: 0,
             expires_at: at_ms / 1000 + 35 * 86_400,
         };
-        if let Err(e) = pipeline.ledger.bump(&bump).await {
+        if let Err(e) = pipeline.ledger.guard.bump(&bump).await {
             tracing::warn!(error = %e, "Okta's fallback not counted for the report");
             pipeline.settings.metrics.follow_up_error("stats");
         }
@@ -359,7 +361,7 @@ pub async fn check_due(pipeline: &Pipeline, body: &str) -> Result<CheckOutcome, 
             .schedule(&expiry, now_ms)
             .await
             .map_err(|e| e.to_string())?;
-        return match pipeline.ledger.judge(&event_id, now_ms).await {
+        return match pipeline.ledger.conversions.judge(&event_id, now_ms).await {
             Ok(Some(resolution)) => {
                 tracing::info!(event_id = %event_id, "code not used within the typing time");
                 guard::count_judged(pipeline, &resolution).await;
@@ -369,7 +371,12 @@ pub async fn check_due(pipeline: &Pipeline, body: &str) -> Result<CheckOutcome, 
             Err(e) => Err(e.to_string()),
         };
     }
-    match pipeline.ledger.mark_unused(&event_id, now_ms).await {
+    match pipeline
+        .ledger
+        .conversions
+        .mark_unused(&event_id, now_ms)
+        .await
+    {
         Ok(Some(resolution)) => {
             tracing::info!(event_id = %event_id, "code expired unused");
             pipeline.count_conversion(&resolution, Conversion::Unused);

@@ -103,6 +103,7 @@ impl Pipeline {
         let recorded = self
             .record("mark_expired", || {
                 self.ledger
+                    .claims
                     .mark_expired(&req.event_id, now.timestamp_millis(), ttl)
             })
             .await;
@@ -133,7 +134,7 @@ impl Pipeline {
             expires_at: self.expires_at(req.otp_expires),
             sends: true,
         };
-        match self.ledger.claim(&claim).await {
+        match self.ledger.claims.claim(&claim).await {
             Ok(ClaimOutcome::Claimed { attempts }) => {
                 tracing::info!(attempts, "job claimed");
                 Ok(())

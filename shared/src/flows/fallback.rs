@@ -21,7 +21,7 @@
 //! blocks are checked again, and a number gets at most
 //! [`CALLS_PER_DESTINATION`] fallback calls in [`CALLS_WINDOW`]. Only a
 //! receipt about the message the ledger recorded can trigger it (see
-//! `Ledger::record_delivery`), so a receipt that names our event but not
+//! `ReceiptLog::record_delivery`), so a receipt that names our event but not
 //! our message cannot make us ring anyone.
 
 use std::time::Duration;
@@ -106,7 +106,7 @@ pub async fn check_fallback(
     };
     let now = pipeline.clock.now();
     let left = (req.otp_expires - now).to_std().unwrap_or_default();
-    let record = pipeline.ledger.get(&req.event_id).await?;
+    let record = pipeline.ledger.claims.get(&req.event_id).await?;
     // Bounced, and not used after all (a late sign-in would mean it
     // arrived).
     let bounced = record.as_ref().is_some_and(|r| {
@@ -132,7 +132,7 @@ pub async fn check_fallback(
     }
     if let Err(refusal) = guard::check_blocks(
         &pipeline.settings.guard,
-        pipeline.ledger.as_ref(),
+        pipeline.ledger.guard.as_ref(),
         &req,
         now_ms,
     )
@@ -149,6 +149,7 @@ pub async fn check_fallback(
     }
     if !pipeline
         .ledger
+        .receipts
         .claim_fallback(&req.event_id, now_ms)
         .await?
     {
@@ -194,7 +195,7 @@ async fn calls_left(
         expires_at: ((window + 2) * window_ms) / 1000,
     };
     Ok(matches!(
-        pipeline.ledger.count(&count).await?,
+        pipeline.ledger.rates.count(&count).await?,
         RateDecision::Allowed { .. }
     ))
 }

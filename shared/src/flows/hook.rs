@@ -46,7 +46,7 @@ impl Pipeline {
         }
         let guarded = guard::check(
             &self.settings.guard,
-            self.ledger.as_ref(),
+            (self.ledger.rates.as_ref(), self.ledger.guard.as_ref()),
             &self.settings.hash_key,
             &req,
             now.timestamp_millis(),
@@ -100,7 +100,7 @@ impl Pipeline {
             expires_at: self.expires_at(req.otp_expires),
             sends: self.settings.fast_path,
         };
-        match self.ledger.claim(&claim).await {
+        match self.ledger.claims.claim(&claim).await {
             Ok(ClaimOutcome::Claimed { attempts }) => Ok(attempts),
             Ok(ClaimOutcome::AlreadySent { message_id }) => {
                 tracing::info!("event already sent; answering from the ledger");
@@ -175,6 +175,7 @@ impl Pipeline {
         // Neither queued nor sent: nothing of ours will deliver it.
         let _ = self
             .ledger
+            .claims
             .end_claim(
                 &req.event_id,
                 owner,
@@ -201,6 +202,7 @@ impl Pipeline {
                 let why = format!("guard:{}", refusal.cause().reason);
                 if let Err(e) = self
                     .ledger
+                    .claims
                     .end_claim(
                         &req.event_id,
                         &owner,

@@ -45,7 +45,7 @@ use crate::clock::Clock;
 use crate::crypto::keyed_hash;
 use crate::domain::Channel;
 use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, FailureCause, Job, PhoneNumber};
-use crate::ledger::{ClaimEnd, Ledger, LedgerError};
+use crate::ledger::{ClaimEnd, LedgerError, Parts};
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::okta::SUMMARY_NOT_DELIVERED;
 use crate::okta::events::EventBatch;
@@ -74,7 +74,8 @@ pub trait Delivery: Send + Sync {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Pipeline {
-    pub ledger: Arc<dyn Ledger>,
+    /// The ledger, by capability: each flow uses only its part.
+    pub ledger: Parts,
     pub queue: Arc<dyn JobQueue>,
     pub messenger: Arc<dyn Messenger>,
     pub templates: Templates,
@@ -108,7 +109,7 @@ impl Pipeline {
     /// Assembles a pipeline from its parts; `wiring::PipelineBuilder` is the
     /// public way in.
     pub(crate) fn from_parts(
-        ledger: Arc<dyn Ledger>,
+        ledger: Parts,
         queue: Arc<dyn JobQueue>,
         messenger: Arc<dyn Messenger>,
         templates: Templates,
@@ -237,6 +238,7 @@ impl Pipeline {
     ) -> Result<(), LedgerError> {
         self.record("mark_sent", || {
             self.ledger
+                .claims
                 .mark_sent(event_id, &receipt.message_id, self.clock.now_ms())
         })
         .await
@@ -250,8 +252,13 @@ impl Pipeline {
         why: &str,
     ) -> Result<(), LedgerError> {
         self.record("end_claim", || {
-            self.ledger
-                .end_claim(event_id, owner, ClaimEnd::Failed, why, self.clock.now_ms())
+            self.ledger.claims.end_claim(
+                event_id,
+                owner,
+                ClaimEnd::Failed,
+                why,
+                self.clock.now_ms(),
+            )
         })
         .await
     }
@@ -261,6 +268,7 @@ impl Pipeline {
     async fn release(&self, event_id: &EventId, owner: &str, why: &str) {
         if let Err(e) = self
             .ledger
+            .claims
             .end_claim(
                 event_id,
                 owner,

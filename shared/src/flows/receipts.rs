@@ -36,21 +36,51 @@ pub struct ReceiptReport {
     pub malformed: u32,
 }
 
-/// The receipts Lambda's event, either kind: an SQS batch from the timers
-/// queue (answered with `batchItemFailures`, so undecided checks come
-/// back) or SNS's delivery events (answered with a [`ReceiptReport`]).
-pub async fn handle_event(
-    pipeline: &Pipeline,
-    payload: &serde_json::Value,
-) -> Result<serde_json::Value, LedgerError> {
-    let source = payload
-        .pointer("/Records/0/eventSource")
-        .and_then(|s| s.as_str());
-    if source == Some("aws:sqs") {
-        return Ok(super::conversion::check_sqs_timers(pipeline, payload).await);
+/// The two consumers the receipts function hosts, each a named handler:
+/// [`record_sns_receipts`] for End User Messaging's delivery events (SNS)
+/// and [`super::conversion::check_sqs_timers`] for the timers queue's
+/// checks (SQS). They share one function because they share its pipeline,
+/// its permissions and its ledger writes; which one an event is for is
+/// read from the event itself, as Lambda gives no other sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumer {
+    /// SNS's delivery events, answered with a [`ReceiptReport`].
+    Receipts,
+    /// The timers queue's checks, answered with `batchItemFailures` so
+    /// undecided checks come back.
+    Timers,
+}
+
+impl Consumer {
+    /// An SQS batch goes to the timers; anything else is read as SNS's
+    /// envelope, which counts what it cannot read as malformed.
+    pub fn of(payload: &serde_json::Value) -> Self {
+        match payload
+            .pointer("/Records/0/eventSource")
+            .and_then(|s| s.as_str())
+        {
+            Some("aws:sqs") => Consumer::Timers,
+            _ => Consumer::Receipts,
+        }
     }
-    let report = record_sns_receipts(pipeline, payload).await?;
-    Ok(serde_json::to_value(report).unwrap_or_default())
+
+    /// Runs the consumer the event is for, under a span that names it.
+    pub async fn handle(
+        pipeline: &Pipeline,
+        payload: &serde_json::Value,
+    ) -> Result<serde_json::Value, LedgerError> {
+        match Consumer::of(payload) {
+            Consumer::Timers => Ok(super::conversion::check_sqs_timers(pipeline, payload)
+                .instrument(tracing::info_span!("timers"))
+                .await),
+            Consumer::Receipts => {
+                let report = record_sns_receipts(pipeline, payload)
+                    .instrument(tracing::info_span!("receipts"))
+                    .await?;
+                Ok(serde_json::to_value(report).unwrap_or_default())
+            }
+        }
+    }
 }
 
 /// The receipts Lambda's event: SNS's envelope (`Records[].Sns.Message`,
@@ -182,6 +212,7 @@ async fn record_one(
         .record("record_delivery", || {
             pipeline
                 .ledger
+                .receipts
                 .record_delivery(receipt, pipeline.clock.now_ms())
         })
         .await

@@ -132,7 +132,7 @@ async fn replay_one(
     let settled = if request.otp_expires <= pipeline.clock.now() {
         Some(Status::Expired)
     } else {
-        match pipeline.ledger.get(&request.event_id).await {
+        match pipeline.ledger.claims.get(&request.event_id).await {
             Ok(Some(r)) if matches!(r.status, Status::Sent | Status::Expired) => Some(r.status),
             Ok(_) => None,
             Err(e) => {
@@ -186,6 +186,7 @@ async fn remove_settled(
         let ttl = pipeline.expires_at(request.otp_expires);
         if let Err(e) = pipeline
             .ledger
+            .claims
             .mark_expired(&request.event_id, now.timestamp_millis(), ttl)
             .await
         {

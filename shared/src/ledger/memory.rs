@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
+use crate::domain::{Conversion, EventId, Receipt};
 
 /// The ledger in memory, with the same conditional semantics as DynamoDB.
 #[derive(Debug, Default)]
@@ -97,21 +98,7 @@ impl InMemoryLedger {
 }
 
 #[async_trait]
-impl Ledger for InMemoryLedger {
-    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
-        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let (n, ids) = counters.entry(c.record_key()).or_default();
-        if ids.contains(c.event_id.as_str()) {
-            return Ok(RateDecision::Allowed { count: *n });
-        }
-        if *n >= c.limit {
-            return Ok(RateDecision::Refused { count: *n });
-        }
-        *n += 1;
-        ids.insert(c.event_id.as_str().to_owned());
-        Ok(RateDecision::Allowed { count: *n })
-    }
-
+impl Claims for InMemoryLedger {
     async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
         self.with(|map| {
             let existing = map.get(c.event_id.as_str());
@@ -214,7 +201,27 @@ impl Ledger for InMemoryLedger {
     async fn get(&self, event_id: &EventId) -> Result<Option<LedgerRecord>, LedgerError> {
         Ok(self.with(|map| map.get(event_id.as_str()).cloned()))
     }
+}
 
+#[async_trait]
+impl RateCounts for InMemoryLedger {
+    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, ids) = counters.entry(c.record_key()).or_default();
+        if ids.contains(c.event_id.as_str()) {
+            return Ok(RateDecision::Allowed { count: *n });
+        }
+        if *n >= c.limit {
+            return Ok(RateDecision::Refused { count: *n });
+        }
+        *n += 1;
+        ids.insert(c.event_id.as_str().to_owned());
+        Ok(RateDecision::Allowed { count: *n })
+    }
+}
+
+#[async_trait]
+impl ReceiptLog for InMemoryLedger {
     async fn record_delivery(
         &self,
         receipt: &Receipt,
@@ -240,6 +247,19 @@ impl Ledger for InMemoryLedger {
         })
     }
 
+    async fn claim_fallback(&self, event_id: &EventId, now_ms: i64) -> Result<bool, LedgerError> {
+        self.with(|map| match map.get_mut(event_id.as_str()) {
+            Some(r) if r.status == Status::Sent && r.fallback_ms.is_none() => {
+                r.fallback_ms = Some(now_ms);
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
+}
+
+#[async_trait]
+impl Conversions for InMemoryLedger {
     async fn note_send(&self, note: &SendNote<'_>) -> Result<(), LedgerError> {
         self.with(|map| {
             if let Some(r) = map.get_mut(note.event_id.as_str()) {
@@ -331,7 +351,10 @@ impl Ledger for InMemoryLedger {
             |s| s.conversion = Some((Conversion::Unused, now_ms)),
         ))
     }
+}
 
+#[async_trait]
+impl GuardBook for InMemoryLedger {
     async fn bump(&self, bump: &StatBump<'_>) -> Result<StatCounts, LedgerError> {
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         let c = stats.entry(bump.record_key()).or_default();
@@ -371,16 +394,6 @@ impl Ledger for InMemoryLedger {
         let mut v: Vec<GuardBlock> = blocks.values().cloned().collect();
         v.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
         Ok(v)
-    }
-
-    async fn claim_fallback(&self, event_id: &EventId, now_ms: i64) -> Result<bool, LedgerError> {
-        self.with(|map| match map.get_mut(event_id.as_str()) {
-            Some(r) if r.status == Status::Sent && r.fallback_ms.is_none() => {
-                r.fallback_ms = Some(now_ms);
-                Ok(true)
-            }
-            _ => Ok(false),
-        })
     }
 }
 

@@ -29,7 +29,8 @@ use thiserror::Error;
 use crate::domain::EventId;
 use crate::domain::channel::Channel;
 use crate::ledger::{
-    Claim, ClaimEnd, ClaimOutcome, Ledger, LedgerError, LedgerRecord, RateCount, RateDecision,
+    Claim, ClaimEnd, ClaimOutcome, Claims, Conversions, GuardBook, LedgerError, LedgerRecord,
+    Parts, RateCount, RateCounts, RateDecision, ReceiptLog,
 };
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::queue::{JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
@@ -257,13 +258,13 @@ impl Messenger for ChaosMessenger {
 
 #[derive(Debug)]
 pub struct ChaosLedger {
-    inner: Arc<dyn Ledger>,
+    inner: Parts,
     faults: Faults,
     dice: Dice,
 }
 
 impl ChaosLedger {
-    pub fn new(inner: Arc<dyn Ledger>, faults: Faults, seed: u64) -> Self {
+    pub fn new(inner: Parts, faults: Faults, seed: u64) -> Self {
         ChaosLedger {
             inner,
             faults,
@@ -299,11 +300,7 @@ macro_rules! chaos_ledger_call {
 }
 
 #[async_trait]
-impl Ledger for ChaosLedger {
-    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
-        chaos_ledger_call!(self, self.inner.count(c))
-    }
-
+impl Claims for ChaosLedger {
     async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
         let fault = self.dice.roll(&self.faults);
         before(&self.faults, fault).await;
@@ -316,7 +313,7 @@ impl Ledger for ChaosLedger {
                 lease_until_ms: c.now_ms + c.lease_ms,
             });
         }
-        let result = self.inner.claim(c).await;
+        let result = self.inner.claims.claim(c).await;
         if fault == Fault::Crash && result.is_ok() {
             return Err(LedgerError::Unavailable("ReplyLost".into()));
         }
@@ -324,7 +321,7 @@ impl Ledger for ChaosLedger {
     }
 
     async fn mark_sent(&self, e: &EventId, m: &str, now: i64) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.mark_sent(e, m, now))
+        chaos_ledger_call!(self, self.inner.claims.mark_sent(e, m, now))
     }
 
     async fn end_claim(
@@ -335,42 +332,51 @@ impl Ledger for ChaosLedger {
         r: &str,
         now: i64,
     ) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.end_claim(e, o, end, r, now))
+        chaos_ledger_call!(self, self.inner.claims.end_claim(e, o, end, r, now))
     }
 
     async fn mark_expired(&self, e: &EventId, now: i64, x: i64) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.mark_expired(e, now, x))
+        chaos_ledger_call!(self, self.inner.claims.mark_expired(e, now, x))
     }
 
     async fn get(&self, e: &EventId) -> Result<Option<LedgerRecord>, LedgerError> {
-        chaos_ledger_call!(self, self.inner.get(e))
+        chaos_ledger_call!(self, self.inner.claims.get(e))
     }
+}
 
+#[async_trait]
+impl RateCounts for ChaosLedger {
+    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
+        chaos_ledger_call!(self, self.inner.rates.count(c))
+    }
+}
+
+#[async_trait]
+impl ReceiptLog for ChaosLedger {
     async fn record_delivery(
         &self,
         r: &crate::domain::Receipt,
         now_ms: i64,
     ) -> Result<crate::ledger::DeliveryRecorded, LedgerError> {
-        chaos_ledger_call!(self, self.inner.record_delivery(r, now_ms))
+        chaos_ledger_call!(self, self.inner.receipts.record_delivery(r, now_ms))
     }
 
+    async fn claim_fallback(&self, e: &EventId, now_ms: i64) -> Result<bool, LedgerError> {
+        chaos_ledger_call!(self, self.inner.receipts.claim_fallback(e, now_ms))
+    }
+}
+
+#[async_trait]
+impl Conversions for ChaosLedger {
     async fn note_send(&self, note: &crate::ledger::SendNote<'_>) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.note_send(note))
+        chaos_ledger_call!(self, self.inner.conversions.note_send(note))
     }
 
     async fn convert(
         &self,
         sign_in: &crate::ledger::SignIn<'_>,
     ) -> Result<crate::ledger::SignInMatch, LedgerError> {
-        chaos_ledger_call!(self, self.inner.convert(sign_in))
-    }
-
-    async fn mark_unused(
-        &self,
-        e: &EventId,
-        now_ms: i64,
-    ) -> Result<Option<crate::ledger::Resolution>, LedgerError> {
-        chaos_ledger_call!(self, self.inner.mark_unused(e, now_ms))
+        chaos_ledger_call!(self, self.inner.conversions.convert(sign_in))
     }
 
     async fn judge(
@@ -378,25 +384,36 @@ impl Ledger for ChaosLedger {
         e: &EventId,
         now_ms: i64,
     ) -> Result<Option<crate::ledger::Resolution>, LedgerError> {
-        chaos_ledger_call!(self, self.inner.judge(e, now_ms))
+        chaos_ledger_call!(self, self.inner.conversions.judge(e, now_ms))
     }
 
     async fn first_sight(&self, uuid: &str, expires_at: i64) -> Result<bool, LedgerError> {
-        chaos_ledger_call!(self, self.inner.first_sight(uuid, expires_at))
+        chaos_ledger_call!(self, self.inner.conversions.first_sight(uuid, expires_at))
     }
 
+    async fn mark_unused(
+        &self,
+        e: &EventId,
+        now_ms: i64,
+    ) -> Result<Option<crate::ledger::Resolution>, LedgerError> {
+        chaos_ledger_call!(self, self.inner.conversions.mark_unused(e, now_ms))
+    }
+}
+
+#[async_trait]
+impl GuardBook for ChaosLedger {
     async fn bump(
         &self,
         b: &crate::ledger::StatBump<'_>,
     ) -> Result<crate::ledger::StatCounts, LedgerError> {
-        chaos_ledger_call!(self, self.inner.bump(b))
+        chaos_ledger_call!(self, self.inner.guard.bump(b))
     }
 
     async fn blocks(
         &self,
         keys: &[(&str, &str)],
     ) -> Result<Vec<crate::ledger::GuardBlock>, LedgerError> {
-        chaos_ledger_call!(self, self.inner.blocks(keys))
+        chaos_ledger_call!(self, self.inner.guard.blocks(keys))
     }
 
     async fn learn_block(
@@ -404,19 +421,15 @@ impl Ledger for ChaosLedger {
         b: &crate::ledger::GuardBlock,
         now_ms: i64,
     ) -> Result<bool, LedgerError> {
-        chaos_ledger_call!(self, self.inner.learn_block(b, now_ms))
+        chaos_ledger_call!(self, self.inner.guard.learn_block(b, now_ms))
     }
 
     async fn set_block(&self, b: &crate::ledger::GuardBlock) -> Result<(), LedgerError> {
-        self.inner.set_block(b).await
+        self.inner.guard.set_block(b).await
     }
 
     async fn list_blocks(&self) -> Result<Vec<crate::ledger::GuardBlock>, LedgerError> {
-        self.inner.list_blocks().await
-    }
-
-    async fn claim_fallback(&self, e: &EventId, now_ms: i64) -> Result<bool, LedgerError> {
-        chaos_ledger_call!(self, self.inner.claim_fallback(e, now_ms))
+        self.inner.guard.list_blocks().await
     }
 }
 

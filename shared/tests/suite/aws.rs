@@ -21,7 +21,7 @@ use telehook::domain::phone::PhoneNumber;
 use telehook::domain::{DeliveryRequest, EventId, RequestType};
 use telehook::flows::{Pipeline, PipelineSettings, poll_once};
 use telehook::ledger::DynamoLedger;
-use telehook::ledger::{Ledger, Status};
+use telehook::ledger::{Claims, Conversions, GuardBook, RateCounts, ReceiptLog, Status};
 use telehook::queue::SqsQueue;
 use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::templates::DynamoTemplateStore;

@@ -192,7 +192,7 @@ async fn a_failure_holds_back_its_group_only_and_is_reported_in_batch_order() {
     assert_eq!(by[GROUPS[3]], ["evt-g3-n1"]);
     // The held-back records were never tried, and nothing is marked sent
     // that was not.
-    let ledger = p.ledger.clone();
+    let ledger = p.ledger.claims.clone();
     for (event, status) in [
         ("evt-g0-n1", Some(Status::Sent)),
         ("evt-g0-n3", None),

@@ -17,7 +17,7 @@ use telehook::domain::EventId;
 use telehook::domain::channel::Channel;
 use telehook::flows::dispatch_batch;
 use telehook::ledger::{
-    Claim, ClaimOutcome, InMemoryLedger, LedgerError, LedgerRecord, RateCount, RateDecision, Status,
+    Claim, ClaimOutcome, Claims, InMemoryLedger, LedgerError, LedgerRecord, Status,
 };
 use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::testkit::Scripted;
@@ -157,18 +157,16 @@ async fn the_same_event_id_is_sent_once_sequentially_and_concurrently() {
     assert_eq!(h.record("evt-conc").await.status, Status::Sent);
 }
 
-/// A ledger whose `mark_sent` fails a given number of times: the process
+/// Claims whose `mark_sent` fails a given number of times: the process
 /// "crashed" between the provider accepting and the record being written.
 #[derive(Debug)]
-struct ForgetfulLedger {
-    inner: InMemoryLedger,
+struct ForgetfulClaims {
+    inner: Arc<InMemoryLedger>,
     failures: std::sync::atomic::AtomicUsize,
 }
 
-telehook::ledger_wrapper!(ForgetfulLedger, inner, {
-    async fn count(&self, c: &RateCount<'_>) -> Result<RateDecision, LedgerError> {
-        self.inner.count(c).await
-    }
+#[async_trait::async_trait]
+impl Claims for ForgetfulClaims {
     async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
         self.inner.claim(c).await
     }
@@ -196,25 +194,22 @@ telehook::ledger_wrapper!(ForgetfulLedger, inner, {
     async fn get(&self, e: &EventId) -> Result<Option<LedgerRecord>, LedgerError> {
         self.inner.get(e).await
     }
-
-    async fn record_delivery(
-        &self,
-        r: &telehook::domain::Receipt,
-        now_ms: i64,
-    ) -> Result<telehook::ledger::DeliveryRecorded, LedgerError> {
-        self.inner.record_delivery(r, now_ms).await
-    }
-});
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_between_send_and_record_costs_at_most_one_extra_send() {
-    let ledger = Arc::new(ForgetfulLedger {
-        // The first write and its five retries all fail: the process is
-        // as good as gone before the send was recorded.
-        inner: InMemoryLedger::new(),
-        failures: 6.into(),
-    });
-    let h = harness_with(true, Some(ledger), None);
+    let h = harness_with(
+        true,
+        Some(|inner, parts| {
+            parts.claims = Arc::new(ForgetfulClaims {
+                // The first write and its five retries all fail: the
+                // process is as good as gone before the send was recorded.
+                inner,
+                failures: 6.into(),
+            });
+        }),
+        None,
+    );
     let out = h
         .pipeline
         .handle_hook(

@@ -13,7 +13,7 @@ use serde_json::Value;
 use telehook::domain::channel::Channel;
 use telehook::domain::{DeliveryOutcome, DeliveryVerdict, EventId};
 use telehook::flows::receipts::{ReceiptReport, record_sns_receipts};
-use telehook::ledger::{InMemoryLedger, LedgerError, Status};
+use telehook::ledger::{InMemoryLedger, LedgerError, ReceiptLog, Status};
 use telehook::telemetry::metrics::Metrics;
 use telehook::testkit::MemorySink;
 use tokio::time::Instant;
@@ -258,46 +258,13 @@ async fn a_receipt_before_the_send_is_marked_survives_the_marking() {
     );
 }
 
-/// A ledger that cannot be written now: the invocation fails, so SNS
+/// A receipt log that cannot be written now: the invocation fails, so SNS
 /// retries it; nothing else fails one.
 #[derive(Debug)]
-struct DownLedger(InMemoryLedger);
+struct DownReceipts(Arc<InMemoryLedger>);
 
-telehook::ledger_wrapper!(DownLedger, 0, {
-    async fn count(
-        &self,
-        c: &telehook::ledger::RateCount<'_>,
-    ) -> Result<telehook::ledger::RateDecision, LedgerError> {
-        self.0.count(c).await
-    }
-    async fn claim(
-        &self,
-        c: &telehook::ledger::Claim<'_>,
-    ) -> Result<telehook::ledger::ClaimOutcome, LedgerError> {
-        self.0.claim(c).await
-    }
-    async fn mark_sent(&self, e: &EventId, m: &str, now: i64) -> Result<(), LedgerError> {
-        self.0.mark_sent(e, m, now).await
-    }
-    async fn end_claim(
-        &self,
-        e: &EventId,
-        o: &str,
-        end: telehook::ledger::ClaimEnd,
-        r: &str,
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        self.0.end_claim(e, o, end, r, now).await
-    }
-    async fn mark_expired(&self, e: &EventId, now: i64, exp: i64) -> Result<(), LedgerError> {
-        self.0.mark_expired(e, now, exp).await
-    }
-    async fn get(
-        &self,
-        e: &EventId,
-    ) -> Result<Option<telehook::ledger::LedgerRecord>, LedgerError> {
-        self.0.get(e).await
-    }
+#[async_trait::async_trait]
+impl ReceiptLog for DownReceipts {
     async fn record_delivery(
         &self,
         _: &telehook::domain::Receipt,
@@ -305,13 +272,16 @@ telehook::ledger_wrapper!(DownLedger, 0, {
     ) -> Result<telehook::ledger::DeliveryRecorded, LedgerError> {
         Err(LedgerError::Unavailable("ThrottlingException".into()))
     }
-});
+    async fn claim_fallback(&self, e: &EventId, now_ms: i64) -> Result<bool, LedgerError> {
+        self.0.claim_fallback(e, now_ms).await
+    }
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_ledger_that_cannot_be_written_fails_the_invocation_for_a_retry() {
     let h = harness_with(
         true,
-        Some(Arc::new(DownLedger(InMemoryLedger::new()))),
+        Some(|inner, parts| parts.receipts = Arc::new(DownReceipts(inner))),
         None,
     );
     sent(&h, Channel::Sms).await;
@@ -354,4 +324,26 @@ async fn receipt_logs_hold_no_number_and_no_code() {
             "the logs hold {secret}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_event_goes_to_its_own_consumer() {
+    use telehook::flows::receipts::Consumer;
+    let h = harness(true);
+    sent(&h, Channel::Sms).await;
+    let sns = event_file("receipts-delivered.json");
+    assert_eq!(Consumer::of(&sns), Consumer::Receipts);
+    let answer = Consumer::handle(&h.pipeline, &sns).await.unwrap();
+    assert_eq!(answer["recorded"], 1, "{answer}");
+    let sqs = serde_json::json!({"Records": [{
+        "eventSource": "aws:sqs", "messageId": "m1", "body": "not a check"
+    }]});
+    assert_eq!(Consumer::of(&sqs), Consumer::Timers);
+    let answer = Consumer::handle(&h.pipeline, &sqs).await.unwrap();
+    assert!(answer.get("batchItemFailures").is_some(), "{answer}");
+    // Neither kind: read as SNS's envelope, counted malformed, acknowledged.
+    let odd = serde_json::json!({"hello": "world"});
+    assert_eq!(Consumer::of(&odd), Consumer::Receipts);
+    let answer = Consumer::handle(&h.pipeline, &odd).await.unwrap();
+    assert_eq!(answer["malformed"], 1, "{answer}");
 }

@@ -54,8 +54,8 @@ use crate::crypto::keyed_hash;
 use crate::domain::{Channel, DeliveryRequest, FailureCause, NumberType, prefix_of};
 use crate::flows::Pipeline;
 use crate::ledger::{
-    BlockKind, GuardBlock, Ledger, LedgerError, RateCount, RateDecision, Resolution, StatBump,
-    StatCounts,
+    BlockKind, GuardBlock, GuardBook, LedgerError, RateCount, RateCounts, RateDecision, Resolution,
+    StatBump, StatCounts,
 };
 pub use settings::{
     AllowedCountries, GuardSettings, LearnMode, Learning, RateLimit, RefusalAnswer,
@@ -136,7 +136,7 @@ pub fn recheck(settings: &GuardSettings, req: &DeliveryRequest) -> Option<Refusa
 /// Runs every check for one request. `now_ms` picks the windows.
 pub async fn check(
     settings: &GuardSettings,
-    ledger: &dyn Ledger,
+    ledger: (&dyn RateCounts, &dyn GuardBook),
     hash_key: &[u8],
     req: &DeliveryRequest,
     now_ms: i64,
@@ -145,7 +145,8 @@ pub async fn check(
         return Err(refusal);
     }
     let region = req.phone.region().map(|r| r.as_str().to_owned());
-    check_blocks(settings, ledger, req, now_ms).await?;
+    let (rates, book) = ledger;
+    check_blocks(settings, book, req, now_ms).await?;
 
     let mut counters: Vec<(&'static str, String, RateLimit)> = Vec::new();
     if let Some(limit) = settings.per_destination {
@@ -181,7 +182,7 @@ pub async fn check(
             // Kept one window past its end, then the TTL removes it.
             expires_at: ((window + 2) * window_ms) / 1000,
         };
-        match ledger.count(&count).await {
+        match rates.count(&count).await {
             Ok(RateDecision::Allowed { .. }) => {}
             Ok(RateDecision::Refused { count }) => return Err(Refusal::Rate { scope, count }),
             Err(e @ LedgerError::Unavailable(_)) => {
@@ -201,7 +202,7 @@ pub async fn check(
 /// (while the learning guard is on). Also run before a voice fallback call.
 pub(crate) async fn check_blocks(
     settings: &GuardSettings,
-    ledger: &dyn Ledger,
+    book: &dyn GuardBook,
     req: &DeliveryRequest,
     now_ms: i64,
 ) -> Result<(), Refusal> {
@@ -212,7 +213,7 @@ pub(crate) async fn check_blocks(
         if let Some(r) = region.as_deref() {
             keys.push((STAT_COUNTRY, r));
         }
-        match ledger.blocks(&keys).await {
+        match book.blocks(&keys).await {
             Ok(blocks) => {
                 if let Some(b) = blocks.into_iter().find(|b| b.blocks(now_ms)) {
                     return Err(Refusal::Learned {
@@ -270,7 +271,7 @@ async fn count(pipeline: &Pipeline, resolution: &Resolution, judged: u32, conver
             conversions,
             expires_at,
         };
-        match pipeline.ledger.bump(&bump).await {
+        match pipeline.ledger.guard.bump(&bump).await {
             Ok(counts) if conversions == 0 => learn(pipeline, scope, key, counts, now_ms).await,
             Ok(_) => {}
             Err(e) => {
@@ -378,7 +379,7 @@ pub(crate) async fn learn(
         conversions: counts.conversions,
         since_ms: now_ms,
     };
-    match pipeline.ledger.learn_block(&block, now_ms).await {
+    match pipeline.ledger.guard.learn_block(&block, now_ms).await {
         Ok(true) => {
             tracing::warn!(scope, key, reason, "the learning guard blocked a range");
             pipeline.settings.metrics.guard_block(scope, "block");

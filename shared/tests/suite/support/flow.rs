@@ -15,7 +15,7 @@ use telehook::domain::phone::PhoneNumber;
 use telehook::domain::{DeliveryRequest, EventId, RequestType};
 use telehook::flows::guard::GuardSettings;
 use telehook::flows::{Pipeline, PipelineSettings, destination_hash, poll_once};
-use telehook::ledger::{InMemoryLedger, Ledger, LedgerRecord};
+use telehook::ledger::{InMemoryLedger, Ledger, LedgerRecord, Parts};
 use telehook::messenger::SendError;
 use telehook::queue::{
     FifoSettings, InMemoryFifo, JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage,
@@ -33,9 +33,13 @@ pub struct Harness {
     pub pipeline: Pipeline,
 }
 
+/// Replaces some of the ledger's capabilities with wrappers of the
+/// harness's in-memory ledger, for a test whose ledger misbehaves.
+pub type LedgerTweak = fn(Arc<InMemoryLedger>, &mut Parts);
+
 pub fn harness_with(
     fast_path: bool,
-    ledger: Option<Arc<dyn Ledger>>,
+    ledger: Option<LedgerTweak>,
     queue: Option<Arc<dyn JobQueue>>,
 ) -> Harness {
     harness_on(
@@ -50,7 +54,7 @@ pub fn harness_with(
 pub fn harness_on(
     clock: Arc<ManualClock>,
     fast_path: bool,
-    ledger: Option<Arc<dyn Ledger>>,
+    ledger: Option<LedgerTweak>,
     queue: Option<Arc<dyn JobQueue>>,
 ) -> Harness {
     harness_guarded(clock, fast_path, ledger, queue, GuardSettings::default())
@@ -61,7 +65,7 @@ pub fn harness_on(
 pub fn harness_guarded(
     clock: Arc<ManualClock>,
     fast_path: bool,
-    ledger: Option<Arc<dyn Ledger>>,
+    tweak: Option<LedgerTweak>,
     queue: Option<Arc<dyn JobQueue>>,
     guard: GuardSettings,
 ) -> Harness {
@@ -81,7 +85,8 @@ pub fn harness_guarded(
         },
         Some(dlq.clone()),
     ));
-    let ledger = ledger.unwrap_or_else(|| Arc::new(InMemoryLedger::new()));
+    let memory = Arc::new(InMemoryLedger::new());
+    let ledger: Arc<dyn Ledger> = memory.clone();
     let messenger = Arc::new(ScriptedMessenger::new());
     let pipeline = Pipeline::builder(
         ledger.clone(),
@@ -90,6 +95,11 @@ pub fn harness_guarded(
     )
     .templates(Templates::new(None, Locale::parse("en").unwrap(), "Okta"))
     .clock(clock.clone())
+    .ledger_parts(|parts| {
+        if let Some(tweak) = tweak {
+            tweak(memory, parts);
+        }
+    })
     .settings(PipelineSettings {
         fast_path,
         fast_path_budget: Duration::from_millis(2000),

@@ -1,53 +1,123 @@
-//! One behaviour suite per port, written once and run against both twins:
-//! the in-memory adapter the flow tests and local mode use, and the AWS
-//! adapter over the wire (DynamoDB and SQS on the local emulator, End User
-//! Messaging on the SMS/voice stub). If the twins' semantics drift apart,
-//! one of each pair fails.
-//!
-//! What only one twin has (the DynamoDB item's attribute names, the template
-//! table's cache, the SDK's request fields) is tested beside that adapter,
-//! in `aws.rs` and `eum.rs`.
+//! The ledger's behaviour suites, one per capability, each run on the
+//! in-memory ledger and on DynamoDB over the wire.
 
-// Test helpers may unwrap: a panic is a test failure with a location.
-#![allow(clippy::unwrap_used)]
-
-use std::sync::Arc;
-use std::time::Duration;
-
-use crate::support::moto::{
-    create_ledger_table, create_queues, create_templates_table, moto, sdk_config,
+use super::*;
+use telehook::domain::{DeliveryVerdict, Receipt};
+use telehook::ledger::{
+    Claim, ClaimOutcome, Claims, DeliveryRecorded, DynamoLedger, GuardBook, InMemoryLedger, Ledger,
+    LedgerError, RateCount, RateCounts, RateDecision, Status,
 };
-use telehook::domain::{Channel, EventId, UseSignal};
 
-pub(crate) fn eid(s: &str) -> EventId {
-    EventId::parse(s).unwrap()
+/// A capability's suite on both adapters: `$suite` takes the whole ledger
+/// (a receipt or a conversion lands on a claimed record) and uses its part.
+macro_rules! on_both_adapters {
+    ($suite:ident) => {
+        #[tokio::test]
+        async fn in_memory() {
+            $suite(Arc::new(InMemoryLedger::new())).await;
+        }
+
+        #[tokio::test]
+        async fn on_dynamodb() {
+            let (_guard, m) = moto().await;
+            let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&m.url).await);
+            create_ledger_table(&ddb, "ledger").await;
+            $suite(Arc::new(DynamoLedger::new(ddb, "ledger"))).await;
+        }
+    };
 }
 
-pub(crate) mod ledger {
-    use super::*;
-    use telehook::domain::{DeliveryVerdict, Receipt};
-    use telehook::ledger::{
-        Claim, ClaimOutcome, DeliveryRecorded, DynamoLedger, InMemoryLedger, Ledger, LedgerError,
-        RateCount, RateDecision, Status,
-    };
-
-    pub(crate) fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
-        Claim {
-            event_id: e,
-            channel: Channel::Sms,
-            owner,
-            correlation_id: Some("reqPortSuite"),
-            country: Some("US"),
-            now_ms,
-            lease_ms: 10_000,
-            expires_at: now_ms / 1000 + 86_400,
-            sends: true,
-        }
+pub(crate) fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
+    Claim {
+        event_id: e,
+        channel: Channel::Sms,
+        owner,
+        correlation_id: Some("reqPortSuite"),
+        country: Some("US"),
+        now_ms,
+        lease_ms: 10_000,
+        expires_at: now_ms / 1000 + 86_400,
+        sends: true,
     }
+}
+
+pub(crate) fn receipt(event: &str, delivery: DeliveryVerdict, event_type: &str) -> Receipt {
+    Receipt {
+        event_id: eid(event),
+        message_id: format!("mid-{event}"),
+        channel: Channel::Sms,
+        delivery,
+        event_type: event_type.into(),
+        status: Some("status".into()),
+        description: Some("what the carrier said".into()),
+        mcc: Some("310".into()),
+        mnc: Some("260".into()),
+        country: Some("US".into()),
+        delivery_ms: Some(4200),
+        reported_at_ms: 1_700_000_004_200,
+    }
+}
+
+/// A sent and noted record, as the pipeline leaves it: an MFA code the
+/// guard does not judge, unless said otherwise.
+async fn sent_and_noted(
+    ledger: &dyn Ledger,
+    event: &str,
+    user: Option<&str>,
+    channel: Channel,
+    sent_ms: i64,
+) -> EventId {
+    noted(
+        ledger,
+        event,
+        user,
+        channel,
+        UseSignal::SignIn,
+        false,
+        sent_ms,
+    )
+    .await
+}
+
+async fn noted(
+    ledger: &dyn Ledger,
+    event: &str,
+    user: Option<&str>,
+    channel: Channel,
+    signal: UseSignal,
+    guard: bool,
+    sent_ms: i64,
+) -> EventId {
+    use telehook::ledger::SendNote;
+    let e = eid(event);
+    ledger.claim(&claim(&e, "a", sent_ms)).await.unwrap();
+    ledger
+        .mark_sent(&e, &format!("mid-{event}"), sent_ms)
+        .await
+        .unwrap();
+    ledger
+        .note_send(&SendNote {
+            event_id: &e,
+            user_key: user,
+            channel,
+            signal: Some(signal),
+            guard,
+            prefix: "1415555",
+            sent_ms,
+            otp_expires_ms: sent_ms + 300_000,
+        })
+        .await
+        .unwrap();
+    e
+}
+
+/// Claims: conditional, one holder at a time, terminal states that stay.
+mod claims {
+    use super::*;
 
     /// Claims are conditional: one holder at a time, a lease that runs out,
     /// releases only by the holder, terminal states that stay terminal.
-    async fn claims_are_conditional(ledger: &dyn Ledger) {
+    async fn claims_are_conditional(ledger: &dyn Claims) {
         let e = eid("evt-wire-1");
         let t0 = 1_700_000_000_000;
         assert_eq!(
@@ -221,7 +291,7 @@ pub(crate) mod ledger {
         );
     }
 
-    async fn concurrent_claims_have_one_winner(ledger: Arc<dyn Ledger>) {
+    async fn concurrent_claims_have_one_winner(ledger: Arc<dyn Claims>) {
         let e = eid("evt-race");
         let owners: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
         let now = 1_700_000_000_000;
@@ -238,6 +308,18 @@ pub(crate) mod ledger {
         assert_eq!(winners, 1, "{results:?}");
     }
 
+    async fn behaves(ledger: Arc<dyn Ledger>) {
+        claims_are_conditional(ledger.as_ref()).await;
+        concurrent_claims_have_one_winner(ledger).await;
+    }
+
+    on_both_adapters!(behaves);
+}
+
+/// Rate counts: an event counted once per window, the limit exact under a race.
+mod rates {
+    use super::*;
+
     fn count(e: &EventId, window: i64) -> RateCount<'_> {
         RateCount {
             scope: "dst",
@@ -252,7 +334,7 @@ pub(crate) mod ledger {
     /// Twelve at once against a limit of five: exactly five get through. A
     /// counted event is allowed again without counting; a new window starts
     /// from zero.
-    async fn rate_counters_count_an_event_once(ledger: Arc<dyn Ledger>) {
+    async fn rate_counters_count_an_event_once(ledger: Arc<dyn RateCounts>) {
         let ids: Vec<EventId> = (0..12).map(|i| eid(&format!("evt-rate-{i}"))).collect();
         let decisions = futures::future::join_all(ids.iter().map(|e| {
             let ledger = ledger.clone();
@@ -284,22 +366,16 @@ pub(crate) mod ledger {
         );
     }
 
-    pub(crate) fn receipt(event: &str, delivery: DeliveryVerdict, event_type: &str) -> Receipt {
-        Receipt {
-            event_id: eid(event),
-            message_id: format!("mid-{event}"),
-            channel: Channel::Sms,
-            delivery,
-            event_type: event_type.into(),
-            status: Some("status".into()),
-            description: Some("what the carrier said".into()),
-            mcc: Some("310".into()),
-            mnc: Some("260".into()),
-            country: Some("US".into()),
-            delivery_ms: Some(4200),
-            reported_at_ms: 1_700_000_004_200,
-        }
+    async fn behaves(ledger: Arc<dyn Ledger>) {
+        rate_counters_count_an_event_once(ledger).await;
     }
+
+    on_both_adapters!(behaves);
+}
+
+/// Receipts: the first final receipt stands, and only one about our message; the one fallback.
+mod receipts {
+    use super::*;
 
     /// A receipt lands on an existing record once, whatever its status (a
     /// receipt may beat `mark_sent`, which then keeps it, as does a later
@@ -361,58 +437,41 @@ pub(crate) mod ledger {
         assert_eq!(record.delivery, Some(DeliveryRecord::from(&bare)));
     }
 
-    /// A sent and noted record, as the pipeline leaves it: an MFA code the
-    /// guard does not judge, unless said otherwise.
-    async fn sent_and_noted(
-        ledger: &dyn Ledger,
-        event: &str,
-        user: Option<&str>,
-        channel: Channel,
-        sent_ms: i64,
-    ) -> EventId {
-        noted(
-            ledger,
-            event,
-            user,
-            channel,
-            UseSignal::SignIn,
-            false,
-            sent_ms,
-        )
-        .await
+    /// A receipt about another message than the one the event was sent as
+    /// changes nothing.
+    async fn receipts_must_name_our_message(ledger: &dyn Ledger) {
+        let t0 = 1_700_000_400_000;
+        let e = sent_and_noted(ledger, "evt-om-1", Some("uk-om"), Channel::Sms, t0).await;
+        let forged = Receipt {
+            message_id: "someone-elses".into(),
+            ..receipt("evt-om-1", DeliveryVerdict::Undelivered, "TEXT_UNREACHABLE")
+        };
+        assert_eq!(
+            ledger.record_delivery(&forged, t0 + 1).await,
+            Ok(DeliveryRecorded::OtherMessage)
+        );
+        assert_eq!(ledger.get(&e).await.unwrap().unwrap().delivery, None);
+        let ours = Receipt {
+            message_id: "mid-evt-om-1".into(),
+            ..forged
+        };
+        assert_eq!(
+            ledger.record_delivery(&ours, t0 + 2).await,
+            Ok(DeliveryRecorded::Recorded)
+        );
     }
 
-    async fn noted(
-        ledger: &dyn Ledger,
-        event: &str,
-        user: Option<&str>,
-        channel: Channel,
-        signal: UseSignal,
-        guard: bool,
-        sent_ms: i64,
-    ) -> EventId {
-        use telehook::ledger::SendNote;
-        let e = eid(event);
-        ledger.claim(&claim(&e, "a", sent_ms)).await.unwrap();
-        ledger
-            .mark_sent(&e, &format!("mid-{event}"), sent_ms)
-            .await
-            .unwrap();
-        ledger
-            .note_send(&SendNote {
-                event_id: &e,
-                user_key: user,
-                channel,
-                signal: Some(signal),
-                guard,
-                prefix: "1415555",
-                sent_ms,
-                otp_expires_ms: sent_ms + 300_000,
-            })
-            .await
-            .unwrap();
-        e
+    async fn behaves(ledger: Arc<dyn Ledger>) {
+        receipts_are_recorded_once(ledger.as_ref()).await;
+        receipts_must_name_our_message(ledger.as_ref()).await;
     }
+
+    on_both_adapters!(behaves);
+}
+
+/// Conversions: each send decided once, matched by its own kind of event.
+mod conversions {
+    use super::*;
 
     fn sign_in(user: &str, channel: Option<Channel>, at_ms: i64) -> telehook::ledger::SignIn<'_> {
         telehook::ledger::SignIn {
@@ -672,33 +731,22 @@ pub(crate) mod ledger {
         assert_eq!(ledger.first_sight("uuid-2", 1_900_000_000).await, Ok(true));
     }
 
-    /// A receipt about another message than the one the event was sent as
-    /// changes nothing.
-    async fn receipts_must_name_our_message(ledger: &dyn Ledger) {
-        let t0 = 1_700_000_400_000;
-        let e = sent_and_noted(ledger, "evt-om-1", Some("uk-om"), Channel::Sms, t0).await;
-        let forged = Receipt {
-            message_id: "someone-elses".into(),
-            ..receipt("evt-om-1", DeliveryVerdict::Undelivered, "TEXT_UNREACHABLE")
-        };
-        assert_eq!(
-            ledger.record_delivery(&forged, t0 + 1).await,
-            Ok(DeliveryRecorded::OtherMessage)
-        );
-        assert_eq!(ledger.get(&e).await.unwrap().unwrap().delivery, None);
-        let ours = Receipt {
-            message_id: "mid-evt-om-1".into(),
-            ..forged
-        };
-        assert_eq!(
-            ledger.record_delivery(&ours, t0 + 2).await,
-            Ok(DeliveryRecorded::Recorded)
-        );
+    async fn behaves(ledger: Arc<dyn Ledger>) {
+        conversions_are_decided_once(ledger.as_ref()).await;
+        each_kind_is_matched_by_its_own_event(ledger.as_ref()).await;
+        judging_leaves_the_code_open(ledger.as_ref()).await;
     }
+
+    on_both_adapters!(behaves);
+}
+
+/// The guard's book: counts per window, blocks learning may or may not replace.
+mod guard {
+    use super::*;
 
     /// Counts add up per window; a learned block does not replace a pin,
     /// an allow or an unexpired lift, and replaces an expired block.
-    async fn guard_counts_and_blocks(ledger: &dyn Ledger) {
+    async fn guard_counts_and_blocks(ledger: &dyn GuardBook) {
         use telehook::ledger::{BlockKind, GuardBlock, StatBump, StatCounts};
         let bump = |judged, conversions, window| StatBump {
             scope: "pfx",
@@ -813,476 +861,8 @@ pub(crate) mod ledger {
     }
 
     async fn behaves(ledger: Arc<dyn Ledger>) {
-        conversions_are_decided_once(ledger.as_ref()).await;
-        each_kind_is_matched_by_its_own_event(ledger.as_ref()).await;
-        judging_leaves_the_code_open(ledger.as_ref()).await;
-        receipts_must_name_our_message(ledger.as_ref()).await;
         guard_counts_and_blocks(ledger.as_ref()).await;
-        claims_are_conditional(ledger.as_ref()).await;
-        concurrent_claims_have_one_winner(ledger.clone()).await;
-        receipts_are_recorded_once(ledger.as_ref()).await;
-        rate_counters_count_an_event_once(ledger).await;
     }
 
-    #[tokio::test]
-    async fn in_memory() {
-        behaves(Arc::new(InMemoryLedger::new())).await;
-    }
-
-    #[tokio::test]
-    async fn on_dynamodb() {
-        let (_guard, m) = moto().await;
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&m.url).await);
-        create_ledger_table(&ddb, "ledger").await;
-        behaves(Arc::new(DynamoLedger::new(ddb, "ledger"))).await;
-    }
-}
-
-mod queue {
-    use super::*;
-    use telehook::clock::Clock;
-    use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue, OutgoingMessage, SqsQueue};
-    use telehook::testkit::ManualClock;
-
-    fn msg(group: &str, dedup: &str, body: &str) -> OutgoingMessage {
-        OutgoingMessage {
-            body: body.into(),
-            group_id: group.into(),
-            dedup_id: dedup.into(),
-        }
-    }
-
-    /// A FIFO queue with `maxReceiveCount` 2 and a one-second visibility
-    /// timeout, its DLQ, and how to let time pass for it.
-    struct Twin {
-        queue: Arc<dyn JobQueue>,
-        dlq: Arc<dyn JobQueue>,
-        clock: Option<Arc<ManualClock>>,
-    }
-
-    impl Twin {
-        async fn pass(&self, d: Duration) {
-            match &self.clock {
-                Some(clock) => clock.advance(chrono::Duration::from_std(d).unwrap()),
-                None => tokio::time::sleep(d).await,
-            }
-        }
-    }
-
-    /// Deduplication, order within a group, group locking, delete, depth,
-    /// and redrive to the DLQ after `maxReceiveCount`.
-    async fn behaves(t: Twin) {
-        let q = &t.queue;
-        assert!(q.arn().ends_with(":jobs.fifo"), "{}", q.arn());
-        q.send(msg("a", "d1", "a1")).await.unwrap();
-        q.send(msg("a", "d1", "a1-again")).await.unwrap();
-        q.send(msg("a", "d2", "a2")).await.unwrap();
-        q.send(msg("b", "d3", "b1")).await.unwrap();
-
-        let got = q.receive(10, Duration::ZERO).await.unwrap();
-        let bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
-        assert_eq!(
-            bodies
-                .iter()
-                .filter(|b| b.starts_with('a'))
-                .copied()
-                .collect::<Vec<_>>(),
-            ["a1", "a2"],
-            "deduplicated, in order"
-        );
-        assert!(bodies.contains(&"b1"));
-        assert!(
-            got.iter()
-                .all(|m| m.receive_count == 1 && !m.group_id.is_empty())
-        );
-        // Everything is in flight, and group a is locked: nothing more to receive.
-        assert!(q.receive(10, Duration::ZERO).await.unwrap().is_empty());
-        for m in &got {
-            q.delete(&m.receipt_handle).await.unwrap();
-        }
-
-        // Redrive: received twice without a delete, and on the third receive
-        // (past maxReceiveCount = 2) the message moves to the DLQ untouched.
-        // One message per group here: the emulator re-delivers a group's
-        // messages out of order after a visibility timeout when several were
-        // in flight together, which real SQS does not.
-        q.send(msg("r", "d4", "r1")).await.unwrap();
-        for expected_count in 1..=2 {
-            let got = q.receive(10, Duration::ZERO).await.unwrap();
-            assert_eq!(got.len(), 1);
-            assert_eq!(got[0].receive_count, expected_count);
-            t.pass(Duration::from_millis(1100)).await;
-        }
-        assert!(q.receive(10, Duration::ZERO).await.unwrap().is_empty());
-        let dead = t.dlq.receive(10, Duration::ZERO).await.unwrap();
-        assert_eq!(
-            dead.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
-            ["r1"]
-        );
-        let depth = q.depth().await.unwrap();
-        assert_eq!(depth.visible + depth.in_flight + depth.delayed, 0);
-
-        // A released message is visible again at once.
-        t.dlq.release(&dead[0].receipt_handle).await.unwrap();
-        let again = t.dlq.receive(10, Duration::ZERO).await.unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].body, "r1");
-
-        // The dispatcher's retry delay: a visibility set on a received
-        // message outlasts the main queue's own (one second here), and
-        // setting it to zero brings the message back at once.
-        q.send(msg("v", "d5", "v1")).await.unwrap();
-        let got = q.receive(10, Duration::ZERO).await.unwrap();
-        assert_eq!(got.len(), 1);
-        let receipt = &got[0].receipt_handle;
-        q.set_visibility(receipt, Duration::from_secs(30))
-            .await
-            .unwrap();
-        t.pass(Duration::from_millis(1100)).await;
-        assert!(
-            q.receive(10, Duration::ZERO).await.unwrap().is_empty(),
-            "the visibility set on the message applies, not the queue's"
-        );
-        q.set_visibility(receipt, Duration::ZERO).await.unwrap();
-        let back = q.receive(10, Duration::ZERO).await.unwrap();
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].body, "v1");
-        q.delete(&back[0].receipt_handle).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn in_memory() {
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let as_clock: Arc<dyn Clock> = clock.clone();
-        let dlq = Arc::new(InMemoryFifo::dead_letter(
-            "jobs-dlq.fifo",
-            as_clock.clone(),
-            Duration::from_secs(1),
-        ));
-        let queue = Arc::new(InMemoryFifo::new(
-            "jobs.fifo",
-            as_clock,
-            FifoSettings {
-                delay: Duration::ZERO,
-                visibility: Duration::from_secs(1),
-                max_receive_count: Some(2),
-                dedup_window: Duration::from_secs(300),
-            },
-            Some(dlq.clone()),
-        ));
-        behaves(Twin {
-            queue,
-            dlq,
-            clock: Some(clock),
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn on_sqs() {
-        let (_guard, m) = moto().await;
-        let sqs = aws_sdk_sqs::Client::new(&sdk_config(&m.url).await);
-        let (main_url, dlq_url) = create_queues(&sqs, 2, 1).await;
-        behaves(Twin {
-            queue: Arc::new(SqsQueue::new(sqs.clone(), &main_url)),
-            dlq: Arc::new(SqsQueue::new(sqs, &dlq_url)),
-            clock: None,
-        })
-        .await;
-    }
-}
-
-mod timers {
-    use super::*;
-    use crate::support::moto::create_expiry_queue;
-    use telehook::testkit::ManualClock;
-    use telehook::timers::{ExpiryCheck, InMemoryTimers, SqsTimers, Timers};
-
-    /// A check due now arrives; one due in a minute does not yet; a
-    /// handled check is gone; a stale handle is refused or ignored.
-    async fn behaves(timers: &dyn Timers, now_ms: i64) {
-        let due = ExpiryCheck::new("evt-t-1", now_ms - 1);
-        let later = ExpiryCheck::new("evt-t-2", now_ms + 60_000);
-        timers.schedule(&due.clone().into(), now_ms).await.unwrap();
-        timers.schedule(&later.into(), now_ms).await.unwrap();
-        let got = timers.arrived(10).await.unwrap();
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!(ExpiryCheck::decode(&got[0].body), Some(due));
-        timers.done(&got[0].handle).await.unwrap();
-        assert!(timers.arrived(10).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn in_memory() {
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let now = telehook::clock::Clock::now_ms(clock.as_ref());
-        behaves(&InMemoryTimers::new(clock), now).await;
-    }
-
-    #[tokio::test]
-    async fn on_sqs() {
-        let (_guard, m) = moto().await;
-        let sqs = aws_sdk_sqs::Client::new(&sdk_config(&m.url).await);
-        let url = create_expiry_queue(&sqs).await;
-        behaves(
-            &SqsTimers::new(sqs, url),
-            chrono::Utc::now().timestamp_millis(),
-        )
-        .await;
-    }
-}
-
-mod messenger {
-    use super::*;
-    use crate::support::sms_voice_stub::{Outcome, SmsVoiceStub};
-    use telehook::domain::Feedback;
-    use telehook::messenger::eum::EndUserMessaging;
-    use telehook::messenger::settings::{EumSettings, OriginationIdentities};
-    use telehook::messenger::{Messenger, OutboundMessage, SendError};
-    use telehook::testkit::{Scripted, ScriptedMessenger};
-
-    /// How the next send should fail, in the provider's terms.
-    #[derive(Debug, Clone, Copy)]
-    enum Next {
-        Throttled,
-        OptedOut,
-    }
-
-    /// A messenger and a way to make its provider fail the next send.
-    trait Twin {
-        fn messenger(&self) -> &dyn Messenger;
-        fn fail_next(&self, how: Next);
-    }
-
-    struct Scripted_(ScriptedMessenger);
-
-    impl Twin for Scripted_ {
-        fn messenger(&self) -> &dyn Messenger {
-            &self.0
-        }
-        fn fail_next(&self, how: Next) {
-            self.0.script([Scripted::Fail(match how {
-                Next::Throttled => SendError::Retryable {
-                    code: "ThrottlingException".into(),
-                },
-                Next::OptedOut => SendError::Permanent {
-                    code: "ConflictException".into(),
-                    reason: Some("DESTINATION_PHONE_NUMBER_OPTED_OUT".into()),
-                },
-            })]);
-        }
-    }
-
-    struct Eum(EndUserMessaging, SmsVoiceStub);
-
-    impl Twin for Eum {
-        fn messenger(&self) -> &dyn Messenger {
-            &self.0
-        }
-        fn fail_next(&self, how: Next) {
-            match how {
-                // The SDK retries a throttle twice itself; a throttle that
-                // persists through all three attempts is what we see.
-                Next::Throttled => {
-                    self.1
-                        .script([Outcome::Throttle, Outcome::Throttle, Outcome::Throttle])
-                }
-                Next::OptedOut => self
-                    .1
-                    .script([Outcome::Conflict("DESTINATION_PHONE_NUMBER_OPTED_OUT")]),
-            }
-        }
-    }
-
-    async fn message(channel: Channel) -> OutboundMessage {
-        crate::eum::message(channel, "+14155552671", 300).await
-    }
-
-    /// Both channels are accepted with a message id; a throttle is
-    /// retryable; an opted-out number is permanent, with the provider's
-    /// reason.
-    async fn behaves(t: &dyn Twin) {
-        let sms = t
-            .messenger()
-            .send(&message(Channel::Sms).await)
-            .await
-            .unwrap();
-        let voice = t
-            .messenger()
-            .send(&message(Channel::Voice).await)
-            .await
-            .unwrap();
-        assert!(!sms.message_id.is_empty() && !voice.message_id.is_empty());
-
-        t.fail_next(Next::Throttled);
-        let err = t
-            .messenger()
-            .send(&message(Channel::Sms).await)
-            .await
-            .unwrap_err();
-        assert!(err.is_retryable(), "{err:?}");
-        assert_eq!(err.code(), "ThrottlingException");
-
-        t.fail_next(Next::OptedOut);
-        let err = t
-            .messenger()
-            .send(&message(Channel::Sms).await)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err,
-            SendError::Permanent {
-                code: "ConflictException".into(),
-                reason: Some("DESTINATION_PHONE_NUMBER_OPTED_OUT".into()),
-            }
-        );
-        // A failure is one message's: the next send goes through.
-        assert!(
-            t.messenger()
-                .send(&message(Channel::Voice).await)
-                .await
-                .is_ok()
-        );
-
-        // Feedback on either outcome of a sent message is taken.
-        for status in [Feedback::Received, Feedback::Failed] {
-            t.messenger()
-                .feedback(&sms.message_id, status)
-                .await
-                .unwrap();
-        }
-    }
-
-    #[tokio::test]
-    async fn scripted() {
-        behaves(&Scripted_(ScriptedMessenger::new())).await;
-    }
-
-    #[tokio::test]
-    async fn on_end_user_messaging() {
-        let stub = SmsVoiceStub::start().await;
-        let settings = EumSettings {
-            origination: OriginationIdentities::parse(r#"{"default":"pool-default"}"#).unwrap(),
-            ..EumSettings::default()
-        };
-        let eum = EndUserMessaging::new(stub.client().await, settings);
-        let twin = Eum(eum, stub);
-        behaves(&twin).await;
-        // On the wire: sends enable feedback; feedback names the message.
-        let requests = twin.1.requests().await;
-        let sends: Vec<&serde_json::Value> = requests
-            .iter()
-            .filter(|(op, _)| op.ends_with("Message"))
-            .map(|(_, body)| body)
-            .collect();
-        assert!(!sends.is_empty());
-        assert!(
-            sends.iter().all(|b| b["MessageFeedbackEnabled"] == true),
-            "{sends:?}"
-        );
-        let feedback: Vec<&serde_json::Value> = requests
-            .iter()
-            .filter(|(op, _)| op == "PinpointSMSVoiceV2.PutMessageFeedback")
-            .map(|(_, body)| body)
-            .collect();
-        assert_eq!(
-            feedback,
-            vec![
-                &serde_json::json!({"MessageId": "stub-message-id", "MessageFeedbackStatus": "RECEIVED"}),
-                &serde_json::json!({"MessageId": "stub-message-id", "MessageFeedbackStatus": "FAILED"}),
-            ]
-        );
-    }
-}
-
-mod templates {
-    use super::*;
-    use telehook::domain::{Locale, Otp};
-    use telehook::templates::{
-        DynamoTemplateStore, InMemoryTemplateStore, Template, TemplateStore, Templates, TextType,
-    };
-
-    fn template(locale: &str, channel: Channel, body: &str) -> Template {
-        Template {
-            locale: locale.into(),
-            channel,
-            body: body.into(),
-            text_type: TextType::Text,
-            voice_id: (channel == Channel::Voice).then(|| "Lupe".to_owned()),
-            language_code: None,
-        }
-    }
-
-    /// Put, get by locale and channel, replace, list in order; and the
-    /// lookup chain asks the store before the built-ins.
-    async fn behaves(store: Arc<dyn TemplateStore>) {
-        assert_eq!(store.get("es-MX", Channel::Sms).await.unwrap(), None);
-        store
-            .put(&template("es-MX", Channel::Sms, "{{code}} es tu clave"))
-            .await
-            .unwrap();
-        store
-            .put(&template(
-                "es-MX",
-                Channel::Sms,
-                "{{code}} es tu clave de {{org}}",
-            ))
-            .await
-            .unwrap();
-        store
-            .put(&template("de", Channel::Voice, "Ihr Code ist {{code}}"))
-            .await
-            .unwrap();
-        let got = store.get("es-MX", Channel::Sms).await.unwrap().unwrap();
-        assert_eq!(
-            got,
-            template("es-MX", Channel::Sms, "{{code}} es tu clave de {{org}}")
-        );
-        assert_eq!(store.get("es-MX", Channel::Voice).await.unwrap(), None);
-        let listed: Vec<(String, Channel)> = store
-            .list()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.locale, t.channel))
-            .collect();
-        assert_eq!(
-            listed,
-            [
-                ("de".to_owned(), Channel::Voice),
-                ("es-MX".to_owned(), Channel::Sms)
-            ]
-        );
-
-        let templates = Templates::new(Some(store), Locale::parse("en").unwrap(), "Acme");
-        let code = Otp::parse("5521").unwrap();
-        let mx = templates
-            .render(&Locale::parse("es-MX").unwrap(), Channel::Sms, &code, 5)
-            .await
-            .unwrap();
-        assert_eq!(mx.body, "5521 es tu clave de Acme");
-        let es = templates
-            .render(&Locale::parse("es").unwrap(), Channel::Voice, &code, 5)
-            .await
-            .unwrap();
-        assert_eq!(es.locale, "es");
-    }
-
-    #[tokio::test]
-    async fn in_memory() {
-        behaves(Arc::new(InMemoryTemplateStore::default())).await;
-    }
-
-    #[tokio::test]
-    async fn on_dynamodb() {
-        let (_guard, m) = moto().await;
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&m.url).await);
-        create_templates_table(&ddb, "templates").await;
-        behaves(Arc::new(DynamoTemplateStore::new(
-            ddb,
-            "templates",
-            Duration::from_secs(300),
-        )))
-        .await;
-    }
+    on_both_adapters!(behaves);
 }
