@@ -9,6 +9,9 @@
            to export
     env    print those variables again (`eval "$(./scripts/emulator env)"`)
     down   stop both (and wait until they are gone)
+    create create the tables and queues on a running emulator
+           (`--endpoint URL`) and print their variables as JSON: how the
+           test suites, the Lambda harness and `up` all make them
 
 Everything lives in the state directory (default .telehook/emulator): the
 logs, the process ids, the `env` file, and the stand-in's outbox, where the
@@ -41,6 +44,7 @@ NAMES = {
     "JobDeadLetterQueue": "telehook-jobs-dlq.fifo",
     "ExpiryQueue": "telehook-expiry-checks",
     "ExpiryDeadLetterQueue": "telehook-expiry-checks-dlq",
+    "ReceiptsDeadLetterQueue": "telehook-receipts-dlq",
 }
 # Queue properties the emulator takes as they are in the template. Server-side
 # encryption (SqsManagedSseEnabled, KmsMasterKeyId) is AWS's business, not the
@@ -111,14 +115,12 @@ def create_table(ddb, name, props):
         )
 
 
-def queue_attributes(props, arns, visibility):
+def queue_attributes(props, arns):
     attrs = {}
     for key in QUEUE_ATTRIBUTES:
         if key in props:
             value = props[key]
             attrs[key] = str(value).lower() if isinstance(value, bool) else str(value)
-    if visibility is not None and "VisibilityTimeout" in attrs:
-        attrs["VisibilityTimeout"] = str(visibility)
     redrive = props.get("RedrivePolicy")
     if redrive:
         target = redrive["deadLetterTargetArn"]
@@ -135,18 +137,41 @@ def queue_attributes(props, arns, visibility):
     return attrs
 
 
-def create_resources(endpoint, template, visibility):
-    """Creates the tables and queues as the template defines them; returns
-    the pipeline's variables for them."""
+def with_overrides(logical, props, overrides):
+    """The template's properties of `logical`, with the timings a run may
+    shorten: `overrides` holds "JobQueue.VisibilityTimeout" = "1" and
+    "JobQueue.RedrivePolicy.maxReceiveCount" = "2" style entries."""
+    props = json.loads(json.dumps(props))
+    for path, value in overrides.items():
+        name, _, rest = path.partition(".")
+        if name != logical:
+            continue
+        *parents, leaf = rest.split(".")
+        node = props
+        for p in parents:
+            node = node[p]
+        if leaf not in node:
+            sys.exit(f"emulator: {path} is not in the template")
+        node[leaf] = value
+    return props
+
+
+def create_resources(endpoint, template, overrides=None):
+    """Creates the tables and queues as the template defines them, with
+    `overrides` (see with_overrides); returns the pipeline's variables for
+    them."""
+    overrides = overrides or {}
     resources = template_resources(template)
+    props = lambda logical: with_overrides(logical, resources[logical]["Properties"], overrides)
     ddb = client("dynamodb", endpoint)
     for logical in ("LedgerTable", "TemplatesTable"):
-        create_table(ddb, NAMES[logical], resources[logical]["Properties"])
+        create_table(ddb, NAMES[logical], props(logical))
     sqs = client("sqs", endpoint)
     urls, arns = {}, {}
     # The dead-letter queues first: the redrive policies name them.
-    for logical in ("JobDeadLetterQueue", "JobQueue", "ExpiryDeadLetterQueue", "ExpiryQueue"):
-        attrs = queue_attributes(resources[logical]["Properties"], arns, visibility)
+    for logical in ("JobDeadLetterQueue", "JobQueue", "ExpiryDeadLetterQueue", "ExpiryQueue",
+                    "ReceiptsDeadLetterQueue"):
+        attrs = queue_attributes(props(logical), arns)
         url = sqs.create_queue(QueueName=NAMES[logical], Attributes=attrs)["QueueUrl"]
         urls[logical] = url
         arns[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
@@ -159,6 +184,8 @@ def create_resources(endpoint, template, visibility):
         "DLQ_URL": urls["JobDeadLetterQueue"],
         "EXPIRY_QUEUE_URL": urls["ExpiryQueue"],
         "EXPIRY_DLQ_URL": urls["ExpiryDeadLetterQueue"],
+        # Not the pipeline's: where `telehook replay receipts` reads.
+        "RECEIPTS_DLQ_URL": urls["ReceiptsDeadLetterQueue"],
     }
 
 
@@ -292,7 +319,10 @@ def up(args):
     variables = aws_env(endpoint)
     # The SMS client goes to the stand-in, everything else to the emulator.
     variables["AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2"] = stub_url
-    variables.update(create_resources(endpoint, args.template, args.visibility_timeout))
+    overrides = {}
+    if args.visibility_timeout is not None:
+        overrides["JobQueue.VisibilityTimeout"] = args.visibility_timeout
+    variables.update(create_resources(endpoint, args.template, overrides))
     variables.update(
         {
             # A fresh key per emulator: group ids and rate keys only need to
@@ -318,7 +348,11 @@ def up(args):
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "env", "down"])
+    parser.add_argument("command", choices=["up", "env", "down", "create"])
+    parser.add_argument("--endpoint", help="the running emulator's URL (create)")
+    parser.add_argument("--set", action="append", default=[], metavar="RESOURCE.PROPERTY=VALUE",
+                        help="a property of a table or queue instead of the template's (create), "
+                             "e.g. JobQueue.RedrivePolicy.maxReceiveCount=2")
     parser.add_argument("--state-dir", default=str(ROOT / ".telehook/emulator"))
     parser.add_argument("--port", type=int, default=4566, help="the emulator's (0: any free)")
     parser.add_argument("--stub-port", type=int, default=4567,
@@ -336,6 +370,11 @@ def main(argv):
     state = Path(args.state_dir)
     if args.command == "up":
         up(args)
+    elif args.command == "create":
+        if not args.endpoint:
+            sys.exit("emulator: create needs --endpoint")
+        overrides = dict(s.split("=", 1) for s in args.set)
+        print(json.dumps(create_resources(args.endpoint, args.template, overrides)))
     elif args.command == "env":
         path = state / "env"
         if not path.exists():

@@ -3,7 +3,9 @@
 
 A minimal Lambda Runtime API (the `/2018-06-01/runtime/invocation/...`
 endpoints) hands each binary the events from events/. The AWS calls go to the
-local emulator (moto: DynamoDB, SQS) and to a stub of the SMS/voice API. It
+local emulator (moto: DynamoDB, SQS; the tables and queues are the
+template's, made by scripts/emulator.py) and to the End User Messaging
+stand-in, `telehook sms-stub`. It
 reports each binary's responses and its peak resident memory (VmHWM), read
 from /proc while the process is still alive.
 
@@ -30,6 +32,7 @@ import queue
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -106,26 +109,24 @@ class RuntimeApi:
             self.events.put((str(uuid.uuid4()), p))
 
 
-def sms_voice_stub():
-    """Answers SendTextMessage and SendVoiceMessage with a MessageId."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            body = json.dumps({"MessageId": str(uuid.uuid4())}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-amz-json-1.0")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{port}"
+def sms_voice_stub(release_dir, workdir):
+    """The End User Messaging stand-in, `telehook sms-stub`, on a free port;
+    returns the process and its URL."""
+    proc = subprocess.Popen(
+        [os.path.join(release_dir, "telehook"), "sms-stub", "--port", "0",
+         "--outbox", os.path.join(workdir, "sms-stub-outbox.jsonl")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    # Its first line names the URL it listens on.
+    first = proc.stdout.readline()
+    if "listening on " not in first:
+        proc.kill()
+        sys.exit(f"telehook sms-stub did not start: {first!r}")
+    # Nothing reads its console from here on; the OS may drop it.
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    return proc, first.split("listening on ", 1)[1].strip()
 
 
 def start_moto():
@@ -147,27 +148,13 @@ def start_moto():
 
 
 def setup_aws(url):
-    import boto3
+    """The tables and queues as template.yaml defines them, made the way
+    the emulator run makes them (scripts/emulator.py); returns their
+    variables."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import emulator
 
-    kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    ddb = boto3.client("dynamodb", **kw)
-    ddb.create_table(
-        TableName="ledger",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-    )
-    sqs = boto3.client("sqs", **kw)
-    dlq = sqs.create_queue(QueueName="jobs-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    main = sqs.create_queue(
-        QueueName="jobs.fifo",
-        Attributes={
-            "FifoQueue": "true",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
-        },
-    )["QueueUrl"]
-    return main, dlq
+    return emulator.create_resources(url, os.path.join(ROOT, "template.yaml"))
 
 
 def events(prefix, rounds):
@@ -309,8 +296,9 @@ def main():
 
     moto, moto_url = start_moto()
     try:
-        main_url, dlq_url = setup_aws(moto_url)
-        stub = sms_voice_stub()
+        resources = setup_aws(moto_url)
+        workdir = tempfile.mkdtemp(prefix="lambda-harness-")
+        stub_proc, stub = sms_voice_stub(args.release_dir, workdir)
         env = dict(os.environ)
         env.update(
             {
@@ -327,9 +315,6 @@ def main():
                 "AUTH_MODE": "header",
                 "AUTH_HEADER_NAME": "authorization",
                 "AUTH_HEADER_SECRET": "Bearer " + SECRET,
-                "LEDGER_TABLE": "ledger",
-                "QUEUE_URL": main_url,
-                "DLQ_URL": dlq_url,
                 "HASH_KEY": "bench-hash-key-0123456789",
                 "ORIGINATION_IDENTITIES": '{"default": "+12065550100"}',
                 # Every round sends to the same sample numbers again.
@@ -339,6 +324,7 @@ def main():
                 "RUST_LOG": "warn",
             }
         )
+        env.update(resources)
         if args.cold_first_hook:
             cold_first_hook(args, env)
         report = {}
@@ -376,6 +362,8 @@ def main():
         sys.exit(0 if ok else 1)
     finally:
         moto.kill()
+        if "stub_proc" in locals():
+            stub_proc.kill()
 
 
 if __name__ == "__main__":

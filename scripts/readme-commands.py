@@ -181,11 +181,11 @@ class Stack:
             physical[queue] = self.client("sqs").get_queue_url(QueueName=emulator.NAMES[queue])[
                 "QueueUrl"
             ]
-        # The receipts path, which local mode does not need: its topic and
-        # its dead-letter queue.
+        # The receipts topic, which local mode does not need (its
+        # dead-letter queue is made with the other queues).
         physical["ReceiptsTopic"] = self.client("sns").create_topic(Name=f"{STACK}-receipts")["TopicArn"]
-        physical["ReceiptsDeadLetterQueue"] = self.client("sqs").create_queue(
-            QueueName=f"{STACK}-receipts-dlq"
+        physical["ReceiptsDeadLetterQueue"] = self.client("sqs").get_queue_url(
+            QueueName=emulator.NAMES["ReceiptsDeadLetterQueue"]
         )["QueueUrl"]
         # Each output that names one of them, by the output's name.
         for name, output in self.template["Outputs"].items():

@@ -44,9 +44,7 @@ fn stdout(o: &Output) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn templates_push_and_list() {
     let (_guard, m) = moto::moto().await;
-    let sdk = moto::sdk_config(&m.url).await;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    moto::create_templates_table(&ddb, "telehook-templates").await;
+    let r = moto::create_resources(&m.url, moto::QueueTimings::default()).await;
     let pushed = telehook(
         &m.url,
         &[
@@ -54,7 +52,7 @@ async fn templates_push_and_list() {
             "push",
             "templates",
             "--table",
-            "telehook-templates",
+            &r.templates_table,
         ],
     );
     assert!(
@@ -64,7 +62,7 @@ async fn templates_push_and_list() {
     );
     // The table from TEMPLATES_TABLE, as the Lambdas name it.
     let listed = command(&m.url, &["templates", "list"])
-        .env("TEMPLATES_TABLE", "telehook-templates")
+        .env("TEMPLATES_TABLE", &r.templates_table)
         .output()
         .unwrap();
     assert!(
@@ -86,7 +84,7 @@ async fn templates_push_and_list() {
     drop(reader);
     let out = command(
         &m.url,
-        &["templates", "list", "--table", "telehook-templates"],
+        &["templates", "list", "--table", &r.templates_table],
     )
     .stdout(writer)
     .output()

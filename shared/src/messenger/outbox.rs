@@ -40,6 +40,45 @@ impl std::fmt::Debug for OutboxLine {
     }
 }
 
+/// An outbox file opened for appending, one JSON line per message: local
+/// mode's messenger and the End User Messaging stand-in both write it.
+#[derive(Debug)]
+pub struct OutboxFile {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl OutboxFile {
+    /// Opens (creating it and its folder if needed) the file for appending.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(OutboxFile {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line, in one write under the lock, so lines never
+    /// interleave.
+    pub fn append(&self, line: &OutboxLine) -> std::io::Result<()> {
+        let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
+        text.push('\n');
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.write_all(text.as_bytes())?;
+        file.flush()
+    }
+}
+
 /// Where the one-line masked notice of each message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notices {
@@ -57,8 +96,9 @@ pub enum Notices {
 /// service's format, on a channel the caller feeds to the receipts flow.
 #[derive(Debug)]
 pub struct OutboxMessenger {
-    path: PathBuf,
-    file: Mutex<std::fs::File>,
+    file: OutboxFile,
+    /// Feedback lines are appended one at a time.
+    feedback: Mutex<()>,
     notices: Notices,
     receipts: Option<(
         tokio::sync::mpsc::UnboundedSender<String>,
@@ -70,16 +110,9 @@ impl OutboxMessenger {
     /// Opens (creating if needed) the outbox for appending. `notices` says
     /// where the one line per message goes.
     pub fn open(path: &Path, notices: Notices) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
         Ok(OutboxMessenger {
-            path: path.to_owned(),
-            file: Mutex::new(file),
+            file: OutboxFile::open(path)?,
+            feedback: Mutex::new(()),
             notices,
             receipts: None,
         })
@@ -97,12 +130,12 @@ impl OutboxMessenger {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// Where message feedback goes: `feedback.jsonl` beside the outbox.
     pub fn feedback_path(&self) -> PathBuf {
-        self.path.with_file_name("feedback.jsonl")
+        self.path().with_file_name("feedback.jsonl")
     }
 
     /// Reads every line of an outbox file.
@@ -133,20 +166,9 @@ impl Messenger for OutboxMessenger {
             message_id: message_id.clone(),
             sent_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         };
-        let mut text = serde_json::to_string(&line).map_err(|_| SendError::Permanent {
-            code: "OutboxEncoding".into(),
-            reason: None,
+        self.file.append(&line).map_err(|_| SendError::Retryable {
+            code: "OutboxWrite".into(),
         })?;
-        text.push('\n');
-        {
-            let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            // One write per line, under the lock, so lines never interleave.
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.flush())
-                .map_err(|_| SendError::Retryable {
-                    code: "OutboxWrite".into(),
-                })?;
-        }
         let notice = || {
             format!(
                 "outbox: {} to {} in {} ({}, event {})",
@@ -186,7 +208,7 @@ impl Messenger for OutboxMessenger {
             "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         });
         let path = self.feedback_path();
-        let _guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.feedback.lock().unwrap_or_else(|p| p.into_inner());
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)

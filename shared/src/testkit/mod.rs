@@ -10,6 +10,8 @@
 //! - [`clock`]: a clock moved by hand; [`sink`]: a metrics sink that keeps
 //!   its documents;
 //! - [`dev_issuer`]: a local OAuth signing key and token minting;
+//! - [`sms_stub`]: the End User Messaging stand-in (`telehook sms-stub`,
+//!   the test suites, the Lambda harness);
 //! - [`redaction`]: codes that cannot turn up in logs by chance, and the
 //!   matching that makes "no code reached the logs" an exact check.
 
@@ -20,6 +22,7 @@ pub mod doubles;
 pub mod invariants;
 pub mod redaction;
 pub mod sink;
+pub mod sms_stub;
 
 pub use clock::ManualClock;
 pub use doubles::{DelayedMessenger, RecordingDelivery, Scripted, ScriptedMessenger};

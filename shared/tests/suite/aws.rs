@@ -9,9 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::moto::{
-    create_ledger_table, create_queues, create_templates_table, moto, sdk_config, setup_config,
-};
+use crate::support::moto::{QueueTimings, create_resources, moto, sdk_config, setup_config};
 use telehook::clock::{Clock, SystemClock};
 use telehook::domain::DeliveryOutcome;
 use telehook::domain::channel::Channel;
@@ -38,8 +36,8 @@ async fn ledger_items_hold_only_the_documented_attributes() {
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_ledger_table(&ddb, "ledger").await;
-    let ledger = DynamoLedger::new(ddb.clone(), "ledger");
+    let r = create_resources(&m.url, QueueTimings::default()).await;
+    let ledger = DynamoLedger::new(ddb.clone(), &r.ledger_table);
     let e = eid("evt-wire-1");
     let t0 = 1_700_000_000_000;
     ledger.claim(&claim(&e, "a", t0)).await.unwrap();
@@ -69,7 +67,7 @@ async fn ledger_items_hold_only_the_documented_attributes() {
         };
     let item = || async {
         ddb.get_item()
-            .table_name("ledger")
+            .table_name(&r.ledger_table)
             .key(
                 "pk",
                 aws_sdk_dynamodb::types::AttributeValue::S("evt#evt-wire-1".into()),
@@ -157,10 +155,10 @@ async fn templates_table_cache_and_a_missing_table() {
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_templates_table(&ddb, "templates").await;
+    let r = create_resources(&m.url, QueueTimings::default()).await;
     let store = Arc::new(DynamoTemplateStore::new(
         ddb.clone(),
-        "templates",
+        &r.templates_table,
         Duration::from_secs(300),
     ));
     store
@@ -178,7 +176,7 @@ async fn templates_table_cache_and_a_missing_table() {
 
     // Cached per instance: deleting the item does not show until the TTL.
     ddb.delete_item()
-        .table_name("templates")
+        .table_name(&r.templates_table)
         .key(
             "locale",
             aws_sdk_dynamodb::types::AttributeValue::S("es-MX".into()),
@@ -194,7 +192,7 @@ async fn templates_table_cache_and_a_missing_table() {
         store.get("es-MX", Channel::Sms).await.unwrap().is_some(),
         "served from cache"
     );
-    let fresh = DynamoTemplateStore::new(ddb.clone(), "templates", Duration::ZERO);
+    let fresh = DynamoTemplateStore::new(ddb.clone(), &r.templates_table, Duration::ZERO);
     assert!(fresh.get("es-MX", Channel::Sms).await.unwrap().is_none());
 
     let code = Otp::parse("5521").unwrap();
@@ -231,11 +229,11 @@ async fn dispatcher_end_to_end_through_the_poller() {
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    create_ledger_table(&ddb, "ledger").await;
-    let (main_url, dlq_url) = create_queues(&sqs, 2, 1).await;
+    let r = create_resources(&m.url, QueueTimings::quick(2, 1)).await;
+    let (main_url, dlq_url) = (r.queue_url.clone(), r.dlq_url.clone());
     let queue = Arc::new(SqsQueue::new(sqs.clone(), &main_url));
     let dlq = SqsQueue::new(sqs.clone(), &dlq_url);
-    let ledger = Arc::new(DynamoLedger::new(ddb, "ledger"));
+    let ledger = Arc::new(DynamoLedger::new(ddb, &r.ledger_table));
     let messenger = Arc::new(ScriptedMessenger::new());
     let pipeline = Pipeline::builder(ledger.clone(), queue.clone(), messenger.clone())
         .settings(PipelineSettings {
@@ -300,10 +298,10 @@ async fn the_learning_guard_blocks_a_range_over_the_wire() {
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_ledger_table(&ddb, "ledger").await;
+    let r = create_resources(&m.url, QueueTimings::quick(2, 1)).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (main_url, _) = create_queues(&sqs, 2, 1).await;
-    let ledger = Arc::new(DynamoLedger::new(ddb, "ledger"));
+    let main_url = r.queue_url.clone();
+    let ledger = Arc::new(DynamoLedger::new(ddb, &r.ledger_table));
     let messenger = Arc::new(ScriptedMessenger::new());
     // On the hour: the counts are kept per hour of the send, and the run
     // must not straddle one by chance.
@@ -411,9 +409,9 @@ async fn dlq_replay_over_the_wire() {
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    create_ledger_table(&ddb, "ledger").await;
-    let (main_url, dlq_url) = create_queues(&sqs, 5, 30).await;
-    let ledger = Arc::new(DynamoLedger::new(ddb, "ledger"));
+    let r = create_resources(&m.url, QueueTimings::quick(5, 30)).await;
+    let (main_url, dlq_url) = (r.queue_url.clone(), r.dlq_url.clone());
+    let ledger = Arc::new(DynamoLedger::new(ddb, &r.ledger_table));
     let pipeline_with = |queue_url: &str| {
         Pipeline::builder(
             ledger.clone(),
@@ -563,8 +561,8 @@ async fn rate_records_hold_only_a_count_event_ids_and_a_ttl() {
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_ledger_table(&ddb, "ledger").await;
-    let ledger = DynamoLedger::new(ddb.clone(), "ledger");
+    let r = create_resources(&m.url, QueueTimings::default()).await;
+    let ledger = DynamoLedger::new(ddb.clone(), &r.ledger_table);
     let ids: Vec<EventId> = (0..12).map(|i| eid(&format!("evt-rate-{i}"))).collect();
     fn count(e: &EventId) -> RateCount<'_> {
         RateCount {
@@ -580,7 +578,7 @@ async fn rate_records_hold_only_a_count_event_ids_and_a_ttl() {
     // The record holds a count, event ids and a TTL: no number.
     let item = ddb
         .get_item()
-        .table_name("ledger")
+        .table_name(&r.ledger_table)
         .key(
             "pk",
             aws_sdk_dynamodb::types::AttributeValue::S("rate#dst#5f2c9e#2879000".into()),
@@ -746,8 +744,9 @@ async fn secrets_by_arn_are_read_at_init_and_reread_after_rotation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_poll_on_the_products_own_settings_is_not_a_timeout() {
     let (_guard, m) = moto().await;
-    let test_sdk = sdk_config(&m.url).await;
-    let (main, _dlq) = create_queues(&aws_sdk_sqs::Client::new(&test_sdk), 5, 30).await;
+    let main = create_resources(&m.url, QueueTimings::default())
+        .await
+        .queue_url;
     let product_sdk = telehook::aws::sdk_config_loader()
         .endpoint_url(&m.url)
         .region(aws_config::Region::new("us-east-1"))
@@ -775,7 +774,7 @@ async fn a_failing_check_reaches_its_dead_letter_queue_and_is_replayed_once() {
     let (_guard, m) = moto().await;
     let sdk = sdk_config(&m.url).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_ledger_table(&ddb, "ledger").await;
+    let r = create_resources(&m.url, QueueTimings::default()).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let setup = aws_sdk_sqs::Client::new(&setup_config(&sdk));
     let dlq_url = setup
@@ -814,7 +813,7 @@ async fn a_failing_check_reaches_its_dead_letter_queue_and_is_replayed_once() {
         .unwrap();
 
     // A sent code whose life is over, and its expiry check on the queue.
-    let ledger = Arc::new(DynamoLedger::new(ddb.clone(), "ledger"));
+    let ledger = Arc::new(DynamoLedger::new(ddb.clone(), &r.ledger_table));
     let e = eid("evt-dlq-check");
     let t0 = chrono::Utc::now().timestamp_millis() - 600_000;
     ledger.claim(&claim(&e, "a", t0)).await.unwrap();
@@ -961,7 +960,7 @@ async fn a_failing_check_reaches_its_dead_letter_queue_and_is_replayed_once() {
         .unwrap();
     assert_eq!((report.moved, report.unreadable), (1, 0));
     assert_eq!(depth(dlq_url.clone()).await, 0);
-    let (healthy, messenger) = pipeline_on("ledger");
+    let (healthy, messenger) = pipeline_on(&r.ledger_table);
     assert_eq!(event_source_pass(healthy.clone()).await, (1, 0));
     assert_eq!(
         ledger

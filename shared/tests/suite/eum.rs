@@ -5,7 +5,7 @@
 // Test helpers may unwrap: a panic is a test failure with a location.
 #![allow(clippy::unwrap_used)]
 
-use crate::support::sms_voice_stub::{Outcome, SmsVoiceStub};
+use crate::support::sms_voice_stub::{Fault, SmsVoiceStub};
 use serde_json::json;
 use telehook::domain::EventId;
 use telehook::domain::channel::Channel;
@@ -57,13 +57,16 @@ async fn messenger(stub: &SmsVoiceStub) -> EndUserMessaging {
 #[tokio::test]
 async fn sms_request_carries_every_field() {
     let stub = SmsVoiceStub::start().await;
-    stub.script([Outcome::Accept("mid-sms-1")]);
     let msg = message(Channel::Sms, "+14155552671", 287).await;
     let receipt = messenger(&stub).await.send(&msg).await.unwrap();
-    assert_eq!(receipt.message_id, "mid-sms-1");
-    let reqs = stub.requests().await;
+    assert!(
+        receipt.message_id.starts_with("stub-"),
+        "{}",
+        receipt.message_id
+    );
+    let reqs = stub.requests();
     assert_eq!(reqs.len(), 1);
-    assert_eq!(reqs[0].0, "PinpointSMSVoiceV2.SendTextMessage");
+    assert_eq!(reqs[0].0, "SendTextMessage");
     assert_eq!(
         reqs[0].1,
         json!({
@@ -84,12 +87,15 @@ async fn sms_request_carries_every_field() {
 #[tokio::test]
 async fn voice_request_carries_ssml_voice_and_default_identity() {
     let stub = SmsVoiceStub::start().await;
-    stub.script([Outcome::Accept("mid-voice-1")]);
     let msg = message(Channel::Voice, "+14165550163", 120).await;
     let receipt = messenger(&stub).await.send(&msg).await.unwrap();
-    assert_eq!(receipt.message_id, "mid-voice-1");
-    let reqs = stub.requests().await;
-    assert_eq!(reqs[0].0, "PinpointSMSVoiceV2.SendVoiceMessage");
+    assert!(
+        receipt.message_id.starts_with("stub-"),
+        "{}",
+        receipt.message_id
+    );
+    let reqs = stub.requests();
+    assert_eq!(reqs[0].0, "SendVoiceMessage");
     assert_eq!(
         reqs[0].1,
         json!({
@@ -118,7 +124,7 @@ async fn time_to_live_is_clamped_to_the_api_bounds() {
     m.send(&message(Channel::Sms, "+14155552671", 10_000_000).await)
         .await
         .unwrap();
-    let reqs = stub.requests().await;
+    let reqs = stub.requests();
     assert_eq!(reqs[0].1["TimeToLive"], 5);
     assert_eq!(reqs[1].1["TimeToLive"], 259_200);
 }
@@ -126,39 +132,39 @@ async fn time_to_live_is_clamped_to_the_api_bounds() {
 #[tokio::test]
 async fn the_sdk_retries_throttling_before_we_see_it() {
     let stub = SmsVoiceStub::start().await;
-    stub.script([Outcome::Throttle, Outcome::Accept("mid-after-retry")]);
+    stub.script([Fault::Throttle]);
     let receipt = messenger(&stub)
         .await
         .send(&message(Channel::Sms, "+14155552671", 300).await)
         .await
         .unwrap();
-    assert_eq!(receipt.message_id, "mid-after-retry");
-    assert_eq!(stub.requests().await.len(), 2, "one SDK retry");
+    assert!(
+        receipt.message_id.starts_with("stub-"),
+        "{}",
+        receipt.message_id
+    );
+    assert_eq!(stub.requests().len(), 2, "one SDK retry");
 }
 
 #[tokio::test]
 async fn throttling_and_5xx_that_persist_are_retryable() {
-    for outcome in [Outcome::Throttle, Outcome::Internal] {
+    for outcome in [Fault::Throttle, Fault::Internal] {
         let stub = SmsVoiceStub::start().await;
-        stub.script([outcome.clone(), outcome.clone(), outcome.clone()]);
+        stub.script([outcome; 3]);
         let err = messenger(&stub)
             .await
             .send(&message(Channel::Voice, "+14155552671", 300).await)
             .await
             .unwrap_err();
         assert!(err.is_retryable(), "{outcome:?}: {err:?}");
-        assert_eq!(
-            stub.requests().await.len(),
-            3,
-            "{outcome:?}: three attempts"
-        );
+        assert_eq!(stub.requests().len(), 3, "{outcome:?}: three attempts");
     }
 }
 
 #[tokio::test]
 async fn validation_and_conflict_are_permanent_and_not_retried() {
     let stub = SmsVoiceStub::start().await;
-    stub.script([Outcome::Validation]);
+    stub.script([Fault::Validation]);
     let err = messenger(&stub)
         .await
         .send(&message(Channel::Sms, "+14155552671", 300).await)
@@ -171,10 +177,10 @@ async fn validation_and_conflict_are_permanent_and_not_retried() {
             reason: Some("INVALID_PARAMETER".into())
         }
     );
-    assert_eq!(stub.requests().await.len(), 1);
+    assert_eq!(stub.requests().len(), 1);
 
     let stub = SmsVoiceStub::start().await;
-    stub.script([Outcome::Conflict("DESTINATION_PHONE_NUMBER_OPTED_OUT")]);
+    stub.script([Fault::OptedOut]);
     let err = messenger(&stub)
         .await
         .send(&message(Channel::Sms, "+14155552671", 300).await)
@@ -187,7 +193,7 @@ async fn validation_and_conflict_are_permanent_and_not_retried() {
             reason: Some("DESTINATION_PHONE_NUMBER_OPTED_OUT".into())
         }
     );
-    assert_eq!(stub.requests().await.len(), 1);
+    assert_eq!(stub.requests().len(), 1);
 }
 
 #[tokio::test]
@@ -202,7 +208,7 @@ async fn no_identity_for_the_country_fails_before_any_call() {
         .unwrap_err();
     assert_eq!(err.code(), "NoOriginationIdentity");
     assert!(!err.is_retryable());
-    assert!(stub.requests().await.is_empty());
+    assert!(stub.requests().is_empty());
 }
 
 /// A send that reaches something other than End User Messaging (an emulator
@@ -253,7 +259,7 @@ async fn an_endpoint_that_is_not_the_service_fails_permanently_and_says_so() {
     }
     // The service's own errors are still what they were.
     let stub = SmsVoiceStub::start().await;
-    stub.script([Outcome::Internal, Outcome::Internal, Outcome::Internal]);
+    stub.script([Fault::Internal, Fault::Internal, Fault::Internal]);
     let err = messenger(&stub)
         .await
         .send(&message(Channel::Sms, "+14155552671", 300).await)

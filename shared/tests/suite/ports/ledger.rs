@@ -21,8 +21,8 @@ macro_rules! on_both_adapters {
         async fn on_dynamodb() {
             let (_guard, m) = moto().await;
             let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&m.url).await);
-            create_ledger_table(&ddb, "ledger").await;
-            $suite(Arc::new(DynamoLedger::new(ddb, "ledger"))).await;
+            let r = create_resources(&m.url, QueueTimings::default()).await;
+            $suite(Arc::new(DynamoLedger::new(ddb, &r.ledger_table))).await;
         }
     };
 }

@@ -18,10 +18,6 @@ use std::time::{Duration, Instant};
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
-use aws_sdk_sqs::types::QueueAttributeName;
 
 pub struct Moto {
     pub url: String,
@@ -144,163 +140,76 @@ pub fn setup_config(sdk: &SdkConfig) -> SdkConfig {
         .build()
 }
 
-/// Setup calls go through clients without the hot path's timeouts and
-/// retries: a create that outlives a 1.5 s attempt on a busy machine would
-/// be retried after it succeeded, and fail as "already exists".
-fn setup_dynamodb(ddb: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::from_conf(
-        ddb.config()
-            .to_builder()
-            .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build(),
-    )
+/// The tables and queues, made as every emulator run makes them: by
+/// `scripts/emulator.py create`, from template.yaml's own definitions.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub ledger_table: String,
+    pub templates_table: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub expiry_queue_url: String,
+    pub expiry_dlq_url: String,
+    pub receipts_dlq_url: String,
 }
 
-/// As [`setup_dynamodb`], for SQS.
-fn setup_sqs(sqs: &aws_sdk_sqs::Client) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::from_conf(
-        sqs.config()
-            .to_builder()
-            .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build(),
-    )
+/// The job queue's timings a test shortens; the rest is the template's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueTimings {
+    pub visibility_s: Option<u32>,
+    pub max_receive: Option<u32>,
+    /// The template delays every job a few seconds (so the fast path goes
+    /// first); tests of the queue itself start at once.
+    pub no_delay: bool,
 }
 
-/// The ledger table as the template declares it: `pk`, and the sparse
-/// `byUser` index (`userChannel`, `sentAt`) projecting `otpExpiresAt`.
-pub async fn create_ledger_table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
-    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
-    let attr = |n: &str, t: ScalarAttributeType| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(t)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    setup_dynamodb(ddb)
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk", ScalarAttributeType::S))
-        .attribute_definitions(attr("userChannel", ScalarAttributeType::S))
-        .attribute_definitions(attr("sentAt", ScalarAttributeType::N))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(telehook::ledger::dynamo::BY_USER_INDEX)
-                .key_schema(key("userChannel", KeyType::Hash))
-                .key_schema(key("sentAt", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::Include)
-                        .non_key_attributes("otpExpiresAt")
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+impl QueueTimings {
+    /// Redrive after `max_receive` receives, each visible again after
+    /// `visibility_s`, with no delay.
+    pub fn quick(max_receive: u32, visibility_s: u32) -> Self {
+        QueueTimings {
+            visibility_s: Some(visibility_s),
+            max_receive: Some(max_receive),
+            no_delay: true,
+        }
+    }
 }
 
-pub async fn create_templates_table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    setup_dynamodb(ddb)
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("locale"))
-        .attribute_definitions(attr("channel"))
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("locale")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("channel")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
-/// The standard queue expiry checks wait on; returns its url.
-pub async fn create_expiry_queue(sqs: &aws_sdk_sqs::Client) -> String {
-    setup_sqs(sqs)
-        .create_queue()
-        .queue_name("expiry-checks")
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap()
-}
-
-/// A FIFO queue with a FIFO dead-letter queue; returns (main url, dlq url).
-pub async fn create_queues(
-    sqs: &aws_sdk_sqs::Client,
-    max_receive: u32,
-    visibility_s: u32,
-) -> (String, String) {
-    let sqs = &setup_sqs(sqs);
-    let dlq = sqs
-        .create_queue()
-        .queue_name("jobs-dlq.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
-            .to_string();
-    let main = sqs
-        .create_queue()
-        .queue_name("jobs.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            visibility_s.to_string(),
-        )
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    (main, dlq)
+/// Creates the template's tables and queues on the emulator at `url`.
+pub async fn create_resources(url: &str, job_queue: QueueTimings) -> Resources {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut sets = Vec::new();
+    if let Some(v) = job_queue.visibility_s {
+        sets.push(format!("JobQueue.VisibilityTimeout={v}"));
+    }
+    if let Some(n) = job_queue.max_receive {
+        sets.push(format!("JobQueue.RedrivePolicy.maxReceiveCount={n}"));
+    }
+    if job_queue.no_delay {
+        sets.push("JobQueue.DelaySeconds=0".to_owned());
+    }
+    let mut cmd = Command::new(root.join(".venv/bin/python"));
+    cmd.arg(root.join("scripts/emulator.py"))
+        .args(["create", "--endpoint", url]);
+    for s in &sets {
+        cmd.args(["--set", s]);
+    }
+    // Half a second, once per test: not worth a thread.
+    let out = cmd.output().expect("run scripts/emulator.py create");
+    assert!(
+        out.status.success(),
+        "scripts/emulator.py create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vars: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let var = |k: &str| vars[k].as_str().unwrap().to_owned();
+    Resources {
+        ledger_table: var("LEDGER_TABLE"),
+        templates_table: var("TEMPLATES_TABLE"),
+        queue_url: var("QUEUE_URL"),
+        dlq_url: var("DLQ_URL"),
+        expiry_queue_url: var("EXPIRY_QUEUE_URL"),
+        expiry_dlq_url: var("EXPIRY_DLQ_URL"),
+        receipts_dlq_url: var("RECEIPTS_DLQ_URL"),
+    }
 }
