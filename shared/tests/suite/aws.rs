@@ -776,41 +776,10 @@ async fn a_failing_check_reaches_its_dead_letter_queue_and_is_replayed_once() {
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let r = create_resources(&m.url, QueueTimings::default()).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let setup = aws_sdk_sqs::Client::new(&setup_config(&sdk));
-    let dlq_url = setup
-        .create_queue()
-        .queue_name("expiry-checks-dlq")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = setup
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    // The template's redrive: five receives, then the dead-letter queue.
+    // The template's timers queue, with its redrive (five receives, then
+    // the dead-letter queue).
+    let (queue_url, dlq_url) = (r.expiry_queue_url.clone(), r.expiry_dlq_url.clone());
     let max_receive_count = template_max_receive_count("ExpiryQueue");
-    let queue_url = setup
-        .create_queue()
-        .queue_name("expiry-checks")
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
 
     // A sent code whose life is over, and its expiry check on the queue.
     let ledger = Arc::new(DynamoLedger::new(ddb.clone(), &r.ledger_table));
