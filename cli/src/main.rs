@@ -188,19 +188,14 @@ mod tests {
         assert!(readme <= 250, "README.md has {readme} lines");
     }
 
-    /// Every `telehook` command the README and the guides show, in their
-    /// shell blocks and as inline code (not the synopses with `[…]` or
-    /// `|`), parses as written, with placeholders such as `<stack-name>`
-    /// filled in.
-    #[test]
-    fn every_command_in_the_readme_parses() {
-        let readme = PAGES.map(|(_, text)| text).join("\n");
-        // (command, whether it is a whole command line; inline mentions
-        // such as `telehook invoke` may leave required arguments out).
+    /// Every shell line of the pages' `sh` blocks (whole command lines) and
+    /// every inline code span of their prose and tables (mentions, which
+    /// may leave required arguments out), with whether it is whole.
+    fn documented_commands(pages: &str) -> Vec<(String, bool)> {
         let mut commands: Vec<(String, bool)> = Vec::new();
         let mut in_shell = false;
         let mut in_block = false;
-        for line in readme.lines() {
+        for line in pages.lines() {
             if line.starts_with("```") {
                 in_block = !in_block;
                 in_shell = in_block && line.starts_with("```sh");
@@ -209,7 +204,6 @@ mod tests {
             if in_shell {
                 commands.push((line.to_owned(), true));
             } else if !in_block {
-                // Inline code spans of prose and tables.
                 commands.extend(
                     line.split('`')
                         .skip(1)
@@ -218,6 +212,35 @@ mod tests {
                 );
             }
         }
+        commands
+    }
+
+    /// Placeholders such as `<stack-name>` filled with `demo`.
+    fn fill_placeholders(command: &str) -> String {
+        let mut filled = String::new();
+        let mut in_placeholder = false;
+        for c in command.chars() {
+            match c {
+                '<' => in_placeholder = true,
+                '>' if in_placeholder => {
+                    in_placeholder = false;
+                    filled.push_str("demo");
+                }
+                _ if in_placeholder => {}
+                c => filled.push(c),
+            }
+        }
+        filled
+    }
+
+    /// Every `telehook` command the README and the guides show, in their
+    /// shell blocks and as inline code (not the synopses with `[…]` or
+    /// `|`), parses as written, with placeholders such as `<stack-name>`
+    /// filled in.
+    #[test]
+    fn every_command_in_the_readme_parses() {
+        let readme = PAGES.map(|(_, text)| text).join("\n");
+        let commands = documented_commands(&readme);
         let mut checked = 0;
         for (raw, whole) in commands {
             // The command itself: no comment, pipe, chain or background.
@@ -239,20 +262,7 @@ mod tests {
             if rest.contains('[') || rest.contains('|') || rest.contains('…') {
                 continue;
             }
-            // Placeholders: `<stack-name>` and the like.
-            let mut filled = String::new();
-            let mut in_placeholder = false;
-            for c in rest.chars() {
-                match c {
-                    '<' => in_placeholder = true,
-                    '>' if in_placeholder => {
-                        in_placeholder = false;
-                        filled.push_str("demo");
-                    }
-                    _ if in_placeholder => {}
-                    c => filled.push(c),
-                }
-            }
+            let filled = fill_placeholders(rest);
             let filled = filled.trim_end_matches(')').trim_end_matches('\\').trim();
             // The synopses' metavariables, as values that parse.
             let args: Vec<String> = words(filled)

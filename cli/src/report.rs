@@ -683,6 +683,32 @@ mod tests {
         record_from_snapshot(&line).unwrap()
     }
 
+    fn learned_block() -> GuardBlock {
+        GuardBlock {
+            scope: "pfx".into(),
+            key: "4477009".into(),
+            kind: BlockKind::Learned,
+            until_ms: Some(1_800_000_000_000),
+            reason: "0 of 25 codes used".into(),
+            judged: 25,
+            conversions: 0,
+            since_ms: 1,
+        }
+    }
+
+    /// Okta's fallbacks counted in two windows: three for its telephony
+    /// provider, one it did not name.
+    fn okta_took_over() -> OktaTookOver {
+        let counts = |judged| telehook::ledger::StatCounts {
+            judged,
+            conversions: 0,
+        };
+        OktaTookOver::from_stats(&[
+            ("telephony".to_owned(), 490_000, counts(3)),
+            ("unnamed".to_owned(), 490_002, counts(1)),
+        ])
+    }
+
     #[test]
     fn rows_count_rates_times_and_conversions() {
         let mut records: Vec<LedgerRecord> = (1..=100)
@@ -709,34 +735,8 @@ mod tests {
         let prefixes = tally_prefixes(&records, 20);
         assert_eq!(prefixes[0].0, ("1415555".to_owned(), "US".to_owned()));
         assert_eq!(prefixes.len(), 2);
-        let block = GuardBlock {
-            scope: "pfx".into(),
-            key: "4477009".into(),
-            kind: BlockKind::Learned,
-            until_ms: Some(1_800_000_000_000),
-            reason: "0 of 25 codes used".into(),
-            judged: 25,
-            conversions: 0,
-            since_ms: 1,
-        };
-        let okta = OktaTookOver::from_stats(&[
-            (
-                "telephony".to_owned(),
-                490_000,
-                telehook::ledger::StatCounts {
-                    judged: 3,
-                    conversions: 0,
-                },
-            ),
-            (
-                "unnamed".to_owned(),
-                490_002,
-                telehook::ledger::StatCounts {
-                    judged: 1,
-                    conversions: 0,
-                },
-            ),
-        ]);
+        let block = learned_block();
+        let okta = okta_took_over();
         let report = Report {
             kinds: tally_kinds(&records),
             rows,

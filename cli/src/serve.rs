@@ -181,35 +181,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let port = listener.local_addr()?.port();
     let issuer = local::issuer_for_port(port);
     let outbox = args.local.outbox();
-    // The ingress's settings are checked with the backend's, so a start
-    // that fails names every problem at once.
-    let mut problems = Problems::default();
-    let ingress = problems.take(local::ingress_config(&issuer));
-    let mut backend = if args.local.aws.0 {
-        local::aws_backend(Some(args.local.fast_path()), problems).await?
-    } else {
-        local::local_backend_with_latency(
-            &outbox,
-            args.local.fast_path(),
-            Duration::from_millis(args.provider_latency_ms),
-            if args.quiet {
-                Notices::Off
-            } else {
-                Notices::Stdout
-            },
-            args.chaos.as_deref(),
-            Some(args.undeliverable.clone()),
-            problems,
-        )?
-    };
-    let ingress = ingress.ok_or("the ingress configuration is incomplete")?;
-    if let Some(ledger) = &backend.ledger {
-        // Local mode's guard blocks outlive a run, and `telehook guard`
-        // edits them between runs.
-        for block in crate::report::read_blocks(state_dir)? {
-            telehook::ledger::GuardBook::set_block(ledger.as_ref(), &block).await?;
-        }
-    }
+    let (ingress, mut backend) = start_backend(&args, &issuer, &outbox).await?;
     let app = Arc::new(App {
         deps: IngressDeps::new(&ingress, Arc::new(backend.pipeline.clone()))?,
         jwks: key.jwks(),
@@ -261,6 +233,42 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     }
     println!("drained; bye");
     Ok(())
+}
+
+/// The ingress's settings and the backend, checked together so a start
+/// that fails names every problem at once; local mode's guard blocks (which
+/// outlive a run, and `telehook guard` edits between runs) put back.
+async fn start_backend(
+    args: &ServeArgs,
+    issuer: &str,
+    outbox: &Path,
+) -> Result<(telehook::auth::settings::IngressConfig, Backend), Error> {
+    let mut problems = Problems::default();
+    let ingress = problems.take(local::ingress_config(issuer));
+    let backend = if args.local.aws.0 {
+        local::aws_backend(Some(args.local.fast_path()), problems).await?
+    } else {
+        local::local_backend_with_latency(
+            outbox,
+            args.local.fast_path(),
+            Duration::from_millis(args.provider_latency_ms),
+            if args.quiet {
+                Notices::Off
+            } else {
+                Notices::Stdout
+            },
+            args.chaos.as_deref(),
+            Some(args.undeliverable.clone()),
+            problems,
+        )?
+    };
+    let ingress = ingress.ok_or("the ingress configuration is incomplete")?;
+    if let Some(ledger) = &backend.ledger {
+        for block in crate::report::read_blocks(&args.local.state_dir)? {
+            telehook::ledger::GuardBook::set_block(ledger.as_ref(), &block).await?;
+        }
+    }
+    Ok((ingress, backend))
 }
 
 /// The dispatcher: Lambda's SQS event source, played by the poller until

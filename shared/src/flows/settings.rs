@@ -374,6 +374,11 @@ mod tests {
                 "QUEUE_URL"
             ]
         );
+    }
+
+    #[test]
+    fn the_guards_policy_is_read_with_the_pipeline() {
+        let c = pipe(&[]).unwrap();
         let g = pipe(&[
             ("ALLOWED_COUNTRIES", "*"),
             ("RATE_LIMIT_PER_USER", "off"),
@@ -386,26 +391,6 @@ mod tests {
         assert_eq!(g.per_user, None);
         assert_eq!(g.per_country.map(|l| l.max), Some(300));
         assert_eq!(c.settings.guard.total, Some(DEFAULT_TOTAL_LIMIT));
-        // The receipts function's sources: unset trusts any; set, each
-        // must be an ARN of its service.
-        assert_eq!(c.settings.sources, EventSources::default());
-        let topic = "arn:aws:sns:us-east-1:123456789012:telehook-receipts";
-        let queue = "arn:aws-cn:sqs:cn-north-1:123456789012:telehook-expiry";
-        let sourced = pipe(&[("RECEIPTS_TOPIC_ARN", topic), ("EXPIRY_QUEUE_ARN", queue)]).unwrap();
-        assert_eq!(
-            sourced.settings.sources.receipts_topic.as_deref(),
-            Some(topic)
-        );
-        assert_eq!(
-            sourced.settings.sources.expiry_queue.as_deref(),
-            Some(queue)
-        );
-        let err = pipe(&[
-            ("RECEIPTS_TOPIC_ARN", queue),
-            ("EXPIRY_QUEUE_ARN", "telehook-expiry"),
-        ])
-        .unwrap_err();
-        assert_eq!(err.vars(), ["RECEIPTS_TOPIC_ARN", "EXPIRY_QUEUE_ARN"]);
         // A companion variable's absence fails the start too, though every
         // value it needs was read.
         let err = pipe(&[("CONVERSIONS", "on")]).unwrap_err();
@@ -431,5 +416,29 @@ mod tests {
                 "{var}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_receipts_functions_sources_are_arns_of_their_service() {
+        let c = pipe(&[]).unwrap();
+        // Unset trusts any; set, each must be an ARN of its service.
+        assert_eq!(c.settings.sources, EventSources::default());
+        let topic = "arn:aws:sns:us-east-1:123456789012:telehook-receipts";
+        let queue = "arn:aws-cn:sqs:cn-north-1:123456789012:telehook-expiry";
+        let sourced = pipe(&[("RECEIPTS_TOPIC_ARN", topic), ("EXPIRY_QUEUE_ARN", queue)]).unwrap();
+        assert_eq!(
+            sourced.settings.sources.receipts_topic.as_deref(),
+            Some(topic)
+        );
+        assert_eq!(
+            sourced.settings.sources.expiry_queue.as_deref(),
+            Some(queue)
+        );
+        let err = pipe(&[
+            ("RECEIPTS_TOPIC_ARN", queue),
+            ("EXPIRY_QUEUE_ARN", "telehook-expiry"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.vars(), ["RECEIPTS_TOPIC_ARN", "EXPIRY_QUEUE_ARN"]);
     }
 }
