@@ -134,11 +134,7 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
                 &sdk,
                 state_machine_arn,
                 stack.as_deref(),
-                Source {
-                    flag: "--state-machine-arn",
-                    output: "ReplayStateMachineArn",
-                    env: "REPLAY_STATE_MACHINE_ARN",
-                },
+                REPLAY_STATE_MACHINE_ARN,
             )
             .await?;
             let start = ReplayStart {
@@ -156,18 +152,8 @@ pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
             dlq_url,
         } => {
             let stack = stack.as_deref();
-            let queue = Source {
-                flag: "--queue-url",
-                output: "JobQueueUrl",
-                env: "QUEUE_URL",
-            };
-            let queue = resolve(&sdk, queue_url, stack, queue).await?;
-            let dlq = Source {
-                flag: "--dlq-url",
-                output: "DeadLetterQueueUrl",
-                env: "DLQ_URL",
-            };
-            let dlq = resolve(&sdk, dlq_url, stack, dlq).await?;
+            let queue = resolve(&sdk, queue_url, stack, QUEUE_URL).await?;
+            let dlq = resolve(&sdk, dlq_url, stack, DLQ_URL).await?;
             replay_status(&sdk, &queue, &dlq).await
         }
         ReplayCommand::Checks {
@@ -202,18 +188,8 @@ async fn replay_checks_cmd(
     expiry_queue_url: Option<String>,
     expiry_dlq_url: Option<String>,
 ) -> Result<(), Error> {
-    let queue = Source {
-        flag: "--expiry-queue-url",
-        output: "ExpiryQueueUrl",
-        env: "EXPIRY_QUEUE_URL",
-    };
-    let queue = resolve(sdk, expiry_queue_url, stack, queue).await?;
-    let dlq = Source {
-        flag: "--expiry-dlq-url",
-        output: "ExpiryDeadLetterQueueUrl",
-        env: "EXPIRY_DLQ_URL",
-    };
-    let dlq = resolve(sdk, expiry_dlq_url, stack, dlq).await?;
+    let queue = resolve(sdk, expiry_queue_url, stack, EXPIRY_QUEUE_URL).await?;
+    let dlq = resolve(sdk, expiry_dlq_url, stack, EXPIRY_DLQ_URL).await?;
     let client = telehook::aws::SqsClient::new(sdk);
     let report = telehook::flows::replay::replay_checks(
         &telehook::timers::SqsTimers::new(client.clone(), dlq),
@@ -235,18 +211,8 @@ async fn replay_receipts_cmd(
     receipts_dlq_url: Option<String>,
     topic_arn: Option<String>,
 ) -> Result<(), Error> {
-    let dlq = Source {
-        flag: "--receipts-dlq-url",
-        output: "ReceiptsDeadLetterQueueUrl",
-        env: "RECEIPTS_DLQ_URL",
-    };
-    let dlq = resolve(sdk, receipts_dlq_url, stack, dlq).await?;
-    let topic = Source {
-        flag: "--topic-arn",
-        output: "ReceiptsTopicArn",
-        env: "RECEIPTS_TOPIC_ARN",
-    };
-    let topic = resolve(sdk, topic_arn, stack, topic).await?;
+    let dlq = resolve(sdk, receipts_dlq_url, stack, RECEIPTS_DLQ_URL).await?;
+    let topic = resolve(sdk, topic_arn, stack, RECEIPTS_TOPIC_ARN).await?;
     let r = replay_receipts(sdk, &dlq, &topic, max).await?;
     outln!(
         "{}",
@@ -339,17 +305,7 @@ pub async fn templates(command: TemplatesCommand) -> Result<(), Error> {
         TemplatesCommand::Push { dir, table } => (Some(dir), table),
         TemplatesCommand::List { table } => (None, table),
     };
-    let table = resolve(
-        &sdk,
-        which.table,
-        which.stack.as_deref(),
-        Source {
-            flag: "--table",
-            output: "TemplatesTableName",
-            env: "TEMPLATES_TABLE",
-        },
-    )
-    .await?;
+    let table = resolve(&sdk, which.table, which.stack.as_deref(), TEMPLATES_TABLE).await?;
     match dir {
         Some(dir) => templates_push(&sdk, &dir, &table).await,
         None => templates_list(&sdk, &table).await,
@@ -406,6 +362,37 @@ pub struct Source<'a> {
     pub output: &'a str,
     pub env: &'a str,
 }
+
+impl<'a> Source<'a> {
+    pub const fn new(flag: &'a str, output: &'a str, env: &'a str) -> Self {
+        Source { flag, output, env }
+    }
+}
+
+/// The resources the operations commands find.
+const REPLAY_STATE_MACHINE_ARN: Source<'static> = Source::new(
+    "--state-machine-arn",
+    "ReplayStateMachineArn",
+    "REPLAY_STATE_MACHINE_ARN",
+);
+const QUEUE_URL: Source<'static> = Source::new("--queue-url", "JobQueueUrl", "QUEUE_URL");
+const DLQ_URL: Source<'static> = Source::new("--dlq-url", "DeadLetterQueueUrl", "DLQ_URL");
+const EXPIRY_QUEUE_URL: Source<'static> =
+    Source::new("--expiry-queue-url", "ExpiryQueueUrl", "EXPIRY_QUEUE_URL");
+const EXPIRY_DLQ_URL: Source<'static> = Source::new(
+    "--expiry-dlq-url",
+    "ExpiryDeadLetterQueueUrl",
+    "EXPIRY_DLQ_URL",
+);
+const RECEIPTS_DLQ_URL: Source<'static> = Source::new(
+    "--receipts-dlq-url",
+    "ReceiptsDeadLetterQueueUrl",
+    "RECEIPTS_DLQ_URL",
+);
+const RECEIPTS_TOPIC_ARN: Source<'static> =
+    Source::new("--topic-arn", "ReceiptsTopicArn", "RECEIPTS_TOPIC_ARN");
+const TEMPLATES_TABLE: Source<'static> =
+    Source::new("--table", "TemplatesTableName", "TEMPLATES_TABLE");
 
 pub async fn resolve(
     sdk: &SdkConfig,

@@ -55,11 +55,7 @@ impl LedgerAt {
             &sdk,
             self.table.clone(),
             self.stack.as_deref(),
-            Source {
-                flag: "--table",
-                output: "LedgerTableName",
-                env: "LEDGER_TABLE",
-            },
+            Source::new("--table", "LedgerTableName", "LEDGER_TABLE"),
         )
         .await?;
         Ok(DynamoLedger::new(
@@ -568,20 +564,15 @@ fn html_table(first: &str, second: &str, rows: &[((String, String), &Row)]) -> S
 /// The report as one HTML page: tables and inline SVG charts, no scripts
 /// and nothing fetched.
 pub fn render_html(report: &Report) -> String {
-    let Report {
-        rows,
-        kinds,
-        prefixes,
-        blocks,
-        okta,
-    } = report;
-    let by_kind: Vec<((String, String), &Row)> = kinds
+    let by_kind: Vec<((String, String), &Row)> = report
+        .kinds
         .iter()
         .map(|(k, r)| ((k.clone(), String::new()), r))
         .collect();
     let by_country: Vec<((String, String), &Row)> =
-        rows.iter().map(|(k, r)| (k.clone(), r)).collect();
-    let by_prefix: Vec<((String, String), &Row)> = prefixes
+        report.rows.iter().map(|(k, r)| (k.clone(), r)).collect();
+    let by_prefix: Vec<((String, String), &Row)> = report
+        .prefixes
         .iter()
         .map(|((p, c), r)| ((format!("+{p}"), c.clone()), r))
         .collect();
@@ -599,10 +590,10 @@ pub fn render_html(report: &Report) -> String {
         .map(|x| (label(x), x.1.conversion_rate()))
         .collect();
     let mut blocks_html = String::from("<ul>");
-    for b in blocks {
+    for b in &report.blocks {
         let _ = write!(blocks_html, "<li>{}</li>", escape(&block_text(b)));
     }
-    if blocks.is_empty() {
+    if report.blocks.is_empty() {
         blocks_html.push_str("<li>none</li>");
     }
     blocks_html.push_str("</ul>");
@@ -618,7 +609,7 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td
         html_table("prefix", "country", &by_prefix),
         bar_chart("Conversion rate by prefix", &prefix_conversion),
         blocks_html,
-        escape(okta.text().trim_end()),
+        escape(report.okta.text().trim_end()),
     )
 }
 

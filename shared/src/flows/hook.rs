@@ -13,7 +13,7 @@ use super::guard::{Refusal, RefusalAnswer};
 use super::{Delivery, Pipeline, failure_text, guard, millis};
 use crate::crypto::random_hex;
 use crate::domain::{DeliveryOutcome, DeliveryRequest, FailureCause, RequestType};
-use crate::ledger::{Claim, ClaimEnd, ClaimOutcome};
+use crate::ledger::{Claim, ClaimEnd, ClaimOutcome, EndClaim};
 use crate::messenger::SendError;
 use crate::telemetry::metrics::Metrics;
 
@@ -176,13 +176,13 @@ impl Pipeline {
         let _ = self
             .ledger
             .claims
-            .end_claim(
-                &req.event_id,
+            .end_claim(&EndClaim {
+                event_id: &req.event_id,
                 owner,
-                ClaimEnd::Failed,
-                &format!("not queued; {why}"),
-                self.clock.now_ms(),
-            )
+                end: ClaimEnd::Failed,
+                reason: &format!("not queued; {why}"),
+                now_ms: self.clock.now_ms(),
+            })
             .await;
         Self::failed(FailureCause::NOT_QUEUED)
     }
@@ -203,13 +203,13 @@ impl Pipeline {
                 if let Err(e) = self
                     .ledger
                     .claims
-                    .end_claim(
-                        &req.event_id,
-                        &owner,
-                        ClaimEnd::Blocked,
-                        &why,
-                        self.clock.now_ms(),
-                    )
+                    .end_claim(&EndClaim {
+                        event_id: &req.event_id,
+                        owner: &owner,
+                        end: ClaimEnd::Blocked,
+                        reason: &why,
+                        now_ms: self.clock.now_ms(),
+                    })
                     .await
                 {
                     tracing::warn!(error = %e, "could not record the block");

@@ -45,7 +45,7 @@ use crate::clock::Clock;
 use crate::crypto::keyed_hash;
 use crate::domain::Channel;
 use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, FailureCause, Job, PhoneNumber};
-use crate::ledger::{ClaimEnd, LedgerError, Parts};
+use crate::ledger::{ClaimEnd, EndClaim, LedgerError, Parts};
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::okta::SUMMARY_NOT_DELIVERED;
 use crate::okta::events::EventBatch;
@@ -251,14 +251,15 @@ impl Pipeline {
         owner: &str,
         why: &str,
     ) -> Result<(), LedgerError> {
-        self.record("end_claim", || {
-            self.ledger.claims.end_claim(
+        self.record("end_claim", || async {
+            let ending = EndClaim {
                 event_id,
                 owner,
-                ClaimEnd::Failed,
-                why,
-                self.clock.now_ms(),
-            )
+                end: ClaimEnd::Failed,
+                reason: why,
+                now_ms: self.clock.now_ms(),
+            };
+            self.ledger.claims.end_claim(&ending).await
         })
         .await
     }
@@ -269,13 +270,13 @@ impl Pipeline {
         if let Err(e) = self
             .ledger
             .claims
-            .end_claim(
+            .end_claim(&EndClaim {
                 event_id,
                 owner,
-                ClaimEnd::Released,
-                why,
-                self.clock.now_ms(),
-            )
+                end: ClaimEnd::Released,
+                reason: why,
+                now_ms: self.clock.now_ms(),
+            })
             .await
         {
             tracing::warn!(error = %e, "could not release the claim; the next try waits for the lease");

@@ -119,6 +119,18 @@ pub enum ClaimOutcome {
     },
 }
 
+/// A claim ended without a send ([`Claims::end_claim`]): by its holder,
+/// how, and why.
+#[derive(Debug, Clone)]
+pub struct EndClaim<'a> {
+    pub event_id: &'a EventId,
+    /// The holder's token; anyone else's ending is refused.
+    pub owner: &'a str,
+    pub end: ClaimEnd,
+    pub reason: &'a str,
+    pub now_ms: i64,
+}
+
 /// How a claim ends when no send was confirmed ([`Claims::end_claim`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimEnd {
@@ -160,14 +172,7 @@ pub trait Claims: Send + Sync + std::fmt::Debug {
     /// Ends the claim without a send, as `end` says, keeping `reason`:
     /// FAILED or BLOCKED for good, or released for the next try. Only the
     /// claim's holder may; anyone else gets [`LedgerError::LostClaim`].
-    async fn end_claim(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        end: ClaimEnd,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError>;
+    async fn end_claim(&self, ending: &EndClaim<'_>) -> Result<(), LedgerError>;
 
     /// Records that the OTP expired unsent. Never overwrites SENT or FAILED.
     async fn mark_expired(

@@ -33,28 +33,6 @@ impl InMemoryLedger {
         v
     }
 
-    /// An update only the claim's holder may make: records `reason`, ends
-    /// the lease, and moves to `status` when one is given.
-    fn holder_update(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        reason: &str,
-        now_ms: i64,
-        status: Option<Status>,
-    ) -> Result<(), LedgerError> {
-        self.with(|map| match map.get_mut(event_id.as_str()) {
-            Some(r) if r.status == Status::InProgress && r.owner.as_deref() == Some(owner) => {
-                r.status = status.unwrap_or(r.status);
-                r.failure = Some(reason.to_owned());
-                r.lease_until_ms = 0;
-                r.updated_at_ms = now_ms;
-                Ok(())
-            }
-            _ => Err(LedgerError::LostClaim),
-        })
-    }
-
     /// The counts of one scope (`stat#<scope>#<key>#<window>`), as
     /// (key, window, counts), for reports.
     pub fn stats(&self, scope: &str) -> Vec<(String, i64, StatCounts)> {
@@ -168,15 +146,19 @@ impl Claims for InMemoryLedger {
         })
     }
 
-    async fn end_claim(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        end: ClaimEnd,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
-        self.holder_update(event_id, owner, reason, now_ms, end.status())
+    /// Only the holder ends a claim: it records the reason, ends the
+    /// lease, and moves to the end's status when it has one.
+    async fn end_claim(&self, e: &EndClaim<'_>) -> Result<(), LedgerError> {
+        self.with(|map| match map.get_mut(e.event_id.as_str()) {
+            Some(r) if r.status == Status::InProgress && r.owner.as_deref() == Some(e.owner) => {
+                r.status = e.end.status().unwrap_or(r.status);
+                r.failure = Some(e.reason.to_owned());
+                r.lease_until_ms = 0;
+                r.updated_at_ms = e.now_ms;
+                Ok(())
+            }
+            _ => Err(LedgerError::LostClaim),
+        })
     }
 
     async fn mark_expired(

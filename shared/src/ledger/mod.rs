@@ -53,7 +53,8 @@ pub mod rates;
 pub mod receipts;
 
 pub use claims::{
-    Claim, ClaimEnd, ClaimOutcome, Claims, LedgerRecord, Status, claimable, outcome_of_conflict,
+    Claim, ClaimEnd, ClaimOutcome, Claims, EndClaim, LedgerRecord, Status, claimable,
+    outcome_of_conflict,
 };
 pub use conversions::{
     Conversions, Resolution, SendNote, SentRecord, SignIn, SignInMatch, user_channel,

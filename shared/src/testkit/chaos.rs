@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::domain::EventId;
 use crate::domain::channel::Channel;
 use crate::ledger::{
-    Claim, ClaimEnd, ClaimOutcome, Claims, Conversions, GuardBook, LedgerError, LedgerRecord,
+    Claim, ClaimOutcome, Claims, Conversions, EndClaim, GuardBook, LedgerError, LedgerRecord,
     Parts, RateCount, RateCounts, RateDecision, ReceiptLog,
 };
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
@@ -324,15 +324,8 @@ impl Claims for ChaosLedger {
         chaos_ledger_call!(self, self.inner.claims.mark_sent(e, m, now))
     }
 
-    async fn end_claim(
-        &self,
-        e: &EventId,
-        o: &str,
-        end: ClaimEnd,
-        r: &str,
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.claims.end_claim(e, o, end, r, now))
+    async fn end_claim(&self, ending: &EndClaim<'_>) -> Result<(), LedgerError> {
+        chaos_ledger_call!(self, self.inner.claims.end_claim(ending))
     }
 
     async fn mark_expired(&self, e: &EventId, now: i64, x: i64) -> Result<(), LedgerError> {

@@ -18,8 +18,8 @@ use telehook::domain::otp::Otp;
 use telehook::domain::phone::PhoneNumber;
 use telehook::domain::{DeliveryRequest, EventId, RequestType};
 use telehook::flows::{Pipeline, PipelineSettings, poll_once};
-use telehook::ledger::DynamoLedger;
 use telehook::ledger::{Claims, Conversions, GuardBook, RateCounts, ReceiptLog, Status};
+use telehook::ledger::{DynamoLedger, EndClaim};
 use telehook::queue::SqsQueue;
 use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::templates::DynamoTemplateStore;
@@ -42,13 +42,13 @@ async fn ledger_items_hold_only_the_documented_attributes() {
     let t0 = 1_700_000_000_000;
     ledger.claim(&claim(&e, "a", t0)).await.unwrap();
     ledger
-        .end_claim(
-            &e,
-            "a",
-            telehook::ledger::ClaimEnd::Released,
-            "retryable:ThrottlingException",
-            t0 + 1,
-        )
+        .end_claim(&EndClaim {
+            event_id: &e,
+            owner: "a",
+            end: telehook::ledger::ClaimEnd::Released,
+            reason: "retryable:ThrottlingException",
+            now_ms: t0 + 1,
+        })
         .await
         .unwrap();
     ledger.claim(&claim(&e, "b", t0 + 2)).await.unwrap();

@@ -17,7 +17,7 @@ use telehook::domain::EventId;
 use telehook::domain::channel::Channel;
 use telehook::flows::dispatch_batch;
 use telehook::ledger::{
-    Claim, ClaimOutcome, Claims, InMemoryLedger, LedgerError, LedgerRecord, Status,
+    Claim, ClaimOutcome, Claims, EndClaim, InMemoryLedger, LedgerError, LedgerRecord, Status,
 };
 use telehook::queue::{JobQueue, OutgoingMessage};
 use telehook::testkit::Scripted;
@@ -178,15 +178,8 @@ impl Claims for ForgetfulClaims {
         }
         self.inner.mark_sent(e, m, now).await
     }
-    async fn end_claim(
-        &self,
-        e: &EventId,
-        o: &str,
-        end: telehook::ledger::ClaimEnd,
-        r: &str,
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        self.inner.end_claim(e, o, end, r, now).await
+    async fn end_claim(&self, ending: &EndClaim<'_>) -> Result<(), LedgerError> {
+        self.inner.end_claim(ending).await
     }
     async fn mark_expired(&self, e: &EventId, now: i64, x: i64) -> Result<(), LedgerError> {
         self.inner.mark_expired(e, now, x).await

@@ -100,17 +100,20 @@ impl Claims for DynamoLedger {
         conditional(result, Ok(()))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
-    async fn end_claim(
-        &self,
-        event_id: &EventId,
-        owner: &str,
-        end: ClaimEnd,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
-        let update = self.holder_update(event_id, owner, reason, now_ms);
-        let update = match end.status() {
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %e.event_id))]
+    /// Only the claim's holder may; the reason recorded, the lease ended.
+    async fn end_claim(&self, e: &EndClaim<'_>) -> Result<(), LedgerError> {
+        let update = self
+            .update(e.event_id)
+            .condition_expression("#s = :inprog AND #owner = :owner")
+            .expression_attribute_names("#failure", "failure")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
+            .expression_attribute_values(":owner", s(e.owner))
+            .expression_attribute_values(":why", s(e.reason))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(e.now_ms));
+        let update = match e.end.status() {
             Some(status) => update
                 .update_expression(
                     "SET #s = :end, #failure = :why, #lease = :zero, #updated = :now",

@@ -117,18 +117,13 @@ impl Conversions for DynamoLedger {
         now_ms: i64,
     ) -> Result<Option<Resolution>, LedgerError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(event_id))
+            .record_update(event_id)
             .update_expression("SET #judged = :now, #updated = :now")
             .condition_expression(
                 "#s = :sent AND #guard = :yes AND attribute_not_exists(#conv) \
                  AND attribute_not_exists(#judged)",
             )
             .expression_attribute_names("#judged", "judgedAt")
-            .expression_attribute_names("#updated", "updatedAt")
-            .expression_attribute_names("#s", "status")
             .expression_attribute_names("#guard", "guardJudged")
             .expression_attribute_names("#conv", "conversion")
             .expression_attribute_values(":now", n(now_ms))
@@ -152,15 +147,7 @@ impl Conversions for DynamoLedger {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_),
-                ) => Ok(false),
-                _ => Err(ledger_error(&e)),
-            },
-        }
+        put_if(result)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
@@ -169,14 +156,8 @@ impl Conversions for DynamoLedger {
         event_id: &EventId,
         now_ms: i64,
     ) -> Result<Option<Resolution>, LedgerError> {
-        // Not `self.update`: DynamoDB refuses names an expression does not use.
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(event_id))
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_names("#updated", "updatedAt")
+            .record_update(event_id)
             .update_expression("SET #conv = :conv, #convAt = :now, #updated = :now")
             .condition_expression("#s = :sent AND attribute_not_exists(#conv) AND #otpExp <= :now")
             .expression_attribute_names("#conv", "conversion")

@@ -71,15 +71,7 @@ impl GuardBook for DynamoLedger {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_),
-                ) => Ok(false),
-                _ => Err(ledger_error(&e)),
-            },
-        }
+        put_if(result)
     }
 
     async fn set_block(&self, block: &GuardBlock) -> Result<(), LedgerError> {

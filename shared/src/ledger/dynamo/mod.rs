@@ -31,8 +31,8 @@ use crate::domain::EventId;
 use crate::domain::channel::Channel;
 use crate::domain::{Conversion, DeliveryVerdict, Receipt, UseSignal};
 use crate::ledger::{
-    BlockKind, Claim, ClaimEnd, ClaimOutcome, Claims, Conversions, DeliveryRecord,
-    DeliveryRecorded, GuardBlock, GuardBook, LedgerError, LedgerRecord, RateCount, RateCounts,
+    BlockKind, Claim, ClaimOutcome, Claims, Conversions, DeliveryRecord, DeliveryRecorded,
+    EndClaim, GuardBlock, GuardBook, LedgerError, LedgerRecord, RateCount, RateCounts,
     RateDecision, ReceiptLog, Resolution, SendNote, SentRecord, SignIn, SignInMatch, StatBump,
     StatCounts, Status, block_key, claimable, outcome_of_conflict,
 };
@@ -213,6 +213,26 @@ fn decided(
     }
 }
 
+/// A put made only if its condition holds: `false` when it did not.
+fn put_if(
+    result: Result<
+        aws_sdk_dynamodb::operation::put_item::PutItemOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::put_item::PutItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<bool, LedgerError> {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) => match e.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+            _ => Err(ledger_error(&e)),
+        },
+    }
+}
+
 fn is_condition_failure(
     e: &aws_sdk_dynamodb::error::SdkError<
         UpdateItemError,
@@ -292,7 +312,10 @@ impl DynamoLedger {
         Ok(out)
     }
 
-    fn update(
+    /// An update of an event record naming its status and update time
+    /// (DynamoDB refuses names an expression does not use, so the lease is
+    /// added by [`Self::update`] only).
+    fn record_update(
         &self,
         event_id: &EventId,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
@@ -301,27 +324,16 @@ impl DynamoLedger {
             .table_name(&self.table)
             .key("pk", key(event_id))
             .expression_attribute_names("#s", "status")
-            .expression_attribute_names("#lease", "leaseUntil")
             .expression_attribute_names("#updated", "updatedAt")
     }
 
-    /// An update only the claim's holder may make, recording `reason`.
-    fn holder_update(
+    /// An update of a claim: status, lease and update time.
+    fn update(
         &self,
         event_id: &EventId,
-        owner: &str,
-        reason: &str,
-        now_ms: i64,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.update(event_id)
-            .condition_expression("#s = :inprog AND #owner = :owner")
-            .expression_attribute_names("#failure", "failure")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":inprog", s(Status::InProgress.as_str()))
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":why", s(reason))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now", n(now_ms))
+        self.record_update(event_id)
+            .expression_attribute_names("#lease", "leaseUntil")
     }
 }
 

@@ -4,8 +4,8 @@
 use super::*;
 use telehook::domain::{DeliveryVerdict, Receipt};
 use telehook::ledger::{
-    Claim, ClaimOutcome, Claims, DeliveryRecorded, DynamoLedger, GuardBook, InMemoryLedger, Ledger,
-    LedgerError, RateCount, RateCounts, RateDecision, Status,
+    Claim, ClaimOutcome, Claims, DeliveryRecorded, DynamoLedger, EndClaim, GuardBook,
+    InMemoryLedger, Ledger, LedgerError, RateCount, RateCounts, RateDecision, Status,
 };
 
 /// A capability's suite on both adapters: `$suite` takes the whole ledger
@@ -138,24 +138,24 @@ mod claims {
         );
         assert_eq!(
             ledger
-                .end_claim(
-                    &e,
-                    "a",
-                    telehook::ledger::ClaimEnd::Released,
-                    "x",
-                    t0 + 10_001
-                )
+                .end_claim(&EndClaim {
+                    event_id: &e,
+                    owner: "a",
+                    end: telehook::ledger::ClaimEnd::Released,
+                    reason: "x",
+                    now_ms: t0 + 10_001
+                })
                 .await,
             Err(LedgerError::LostClaim)
         );
         ledger
-            .end_claim(
-                &e,
-                "b",
-                telehook::ledger::ClaimEnd::Released,
-                "retryable:ThrottlingException",
-                t0 + 10_002,
-            )
+            .end_claim(&EndClaim {
+                event_id: &e,
+                owner: "b",
+                end: telehook::ledger::ClaimEnd::Released,
+                reason: "retryable:ThrottlingException",
+                now_ms: t0 + 10_002,
+            })
             .await
             .unwrap();
         assert_eq!(
@@ -164,13 +164,13 @@ mod claims {
         );
         assert_eq!(
             ledger
-                .end_claim(
-                    &e,
-                    "b",
-                    telehook::ledger::ClaimEnd::Failed,
-                    "x",
-                    t0 + 10_004
-                )
+                .end_claim(&EndClaim {
+                    event_id: &e,
+                    owner: "b",
+                    end: telehook::ledger::ClaimEnd::Failed,
+                    reason: "x",
+                    now_ms: t0 + 10_004
+                })
                 .await,
             Err(LedgerError::LostClaim)
         );
@@ -205,13 +205,13 @@ mod claims {
                 Ok(ClaimOutcome::Claimed { attempts: 0 })
             );
             ledger
-                .end_claim(
-                    &q,
+                .end_claim(&EndClaim {
+                    event_id: &q,
                     owner,
-                    telehook::ledger::ClaimEnd::Released,
-                    "queued",
-                    now + 1,
-                )
+                    end: telehook::ledger::ClaimEnd::Released,
+                    reason: "queued",
+                    now_ms: now + 1,
+                })
                 .await
                 .unwrap();
         }
@@ -225,13 +225,13 @@ mod claims {
         let f = eid("evt-wire-f");
         ledger.claim(&claim(&f, "a", t0)).await.unwrap();
         ledger
-            .end_claim(
-                &f,
-                "a",
-                telehook::ledger::ClaimEnd::Failed,
-                "permanent:ConflictException",
-                t0 + 1,
-            )
+            .end_claim(&EndClaim {
+                event_id: &f,
+                owner: "a",
+                end: telehook::ledger::ClaimEnd::Failed,
+                reason: "permanent:ConflictException",
+                now_ms: t0 + 1,
+            })
             .await
             .unwrap();
         assert_eq!(
@@ -254,24 +254,24 @@ mod claims {
         ledger.claim(&claim(&b, "a", t0)).await.unwrap();
         assert_eq!(
             ledger
-                .end_claim(
-                    &b,
-                    "z",
-                    telehook::ledger::ClaimEnd::Blocked,
-                    "guard:country",
-                    t0 + 1
-                )
+                .end_claim(&EndClaim {
+                    event_id: &b,
+                    owner: "z",
+                    end: telehook::ledger::ClaimEnd::Blocked,
+                    reason: "guard:country",
+                    now_ms: t0 + 1
+                })
                 .await,
             Err(LedgerError::LostClaim)
         );
         ledger
-            .end_claim(
-                &b,
-                "a",
-                telehook::ledger::ClaimEnd::Blocked,
-                "guard:country",
-                t0 + 1,
-            )
+            .end_claim(&EndClaim {
+                event_id: &b,
+                owner: "a",
+                end: telehook::ledger::ClaimEnd::Blocked,
+                reason: "guard:country",
+                now_ms: t0 + 1,
+            })
             .await
             .unwrap();
         assert_eq!(
