@@ -125,3 +125,63 @@ fn dashboard_and_alarms_use_the_emitted_metric_names() {
         );
     }
 }
+
+/// The top-level block of `name` (its line and the indented lines under it).
+fn block<'t>(t: &'t str, name: &str) -> Vec<&'t str> {
+    let head = format!("  {name}:");
+    let mut lines = t.lines().skip_while(|l| !l.starts_with(&head));
+    let first = lines.next().unwrap_or_else(|| panic!("{name} is not in the template"));
+    let mut out = vec![first];
+    out.extend(lines.take_while(|l| l.is_empty() || l.starts_with("   ")));
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out
+}
+
+/// The template repeats a few blocks per index (one alarm per country, one
+/// condition and one country rule per protect slot), written out rather
+/// than with `Fn::ForEach`: a template with `AWS::LanguageExtensions` is not
+/// what the SAM translator alone reads, nor what `sam validate` and `sam
+/// build` expand unless asked. The copies must stay one text with the
+/// index substituted, so a fix to one cannot miss the others.
+#[test]
+fn repeated_blocks_differ_only_by_their_index() {
+    let t = template();
+    let same = |what: &str, text: &dyn Fn(usize) -> String, n: usize| {
+        let first = text(0);
+        for i in 1..n {
+            let ith = text(i);
+            let expect = first
+                .replace("[0, !Split [\",\"", &format!("[{i}, !Split [\",\""))
+                .replace("Country0", &format!("Country{i}"))
+                .replace("Rule0", &format!("Rule{i}"));
+            assert_eq!(ith, expect, "{what} {i} is not {what} 0 with its index");
+        }
+    };
+    same(
+        "the delivery-rate alarm",
+        &|i| block(&t, &format!("SmsDeliveryRateAlarmCountry{i}")).join("\n"),
+        5,
+    );
+    let lines: Vec<&str> = t.lines().collect();
+    let line_of = |prefix: String| -> String {
+        lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no line starts with {prefix}"))
+            .to_string()
+    };
+    same("HasRateCountry", &|i| line_of(format!("HasRateCountry{i}:")), 5);
+    same("HasProtectRule", &|i| line_of(format!("HasProtectRule{i}:")), 10);
+    let rules = block(&t, "ProtectConfiguration").join("\n");
+    let rule = |i: usize| -> String {
+        let start = rules
+            .find(&format!("- HasProtectRule{i}\n"))
+            .unwrap_or_else(|| panic!("no country rule {i}"));
+        let text = &rules[start..];
+        let end = text.find("- !Ref AWS::NoValue").unwrap();
+        text[..end].to_owned()
+    };
+    same("the protect country rule", &|i| rule(i), 10);
+}
