@@ -11,10 +11,12 @@ use telehook::clock::SystemClock;
 use telehook::config::{ConfigError, Problems};
 use telehook::crypto::random_hex;
 use telehook::domain::locale::Locale;
+use telehook::domain::{Route, RoutePlan};
 use telehook::flows::{Pipeline, PipelineSettings};
 use telehook::ledger::InMemoryLedger;
 use telehook::messenger::outbox::{Notices, OutboxMessenger};
 use telehook::messenger::receipts::Undeliverable;
+use telehook::messenger::routes::Routes;
 use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
 use telehook::telemetry::metrics::{Metrics, StderrSink};
 use telehook::templates::Templates;
@@ -309,6 +311,14 @@ pub fn local_backend_with_latency(
     let guard = problems.take(telehook::flows::guard::guard_from_lookup(env));
     let otp_life = problems.take(telehook::config::otp_life_from_lookup(env));
     let voice_fallback = problems.take(telehook::flows::settings::voice_fallback_from_lookup(env));
+    // `ROUTES` as in Lambda; local mode plays Notify with the outbox too.
+    let plan = problems.take(match env("ROUTES") {
+        None => Ok(RoutePlan::default()),
+        Some(v) => RoutePlan::parse(&v).map_err(|reason| ConfigError::Invalid {
+            var: "ROUTES",
+            reason,
+        }),
+    });
     let default_locale = problems.take(match std::env::var("DEFAULT_LOCALE") {
         Ok(l) if !l.trim().is_empty() => Locale::parse(&l).map_err(|_| ConfigError::Invalid {
             var: "DEFAULT_LOCALE",
@@ -319,8 +329,8 @@ pub fn local_backend_with_latency(
             reason: "built-in default".into(),
         }),
     });
-    let (Some(guard), Some(otp_life), Some(default_locale), Some(voice_fallback)) =
-        (guard, otp_life, default_locale, voice_fallback)
+    let (Some(guard), Some(otp_life), Some(default_locale), Some(voice_fallback), Some(plan)) =
+        (guard, otp_life, default_locale, voice_fallback, plan)
     else {
         return Err(problems.into_error().into());
     };
@@ -330,22 +340,34 @@ pub fn local_backend_with_latency(
     let (queue, dlq) = local_queues(clock.clone(), budget);
     let ledger = Arc::new(InMemoryLedger::new());
     let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
-    let mut outbox = OutboxMessenger::open(outbox, notices)?;
-    let mut events = None;
-    if let Some(undeliverable) = receipts {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        outbox = outbox.with_receipts(tx, undeliverable);
-        events = Some(rx);
-    }
-    let messenger: Arc<dyn telehook::messenger::Messenger> = if provider_latency.is_zero() {
-        Arc::new(outbox)
-    } else {
-        Arc::new(DelayedMessenger {
-            inner: outbox,
-            delay: provider_latency,
+    let (tx, events) = match receipts {
+        Some(undeliverable) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some((tx, undeliverable)), Some(rx))
+        }
+        None => (None, None),
+    };
+    // Each route writes the same outbox, naming itself on each line.
+    let messenger = |route: Route| -> Result<Arc<dyn telehook::messenger::Messenger>, Error> {
+        let mut outbox = OutboxMessenger::open(outbox, notices)?.for_route(route);
+        if let Some((tx, undeliverable)) = &tx {
+            outbox = outbox.with_receipts(tx.clone(), undeliverable.clone());
+        }
+        Ok(if provider_latency.is_zero() {
+            Arc::new(outbox)
+        } else {
+            Arc::new(DelayedMessenger {
+                inner: outbox,
+                delay: provider_latency,
+            })
         })
     };
-    let mut builder = Pipeline::builder(ledger.clone(), queue.clone(), messenger)
+    let mut routes = Routes::one(plan.first, messenger(plan.first)?);
+    if let Some(second) = plan.second {
+        routes = routes.then(second, messenger(second)?);
+    }
+    let mut builder = Pipeline::builder(ledger.clone(), queue.clone(), routes.first().clone())
+        .routes(routes)
         .templates(Templates::new(None, default_locale, org))
         .clock(clock)
         .settings(PipelineSettings {

@@ -85,6 +85,7 @@ pub fn snapshot_line(r: &LedgerRecord) -> serde_json::Value {
     serde_json::json!({
         "eventId": r.event_id, "status": r.status.as_str(), "attempts": r.attempts,
         "messageId": r.message_id, "failure": r.failure,
+        "route": r.route.map(|x| x.as_str()),
         "channel": r.channel.map(|c| c.as_str()), "country": r.country,
         "delivery": d.map(|d| d.delivery.as_str()),
         "deliveryEvent": d.map(|d| d.event_type.as_str()),
@@ -139,6 +140,7 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
             .as_str()
             .and_then(|c| telehook::domain::Channel::parse(c).ok()),
         message_id: text("messageId"),
+        route: v["route"].as_str().and_then(telehook::domain::Route::parse),
         failure: text("failure"),
         owner: None,
         correlation_id: None,
@@ -263,6 +265,20 @@ pub fn tally(records: &[LedgerRecord]) -> BTreeMap<(String, String), Row> {
         let key = (
             r.country.clone().unwrap_or_else(|| "??".into()),
             r.channel.map_or("?", |c| c.as_str()).to_owned(),
+        );
+        rows.entry(key).or_default().add(r);
+    }
+    rows
+}
+
+/// Rows by route and country (which route works where); a code sent
+/// before routes were recorded counts as `own`.
+pub fn tally_routes(records: &[LedgerRecord]) -> BTreeMap<(String, String), Row> {
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Sent) {
+        let key = (
+            r.route.map_or("own", |x| x.as_str()).to_owned(),
+            r.country.clone().unwrap_or_else(|| "??".into()),
         );
         rows.entry(key).or_default().add(r);
     }
@@ -465,6 +481,8 @@ pub fn block_text(b: &GuardBlock) -> String {
 /// Everything the report shows.
 pub struct Report {
     pub rows: BTreeMap<(String, String), Row>,
+    /// By route and country.
+    pub routes: BTreeMap<(String, String), Row>,
     pub kinds: BTreeMap<String, Row>,
     pub prefixes: Vec<((String, String), Row)>,
     pub blocks: Vec<GuardBlock>,
@@ -474,6 +492,7 @@ pub struct Report {
 fn render(report: &Report) -> String {
     let Report {
         rows,
+        routes,
         kinds,
         prefixes,
         blocks,
@@ -485,6 +504,13 @@ fn render(report: &Report) -> String {
     }
     if rows.is_empty() {
         out.push_str("(no codes sent)\n");
+    }
+    if !routes.is_empty() {
+        out.push('\n');
+        out.push_str(&line("route", "country", &headings()));
+        for ((route, country), row) in routes {
+            out.push_str(&line(route, country, &cells(row)));
+        }
     }
     if !kinds.is_empty() {
         out.push('\n');
@@ -564,6 +590,8 @@ fn html_table(first: &str, second: &str, rows: &[((String, String), &Row)]) -> S
 /// The report as one HTML page: tables and inline SVG charts, no scripts
 /// and nothing fetched.
 pub fn render_html(report: &Report) -> String {
+    let by_route: Vec<((String, String), &Row)> =
+        report.routes.iter().map(|(k, r)| (k.clone(), r)).collect();
     let by_kind: Vec<((String, String), &Row)> = report
         .kinds
         .iter()
@@ -601,10 +629,11 @@ pub fn render_html(report: &Report) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>telehook report</title>\
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}\
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head>\
-<body><h1>What became of the codes</h1><h2>By country and channel</h2>{}{}{}<h2>By kind of code</h2>{}<h2>By prefix</h2>{}{}<h2>Guard blocks</h2>{}<h2>Okta's own sends</h2><p>{}</p></body></html>\n",
+<body><h1>What became of the codes</h1><h2>By country and channel</h2>{}{}{}<h2>By route and country</h2>{}<h2>By kind of code</h2>{}<h2>By prefix</h2>{}{}<h2>Guard blocks</h2>{}<h2>Okta's own sends</h2><p>{}</p></body></html>\n",
         html_table("country", "channel", &by_country),
         bar_chart("Delivery rate", &delivery),
         bar_chart("Conversion rate", &conversion),
+        html_table("route", "country", &by_route),
         html_table("kind", "", &by_kind),
         html_table("prefix", "country", &by_prefix),
         bar_chart("Conversion rate by prefix", &prefix_conversion),
@@ -641,6 +670,7 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
     };
     let report = Report {
         rows: tally(&records),
+        routes: tally_routes(&records),
         kinds: tally_kinds(&records),
         prefixes: tally_prefixes(&records, args.prefixes),
         blocks,
@@ -729,6 +759,7 @@ mod tests {
         let block = learned_block();
         let okta = okta_took_over();
         let report = Report {
+            routes: tally_routes(&records),
             kinds: tally_kinds(&records),
             rows,
             prefixes,

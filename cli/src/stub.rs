@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use telehook::testkit::sms_stub::{Fault, SmsStub, StubOptions};
+use telehook::testkit::sms_stub::{ScheduledFault, SmsStub, StubOptions};
 
 use crate::local::Error;
 
@@ -18,9 +18,11 @@ pub struct StubArgs {
     #[arg(long, default_value = ".telehook/sms-stub-outbox.jsonl")]
     pub outbox: PathBuf,
     /// Faults for the first sends, in order: throttle, internal,
-    /// validation, opted-out (comma-separated).
-    #[arg(long, value_delimiter = ',', value_parser = Fault::parse)]
-    pub faults: Vec<Fault>,
+    /// validation, opted-out, not-registered, country-not-enabled
+    /// (comma-separated; `notify:throttle` or `own:not-registered` for one
+    /// route's sends only).
+    #[arg(long, value_delimiter = ',', value_parser = ScheduledFault::parse)]
+    pub faults: Vec<ScheduledFault>,
 }
 
 /// Runs the stub until Ctrl-C.

@@ -15,12 +15,15 @@ use crate::aws::{AwsClients, SdkConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Problems};
 use crate::domain::Locale;
+use crate::domain::Route;
 use crate::flows::guard::AllowedCountries;
 use crate::flows::settings::PipelineConfig;
 use crate::flows::{Pipeline, PipelineSettings};
 use crate::ledger::{DynamoLedger, Ledger, Parts};
 use crate::messenger::Messenger;
 use crate::messenger::eum::EndUserMessaging;
+use crate::messenger::notify::Notify;
+use crate::messenger::routes::Routes;
 use crate::queue::{JobQueue, SqsQueue};
 use crate::telemetry::metrics::{Metrics, StdoutSink};
 use crate::templates::{DynamoTemplateStore, TemplateStore, Templates};
@@ -31,7 +34,7 @@ use crate::timers::{InMemoryTimers, SqsTimers, Timers};
 pub struct PipelineBuilder {
     ledger: Parts,
     queue: Arc<dyn JobQueue>,
-    messenger: Arc<dyn Messenger>,
+    routes: Routes,
     templates: Option<Templates>,
     clock: Arc<dyn Clock>,
     timers: Option<Arc<dyn Timers>>,
@@ -39,7 +42,8 @@ pub struct PipelineBuilder {
 }
 
 impl Pipeline {
-    /// Starts a pipeline over these ports.
+    /// Starts a pipeline over these ports; `messenger` is the own route
+    /// (see [`PipelineBuilder::routes`] for others).
     pub fn builder(
         ledger: Arc<dyn Ledger>,
         queue: Arc<dyn JobQueue>,
@@ -48,7 +52,7 @@ impl Pipeline {
         PipelineBuilder {
             ledger: Parts::of(ledger),
             queue,
-            messenger,
+            routes: Routes::one(Route::Own, messenger),
             templates: None,
             clock: Arc::new(SystemClock),
             timers: None,
@@ -82,6 +86,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// The routes messages go by, replacing the own route given to
+    /// [`Pipeline::builder`].
+    pub fn routes(mut self, routes: Routes) -> Self {
+        self.routes = routes;
+        self
+    }
+
     pub fn settings(mut self, settings: PipelineSettings) -> Self {
         self.settings = settings;
         self
@@ -103,11 +114,13 @@ impl PipelineBuilder {
             spec.queue.clone(),
             spec.seed + 1,
         ));
-        self.messenger = Arc::new(ChaosMessenger::new(
-            self.messenger,
-            spec.provider.clone(),
-            spec.seed + 2,
-        ));
+        self.routes = self.routes.map(|route, messenger| {
+            let (faults, seed) = match route {
+                Route::Own => (spec.provider.clone(), spec.seed + 2),
+                Route::Notify => (spec.notify.clone(), spec.seed + 3),
+            };
+            Arc::new(ChaosMessenger::new(messenger, faults, seed)) as Arc<dyn Messenger>
+        });
         self
     }
 
@@ -122,7 +135,7 @@ impl PipelineBuilder {
         Pipeline::from_parts(
             self.ledger,
             self.queue,
-            self.messenger,
+            self.routes,
             templates,
             self.clock,
             timers,
@@ -166,6 +179,7 @@ pub async fn aws_pipeline(
             config.eum.clone(),
         )),
     )
+    .routes(aws_routes(clients, config))
     .templates(Templates::new(
         store,
         config.default_locale.clone(),
@@ -183,6 +197,30 @@ pub async fn aws_pipeline(
         ..config.settings.clone()
     })
     .build())
+}
+
+/// The messengers of the routes `ROUTES` names: End User Messaging from
+/// the org's identities, Notify through its configuration.
+fn aws_routes(clients: &AwsClients, config: &PipelineConfig) -> Routes {
+    let messenger = |route| -> Arc<dyn Messenger> {
+        match (route, &config.eum.notify) {
+            (Route::Notify, Some(notify)) => {
+                Arc::new(Notify::new(clients.sms_voice.clone(), notify.clone()))
+            }
+            // The settings require a Notify configuration when Notify is
+            // used; without one this is the own route.
+            _ => Arc::new(EndUserMessaging::new(
+                clients.sms_voice.clone(),
+                config.eum.clone(),
+            )),
+        }
+    };
+    let plan = config.eum.routes;
+    let routes = Routes::one(plan.first, messenger(plan.first));
+    match plan.second {
+        Some(second) => routes.then(second, messenger(second)),
+        None => routes,
+    }
 }
 
 /// What every Lambda builds at init, from the normal SDK environment and

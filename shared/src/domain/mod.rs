@@ -14,6 +14,7 @@ pub mod phone;
 pub mod problem;
 pub mod receipt;
 pub mod request;
+pub mod route;
 pub mod sms;
 
 pub use channel::{Channel, ChannelError};
@@ -27,3 +28,4 @@ pub use phone::{NumberType, PhoneError, PhoneNumber, Reading, Region};
 pub use problem::Problem;
 pub use receipt::{DeliveryVerdict, Receipt};
 pub use request::{DeliveryRequest, OktaText, ReadNotes, SignInContext, UserRef, ip_network};
+pub use route::{Route, RoutePlan};

@@ -135,7 +135,8 @@ impl Pipeline {
             return;
         };
         if let Err(e) = self
-            .messenger
+            .routes
+            .first()
             .feedback(message_id, conversion.feedback())
             .await
         {

@@ -64,13 +64,13 @@ impl Pipeline {
             };
         }
         match self.send_once(&req).await {
-            Ok(receipt) => {
-                match self.record_sent(&req.event_id, &receipt).await {
+            Ok((route, receipt)) => {
+                match self.record_sent(&req, route, &receipt).await {
                     Ok(()) => self.after_sent(&req, None).await,
                     // Acknowledged anyway: retrying the job would send again.
                     Err(e) => tracing::error!(error = %e, "sent, but could not record it"),
                 }
-                tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent by the dispatcher");
+                tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, route = %route, "sent by the dispatcher");
                 Ok(())
             }
             Err(e) if e.is_retryable() => {

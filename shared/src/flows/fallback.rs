@@ -156,10 +156,11 @@ pub async fn check_fallback(
         return Ok(FallbackOutcome::NotNeeded);
     }
     match pipeline.send_once(&req).await {
-        Ok(receipt) => {
+        Ok((route, receipt)) => {
             tracing::info!(
                 event_id = %req.event_id,
                 provider_message_id = %receipt.message_id,
+                route = %route,
                 to = %req.phone,
                 "the SMS could not be delivered: the code was called in instead"
             );

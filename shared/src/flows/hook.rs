@@ -150,14 +150,14 @@ impl Pipeline {
     ) -> DeliveryOutcome {
         let deadline = arrived + self.settings.fast_path_budget;
         let why = match tokio::time::timeout_at(deadline, self.send_once(req)).await {
-            Ok(Ok(receipt)) => {
-                match self.record_sent(&req.event_id, &receipt).await {
+            Ok(Ok((route, receipt))) => {
+                match self.record_sent(req, route, &receipt).await {
                     Ok(()) => self.after_sent(req, Some(arrived)).await,
                     Err(e) => {
                         tracing::error!(error = %e, "sent, but could not record it; the dispatcher may send once more");
                     }
                 }
-                tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, "sent on the fast path");
+                tracing::info!(provider_message_id = %receipt.message_id, to = %req.phone, route = %route, "sent on the fast path");
                 return DeliveryOutcome::Successful {
                     transaction_id: receipt.message_id,
                     metadata: Some(metadata(req, &format!("attempt={attempts}"))),

@@ -44,9 +44,12 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::crypto::keyed_hash;
 use crate::domain::Channel;
+use crate::domain::Route;
 use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, FailureCause, Job, PhoneNumber};
+use crate::ledger::LastSend;
 use crate::ledger::{ClaimEnd, EndClaim, LedgerError, Parts};
-use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
+use crate::messenger::routes::Routes;
+use crate::messenger::{OutboundMessage, SendError, SendReceipt};
 use crate::okta::SUMMARY_NOT_DELIVERED;
 use crate::okta::events::EventBatch;
 use crate::queue::{JobQueue, OutgoingMessage, QueueError};
@@ -77,7 +80,8 @@ pub struct Pipeline {
     /// The ledger, by capability: each flow uses only its part.
     pub ledger: Parts,
     pub queue: Arc<dyn JobQueue>,
-    pub messenger: Arc<dyn Messenger>,
+    /// The routes messages go by, each with its messenger.
+    pub routes: Routes,
     pub templates: Templates,
     pub clock: Arc<dyn Clock>,
     /// Where expiry checks wait (conversion tracking).
@@ -111,7 +115,7 @@ impl Pipeline {
     pub(crate) fn from_parts(
         ledger: Parts,
         queue: Arc<dyn JobQueue>,
-        messenger: Arc<dyn Messenger>,
+        routes: Routes,
         templates: Templates,
         clock: Arc<dyn Clock>,
         timers: Arc<dyn Timers>,
@@ -120,7 +124,7 @@ impl Pipeline {
         Pipeline {
             ledger,
             queue,
-            messenger,
+            routes,
             templates,
             clock,
             timers,
@@ -175,25 +179,62 @@ impl Pipeline {
             })
     }
 
-    /// Renders and sends one message, and times the provider call. The code
-    /// is only in the message.
-    async fn send_once(&self, req: &DeliveryRequest) -> Result<SendReceipt, SendError> {
+    /// Renders and sends one message by the first route that can take it,
+    /// and times each provider call. With two routes, a route failure of
+    /// the first (see [`SendError::is_route_failure`]) sends by the second
+    /// at once; a throttle or an outage does not (the same route is tried
+    /// again later), so no code goes out twice by one route. A resend (the
+    /// same person asking again within the window) starts with the route
+    /// the last code did not take. The code is only in the message.
+    async fn send_once(&self, req: &DeliveryRequest) -> Result<(Route, SendReceipt), SendError> {
         let now = self.clock.now();
         let remaining = (req.otp_expires - now).num_seconds().max(0);
-        let rendered = self.message_for(req, remaining).await?;
-        let started = Instant::now();
-        let result = self
-            .messenger
-            .send(&OutboundMessage {
-                event_id: req.event_id.clone(),
-                request_type: req.request_type.short().to_owned(),
-                to: req.phone.clone(),
-                rendered,
-                ttl_seconds: remaining,
-            })
-            .await;
+        let message = OutboundMessage {
+            event_id: req.event_id.clone(),
+            request_type: req.request_type.short().to_owned(),
+            to: req.phone.clone(),
+            rendered: self.message_for(req, remaining).await?,
+            code: req.otp.clone(),
+            locale: req.locale.clone(),
+            ttl_seconds: remaining,
+        };
+        let plan = self.routes.plan();
+        let order = plan.order(self.resent_after(req).await);
+        let mut last = None;
+        for (i, route) in order.iter().enumerate() {
+            let Some(messenger) = self.routes.messenger(*route) else {
+                continue;
+            };
+            let started = Instant::now();
+            let result = messenger.send(&message).await;
+            self.time_call(req, *route, &result, started);
+            match result {
+                Ok(receipt) => return Ok((*route, receipt)),
+                Err(e) if e.is_route_failure() && i + 1 < order.len() => {
+                    tracing::warn!(route = %route, error = %e, "the route cannot deliver this code; trying the other route");
+                    self.settings
+                        .metrics
+                        .route_failover(*route, req.channel, e.code());
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(SendError::Permanent {
+            code: "NoRoute".into(),
+            reason: None,
+        }))
+    }
+
+    fn time_call(
+        &self,
+        req: &DeliveryRequest,
+        route: Route,
+        result: &Result<SendReceipt, SendError>,
+        started: Instant,
+    ) {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let outcome = match &result {
+        let outcome = match result {
             Ok(_) => "ACCEPTED",
             Err(e) if e.is_retryable() => "RETRYABLE",
             Err(_) => "PERMANENT",
@@ -205,9 +246,71 @@ impl Pipeline {
         tracing::debug!(
             elapsed_ms = elapsed_ms.round() as u64,
             outcome,
+            route = %route,
             "provider call"
         );
-        result
+    }
+
+    /// Who the last-send memory knows a person by: a keyed hash of the
+    /// number and the Okta user (the number alone when Okta named none).
+    fn person_key(&self, req: &DeliveryRequest) -> String {
+        let user = req
+            .user_id
+            .as_ref()
+            .map(|u| u.key(crate::crypto::keyed(&self.settings.hash_key)))
+            .unwrap_or_default();
+        keyed_hash(
+            &self.settings.hash_key,
+            &format!("{}#{user}", req.phone.e164()),
+        )
+    }
+
+    /// The route of the last code this person got, when this request is a
+    /// new one for them within the resend window (with two routes only: one
+    /// route has nothing to switch to). A lost read sends as usual.
+    async fn resent_after(&self, req: &DeliveryRequest) -> Option<Route> {
+        let window = self.settings.resend_window?;
+        self.routes.plan().second?;
+        let last = match self.ledger.resends.last_send(&self.person_key(req)).await {
+            Ok(last) => last?,
+            Err(e) => {
+                tracing::warn!(error = %e, "last send unknown; the first route goes first");
+                return None;
+            }
+        };
+        let since = self.clock.now_ms() - last.sent_ms;
+        let resend = last.event_id != req.event_id.as_str()
+            && (0..=i64::try_from(window.as_millis()).unwrap_or(i64::MAX)).contains(&since);
+        if resend {
+            tracing::info!(last_route = %last.route, "a resend; the other route goes first");
+            self.settings.metrics.resend(last.route, req.channel);
+        }
+        resend.then_some(last.route)
+    }
+
+    /// Remembers a confirmed send for the resend rule (two routes only).
+    async fn note_last_send(&self, req: &DeliveryRequest, route: Route) {
+        let Some(window) = self.settings.resend_window else {
+            return;
+        };
+        if self.routes.plan().second.is_none() {
+            return;
+        }
+        let now_ms = self.clock.now_ms();
+        let last = LastSend {
+            event_id: req.event_id.as_str().to_owned(),
+            route,
+            sent_ms: now_ms,
+        };
+        let expires_at = now_ms / 1000 + i64::try_from(window.as_secs()).unwrap_or(3600) + 60;
+        if let Err(e) = self
+            .ledger
+            .resends
+            .note_last_send(&self.person_key(req), &last, expires_at)
+            .await
+        {
+            tracing::warn!(error = %e, "the last send was not remembered; a resend takes the first route");
+        }
     }
 
     /// Writes a terminal state, retrying passing ledger errors a few times
@@ -230,18 +333,23 @@ impl Pipeline {
             .await
     }
 
-    /// Records a confirmed send (with retries).
+    /// Records a confirmed send and its route (with retries), and
+    /// remembers it for the resend rule.
     async fn record_sent(
         &self,
-        event_id: &EventId,
+        req: &DeliveryRequest,
+        route: Route,
         receipt: &SendReceipt,
     ) -> Result<(), LedgerError> {
+        let event_id = &req.event_id;
         self.record("mark_sent", || {
             self.ledger
                 .claims
-                .mark_sent(event_id, &receipt.message_id, self.clock.now_ms())
+                .mark_sent(event_id, &receipt.message_id, route, self.clock.now_ms())
         })
-        .await
+        .await?;
+        self.note_last_send(req, route).await;
+        Ok(())
     }
 
     /// Records a permanent failure (with retries).

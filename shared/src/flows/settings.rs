@@ -13,6 +13,10 @@ use crate::messenger::settings::{EumSettings, eum_settings};
 use crate::okta::validate::DEFAULT_OTP_LIFE;
 use crate::telemetry::metrics::Metrics;
 
+/// A person who asks for another code within five minutes (a code's usual
+/// life) did not get the last one.
+pub const DEFAULT_RESEND_WINDOW: Duration = Duration::from_secs(300);
+
 /// How the flows behave, read from the environment as it is
 /// ([`PipelineConfig::from_lookup`]), but for the two parts only wiring can
 /// give: the hash key's bytes (read by ARN at init) and the metrics sink.
@@ -44,6 +48,10 @@ pub struct PipelineSettings {
     pub voice_fallback: Option<Duration>,
     /// Where the receipts function's events may come from.
     pub sources: EventSources,
+    /// With two routes, a new code asked for by the same person within
+    /// this window goes by the route the last one did not take
+    /// (`RESEND_WINDOW_SECONDS`, 300 unless set; 0 turns it off).
+    pub resend_window: Option<Duration>,
 }
 
 impl Default for PipelineSettings {
@@ -61,6 +69,7 @@ impl Default for PipelineSettings {
             dispatch_concurrency: None,
             voice_fallback: None,
             sources: EventSources::default(),
+            resend_window: Some(DEFAULT_RESEND_WINDOW),
         }
     }
 }
@@ -231,6 +240,15 @@ impl PipelineSettings {
                 .map(Some)
                 .map_err(|_| invalid("DISPATCH_CONCURRENCY", "expected a whole number from 1")),
         });
+        let resend_window = p.take(
+            env.secs_within(
+                "RESEND_WINDOW_SECONDS",
+                DEFAULT_RESEND_WINDOW.as_secs(),
+                0..=3600,
+                "expected 0 (off) to 3600 seconds",
+            )
+            .map(|d| Some(d).filter(|d| !d.is_zero())),
+        );
         let (
             Some(fast_path),
             Some(budget_ms),
@@ -239,6 +257,7 @@ impl PipelineSettings {
             Some(guard),
             Some(voice_fallback),
             Some(dispatch_concurrency),
+            Some(resend_window),
         ) = (
             fast_path,
             budget_ms,
@@ -247,6 +266,7 @@ impl PipelineSettings {
             guard,
             voice_fallback,
             dispatch_concurrency,
+            resend_window,
         )
         else {
             return Err(p.into_error());
@@ -261,6 +281,7 @@ impl PipelineSettings {
             dispatch_concurrency,
             voice_fallback,
             sources,
+            resend_window,
             ..PipelineSettings::default()
         })
     }

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{DeliveryRecord, LedgerError, SentRecord};
-use crate::domain::EventId;
 use crate::domain::channel::Channel;
+use crate::domain::{EventId, Route};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -54,6 +54,8 @@ pub struct LedgerRecord {
     pub attempts: u32,
     pub channel: Option<Channel>,
     pub message_id: Option<String>,
+    /// The route the confirmed send took.
+    pub route: Option<Route>,
     pub failure: Option<String>,
     /// Random token of the current claim holder.
     pub owner: Option<String>,
@@ -166,6 +168,7 @@ pub trait Claims: Send + Sync + std::fmt::Debug {
         &self,
         event_id: &EventId,
         message_id: &str,
+        route: Route,
         now_ms: i64,
     ) -> Result<(), LedgerError>;
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
-use crate::domain::{Conversion, EventId, Receipt};
+use crate::domain::{Conversion, EventId, Receipt, Route};
 
 /// The ledger in memory, with the same conditional semantics as DynamoDB.
 #[derive(Debug, Default)]
@@ -18,6 +18,8 @@ pub struct InMemoryLedger {
     blocks: Mutex<HashMap<String, GuardBlock>>,
     /// Okta event uuids seen, with when they may be forgotten (epoch s).
     seen: Mutex<HashMap<String, i64>>,
+    /// The last send to each person (resends).
+    last_sends: Mutex<HashMap<String, LastSend>>,
 }
 
 impl InMemoryLedger {
@@ -123,6 +125,7 @@ impl Claims for InMemoryLedger {
         &self,
         event_id: &EventId,
         message_id: &str,
+        route: Route,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
         self.with(|map| {
@@ -139,6 +142,7 @@ impl Claims for InMemoryLedger {
                 r.status = Status::Sent;
                 r.failure = None;
                 r.message_id = Some(message_id.to_owned());
+                r.route = Some(route);
                 r.lease_until_ms = 0;
                 r.updated_at_ms = now_ms;
             }
@@ -395,6 +399,7 @@ fn record(
         attempts,
         channel: None,
         message_id: None,
+        route: None,
         failure: None,
         owner: None,
         correlation_id: None,
@@ -419,5 +424,25 @@ fn resolution(r: &LedgerRecord) -> Resolution {
         signal: r.sent.as_ref().and_then(|s| s.signal),
         guard: r.sent.as_ref().is_some_and(|s| s.guard),
         was_judged: r.sent.as_ref().is_some_and(|s| s.judged_ms.is_some()),
+    }
+}
+
+#[async_trait]
+impl Resends for InMemoryLedger {
+    async fn last_send(&self, key: &str) -> Result<Option<LastSend>, LedgerError> {
+        let map = self.last_sends.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(map.get(key).cloned())
+    }
+
+    /// `expires_at` is the store's cleanup; whoever reads judges the window.
+    async fn note_last_send(
+        &self,
+        key: &str,
+        last: &LastSend,
+        _expires_at: i64,
+    ) -> Result<(), LedgerError> {
+        let mut map = self.last_sends.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(key.to_owned(), last.clone());
+        Ok(())
     }
 }

@@ -34,13 +34,17 @@
 //! event hook events are remembered by uuid (`evh#<uuid>`, with a TTL), so
 //! a batch delivered twice counts once.
 //!
+//! A confirmed send records its route (`own` or `notify`). With two routes,
+//! the last send to each person is kept as `lst#<key>` (a keyed hash of the
+//! number and the user) for the resend window ([`Resends`]).
+//!
 //! The ledger never holds the OTP or the phone number (rate keys are keyed
 //! hashes; a prefix keeps at least four digits back).
 
 //!
 //! The ledger is one table, but a flow reaches only the capability it
 //! uses: [`Claims`], [`RateCounts`], [`ReceiptLog`], [`Conversions`] and
-//! [`GuardBook`], each in its own file with its types. [`Ledger`] joins
+//! [`GuardBook`] and [`Resends`], each in its own file with its types. [`Ledger`] joins
 //! them for the adapters; [`Parts`] hands them to the pipeline one by one,
 //! so a test can replace one capability and keep the others.
 
@@ -51,6 +55,7 @@ pub mod guard;
 pub mod memory;
 pub mod rates;
 pub mod receipts;
+pub mod resends;
 
 pub use claims::{
     Claim, ClaimEnd, ClaimOutcome, Claims, EndClaim, LedgerRecord, Status, claimable,
@@ -66,6 +71,7 @@ pub use guard::{
 pub use memory::InMemoryLedger;
 pub use rates::{RateCount, RateCounts, RateDecision};
 pub use receipts::{DeliveryRecord, DeliveryRecorded, ReceiptLog};
+pub use resends::{LastSend, Resends};
 
 use std::sync::Arc;
 
@@ -91,9 +97,9 @@ impl LedgerError {
 }
 
 /// Every capability of the ledger: what an adapter is.
-pub trait Ledger: Claims + RateCounts + ReceiptLog + Conversions + GuardBook {}
+pub trait Ledger: Claims + RateCounts + ReceiptLog + Conversions + GuardBook + Resends {}
 
-impl<T: Claims + RateCounts + ReceiptLog + Conversions + GuardBook> Ledger for T {}
+impl<T: Claims + RateCounts + ReceiptLog + Conversions + GuardBook + Resends> Ledger for T {}
 
 /// The ledger's capabilities, one handle each, as the pipeline holds them.
 /// [`Parts::of`] takes them all from one adapter; a test that needs one
@@ -105,6 +111,7 @@ pub struct Parts {
     pub receipts: Arc<dyn ReceiptLog>,
     pub conversions: Arc<dyn Conversions>,
     pub guard: Arc<dyn GuardBook>,
+    pub resends: Arc<dyn Resends>,
 }
 
 impl Parts {
@@ -114,7 +121,8 @@ impl Parts {
             rates: ledger.clone(),
             receipts: ledger.clone(),
             conversions: ledger.clone(),
-            guard: ledger,
+            guard: ledger.clone(),
+            resends: ledger,
         }
     }
 }

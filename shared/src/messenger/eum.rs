@@ -42,6 +42,10 @@ type SdkError<E> = aws_sdk_pinpointsmsvoicev2::error::SdkError<
     aws_sdk_pinpointsmsvoicev2::config::http::HttpResponse,
 >;
 
+/// The code of a send refused before the call: no origination identity for
+/// the destination's country (a route failure).
+pub const NO_IDENTITY: &str = "NoOriginationIdentity";
+
 /// The code of a send refused because the endpoint is not the service.
 pub const NOT_THE_SERVICE: &str = "NotEndUserMessaging";
 
@@ -83,7 +87,10 @@ fn foreign_answer<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Option<SendError>
     })
 }
 
-fn send_error<E: ProvideErrorMetadata>(e: &SdkError<E>, reason: Option<String>) -> SendError {
+pub(super) fn send_error<E: ProvideErrorMetadata>(
+    e: &SdkError<E>,
+    reason: Option<String>,
+) -> SendError {
     if let Some(foreign) = foreign_answer(e) {
         return foreign;
     }
@@ -217,7 +224,7 @@ impl Messenger for EndUserMessaging {
             .origination
             .for_region(region)
             .ok_or_else(|| SendError::Permanent {
-                code: "NoOriginationIdentity".into(),
+                code: NO_IDENTITY.into(),
                 reason: region.map(str::to_owned),
             })?;
         let ttl = i32::try_from(message.ttl_seconds.clamp(MIN_TTL_SECONDS, MAX_TTL_SECONDS))
@@ -235,19 +242,28 @@ impl Messenger for EndUserMessaging {
         Ok(SendReceipt { message_id })
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(status = status.as_str()))]
     async fn feedback(&self, message_id: &str, status: Feedback) -> Result<(), SendError> {
-        let status = match status {
-            Feedback::Received => MessageFeedbackStatus::Received,
-            Feedback::Failed => MessageFeedbackStatus::Failed,
-        };
-        self.client
-            .put_message_feedback()
-            .message_id(message_id)
-            .message_feedback_status(status)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| send_error(&e, None))
+        put_feedback(&self.client, message_id, status).await
     }
+}
+
+/// `PutMessageFeedback`: the same for a message of either route.
+#[tracing::instrument(level = "debug", skip_all, fields(status = status.as_str()))]
+pub(super) async fn put_feedback(
+    client: &Client,
+    message_id: &str,
+    status: Feedback,
+) -> Result<(), SendError> {
+    let status = match status {
+        Feedback::Received => MessageFeedbackStatus::Received,
+        Feedback::Failed => MessageFeedbackStatus::Failed,
+    };
+    client
+        .put_message_feedback()
+        .message_id(message_id)
+        .message_feedback_status(status)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| send_error(&e, None))
 }

@@ -1,20 +1,26 @@
-//! The `Messenger` port: one rendered message to one handset. Its adapters
-//! are [`eum::EndUserMessaging`] (AWS End User Messaging, in AWS) and
+//! The `Messenger` port: one message to one handset, by one route. Its
+//! adapters are [`eum::EndUserMessaging`] (AWS End User Messaging from the
+//! org's own identities), [`notify::Notify`] (End User Messaging Notify:
+//! AWS's identities and pre-approved templates) and
 //! [`outbox::OutboxMessenger`] (a file standing in for the handset, in local
 //! mode); the scripted double for flow tests lives in the test kit.
+//! [`routes::Routes`] holds one messenger per route a deployment uses.
 //! Adapters classify their errors once, as retryable or permanent, in
-//! [`SendError`]. What the provider later reports about a message is read
-//! by [`receipts`].
+//! [`SendError`], which also says when the route itself cannot deliver
+//! ([`SendError::is_route_failure`]). What the provider later reports about
+//! a message is read by [`receipts`].
 
 pub mod eum;
+pub mod notify;
 pub mod outbox;
 pub mod receipts;
+pub mod routes;
 pub mod settings;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::domain::{EventId, Feedback, PhoneNumber};
+use crate::domain::{EventId, Feedback, Locale, Otp, PhoneNumber};
 use crate::templates::Rendered;
 
 /// One message for the provider. `Debug` shows no body and a masked number.
@@ -25,6 +31,10 @@ pub struct OutboundMessage {
     pub request_type: String,
     pub to: PhoneNumber,
     pub rendered: Rendered,
+    /// The code itself and the person's language, for a route that renders
+    /// the message from its own templates (Notify).
+    pub code: Otp,
+    pub locale: Locale,
     /// The OTP's remaining life in seconds; carriers drop the message after.
     pub ttl_seconds: i64,
 }
@@ -35,6 +45,7 @@ impl std::fmt::Debug for OutboundMessage {
             .field("event_id", &self.event_id)
             .field("to", &self.to)
             .field("rendered", &self.rendered)
+            .field("locale", &self.locale)
             .field("ttl_seconds", &self.ttl_seconds)
             .finish()
     }
@@ -69,7 +80,56 @@ impl SendError {
             SendError::Retryable { code } | SendError::Permanent { code, .. } => code,
         }
     }
+
+    /// Whether the route itself cannot deliver this message (no identity or
+    /// registration for the country, a country or channel the route does
+    /// not serve, the route not set up or not allowed, its quota spent), so
+    /// another route may. Never a throttle or an outage (those are retried
+    /// on the same route) and never a refusal that is about the person or
+    /// the org's own policy (an opt-out, a Protect block, a price cap),
+    /// which another route must respect too.
+    pub fn is_route_failure(&self) -> bool {
+        match self {
+            SendError::Retryable { .. } => false,
+            SendError::Permanent { code, reason } => {
+                ROUTE_FAILURE_CODES.contains(&code.as_str())
+                    || reason
+                        .as_deref()
+                        .is_some_and(|r| ROUTE_FAILURE_REASONS.contains(&r))
+            }
+        }
+    }
 }
+
+/// Error codes that mean the route cannot deliver: the service's, and the
+/// adapters' own checks before a call.
+pub const ROUTE_FAILURE_CODES: &[&str] = &[
+    "AccessDeniedException",
+    "ResourceNotFoundException",
+    "ServiceQuotaExceededException",
+    eum::NO_IDENTITY,
+    notify::NOT_SERVED,
+    notify::NOT_ACTIVE,
+];
+
+/// The service's reason codes (`ConflictException`, `ValidationException`)
+/// that mean the route cannot deliver to this destination.
+pub const ROUTE_FAILURE_REASONS: &[&str] = &[
+    "NO_ORIGINATION_IDENTITIES_FOUND",
+    "REGISTRATION_NOT_COMPLETE",
+    "PHONE_NUMBER_NOT_IN_REGISTRATION_REGION",
+    "NOTIFY_CONFIGURATION_NOT_ACTIVE",
+    "RESOURCE_NOT_ACTIVE",
+    "COUNTRY_NOT_ENABLED",
+    "CHANNEL_NOT_ENABLED",
+    "DESTINATION_COUNTRY_BLOCKED",
+    "INVALID_IDENTITY_FOR_DESTINATION_COUNTRY",
+    "INTERNATIONAL_SENDING_NOT_SUPPORTED",
+    "SENDER_ID_NOT_REGISTERED",
+    "SENDER_ID_REQUIRES_REGISTRATION",
+    "SENDER_ID_NOT_SUPPORTED",
+    "VOICE_CAPABILITY_NOT_AVAILABLE",
+];
 
 #[async_trait]
 pub trait Messenger: Send + Sync + std::fmt::Debug {

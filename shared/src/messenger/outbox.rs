@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::random_hex;
-use crate::domain::Feedback;
+use crate::domain::{Feedback, Route};
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 
 /// One outbox line.
@@ -28,6 +28,10 @@ pub struct OutboxLine {
     pub voice_id: Option<String>,
     pub message_id: String,
     pub sent_at: String,
+    /// The route it went by (`own`, `notify`); lines written before routes
+    /// existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 impl std::fmt::Debug for OutboxLine {
@@ -100,6 +104,7 @@ pub struct OutboxMessenger {
     /// Feedback lines are appended one at a time.
     feedback: Mutex<()>,
     notices: Notices,
+    route: Route,
     receipts: Option<(
         tokio::sync::mpsc::UnboundedSender<String>,
         super::receipts::Undeliverable,
@@ -114,6 +119,7 @@ impl OutboxMessenger {
             file: OutboxFile::open(path)?,
             feedback: Mutex::new(()),
             notices,
+            route: Route::Own,
             receipts: None,
         })
     }
@@ -131,6 +137,14 @@ impl OutboxMessenger {
 
     pub fn path(&self) -> &Path {
         self.file.path()
+    }
+
+    /// Plays `route`: the lines name it, and as Notify it takes only the
+    /// countries Notify's Basic tier serves (a route failure otherwise, as
+    /// a new Notify configuration answers).
+    pub fn for_route(mut self, route: Route) -> Self {
+        self.route = route;
+        self
     }
 
     /// Where message feedback goes: `feedback.jsonl` beside the outbox.
@@ -155,6 +169,12 @@ impl OutboxMessenger {
 #[async_trait]
 impl Messenger for OutboxMessenger {
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        if self.route == Route::Notify {
+            super::notify::basic_tier().admits(
+                message.rendered.channel,
+                message.to.region().map(|r| r.as_str()),
+            )?;
+        }
         let message_id = format!("local-{}", random_hex(12));
         let sent_ms = chrono::Utc::now().timestamp_millis();
         let line = OutboxLine {
@@ -165,14 +185,20 @@ impl Messenger for OutboxMessenger {
             voice_id: message.rendered.voice_id.clone(),
             message_id: message_id.clone(),
             sent_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            route: Some(self.route.as_str().to_owned()),
         };
         self.file.append(&line).map_err(|_| SendError::Retryable {
             code: "OutboxWrite".into(),
         })?;
         let notice = || {
             format!(
-                "outbox: {} to {} in {} ({}, event {})",
-                line.channel, message.to, message.rendered.locale, message_id, line.event_id
+                "outbox: {} to {} in {} by {} ({}, event {})",
+                line.channel,
+                message.to,
+                message.rendered.locale,
+                self.route,
+                message_id,
+                line.event_id
             )
         };
         // A closed pipe (`| head`) must not fail a send that is on disk.

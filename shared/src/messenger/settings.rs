@@ -1,20 +1,46 @@
-//! End User Messaging's settings: origination identities by country, the
+//! End User Messaging's settings: the routes (`ROUTES`), the own route's
+//! origination identities by country, the Notify configuration, the
 //! configuration set, the protect configuration and the price caps.
 
 use std::collections::HashMap;
 
 use crate::config::{ConfigError, Env, Problems, invalid};
+use crate::domain::{Route, RoutePlan};
 
-/// End User Messaging's controls: origination identities, configuration
-/// set, protect configuration, price caps.
+/// End User Messaging's controls: the routes, origination identities (the
+/// own route's, required when it is used), the Notify configuration
+/// (required when Notify is used), configuration set, protect
+/// configuration, price caps.
 pub(crate) fn eum_settings(env: &Env<'_>) -> Result<EumSettings, ConfigError> {
     let mut p = Problems::default();
-    let origination = p.take(env.req("ORIGINATION_IDENTITIES").and_then(|v| {
-        OriginationIdentities::parse(&v).map_err(|reason| ConfigError::Invalid {
+    let routes = p.take(match env.opt("ROUTES") {
+        None => Ok(RoutePlan::default()),
+        Some(v) => RoutePlan::parse(&v).map_err(|reason| ConfigError::Invalid {
+            var: "ROUTES",
+            reason,
+        }),
+    });
+    let uses = |route| routes.is_some_and(|r| r.uses(route));
+    let origination = p.take(match env.opt("ORIGINATION_IDENTITIES") {
+        None if !uses(Route::Own) => Ok(OriginationIdentities::default()),
+        None => Err(ConfigError::Missing {
+            var: "ORIGINATION_IDENTITIES",
+        }),
+        Some(v) => OriginationIdentities::parse(&v).map_err(|reason| ConfigError::Invalid {
             var: "ORIGINATION_IDENTITIES",
             reason,
-        })
-    }));
+        }),
+    });
+    let notify = p.take(match env.opt("NOTIFY_CONFIGURATION_ID") {
+        None if uses(Route::Notify) => Err(ConfigError::Missing {
+            var: "NOTIFY_CONFIGURATION_ID",
+        }),
+        None => Ok(None),
+        Some(id) => Ok(Some(NotifySettings {
+            configuration_id: id,
+            configuration_set: env.opt("CONFIGURATION_SET_NAME"),
+        })),
+    });
     let price = |var: &'static str| -> Result<Option<String>, ConfigError> {
         match env.opt(var) {
             None => Ok(None),
@@ -27,13 +53,20 @@ pub(crate) fn eum_settings(env: &Env<'_>) -> Result<EumSettings, ConfigError> {
     };
     let max_price = p.take(price("MAX_PRICE"));
     let max_price_per_minute = p.take(price("MAX_PRICE_PER_MINUTE"));
-    let (Some(origination), Some(max_price), Some(max_price_per_minute)) =
-        (origination, max_price, max_price_per_minute)
+    let (
+        Some(routes),
+        Some(origination),
+        Some(notify),
+        Some(max_price),
+        Some(max_price_per_minute),
+    ) = (routes, origination, notify, max_price, max_price_per_minute)
     else {
         return Err(p.into_error());
     };
     Ok(EumSettings {
+        routes,
         origination,
+        notify,
         configuration_set: env.opt("CONFIGURATION_SET_NAME"),
         protect_configuration_id: env.opt("PROTECT_CONFIGURATION_ID"),
         max_price,
@@ -84,13 +117,26 @@ impl OriginationIdentities {
 /// Provider controls from configuration.
 #[derive(Debug, Clone, Default)]
 pub struct EumSettings {
+    /// Which routes, in which order (`ROUTES`, `own` unless set).
+    pub routes: RoutePlan,
+    /// The own route's identities (empty when only Notify is used).
     pub origination: OriginationIdentities,
+    /// The Notify configuration, when Notify is used.
+    pub notify: Option<NotifySettings>,
     pub configuration_set: Option<String>,
     pub protect_configuration_id: Option<String>,
     /// Price cap per SMS part, in USD, as the API takes it (`"0.10"`).
     pub max_price: Option<String>,
     /// Price cap per voice minute, in USD.
     pub max_price_per_minute: Option<String>,
+}
+
+/// The Notify route's configuration (`NOTIFY_CONFIGURATION_ID`, its id or
+/// ARN) and the configuration set its events go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySettings {
+    pub configuration_id: String,
+    pub configuration_set: Option<String>,
 }
 
 #[cfg(test)]
@@ -112,5 +158,36 @@ mod tests {
         assert!(OriginationIdentities::parse("{}").is_err());
         assert!(OriginationIdentities::parse(r#"{"USA":"x"}"#).is_err());
         assert!(OriginationIdentities::parse("[]").is_err());
+    }
+
+    fn settings(vars: &[(&str, &str)]) -> Result<EumSettings, ConfigError> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        eum_settings(&Env(&|k| m.get(k).cloned()))
+    }
+
+    #[test]
+    fn routes_decide_which_settings_are_required() {
+        let own = settings(&[("ORIGINATION_IDENTITIES", r#"{"default":"+12065550100"}"#)]).unwrap();
+        assert_eq!(own.routes, RoutePlan::default());
+        assert_eq!(own.notify, None);
+        let err = settings(&[]).unwrap_err();
+        assert_eq!(err.vars(), ["ORIGINATION_IDENTITIES"]);
+        let notify =
+            settings(&[("ROUTES", "notify"), ("NOTIFY_CONFIGURATION_ID", "nc-1")]).unwrap();
+        assert_eq!(notify.routes.first, Route::Notify);
+        assert_eq!(
+            notify.notify.map(|n| n.configuration_id).as_deref(),
+            Some("nc-1")
+        );
+        let err = settings(&[("ROUTES", "notify,own")]).unwrap_err();
+        assert_eq!(
+            err.vars(),
+            ["ORIGINATION_IDENTITIES", "NOTIFY_CONFIGURATION_ID"]
+        );
+        let err = settings(&[("ROUTES", "sms")]).unwrap_err();
+        assert_eq!(err.vars(), ["ROUTES"]);
     }
 }

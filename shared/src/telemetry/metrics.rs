@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::domain::Route;
 use crate::domain::channel::Channel;
 
 pub const NAMESPACE: &str = "telehook";
@@ -329,6 +330,36 @@ impl Metrics {
             }],
             &[("VoiceFallbacks", 1.0)],
             &[("reason", reason)],
+        );
+    }
+
+    /// A route could not deliver a code, so the other route took it: by
+    /// the route that failed, the channel and the provider's error code.
+    pub fn route_failover(&self, from: Route, channel: Channel, code: &str) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["route"], &["route", "channel", "code"]],
+                metrics: &[("RouteFailovers", "Count")],
+            }],
+            &[("RouteFailovers", 1.0)],
+            &[
+                ("route", from.as_str()),
+                ("channel", channel.as_str()),
+                ("code", code),
+            ],
+        );
+    }
+
+    /// A person asked for another code within the resend window, so it
+    /// went by the other route: by the route the last code took.
+    pub fn resend(&self, last: Route, channel: Channel) {
+        self.emit(
+            &[Directive {
+                dimensions: &[&["route"], &["route", "channel"]],
+                metrics: &[("Resends", "Count")],
+            }],
+            &[("Resends", 1.0)],
+            &[("route", last.as_str()), ("channel", channel.as_str())],
         );
     }
 

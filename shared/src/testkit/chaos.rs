@@ -3,7 +3,8 @@
 //!
 //! A spec reads like `provider.throttle=0.3,provider.timeout=0.05,
 //! provider.latency-ms=50,ledger.conflict=0.01,seed=7`. Each target
-//! (`provider`, `ledger`, `queue`, `templates`) takes:
+//! (`provider`: the own route's messenger; `notify`: the Notify route's;
+//! `ledger`, `queue`, `templates`) takes:
 //!
 //! - `throttle`: fail as throttled (retryable);
 //! - `5xx`: fail as a server error (retryable);
@@ -26,11 +27,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::domain::EventId;
 use crate::domain::channel::Channel;
+use crate::domain::{EventId, Route};
 use crate::ledger::{
-    Claim, ClaimOutcome, Claims, Conversions, EndClaim, GuardBook, LedgerError, LedgerRecord,
-    Parts, RateCount, RateCounts, RateDecision, ReceiptLog,
+    Claim, ClaimOutcome, Claims, Conversions, EndClaim, GuardBook, LastSend, LedgerError,
+    LedgerRecord, Parts, RateCount, RateCounts, RateDecision, ReceiptLog, Resends,
 };
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::queue::{JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
@@ -62,6 +63,8 @@ impl Faults {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChaosSpec {
     pub provider: Faults,
+    /// The Notify route's messenger.
+    pub notify: Faults,
     pub ledger: Faults,
     pub queue: Faults,
     pub templates: Faults,
@@ -80,6 +83,7 @@ impl ChaosSpec {
         };
         for f in [
             &mut out.provider,
+            &mut out.notify,
             &mut out.ledger,
             &mut out.queue,
             &mut out.templates,
@@ -101,6 +105,7 @@ impl ChaosSpec {
                 .ok_or_else(|| ChaosSpecError(format!("{key}: expected target.fault")))?;
             let faults = match target {
                 "provider" => &mut out.provider,
+                "notify" => &mut out.notify,
                 "ledger" => &mut out.ledger,
                 "queue" => &mut out.queue,
                 "templates" => &mut out.templates,
@@ -320,8 +325,14 @@ impl Claims for ChaosLedger {
         result
     }
 
-    async fn mark_sent(&self, e: &EventId, m: &str, now: i64) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.claims.mark_sent(e, m, now))
+    async fn mark_sent(
+        &self,
+        e: &EventId,
+        m: &str,
+        route: Route,
+        now: i64,
+    ) -> Result<(), LedgerError> {
+        chaos_ledger_call!(self, self.inner.claims.mark_sent(e, m, route, now))
     }
 
     async fn end_claim(&self, ending: &EndClaim<'_>) -> Result<(), LedgerError> {
@@ -423,6 +434,25 @@ impl GuardBook for ChaosLedger {
 
     async fn list_blocks(&self) -> Result<Vec<crate::ledger::GuardBlock>, LedgerError> {
         self.inner.guard.list_blocks().await
+    }
+}
+
+#[async_trait]
+impl Resends for ChaosLedger {
+    async fn last_send(&self, key: &str) -> Result<Option<LastSend>, LedgerError> {
+        chaos_ledger_call!(self, self.inner.resends.last_send(key))
+    }
+
+    async fn note_last_send(
+        &self,
+        key: &str,
+        last: &LastSend,
+        expires_at: i64,
+    ) -> Result<(), LedgerError> {
+        chaos_ledger_call!(
+            self,
+            self.inner.resends.note_last_send(key, last, expires_at)
+        )
     }
 }
 

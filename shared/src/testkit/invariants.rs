@@ -157,6 +157,7 @@ mod tests {
             attempts: 1,
             channel: None,
             message_id: message.map(str::to_owned),
+            route: None,
             failure: (status == Status::Failed).then(|| "permanent:x".to_owned()),
             owner: None,
             updated_at_ms: 0,

@@ -53,7 +53,7 @@ async fn ledger_items_hold_only_the_documented_attributes() {
         .unwrap();
     ledger.claim(&claim(&e, "b", t0 + 2)).await.unwrap();
     ledger
-        .mark_sent(&e, "mid-evt-wire-1", t0 + 3)
+        .mark_sent(&e, "mid-evt-wire-1", telehook::domain::Route::Own, t0 + 3)
         .await
         .unwrap();
 
@@ -90,6 +90,7 @@ async fn ledger_items_hold_only_the_documented_attributes() {
         "oktaRequest",
         "owner",
         "pk",
+        "route",
         "status",
         "updatedAt",
     ];
@@ -457,7 +458,12 @@ async fn dlq_replay_over_the_wire() {
         dlq.send(msg("g9", "junk", "not a job")).await.unwrap();
     };
     ledger
-        .mark_sent(&eid("evt-dlq-sent"), "m-earlier", SystemClock.now_ms())
+        .mark_sent(
+            &eid("evt-dlq-sent"),
+            "m-earlier",
+            telehook::domain::Route::Own,
+            SystemClock.now_ms(),
+        )
         .await
         .unwrap();
     fill().await;
@@ -786,7 +792,10 @@ async fn a_failing_check_reaches_its_dead_letter_queue_and_is_replayed_once() {
     let e = eid("evt-dlq-check");
     let t0 = chrono::Utc::now().timestamp_millis() - 600_000;
     ledger.claim(&claim(&e, "a", t0)).await.unwrap();
-    ledger.mark_sent(&e, "mid-evt-dlq-check", t0).await.unwrap();
+    ledger
+        .mark_sent(&e, "mid-evt-dlq-check", telehook::domain::Route::Own, t0)
+        .await
+        .unwrap();
     ledger
         .note_send(&telehook::ledger::SendNote {
             event_id: &e,

@@ -27,6 +27,7 @@ fn settings() -> EumSettings {
         protect_configuration_id: Some("protect-0123".into()),
         max_price: Some("0.10".into()),
         max_price_per_minute: Some("0.05".into()),
+        ..EumSettings::default()
     }
 }
 
@@ -46,6 +47,8 @@ pub(crate) async fn message(channel: Channel, to: &str, ttl: i64) -> OutboundMes
         request_type: "mfa-verification".into(),
         to: PhoneNumber::parse(to, "US".parse().unwrap()).unwrap(),
         rendered,
+        code: Otp::parse("482913").unwrap(),
+        locale: Locale::parse("en-US").unwrap(),
         ttl_seconds: ttl,
     }
 }

@@ -32,5 +32,6 @@ mod reliability;
 mod replay;
 mod replay_machine;
 mod retry_timing;
+mod routes;
 mod sam_template;
 mod templates;

@@ -170,13 +170,19 @@ impl Claims for ForgetfulClaims {
     async fn claim(&self, c: &Claim<'_>) -> Result<ClaimOutcome, LedgerError> {
         self.inner.claim(c).await
     }
-    async fn mark_sent(&self, e: &EventId, m: &str, now: i64) -> Result<(), LedgerError> {
+    async fn mark_sent(
+        &self,
+        e: &EventId,
+        m: &str,
+        route: telehook::domain::Route,
+        now: i64,
+    ) -> Result<(), LedgerError> {
         if self.failures.load(std::sync::atomic::Ordering::SeqCst) > 0 {
             self.failures
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             return Err(LedgerError::Unavailable("crash".into()));
         }
-        self.inner.mark_sent(e, m, now).await
+        self.inner.mark_sent(e, m, route, now).await
     }
     async fn end_claim(&self, ending: &EndClaim<'_>) -> Result<(), LedgerError> {
         self.inner.end_claim(ending).await

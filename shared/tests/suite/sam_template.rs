@@ -130,7 +130,9 @@ fn dashboard_and_alarms_use_the_emitted_metric_names() {
 fn block<'t>(t: &'t str, name: &str) -> Vec<&'t str> {
     let head = format!("  {name}:");
     let mut lines = t.lines().skip_while(|l| !l.starts_with(&head));
-    let first = lines.next().unwrap_or_else(|| panic!("{name} is not in the template"));
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("{name} is not in the template"));
     let mut out = vec![first];
     out.extend(lines.take_while(|l| l.is_empty() || l.starts_with("   ")));
     while out.last().is_some_and(|l| l.is_empty()) {
@@ -172,8 +174,16 @@ fn repeated_blocks_differ_only_by_their_index() {
             .unwrap_or_else(|| panic!("no line starts with {prefix}"))
             .to_string()
     };
-    same("HasRateCountry", &|i| line_of(format!("HasRateCountry{i}:")), 5);
-    same("HasProtectRule", &|i| line_of(format!("HasProtectRule{i}:")), 10);
+    same(
+        "HasRateCountry",
+        &|i| line_of(format!("HasRateCountry{i}:")),
+        5,
+    );
+    same(
+        "HasProtectRule",
+        &|i| line_of(format!("HasProtectRule{i}:")),
+        10,
+    );
     let rules = block(&t, "ProtectConfiguration").join("\n");
     let rule = |i: usize| -> String {
         let start = rules

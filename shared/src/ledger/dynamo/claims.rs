@@ -78,19 +78,22 @@ impl Claims for DynamoLedger {
         &self,
         event_id: &EventId,
         message_id: &str,
+        route: Route,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
         let result = self
             .update(event_id)
             // The failure of an earlier try is history once the send went
             // through: a SENT record must not read as failed.
-            .update_expression("SET #s = :sent, #mid = :mid, #lease = :zero, #updated = :now, #exp = if_not_exists(#exp, :exp) REMOVE #failure")
+            .update_expression("SET #s = :sent, #mid = :mid, #route = :route, #lease = :zero, #updated = :now, #exp = if_not_exists(#exp, :exp) REMOVE #failure")
             .condition_expression("attribute_not_exists(pk) OR #s <> :sent")
             .expression_attribute_names("#mid", "messageId")
+            .expression_attribute_names("#route", "route")
             .expression_attribute_names("#failure", "failure")
             .expression_attribute_names("#exp", "expiresAt")
             .expression_attribute_values(":sent", s(Status::Sent.as_str()))
             .expression_attribute_values(":mid", s(message_id))
+            .expression_attribute_values(":route", s(route.as_str()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":exp", n(now_ms / 1000 + 86_400))

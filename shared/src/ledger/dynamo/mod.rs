@@ -1,7 +1,8 @@
 //! The ledger on DynamoDB: one table, `pk` as the only key.
 //!
 //! Event records are `pk = "evt#<eventId>"` with `status`, `leaseUntil`
-//! (epoch ms), `attempts`, `channel`, `messageId`, `failure`, `owner`,
+//! (epoch ms), `attempts`, `channel`, `messageId`, `route` (once sent),
+//! `failure`, `owner`,
 //! `updatedAt` (epoch ms) and `expiresAt` (epoch s, the table's TTL
 //! attribute). Every state change is one `UpdateItem` with a condition, so
 //! concurrent workers cannot both win a claim.
@@ -12,13 +13,15 @@
 //! a kind for Okta's event. Conversion is `conversion` and `convertedAt`;
 //! the guard's early judgement `judgedAt`. Guard counts are `stat#…` items
 //! with `judged` and `conversions`; guard blocks are `blk#…` items; Okta
-//! event uuids already seen are `evh#…` items.
+//! event uuids already seen are `evh#…` items; the last send to each person
+//! (resends) is an `lst#…` item with `eventId`, `route` and `sentAt`.
 
 mod claims;
 mod conversions;
 mod guard;
 mod rates;
 mod receipts;
+mod resends;
 
 use std::collections::HashMap;
 
@@ -29,12 +32,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::aws::classify;
 use crate::domain::EventId;
 use crate::domain::channel::Channel;
-use crate::domain::{Conversion, DeliveryVerdict, Receipt, UseSignal};
+use crate::domain::{Conversion, DeliveryVerdict, Receipt, Route, UseSignal};
 use crate::ledger::{
     BlockKind, Claim, ClaimOutcome, Claims, Conversions, DeliveryRecord, DeliveryRecorded,
-    EndClaim, GuardBlock, GuardBook, LedgerError, LedgerRecord, RateCount, RateCounts,
-    RateDecision, ReceiptLog, Resolution, SendNote, SentRecord, SignIn, SignInMatch, StatBump,
-    StatCounts, Status, block_key, claimable, outcome_of_conflict,
+    EndClaim, GuardBlock, GuardBook, LastSend, LedgerError, LedgerRecord, RateCount, RateCounts,
+    RateDecision, ReceiptLog, Resends, Resolution, SendNote, SentRecord, SignIn, SignInMatch,
+    StatBump, StatCounts, Status, block_key, claimable, outcome_of_conflict,
 };
 
 /// The index a sign-in finds the user's latest send by: partition key
@@ -85,6 +88,7 @@ pub fn record_from_item(item: &Item) -> Option<LedgerRecord> {
             .unwrap_or(0),
         channel: get_s(item, "channel").and_then(|c| Channel::parse(&c).ok()),
         message_id: get_s(item, "messageId"),
+        route: get_s(item, "route").and_then(|r| Route::parse(&r)),
         failure: get_s(item, "failure"),
         owner: get_s(item, "owner"),
         correlation_id: get_s(item, "oktaRequest"),

@@ -92,7 +92,12 @@ async fn noted(
     let e = eid(event);
     ledger.claim(&claim(&e, "a", sent_ms)).await.unwrap();
     ledger
-        .mark_sent(&e, &format!("mid-{event}"), sent_ms)
+        .mark_sent(
+            &e,
+            &format!("mid-{event}"),
+            telehook::domain::Route::Own,
+            sent_ms,
+        )
         .await
         .unwrap();
     ledger
@@ -174,8 +179,14 @@ mod claims {
                 .await,
             Err(LedgerError::LostClaim)
         );
-        ledger.mark_sent(&e, "m-1", t0 + 10_005).await.unwrap();
-        ledger.mark_sent(&e, "m-2", t0 + 10_006).await.unwrap();
+        ledger
+            .mark_sent(&e, "m-1", telehook::domain::Route::Own, t0 + 10_005)
+            .await
+            .unwrap();
+        ledger
+            .mark_sent(&e, "m-2", telehook::domain::Route::Own, t0 + 10_006)
+            .await
+            .unwrap();
         assert_eq!(
             ledger.claim(&claim(&e, "d", t0 + 99_000_000)).await,
             Ok(ClaimOutcome::AlreadySent {
@@ -403,7 +414,12 @@ mod receipts {
             "before the send is marked"
         );
         ledger
-            .mark_sent(&early.event_id, "mid-evt-rcpt-1", t0 + 2)
+            .mark_sent(
+                &early.event_id,
+                "mid-evt-rcpt-1",
+                telehook::domain::Route::Own,
+                t0 + 2,
+            )
             .await
             .unwrap();
         let late = receipt("evt-rcpt-1", DeliveryVerdict::Undelivered, "TEXT_UNKNOWN");
@@ -862,6 +878,44 @@ mod guard {
 
     async fn behaves(ledger: Arc<dyn Ledger>) {
         guard_counts_and_blocks(ledger.as_ref()).await;
+    }
+
+    on_both_adapters!(behaves);
+}
+
+/// Resends: the last send to a person is remembered and replaced.
+mod resends {
+    use super::*;
+    use telehook::domain::Route;
+    use telehook::ledger::{LastSend, Resends};
+
+    async fn the_last_send_is_remembered(ledger: &dyn Resends) {
+        assert_eq!(ledger.last_send("person-1").await, Ok(None));
+        let first = LastSend {
+            event_id: "evt-l1".into(),
+            route: Route::Own,
+            sent_ms: 1_700_000_000_000,
+        };
+        ledger
+            .note_last_send("person-1", &first, 1_700_000_400)
+            .await
+            .unwrap();
+        assert_eq!(ledger.last_send("person-1").await, Ok(Some(first)));
+        let second = LastSend {
+            event_id: "evt-l2".into(),
+            route: Route::Notify,
+            sent_ms: 1_700_000_030_000,
+        };
+        ledger
+            .note_last_send("person-1", &second, 1_700_000_430)
+            .await
+            .unwrap();
+        assert_eq!(ledger.last_send("person-1").await, Ok(Some(second)));
+        assert_eq!(ledger.last_send("person-2").await, Ok(None));
+    }
+
+    async fn behaves(ledger: Arc<dyn Ledger>) {
+        the_last_send_is_remembered(ledger.as_ref()).await;
     }
 
     on_both_adapters!(behaves);

@@ -3,8 +3,9 @@
 //! of the real SDK pointed at it.
 #![allow(clippy::unwrap_used)]
 
+pub use telehook::domain::Route;
 pub use telehook::testkit::sms_stub::Fault;
-use telehook::testkit::sms_stub::{SmsStub, StubOptions};
+use telehook::testkit::sms_stub::{ScheduledFault, SmsStub, StubOptions};
 
 pub struct SmsVoiceStub(SmsStub);
 
@@ -20,7 +21,17 @@ impl SmsVoiceStub {
 
     /// Faults for the next sends, in order; the sends after them succeed.
     pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.0.schedule(faults);
+        self.0
+            .schedule(faults.into_iter().map(ScheduledFault::from));
+    }
+
+    /// Faults for the next sends of one route only.
+    pub fn script_for(&self, route: Route, faults: impl IntoIterator<Item = Fault>) {
+        self.0
+            .schedule(faults.into_iter().map(|fault| ScheduledFault {
+                route: Some(route),
+                fault,
+            }));
     }
 
     /// Every request so far: (operation, JSON body).

@@ -37,7 +37,10 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::crypto::random_hex;
+use crate::domain::Route;
 use crate::messenger::outbox::{OutboxFile, OutboxLine};
+
+mod notify;
 
 /// One scheduled answer other than success, as End User Messaging gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,45 @@ pub enum Fault {
     Validation,
     /// `ConflictException` with reason `DESTINATION_PHONE_NUMBER_OPTED_OUT`.
     OptedOut,
+    /// `ConflictException` with reason `REGISTRATION_NOT_COMPLETE`: the
+    /// route cannot deliver (a route failure).
+    NotRegistered,
+    /// `ValidationException` with reason `COUNTRY_NOT_ENABLED`: the route
+    /// does not serve the country (a route failure).
+    CountryNotEnabled,
+}
+
+/// A fault for the next send of one route (`notify:throttle`) or of any
+/// route (`throttle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledFault {
+    pub route: Option<Route>,
+    pub fault: Fault,
+}
+
+impl ScheduledFault {
+    pub fn parse(s: &str) -> Result<ScheduledFault, String> {
+        match s.split_once(':') {
+            Some((route, fault)) => {
+                Ok(ScheduledFault {
+                    route: Some(Route::parse(route).ok_or_else(|| {
+                        format!("unknown route {route:?}: expected own or notify")
+                    })?),
+                    fault: Fault::parse(fault)?,
+                })
+            }
+            None => Ok(ScheduledFault {
+                route: None,
+                fault: Fault::parse(s)?,
+            }),
+        }
+    }
+}
+
+impl From<Fault> for ScheduledFault {
+    fn from(fault: Fault) -> Self {
+        ScheduledFault { route: None, fault }
+    }
 }
 
 impl Fault {
@@ -59,8 +101,11 @@ impl Fault {
             "internal" => Ok(Fault::Internal),
             "validation" => Ok(Fault::Validation),
             "opted-out" => Ok(Fault::OptedOut),
+            "not-registered" => Ok(Fault::NotRegistered),
+            "country-not-enabled" => Ok(Fault::CountryNotEnabled),
             other => Err(format!(
-                "unknown fault {other:?}: expected throttle, internal, validation or opted-out"
+                "unknown fault {other:?}: expected throttle, internal, validation, opted-out, \
+                 not-registered or country-not-enabled"
             )),
         }
     }
@@ -92,6 +137,19 @@ impl Fault {
                 json!({"Reason": "DESTINATION_PHONE_NUMBER_OPTED_OUT",
                        "ResourceType": "opt-out-list", "ResourceId": "Default"}),
             ),
+            Fault::NotRegistered => (
+                StatusCode::BAD_REQUEST,
+                "ConflictException",
+                "The origination identity's registration is not complete (stub)",
+                json!({"Reason": "REGISTRATION_NOT_COMPLETE",
+                       "ResourceType": "phone-number", "ResourceId": "stub"}),
+            ),
+            Fault::CountryNotEnabled => (
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "The destination country is not enabled (stub)",
+                json!({"Reason": "COUNTRY_NOT_ENABLED", "Fields": []}),
+            ),
         };
         aws_error(status, kind, message, extra)
     }
@@ -103,7 +161,7 @@ pub struct StubOptions<'a> {
     /// Where accepted messages go, one JSON line each; none keeps no file.
     pub outbox: Option<&'a Path>,
     /// Faults for the first sends, in order.
-    pub faults: Vec<Fault>,
+    pub faults: Vec<ScheduledFault>,
     /// One masked line per request on stdout.
     pub console: bool,
 }
@@ -111,7 +169,7 @@ pub struct StubOptions<'a> {
 #[derive(Debug)]
 struct Stub {
     outbox: Option<OutboxFile>,
-    faults: Mutex<VecDeque<Fault>>,
+    faults: Mutex<VecDeque<ScheduledFault>>,
     /// What `GET /_stub/requests` lists: no bodies, destinations masked.
     summaries: Mutex<Vec<Value>>,
     /// The requests as sent, for in-process tests only.
@@ -163,7 +221,7 @@ impl SmsStub {
     }
 
     /// Queues faults for the next sends, after those already queued.
-    pub fn schedule(&self, faults: impl IntoIterator<Item = Fault>) {
+    pub fn schedule(&self, faults: impl IntoIterator<Item = ScheduledFault>) {
         lock(&self.stub.faults).extend(faults);
     }
 
@@ -241,9 +299,13 @@ async fn api(State(stub): State<Arc<Stub>>, headers: HeaderMap, body: Bytes) -> 
     if operation == "PutMessageFeedback" {
         return feedback(&stub, &req);
     }
-    match channel_of(&operation) {
-        Some(channel) => send(&stub, &operation, channel, &req),
-        None => aws_error(
+    match (channel_of(&operation), operation.as_str()) {
+        (Some(channel), _) => send(&stub, &operation, channel, &req),
+        (None, "SendNotifyTextMessage") => notify::send(&stub, &operation, "sms", &req),
+        (None, "SendNotifyVoiceMessage") => notify::send(&stub, &operation, "voice", &req),
+        (None, "DescribeNotifyTemplates") => notify::templates(),
+        (None, "DescribeNotifyConfigurations") => notify::configurations(&req),
+        (None, _) => aws_error(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
             &format!("the stub does not implement {operation:?}"),
@@ -277,36 +339,62 @@ fn send(stub: &Stub, operation: &str, channel: &str, req: &Map<String, Value>) -
         return validation(&missing);
     }
     let to = to.unwrap_or_default();
-    if let Some(fault) = lock(&stub.faults).pop_front() {
+    if let Some(fault) = stub.next_fault(Route::Own) {
         stub.notice(&format!("{channel} to {} answered {fault:?}", mask(to)));
         return fault.response();
     }
-    let line = OutboxLine {
-        event_id: context["eventId"].as_str().unwrap_or_default().to_owned(),
-        channel: channel.to_owned(),
-        to: to.to_owned(),
-        body: text("MessageBody").unwrap_or_default().to_owned(),
-        voice_id: text("VoiceId").map(str::to_owned),
-        message_id: format!("stub-{}", random_hex(16)),
-        sent_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    };
-    if let Some(Err(e)) = stub.outbox.as_ref().map(|o| o.append(&line)) {
-        // The message is lost if we cannot keep it: say so as the service
-        // would say it failed, so the sender retries.
-        return aws_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerException",
-            &format!("the stub could not write its outbox: {e}"),
-            json!({}),
-        );
+    let body = text("MessageBody").unwrap_or_default();
+    stub.accept(&context, channel, to, body, text("VoiceId"), Route::Own)
+}
+
+impl Stub {
+    /// The first scheduled fault for `route`, taken off the queue.
+    fn next_fault(&self, route: Route) -> Option<Fault> {
+        let mut faults = lock(&self.faults);
+        let at = faults
+            .iter()
+            .position(|f| f.route.is_none_or(|r| r == route))?;
+        faults.remove(at).map(|f| f.fault)
     }
-    stub.notice(&format!(
-        "{channel} to {} accepted ({}, event {})",
-        mask(to),
-        line.message_id,
-        line.event_id
-    ));
-    aws_response(StatusCode::OK, &json!({"MessageId": line.message_id}), None)
+
+    /// An accepted message: kept in the outbox, answered with its id.
+    fn accept(
+        &self,
+        context: &Value,
+        channel: &str,
+        to: &str,
+        body: &str,
+        voice_id: Option<&str>,
+        route: Route,
+    ) -> Response {
+        let line = OutboxLine {
+            event_id: context["eventId"].as_str().unwrap_or_default().to_owned(),
+            channel: channel.to_owned(),
+            to: to.to_owned(),
+            body: body.to_owned(),
+            voice_id: voice_id.map(str::to_owned),
+            message_id: format!("stub-{}", random_hex(16)),
+            sent_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            route: Some(route.as_str().to_owned()),
+        };
+        if let Some(Err(e)) = self.outbox.as_ref().map(|o| o.append(&line)) {
+            // The message is lost if we cannot keep it: say so as the service
+            // would say it failed, so the sender retries.
+            return aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                &format!("the stub could not write its outbox: {e}"),
+                json!({}),
+            );
+        }
+        self.notice(&format!(
+            "{channel} to {} by {route} accepted ({}, event {})",
+            mask(to),
+            line.message_id,
+            line.event_id
+        ));
+        aws_response(StatusCode::OK, &json!({"MessageId": line.message_id}), None)
+    }
 }
 
 /// `PutMessageFeedback`: a message id and `RECEIVED` or `FAILED`, as the
@@ -384,7 +472,7 @@ async fn schedule(State(stub): State<Arc<Stub>>, body: Bytes) -> Response {
     };
     match names
         .iter()
-        .map(|n| Fault::parse(n))
+        .map(|n| ScheduledFault::parse(n))
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(faults) => {
