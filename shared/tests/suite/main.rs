@@ -19,6 +19,7 @@ mod fallback;
 mod fuzz;
 mod ingress;
 mod layout;
+mod notify;
 mod okta_context;
 mod phone_golden;
 mod phone_table;

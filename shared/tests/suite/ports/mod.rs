@@ -278,6 +278,21 @@ mod messenger {
         }
     }
 
+    struct NotifyTwin(telehook::messenger::notify::Notify, SmsVoiceStub);
+
+    impl Twin for NotifyTwin {
+        fn messenger(&self) -> &dyn Messenger {
+            &self.0
+        }
+        fn fail_next(&self, how: Next) {
+            let route = crate::support::sms_voice_stub::Route::Notify;
+            match how {
+                Next::Throttled => self.1.script_for(route, [Fault::Throttle; 3]),
+                Next::OptedOut => self.1.script_for(route, [Fault::OptedOut]),
+            }
+        }
+    }
+
     async fn message(channel: Channel) -> OutboundMessage {
         crate::eum::message(channel, "+14155552671", 300).await
     }
@@ -340,6 +355,19 @@ mod messenger {
     #[tokio::test]
     async fn scripted() {
         behaves(&Scripted_(ScriptedMessenger::new())).await;
+    }
+
+    #[tokio::test]
+    async fn on_notify() {
+        let stub = SmsVoiceStub::start().await;
+        let notify = telehook::messenger::notify::Notify::new(
+            stub.client().await,
+            telehook::messenger::settings::NotifySettings {
+                configuration_id: "nc-port-suite".into(),
+                configuration_set: Some("otp-events".into()),
+            },
+        );
+        behaves(&NotifyTwin(notify, stub)).await;
     }
 
     #[tokio::test]
