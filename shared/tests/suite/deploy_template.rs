@@ -499,20 +499,31 @@ fn delivery_events_reach_the_receipts_function() {
     for wider in ["dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:Query"] {
         assert!(!role.contains(wider), "{wider} in {role}");
     }
-    // Calls, and reading the ledger and the templates, only with the voice
-    // fallback on.
+    // Calls (by the route they take), and reading the ledger and the
+    // templates, only with the voice fallback on.
     for s in statements.as_array().unwrap() {
         let text = s.to_string();
-        if text.contains("sms-voice:Send") || text.contains("GetItem") {
-            assert_eq!(s["Fn::If"][0], "HasVoiceFallback", "{s}");
-            assert_eq!(
-                s["Fn::If"][1]["Action"].to_string(),
-                if text.contains("sms-voice:Send") {
-                    r#"["sms-voice:SendVoiceMessage"]"#
-                } else {
-                    r#"["dynamodb:GetItem"]"#
-                }
-            );
+        if text.contains("sms-voice:Send")
+            || text.contains("GetItem")
+            || text.contains("NotifyTemplates")
+        {
+            let (condition, action) = if text.contains("sms-voice:SendNotify") {
+                (
+                    "NotifyFallbackCalls",
+                    r#"["sms-voice:SendNotifyVoiceMessage","sms-voice:DescribeNotifyConfigurations"]"#,
+                )
+            } else if text.contains("NotifyTemplates") {
+                (
+                    "NotifyFallbackCalls",
+                    r#"["sms-voice:DescribeNotifyTemplates"]"#,
+                )
+            } else if text.contains("sms-voice:Send") {
+                ("OwnFallbackCalls", r#"["sms-voice:SendVoiceMessage"]"#)
+            } else {
+                ("HasVoiceFallback", r#"["dynamodb:GetItem"]"#)
+            };
+            assert_eq!(s["Fn::If"][0], condition, "{s}");
+            assert_eq!(s["Fn::If"][1]["Action"].to_string(), action);
         }
     }
     for s in statements.as_array().unwrap() {
@@ -1259,6 +1270,7 @@ fn the_receipts_topic_is_encrypted_without_a_key_given() {
 #[test]
 fn sends_and_keys_are_scoped() {
     let mut sends = 0;
+    let mut notify_sends = 0;
     for (role, s) in role_statements() {
         let a = actions(s);
         if a.iter().any(|a| a.starts_with("kms:")) {
@@ -1268,7 +1280,18 @@ fn sends_and_keys_are_scoped() {
                 "{role}: {s}"
             );
         }
-        if a.iter().any(|a| a.starts_with("sms-voice:Send")) {
+        if a.iter().any(|a| a.starts_with("sms-voice:SendNotify")) {
+            notify_sends += 1;
+            // Our Notify configuration and our configuration set only.
+            let resources = s["Resource"].as_array().unwrap();
+            assert_eq!(
+                resources[0]["Fn::GetAtt"],
+                serde_json::json!(["NotifyConfiguration", "NotifyConfigurationArn"]),
+                "{role}"
+            );
+            assert_eq!(resources[1]["Fn::If"][0], "HasOwnConfigurationSet");
+            assert_eq!(resources.len(), 2, "{role}");
+        } else if a.iter().any(|a| a.starts_with("sms-voice:Send")) {
             sends += 1;
             let resources = s["Resource"].as_array().unwrap();
             // Our configuration set, then identities by type: nothing that
@@ -1285,6 +1308,7 @@ fn sends_and_keys_are_scoped() {
         }
     }
     assert_eq!(sends, 3, "the ingress, the dispatcher and the fallback");
+    assert_eq!(notify_sends, 3, "by Notify too");
     // The receipts function trusts its own topic and queue only.
     let env = &resource("ReceiptsFunction")["Properties"]["Environment"]["Variables"];
     assert_eq!(env["RECEIPTS_TOPIC_ARN"]["Ref"], "ReceiptsTopic");
@@ -1318,4 +1342,69 @@ fn every_parameter_is_in_one_group_for_the_guided_deploy() {
         .collect();
     declared.sort_unstable();
     assert_eq!(grouped, declared, "each parameter in exactly one group");
+}
+
+/// With Routes naming notify, the stack creates the Notify configuration
+/// (its display name, code use case, channels), hands its id to the
+/// functions, and grants its sends on it alone; the own route's sends
+/// only when Routes names own, which then needs identities.
+#[test]
+fn notify_is_created_and_granted_only_when_routes_name_it() {
+    let t = translated();
+    let config = resource("NotifyConfiguration");
+    assert_eq!(config["Condition"], "UsesNotify");
+    assert_eq!(config["Properties"]["UseCase"], "CODE_VERIFICATION");
+    assert_eq!(
+        config["Properties"]["DisplayName"]["Ref"],
+        "NotifyDisplayName"
+    );
+    assert_eq!(
+        config["Properties"]["EnabledChannels"]["Ref"],
+        "NotifyChannels"
+    );
+    assert_eq!(
+        t["Conditions"]["UsesNotify"],
+        serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "Routes"}, "own"]}]})
+    );
+    let env = &resource("IngressFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["ROUTES"]["Ref"], "Routes");
+    assert_eq!(env["NOTIFY_CONFIGURATION_ID"]["Fn::If"][0], "UsesNotify");
+    assert_eq!(
+        env["NOTIFY_CONFIGURATION_ID"]["Fn::If"][1]["Fn::GetAtt"],
+        serde_json::json!(["NotifyConfiguration", "NotifyConfigurationId"])
+    );
+    assert_eq!(env["RESEND_WINDOW_SECONDS"]["Ref"], "ResendWindowSeconds");
+    // Each route's statements are there only when the route is.
+    for role in ["IngressRole", "DispatcherRole"] {
+        let statements = resource(role)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap();
+        let guarded = |sid: &str| {
+            statements
+                .iter()
+                .find(|s| s["Fn::If"][1]["Sid"] == sid)
+                .map(|s| s["Fn::If"][0].as_str().unwrap_or_default().to_owned())
+        };
+        assert_eq!(
+            guarded("SendMessages").as_deref(),
+            Some("UsesOwnRoute"),
+            "{role}"
+        );
+        assert_eq!(
+            guarded("SendByNotify").as_deref(),
+            Some("UsesNotify"),
+            "{role}"
+        );
+        assert_eq!(
+            guarded("NotifyTemplates").as_deref(),
+            Some("UsesNotify"),
+            "{role}"
+        );
+    }
+    let rule = &t["Rules"]["OwnRouteNeedsIdentities"];
+    assert_eq!(
+        rule["Assertions"][0]["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"],
+        "OriginationIdentities"
+    );
+    assert_eq!(t["Parameters"]["Routes"]["Default"], "own");
 }
