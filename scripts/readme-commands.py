@@ -68,6 +68,7 @@ PAGES = [
     "docs/operations.md",
     "docs/cost-and-scale.md",
     "docs/deploying.md",
+    "docs/first-code.md",
 ]
 
 

@@ -151,7 +151,7 @@ mod tests {
     }
 
     /// The pages that show commands: the README and every guide in docs/.
-    const PAGES: [(&str, &str); 8] = [
+    const PAGES: [(&str, &str); 9] = [
         ("README.md", include_str!("../../README.md")),
         ("local-mode.md", include_str!("../../docs/local-mode.md")),
         (
@@ -162,6 +162,7 @@ mod tests {
             "configuration.md",
             include_str!("../../docs/configuration.md"),
         ),
+        ("first-code.md", include_str!("../../docs/first-code.md")),
         ("okta-setup.md", include_str!("../../docs/okta-setup.md")),
         ("operations.md", include_str!("../../docs/operations.md")),
         (

@@ -548,6 +548,50 @@ async fn the_quickstart_example_is_delivered() {
     assert!(status.success());
 }
 
+/// The quickstart in Notify mode (`ROUTES=notify`, as the README shows
+/// it): the example is delivered by the Notify route, and the outbox line
+/// says so. With both routes, a number Notify's Basic tier does not serve
+/// (Indonesia) goes out by the own route instead, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_delivers_the_quickstart_by_notify_and_falls_over_to_the_own_route() {
+    let body = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/okta-hook-sms.json"),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Server::start_env("notify-mode", &[], &[("ROUTES", "notify")]);
+    let (status, json) = post(&client, &server.url(), &server.token(&[]), &body).await;
+    assert_eq!((status, status_of(&json)), (200, "SUCCESSFUL"), "{json}");
+    let lines = server.outbox();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["route"], "notify");
+    let (status, stdout) = server.terminate();
+    assert!(status.success());
+    assert!(stdout.iter().any(|l| l.contains("by notify")), "{stdout:?}");
+
+    let mut server = Server::start_env(
+        "two-routes",
+        &[],
+        &[("ROUTES", "notify,own"), ("ALLOWED_COUNTRIES", "US,CA,ID")],
+    );
+    let mut hook: serde_json::Value = serde_json::from_str(&body).unwrap();
+    hook["data"]["messageProfile"]["phoneNumber"] = "+62812345678".into();
+    hook["eventId"] = "evt-notify-not-served".into();
+    let (status, json) = post(
+        &client,
+        &server.url(),
+        &server.token(&[]),
+        &hook.to_string(),
+    )
+    .await;
+    assert_eq!((status, status_of(&json)), (200, "SUCCESSFUL"), "{json}");
+    let lines = server.outbox();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["route"], "own");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
 /// Local mode plays End User Messaging's delivery events: each outbox
 /// message gets a final receipt through the receipts flow, delivered unless
 /// `--undeliverable` names its country or prefix; `telehook report` then
