@@ -130,20 +130,22 @@ async fn an_unregistered_own_route_falls_over_to_notify_through_the_pipeline() {
             ..EumSettings::default()
         },
     ));
+    // The harness's clock for the pipeline too: the request's code lives
+    // five minutes from that clock's now.
+    let mut h = crate::support::flow::harness(true);
     let ledger = Arc::new(InMemoryLedger::new());
-    let clock: Arc<dyn telehook::clock::Clock> = Arc::new(telehook::clock::SystemClock);
+    let clock: Arc<dyn telehook::clock::Clock> = h.clock.clone();
     let queue = Arc::new(InMemoryFifo::new(
         "jobs.fifo",
-        clock,
+        clock.clone(),
         Default::default(),
         None,
     ));
-    let pipeline = telehook::flows::Pipeline::builder(ledger.clone(), queue, own.clone())
+    h.pipeline = telehook::flows::Pipeline::builder(ledger.clone(), queue, own.clone())
         .routes(Routes::one(Route::Own, own).then(Route::Notify, Arc::new(notify(&stub).await)))
+        .clock(clock)
         .build();
     stub.script_for(Route::Own, [Fault::NotRegistered]);
-    let mut h = crate::support::flow::harness(true);
-    h.pipeline = pipeline;
     let req = crate::support::flow::request(&h, "evt-notify-fo", "+14155552671", Channel::Sms);
     let out = h.pipeline.handle_hook(req, Instant::now()).await;
     assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
