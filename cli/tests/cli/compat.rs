@@ -92,7 +92,7 @@ fn check(file: &str, env: &[(&str, &str)], event_id: &str, to: &str, body: &str,
     assert_eq!(
         line,
         json!({"eventId": event_id, "channel": "sms", "to": to, "body": body,
-               "voiceId": null, "messageId": message_id}),
+               "voiceId": null, "messageId": message_id, "route": "own"}),
         "{file}"
     );
 }
