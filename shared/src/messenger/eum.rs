@@ -110,7 +110,9 @@ impl EndUserMessaging {
         EndUserMessaging { client, settings }
     }
 
-    fn context(message: &OutboundMessage) -> HashMap<String, String> {
+    /// What the provider logs to the event destination with a message: the
+    /// event id and request type, so a receipt finds its hook (both routes).
+    pub(super) fn context(message: &OutboundMessage) -> HashMap<String, String> {
         HashMap::from([
             ("eventId".to_owned(), message.event_id.as_str().to_owned()),
             ("requestType".to_owned(), message.request_type.clone()),

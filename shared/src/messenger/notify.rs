@@ -33,7 +33,7 @@ use aws_sdk_pinpointsmsvoicev2::types::{
     VoiceId,
 };
 
-use super::eum::{MAX_TTL_SECONDS, MIN_TTL_SECONDS, put_feedback, send_error};
+use super::eum::{EndUserMessaging, MAX_TTL_SECONDS, MIN_TTL_SECONDS, put_feedback, send_error};
 use super::settings::NotifySettings;
 use super::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::domain::channel::Channel;
@@ -302,13 +302,6 @@ impl Notify {
         let name = template.map_or("code", |t| t.code_variable.as_str());
         HashMap::from([(name.to_owned(), message.code.expose().to_owned())])
     }
-
-    fn context(message: &OutboundMessage) -> HashMap<String, String> {
-        HashMap::from([
-            ("eventId".to_owned(), message.event_id.as_str().to_owned()),
-            ("requestType".to_owned(), message.request_type.clone()),
-        ])
-    }
 }
 
 /// The fields both Notify sends share (two SDK builders with the same
@@ -321,7 +314,7 @@ macro_rules! notify_fields {
             .set_template_id($template.map(|t: &NotifyTemplate| t.id.clone()))
             .set_template_variables(Some(Self::variables($message, $template)))
             .time_to_live($ttl)
-            .set_context(Some(Self::context($message)))
+            .set_context(Some(EndUserMessaging::context($message)))
             .message_feedback_enabled(true)
             .set_configuration_set_name($self.settings.configuration_set.clone())
     };

@@ -317,16 +317,8 @@ async fn api(State(stub): State<Arc<Stub>>, headers: HeaderMap, body: Bytes) -> 
 /// `SendTextMessage` or `SendVoiceMessage`: the required fields checked,
 /// the next scheduled fault or an accepted message kept in the outbox.
 fn send(stub: &Stub, operation: &str, channel: &str, req: &Map<String, Value>) -> Response {
-    let text = |k: &str| req.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let to = text("DestinationPhoneNumber");
-    let context = req.get("Context").cloned().unwrap_or(Value::Null);
-    lock(&stub.summaries).push(json!({
-        "operation": operation,
-        "destination": to.map(mask),
-        "originationIdentity": text("OriginationIdentity"),
-        "configurationSetName": text("ConfigurationSetName"),
-        "context": context,
-    }));
+    let text = |k: &str| text(req, k);
+    let (to, context) = stub.summarize(operation, req, &["OriginationIdentity"]);
     let missing: Vec<&str> = [
         ("DestinationPhoneNumber", to.is_some_and(is_e164)),
         ("OriginationIdentity", text("OriginationIdentity").is_some()),
@@ -347,7 +339,43 @@ fn send(stub: &Stub, operation: &str, channel: &str, req: &Map<String, Value>) -
     stub.accept(&context, channel, to, body, text("VoiceId"), Route::Own)
 }
 
+/// A request's non-blank text field.
+fn text<'r>(req: &'r Map<String, Value>, k: &str) -> Option<&'r str> {
+    req.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// `SomeField` as the summaries spell it: `someField`.
+fn camel(field: &str) -> String {
+    let mut c = field.chars();
+    c.next()
+        .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
 impl Stub {
+    /// Lists a send without its body, the number masked, with `fields`
+    /// and the configuration set; returns its destination and context.
+    fn summarize<'r>(
+        &self,
+        operation: &str,
+        req: &'r Map<String, Value>,
+        fields: &[&str],
+    ) -> (Option<&'r str>, Value) {
+        let to = text(req, "DestinationPhoneNumber");
+        let context = req.get("Context").cloned().unwrap_or(Value::Null);
+        let mut summary = json!({
+            "operation": operation,
+            "destination": to.map(mask),
+            "configurationSetName": text(req, "ConfigurationSetName"),
+            "context": context,
+        });
+        for f in fields {
+            summary[camel(f)] = json!(text(req, f));
+        }
+        lock(&self.summaries).push(summary);
+        (to, context)
+    }
+
     /// The first scheduled fault for `route`, taken off the queue.
     fn next_fault(&self, route: Route) -> Option<Fault> {
         let mut faults = lock(&self.faults);

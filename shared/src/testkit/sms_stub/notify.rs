@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::{Stub, aws_error, aws_response, is_e164, lock, mask, validation};
+use super::{Stub, aws_error, aws_response, is_e164, mask, validation};
 use crate::domain::{PhoneNumber, Region, Route};
 use crate::messenger::notify::BASIC_TIER_COUNTRIES;
 
@@ -106,17 +106,8 @@ pub(super) fn send(
     channel: &str,
     req: &Map<String, Value>,
 ) -> Response {
-    let text = |k: &str| req.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let to = text("DestinationPhoneNumber");
-    let context = req.get("Context").cloned().unwrap_or(Value::Null);
-    lock(&stub.summaries).push(json!({
-        "operation": operation,
-        "destination": to.map(mask),
-        "notifyConfigurationId": text("NotifyConfigurationId"),
-        "templateId": text("TemplateId"),
-        "configurationSetName": text("ConfigurationSetName"),
-        "context": context,
-    }));
+    let text = |k: &str| super::text(req, k);
+    let (to, context) = stub.summarize(operation, req, &["NotifyConfigurationId", "TemplateId"]);
     let code = req
         .get("TemplateVariables")
         .and_then(|v| v.get("code"))
