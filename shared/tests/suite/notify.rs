@@ -163,3 +163,44 @@ async fn an_unregistered_own_route_falls_over_to_notify_through_the_pipeline() {
         .unwrap();
     assert_eq!(record.route, Some(Route::Notify));
 }
+
+/// A failover and a Notify send, over the wire at TRACE: the logs (the
+/// SDK's included) hold no code and no whole number.
+#[tokio::test]
+async fn route_logs_hold_no_number_and_no_code() {
+    use crate::support::LogCapture;
+    use crate::support::flow::OTP;
+    use telehook::testkit::redaction::contains_standalone;
+    let Some(capture) =
+        LogCapture::isolated(crate::test_path!("route_logs_hold_no_number_and_no_code"))
+    else {
+        return;
+    };
+    let stub = SmsVoiceStub::start().await;
+    let own = Arc::new(EndUserMessaging::new(
+        stub.client().await,
+        EumSettings {
+            origination: OriginationIdentities::parse(r#"{"default":"+12065550100"}"#).unwrap(),
+            ..EumSettings::default()
+        },
+    ));
+    let mut h = crate::support::flow::harness(true);
+    h.pipeline.routes =
+        Routes::one(Route::Own, own).then(Route::Notify, Arc::new(notify(&stub).await));
+    stub.script_for(Route::Own, [Fault::NotRegistered]);
+    for id in ["evt-logs-1", "evt-logs-2"] {
+        let req = crate::support::flow::request(&h, id, "+14155552671", Channel::Sms);
+        let out = h.pipeline.handle_hook(req, Instant::now()).await;
+        assert!(matches!(out, DeliveryOutcome::Successful { .. }), "{out:?}");
+        h.clock.advance(chrono::Duration::seconds(20));
+    }
+    let text = capture.text();
+    assert!(text.contains("trying the other route"), "{text}");
+    assert!(text.contains("a resend"), "{text}");
+    for secret in ["4155552671", OTP] {
+        assert!(
+            !contains_standalone(&text, secret),
+            "the logs hold {secret}"
+        );
+    }
+}
