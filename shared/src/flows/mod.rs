@@ -47,7 +47,7 @@ use crate::domain::Channel;
 use crate::domain::Route;
 use crate::domain::{DeliveryOutcome, DeliveryRequest, EventId, FailureCause, Job, PhoneNumber};
 use crate::ledger::LastSend;
-use crate::ledger::{ClaimEnd, EndClaim, LedgerError, Parts};
+use crate::ledger::{ClaimEnd, EndClaim, LedgerError, Parts, SendConfirmed};
 use crate::messenger::routes::Routes;
 use crate::messenger::{OutboundMessage, SendError, SendReceipt};
 use crate::okta::SUMMARY_NOT_DELIVERED;
@@ -341,11 +341,14 @@ impl Pipeline {
         route: Route,
         receipt: &SendReceipt,
     ) -> Result<(), LedgerError> {
-        let event_id = &req.event_id;
-        self.record("mark_sent", || {
-            self.ledger
-                .claims
-                .mark_sent(event_id, &receipt.message_id, route, self.clock.now_ms())
+        self.record("mark_sent", || async {
+            let sent = SendConfirmed {
+                event_id: &req.event_id,
+                message_id: &receipt.message_id,
+                route,
+                now_ms: self.clock.now_ms(),
+            };
+            self.ledger.claims.mark_sent(&sent).await
         })
         .await?;
         self.note_last_send(req, route).await;

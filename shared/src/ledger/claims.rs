@@ -121,6 +121,16 @@ pub enum ClaimOutcome {
     },
 }
 
+/// A send the provider accepted ([`Claims::mark_sent`]): its message id
+/// and the route it took.
+#[derive(Debug, Clone)]
+pub struct SendConfirmed<'a> {
+    pub event_id: &'a EventId,
+    pub message_id: &'a str,
+    pub route: Route,
+    pub now_ms: i64,
+}
+
 /// A claim ended without a send ([`Claims::end_claim`]): by its holder,
 /// how, and why.
 #[derive(Debug, Clone)]
@@ -164,13 +174,7 @@ pub trait Claims: Send + Sync + std::fmt::Debug {
     /// Records a confirmed send. Succeeds whoever holds the claim (the
     /// provider accepted the message, which is the fact that matters), but
     /// never overwrites an earlier `SENT`.
-    async fn mark_sent(
-        &self,
-        event_id: &EventId,
-        message_id: &str,
-        route: Route,
-        now_ms: i64,
-    ) -> Result<(), LedgerError>;
+    async fn mark_sent(&self, sent: &SendConfirmed<'_>) -> Result<(), LedgerError>;
 
     /// Ends the claim without a send, as `end` says, keeping `reason`:
     /// FAILED or BLOCKED for good, or released for the next try. Only the

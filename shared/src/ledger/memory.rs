@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
-use crate::domain::{Conversion, EventId, Receipt, Route};
+use crate::domain::{Conversion, EventId, Receipt};
 
 /// The ledger in memory, with the same conditional semantics as DynamoDB.
 #[derive(Debug, Default)]
@@ -121,13 +121,13 @@ impl Claims for InMemoryLedger {
         })
     }
 
-    async fn mark_sent(
-        &self,
-        event_id: &EventId,
-        message_id: &str,
-        route: Route,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
+    async fn mark_sent(&self, sent: &SendConfirmed<'_>) -> Result<(), LedgerError> {
+        let SendConfirmed {
+            event_id,
+            message_id,
+            route,
+            now_ms,
+        } = *sent;
         self.with(|map| {
             let r = map.entry(event_id.as_str().to_owned()).or_insert_with(|| {
                 record(

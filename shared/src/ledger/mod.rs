@@ -58,8 +58,8 @@ pub mod receipts;
 pub mod resends;
 
 pub use claims::{
-    Claim, ClaimEnd, ClaimOutcome, Claims, EndClaim, LedgerRecord, Status, claimable,
-    outcome_of_conflict,
+    Claim, ClaimEnd, ClaimOutcome, Claims, EndClaim, LedgerRecord, SendConfirmed, Status,
+    claimable, outcome_of_conflict,
 };
 pub use conversions::{
     Conversions, Resolution, SendNote, SentRecord, SignIn, SignInMatch, user_channel,

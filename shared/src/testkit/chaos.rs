@@ -27,11 +27,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use thiserror::Error;
 
+use crate::domain::EventId;
 use crate::domain::channel::Channel;
-use crate::domain::{EventId, Route};
 use crate::ledger::{
     Claim, ClaimOutcome, Claims, Conversions, EndClaim, GuardBook, LastSend, LedgerError,
-    LedgerRecord, Parts, RateCount, RateCounts, RateDecision, ReceiptLog, Resends,
+    LedgerRecord, Parts, RateCount, RateCounts, RateDecision, ReceiptLog, Resends, SendConfirmed,
 };
 use crate::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use crate::queue::{JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
@@ -325,14 +325,8 @@ impl Claims for ChaosLedger {
         result
     }
 
-    async fn mark_sent(
-        &self,
-        e: &EventId,
-        m: &str,
-        route: Route,
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        chaos_ledger_call!(self, self.inner.claims.mark_sent(e, m, route, now))
+    async fn mark_sent(&self, sent: &SendConfirmed<'_>) -> Result<(), LedgerError> {
+        chaos_ledger_call!(self, self.inner.claims.mark_sent(sent))
     }
 
     async fn end_claim(&self, ending: &EndClaim<'_>) -> Result<(), LedgerError> {

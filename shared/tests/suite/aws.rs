@@ -53,7 +53,12 @@ async fn ledger_items_hold_only_the_documented_attributes() {
         .unwrap();
     ledger.claim(&claim(&e, "b", t0 + 2)).await.unwrap();
     ledger
-        .mark_sent(&e, "mid-evt-wire-1", telehook::domain::Route::Own, t0 + 3)
+        .mark_sent(&telehook::ledger::SendConfirmed {
+            event_id: &e,
+            message_id: "mid-evt-wire-1",
+            route: telehook::domain::Route::Own,
+            now_ms: t0 + 3,
+        })
         .await
         .unwrap();
 
@@ -458,12 +463,12 @@ async fn dlq_replay_over_the_wire() {
         dlq.send(msg("g9", "junk", "not a job")).await.unwrap();
     };
     ledger
-        .mark_sent(
-            &eid("evt-dlq-sent"),
-            "m-earlier",
-            telehook::domain::Route::Own,
-            SystemClock.now_ms(),
-        )
+        .mark_sent(&telehook::ledger::SendConfirmed {
+            event_id: &eid("evt-dlq-sent"),
+            message_id: "m-earlier",
+            route: telehook::domain::Route::Own,
+            now_ms: SystemClock.now_ms(),
+        })
         .await
         .unwrap();
     fill().await;
@@ -793,7 +798,12 @@ async fn a_failing_check_reaches_its_dead_letter_queue_and_is_replayed_once() {
     let t0 = chrono::Utc::now().timestamp_millis() - 600_000;
     ledger.claim(&claim(&e, "a", t0)).await.unwrap();
     ledger
-        .mark_sent(&e, "mid-evt-dlq-check", telehook::domain::Route::Own, t0)
+        .mark_sent(&telehook::ledger::SendConfirmed {
+            event_id: &e,
+            message_id: "mid-evt-dlq-check",
+            route: telehook::domain::Route::Own,
+            now_ms: t0,
+        })
         .await
         .unwrap();
     ledger

@@ -172,17 +172,14 @@ impl Claims for ForgetfulClaims {
     }
     async fn mark_sent(
         &self,
-        e: &EventId,
-        m: &str,
-        route: telehook::domain::Route,
-        now: i64,
+        sent: &telehook::ledger::SendConfirmed<'_>,
     ) -> Result<(), LedgerError> {
         if self.failures.load(std::sync::atomic::Ordering::SeqCst) > 0 {
             self.failures
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             return Err(LedgerError::Unavailable("crash".into()));
         }
-        self.inner.mark_sent(e, m, route, now).await
+        self.inner.mark_sent(sent).await
     }
     async fn end_claim(&self, ending: &EndClaim<'_>) -> Result<(), LedgerError> {
         self.inner.end_claim(ending).await

@@ -22,12 +22,12 @@ async fn fill(h: &Harness) {
     expired.otp_expires = h.clock.now() - chrono::Duration::seconds(5);
     let sent = request(h, "evt-r-sent", "+14165550163", Channel::Sms);
     h.ledger
-        .mark_sent(
-            &sent.event_id,
-            "m-earlier",
-            telehook::domain::Route::Own,
-            h.clock.now_ms(),
-        )
+        .mark_sent(&telehook::ledger::SendConfirmed {
+            event_id: &sent.event_id,
+            message_id: "m-earlier",
+            route: telehook::domain::Route::Own,
+            now_ms: h.clock.now_ms(),
+        })
         .await
         .unwrap();
     let live = request(h, "evt-r-live", "+12125550178", Channel::Voice);

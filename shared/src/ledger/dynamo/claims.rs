@@ -73,14 +73,14 @@ impl Claims for DynamoLedger {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %event_id))]
-    async fn mark_sent(
-        &self,
-        event_id: &EventId,
-        message_id: &str,
-        route: Route,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(event_id = %sent.event_id))]
+    async fn mark_sent(&self, sent: &SendConfirmed<'_>) -> Result<(), LedgerError> {
+        let SendConfirmed {
+            event_id,
+            message_id,
+            route,
+            now_ms,
+        } = *sent;
         let result = self
             .update(event_id)
             // The failure of an earlier try is history once the send went

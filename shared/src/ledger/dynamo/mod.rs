@@ -36,8 +36,8 @@ use crate::domain::{Conversion, DeliveryVerdict, Receipt, Route, UseSignal};
 use crate::ledger::{
     BlockKind, Claim, ClaimOutcome, Claims, Conversions, DeliveryRecord, DeliveryRecorded,
     EndClaim, GuardBlock, GuardBook, LastSend, LedgerError, LedgerRecord, RateCount, RateCounts,
-    RateDecision, ReceiptLog, Resends, Resolution, SendNote, SentRecord, SignIn, SignInMatch,
-    StatBump, StatCounts, Status, block_key, claimable, outcome_of_conflict,
+    RateDecision, ReceiptLog, Resends, Resolution, SendConfirmed, SendNote, SentRecord, SignIn,
+    SignInMatch, StatBump, StatCounts, Status, block_key, claimable, outcome_of_conflict,
 };
 
 /// The index a sign-in finds the user's latest send by: partition key

@@ -92,12 +92,12 @@ async fn noted(
     let e = eid(event);
     ledger.claim(&claim(&e, "a", sent_ms)).await.unwrap();
     ledger
-        .mark_sent(
-            &e,
-            &format!("mid-{event}"),
-            telehook::domain::Route::Own,
-            sent_ms,
-        )
+        .mark_sent(&telehook::ledger::SendConfirmed {
+            event_id: &e,
+            message_id: &format!("mid-{event}"),
+            route: telehook::domain::Route::Own,
+            now_ms: sent_ms,
+        })
         .await
         .unwrap();
     ledger
@@ -180,11 +180,21 @@ mod claims {
             Err(LedgerError::LostClaim)
         );
         ledger
-            .mark_sent(&e, "m-1", telehook::domain::Route::Own, t0 + 10_005)
+            .mark_sent(&telehook::ledger::SendConfirmed {
+                event_id: &e,
+                message_id: "m-1",
+                route: telehook::domain::Route::Own,
+                now_ms: t0 + 10_005,
+            })
             .await
             .unwrap();
         ledger
-            .mark_sent(&e, "m-2", telehook::domain::Route::Own, t0 + 10_006)
+            .mark_sent(&telehook::ledger::SendConfirmed {
+                event_id: &e,
+                message_id: "m-2",
+                route: telehook::domain::Route::Own,
+                now_ms: t0 + 10_006,
+            })
             .await
             .unwrap();
         assert_eq!(
@@ -414,12 +424,12 @@ mod receipts {
             "before the send is marked"
         );
         ledger
-            .mark_sent(
-                &early.event_id,
-                "mid-evt-rcpt-1",
-                telehook::domain::Route::Own,
-                t0 + 2,
-            )
+            .mark_sent(&telehook::ledger::SendConfirmed {
+                event_id: &early.event_id,
+                message_id: "mid-evt-rcpt-1",
+                route: telehook::domain::Route::Own,
+                now_ms: t0 + 2,
+            })
             .await
             .unwrap();
         let late = receipt("evt-rcpt-1", DeliveryVerdict::Undelivered, "TEXT_UNKNOWN");
