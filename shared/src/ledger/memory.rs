@@ -122,29 +122,25 @@ impl Claims for InMemoryLedger {
     }
 
     async fn mark_sent(&self, sent: &SendConfirmed<'_>) -> Result<(), LedgerError> {
-        let SendConfirmed {
-            event_id,
-            message_id,
-            route,
-            now_ms,
-        } = *sent;
         self.with(|map| {
-            let r = map.entry(event_id.as_str().to_owned()).or_insert_with(|| {
-                record(
-                    event_id,
-                    Status::InProgress,
-                    1,
-                    now_ms,
-                    now_ms / 1000 + 86_400,
-                )
-            });
+            let r = map
+                .entry(sent.event_id.as_str().to_owned())
+                .or_insert_with(|| {
+                    record(
+                        sent.event_id,
+                        Status::InProgress,
+                        1,
+                        sent.now_ms,
+                        sent.now_ms / 1000 + 86_400,
+                    )
+                });
             if r.status != Status::Sent {
                 r.status = Status::Sent;
                 r.failure = None;
-                r.message_id = Some(message_id.to_owned());
-                r.route = Some(route);
+                r.message_id = Some(sent.message_id.to_owned());
+                r.route = Some(sent.route);
                 r.lease_until_ms = 0;
-                r.updated_at_ms = now_ms;
+                r.updated_at_ms = sent.now_ms;
             }
             Ok(())
         })

@@ -75,14 +75,8 @@ impl Claims for DynamoLedger {
 
     #[tracing::instrument(level = "debug", skip_all, fields(event_id = %sent.event_id))]
     async fn mark_sent(&self, sent: &SendConfirmed<'_>) -> Result<(), LedgerError> {
-        let SendConfirmed {
-            event_id,
-            message_id,
-            route,
-            now_ms,
-        } = *sent;
         let result = self
-            .update(event_id)
+            .update(sent.event_id)
             // The failure of an earlier try is history once the send went
             // through: a SENT record must not read as failed.
             .update_expression("SET #s = :sent, #mid = :mid, #route = :route, #lease = :zero, #updated = :now, #exp = if_not_exists(#exp, :exp) REMOVE #failure")
@@ -92,11 +86,11 @@ impl Claims for DynamoLedger {
             .expression_attribute_names("#failure", "failure")
             .expression_attribute_names("#exp", "expiresAt")
             .expression_attribute_values(":sent", s(Status::Sent.as_str()))
-            .expression_attribute_values(":mid", s(message_id))
-            .expression_attribute_values(":route", s(route.as_str()))
+            .expression_attribute_values(":mid", s(sent.message_id))
+            .expression_attribute_values(":route", s(sent.route.as_str()))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":exp", n(now_ms / 1000 + 86_400))
+            .expression_attribute_values(":now", n(sent.now_ms))
+            .expression_attribute_values(":exp", n(sent.now_ms / 1000 + 86_400))
             .send()
             .await;
         // Already SENT: the first message id stays.
