@@ -340,32 +340,7 @@ pub fn local_backend_with_latency(
     let (queue, dlq) = local_queues(clock.clone(), budget);
     let ledger = Arc::new(InMemoryLedger::new());
     let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
-    let (tx, events) = match receipts {
-        Some(undeliverable) => {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            (Some((tx, undeliverable)), Some(rx))
-        }
-        None => (None, None),
-    };
-    // Each route writes the same outbox, naming itself on each line.
-    let messenger = |route: Route| -> Result<Arc<dyn telehook::messenger::Messenger>, Error> {
-        let mut outbox = OutboxMessenger::open(outbox, notices)?.for_route(route);
-        if let Some((tx, undeliverable)) = &tx {
-            outbox = outbox.with_receipts(tx.clone(), undeliverable.clone());
-        }
-        Ok(if provider_latency.is_zero() {
-            Arc::new(outbox)
-        } else {
-            Arc::new(DelayedMessenger {
-                inner: outbox,
-                delay: provider_latency,
-            })
-        })
-    };
-    let mut routes = Routes::one(plan.first, messenger(plan.first)?);
-    if let Some(second) = plan.second {
-        routes = routes.then(second, messenger(second)?);
-    }
+    let (routes, events) = local_routes(plan, outbox, notices, provider_latency, receipts)?;
     let mut builder = Pipeline::builder(ledger.clone(), queue.clone(), routes.first().clone())
         .routes(routes)
         .templates(Templates::new(None, default_locale, org))
@@ -393,6 +368,45 @@ pub fn local_backend_with_latency(
         dlq: Some(dlq),
         receipts: events,
     })
+}
+
+/// The outbox messengers of `plan`'s routes (each names itself on its
+/// lines), and the channel their delivery events come on when local mode
+/// plays receipts.
+fn local_routes(
+    plan: RoutePlan,
+    outbox: &Path,
+    notices: Notices,
+    provider_latency: Duration,
+    receipts: Option<Undeliverable>,
+) -> Result<(Routes, Option<tokio::sync::mpsc::UnboundedReceiver<String>>), Error> {
+    let (tx, events) = match receipts {
+        Some(undeliverable) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some((tx, undeliverable)), Some(rx))
+        }
+        None => (None, None),
+    };
+    // Each route writes the same outbox, naming itself on each line.
+    let messenger = |route: Route| -> Result<Arc<dyn telehook::messenger::Messenger>, Error> {
+        let mut outbox = OutboxMessenger::open(outbox, notices)?.for_route(route);
+        if let Some((tx, undeliverable)) = &tx {
+            outbox = outbox.with_receipts(tx.clone(), undeliverable.clone());
+        }
+        Ok(if provider_latency.is_zero() {
+            Arc::new(outbox)
+        } else {
+            Arc::new(DelayedMessenger {
+                inner: outbox,
+                delay: provider_latency,
+            })
+        })
+    };
+    let mut routes = Routes::one(plan.first, messenger(plan.first)?);
+    if let Some(second) = plan.second {
+        routes = routes.then(second, messenger(second)?);
+    }
+    Ok((routes, events))
 }
 
 /// The in-memory job queue and its dead-letter queue, timed as in the SAM

@@ -17,6 +17,17 @@ use crate::telemetry::metrics::Metrics;
 /// life) did not get the last one.
 pub const DEFAULT_RESEND_WINDOW: Duration = Duration::from_secs(300);
 
+/// `RESEND_WINDOW_SECONDS`: `None` when 0 (off).
+fn resend_window(env: &Env<'_>) -> Result<Option<Duration>, ConfigError> {
+    env.secs_within(
+        "RESEND_WINDOW_SECONDS",
+        DEFAULT_RESEND_WINDOW.as_secs(),
+        0..=3600,
+        "expected 0 (off) to 3600 seconds",
+    )
+    .map(|d| Some(d).filter(|d| !d.is_zero()))
+}
+
 /// How the flows behave, read from the environment as it is
 /// ([`PipelineConfig::from_lookup`]), but for the two parts only wiring can
 /// give: the hash key's bytes (read by ARN at init) and the metrics sink.
@@ -240,15 +251,7 @@ impl PipelineSettings {
                 .map(Some)
                 .map_err(|_| invalid("DISPATCH_CONCURRENCY", "expected a whole number from 1")),
         });
-        let resend_window = p.take(
-            env.secs_within(
-                "RESEND_WINDOW_SECONDS",
-                DEFAULT_RESEND_WINDOW.as_secs(),
-                0..=3600,
-                "expected 0 (off) to 3600 seconds",
-            )
-            .map(|d| Some(d).filter(|d| !d.is_zero())),
-        );
+        let resend_window = p.take(resend_window(&env));
         let (
             Some(fast_path),
             Some(budget_ms),
