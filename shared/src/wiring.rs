@@ -251,16 +251,23 @@ fn log_init_error(e: &ConfigError) {
     tracing::error!("the function cannot start: {e}");
 }
 
+/// How long the ingress's start-up waits for its routes to be ready.
+pub const ROUTES_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// As [`lambda_init`], for the ingress: its own settings (authentication,
 /// hook defaults) are checked together with the pipeline's, so one failed
-/// start lists every problem of both.
+/// start lists every problem of both; the routes are warmed (Notify's
+/// catalog read) within [`ROUTES_INIT_DEADLINE`].
 pub async fn ingress_init() -> Result<(IngressConfig, LambdaInit), ConfigError> {
     let mut problems = Problems::default();
     let ingress = problems.take(IngressConfig::from_env());
     let (sdk, config) = load_settings(&mut problems).await;
     match (ingress, config) {
         (Some(ingress), Some(config)) if problems.is_empty() => {
-            Ok((ingress, lambda_init_from(&sdk, config).await?))
+            let init = lambda_init_from(&sdk, config).await?;
+            // The hook's 3 seconds should not pay for Notify's catalog.
+            init.pipeline.routes.warm(ROUTES_INIT_DEADLINE).await;
+            Ok((ingress, init))
         }
         _ => Err(problems.into_error()),
     }

@@ -90,13 +90,6 @@ impl RoutePlan {
         }
         routes
     }
-
-    pub fn as_text(&self) -> String {
-        match self.second {
-            Some(second) => format!("{},{}", self.first, second),
-            None => self.first.to_string(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -115,6 +108,5 @@ mod tests {
         for bad in ["", "own,own", "sms", "own,notify,own", "own,"] {
             assert!(RoutePlan::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(both.as_text(), "notify,own");
     }
 }

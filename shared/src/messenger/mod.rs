@@ -140,4 +140,8 @@ pub trait Messenger: Send + Sync + std::fmt::Debug {
     /// conversion metrics. Sends enable feedback, so every message id we
     /// hold takes it.
     async fn feedback(&self, message_id: &str, status: Feedback) -> Result<(), SendError>;
+
+    /// Reads at start-up what the first send would otherwise read inside
+    /// a hook's budget (Notify's catalog); nothing for most adapters.
+    async fn warm(&self) {}
 }

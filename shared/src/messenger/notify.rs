@@ -421,6 +421,10 @@ impl Messenger for Notify {
     async fn feedback(&self, message_id: &str, status: Feedback) -> Result<(), SendError> {
         put_feedback(&self.client, message_id, status).await
     }
+
+    async fn warm(&self) {
+        self.catalog().await;
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,20 @@ impl Routes {
         &self.first
     }
 
+    /// Warms every route's messenger (see [`Messenger::warm`]), giving up
+    /// after `within`: the first send reads what is still missing.
+    pub async fn warm(&self, within: std::time::Duration) {
+        let all = async {
+            self.first.warm().await;
+            if let Some(second) = &self.second {
+                second.warm().await;
+            }
+        };
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!("a route was not ready at start-up; its first send reads the rest");
+        }
+    }
+
     /// Every messenger wrapped by `wrap` (fault injection), each told its
     /// route.
     pub fn map(self, wrap: impl Fn(Route, Arc<dyn Messenger>) -> Arc<dyn Messenger>) -> Self {

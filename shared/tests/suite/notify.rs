@@ -204,3 +204,25 @@ async fn route_logs_hold_no_number_and_no_code() {
         );
     }
 }
+
+/// Warming the routes at start-up reads Notify's catalog then, so the
+/// first hook's send makes one call.
+#[tokio::test]
+async fn warming_reads_the_catalog_before_the_first_send() {
+    let stub = SmsVoiceStub::start().await;
+    let routes = Routes::one(Route::Notify, Arc::new(notify(&stub).await));
+    routes.warm(std::time::Duration::from_secs(5)).await;
+    let ops = |stub: &SmsVoiceStub| -> Vec<String> {
+        stub.requests().into_iter().map(|(op, _)| op).collect()
+    };
+    assert_eq!(
+        ops(&stub),
+        ["DescribeNotifyTemplates", "DescribeNotifyConfigurations"]
+    );
+    routes
+        .first()
+        .send(&message(Channel::Sms, "+14155552671", "en").await)
+        .await
+        .unwrap();
+    assert_eq!(ops(&stub).len(), 3, "{:?}", ops(&stub));
+}
