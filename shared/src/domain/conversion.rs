@@ -6,7 +6,7 @@
 use super::{PhoneNumber, RequestType};
 
 /// The ledger's word on a sent code, once the sign-in or the expiry told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Conversion {
     /// The user signed in with a phone factor while the code was valid.
     Converted,
@@ -52,7 +52,7 @@ impl Conversion {
 ///
 /// A request type Okta does not name (`unknown`, or a type this build does
 /// not know) has no signal: its codes are never matched and never judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UseSignal {
     SignIn,
     Enrollment,

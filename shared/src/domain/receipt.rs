@@ -8,7 +8,7 @@ use super::channel::Channel;
 use super::event::EventId;
 
 /// The final verdict on a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DeliveryVerdict {
     /// Reached the handset (SMS) or was answered (voice).
     Delivered,

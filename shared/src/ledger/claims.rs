@@ -45,7 +45,7 @@ impl Status {
 }
 
 /// One event's record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerRecord {
     pub event_id: String,
     pub status: Status,

@@ -9,7 +9,7 @@ use crate::domain::channel::Channel;
 use crate::domain::{Conversion, EventId, UseSignal};
 
 /// What the ledger keeps of a confirmed send for conversion and reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SentRecord {
     pub sent_ms: i64,
     pub otp_expires_ms: i64,

@@ -7,7 +7,7 @@ use super::LedgerError;
 
 /// Codes judged (used, or judged unused) and codes used, of one prefix or
 /// country in one window. Pending codes are in neither.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatCounts {
     pub judged: u32,
     pub conversions: u32,
@@ -42,7 +42,7 @@ pub fn stat_key_parts(record_key: &str, scope: &str) -> Option<(String, i64)> {
 }
 
 /// What a guard block entry says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum BlockKind {
     /// Learned from the counts; holds until `until_ms`.
     Learned,
@@ -79,7 +79,7 @@ impl BlockKind {
 
 /// One entry of the guard's block list, for a prefix (`pfx`) or a country
 /// (`cty`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GuardBlock {
     pub scope: String,
     pub key: String,

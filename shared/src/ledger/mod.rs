@@ -56,6 +56,9 @@ pub mod memory;
 pub mod rates;
 pub mod receipts;
 pub mod resends;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+pub mod tables;
 
 pub use claims::{
     Claim, ClaimEnd, ClaimOutcome, Claims, EndClaim, LedgerRecord, SendConfirmed, Status,
@@ -72,6 +75,8 @@ pub use memory::InMemoryLedger;
 pub use rates::{RateCount, RateCounts, RateDecision};
 pub use receipts::{DeliveryRecord, DeliveryRecorded, ReceiptLog};
 pub use resends::{LastSend, Resends};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteLedger;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use super::LedgerError;
 use crate::domain::{DeliveryVerdict, EventId, Receipt};
 
 /// What the ledger keeps of a final delivery receipt (never the number).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeliveryRecord {
     pub delivery: DeliveryVerdict,
     /// The provider's event type and status, and its description.

@@ -10,7 +10,7 @@ use super::LedgerError;
 use crate::domain::Route;
 
 /// The last send to one person.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LastSend {
     pub event_id: String,
     pub route: Route,

@@ -153,7 +153,7 @@ impl ChaosRun {
             .collect();
         check(&RunRecord {
             answers: self.answers.clone(),
-            ledger: self.ledger.records(),
+            ledger: self.ledger.records().expect("the in-memory ledger reads"),
             sent: self
                 .outbox
                 .accepted()

@@ -1,20 +1,28 @@
 //! The ledger's behaviour suites, one per capability, each run on the
-//! in-memory ledger and on DynamoDB over the wire.
+//! in-memory ledger, on SQLite (local mode's file) and on DynamoDB over
+//! the wire.
 
 use super::*;
 use telehook::domain::{DeliveryVerdict, Receipt};
 use telehook::ledger::{
     Claim, ClaimOutcome, Claims, DeliveryRecorded, DynamoLedger, EndClaim, GuardBook,
-    InMemoryLedger, Ledger, LedgerError, RateCount, RateCounts, RateDecision, Status,
+    InMemoryLedger, Ledger, LedgerError, RateCount, RateCounts, RateDecision, SqliteLedger, Status,
 };
 
-/// A capability's suite on both adapters: `$suite` takes the whole ledger
+/// A capability's suite on the three adapters: `$suite` takes the whole ledger
 /// (a receipt or a conversion lands on a claimed record) and uses its part.
-macro_rules! on_both_adapters {
+macro_rules! on_every_adapter {
     ($suite:ident) => {
         #[tokio::test]
         async fn in_memory() {
             $suite(Arc::new(InMemoryLedger::new())).await;
+        }
+
+        #[tokio::test]
+        async fn on_sqlite() {
+            let file = sqlite_file();
+            $suite(Arc::new(SqliteLedger::open(&file, 0).unwrap())).await;
+            let _ = std::fs::remove_dir_all(file.parent().unwrap());
         }
 
         #[tokio::test]
@@ -25,6 +33,16 @@ macro_rules! on_both_adapters {
             $suite(Arc::new(DynamoLedger::new(ddb, &r.ledger_table))).await;
         }
     };
+}
+
+/// A fresh ledger file of its own for one test.
+pub(crate) fn sqlite_file() -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!(
+            "telehook-ledger-{}",
+            telehook::crypto::random_hex(8)
+        ))
+        .join("ledger.sqlite")
 }
 
 pub(crate) fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a> {
@@ -334,7 +352,7 @@ mod claims {
         concurrent_claims_have_one_winner(ledger).await;
     }
 
-    on_both_adapters!(behaves);
+    on_every_adapter!(behaves);
 }
 
 /// Rate counts: an event counted once per window, the limit exact under a race.
@@ -391,7 +409,7 @@ mod rates {
         rate_counters_count_an_event_once(ledger).await;
     }
 
-    on_both_adapters!(behaves);
+    on_every_adapter!(behaves);
 }
 
 /// Receipts: the first final receipt stands, and only one about our message; the one fallback.
@@ -492,7 +510,7 @@ mod receipts {
         receipts_must_name_our_message(ledger.as_ref()).await;
     }
 
-    on_both_adapters!(behaves);
+    on_every_adapter!(behaves);
 }
 
 /// Conversions: each send decided once, matched by its own kind of event.
@@ -763,7 +781,7 @@ mod conversions {
         judging_leaves_the_code_open(ledger.as_ref()).await;
     }
 
-    on_both_adapters!(behaves);
+    on_every_adapter!(behaves);
 }
 
 /// The guard's book: counts per window, blocks learning may or may not replace.
@@ -890,7 +908,7 @@ mod guard {
         guard_counts_and_blocks(ledger.as_ref()).await;
     }
 
-    on_both_adapters!(behaves);
+    on_every_adapter!(behaves);
 }
 
 /// Resends: the last send to a person is remembered and replaced.
@@ -928,5 +946,80 @@ mod resends {
         the_last_send_is_remembered(ledger.as_ref()).await;
     }
 
-    on_both_adapters!(behaves);
+    on_every_adapter!(behaves);
+}
+
+/// What only the SQLite file adds: it outlives the process, and two
+/// handles on one file (two processes: `serve`, and `guard` beside it)
+/// share one set of conditions.
+mod sqlite_file {
+    use super::*;
+    use telehook::ledger::{BlockKind, GuardBlock, SendConfirmed};
+
+    #[tokio::test]
+    async fn a_reopened_file_keeps_sends_and_pins() {
+        let file = sqlite_file();
+        let e = eid("evt-restart");
+        {
+            let ledger = SqliteLedger::open(&file, 0).unwrap();
+            ledger.claim(&claim(&e, "a", 1_000)).await.unwrap();
+            let sent = SendConfirmed {
+                event_id: &e,
+                message_id: "mid-restart",
+                route: telehook::domain::Route::Own,
+                now_ms: 1_100,
+            };
+            ledger.mark_sent(&sent).await.unwrap();
+        }
+        let again = SqliteLedger::open(&file, 2).unwrap();
+        assert_eq!(
+            again.claim(&claim(&e, "b", 2_000)).await.unwrap(),
+            ClaimOutcome::AlreadySent {
+                message_id: Some("mid-restart".into())
+            }
+        );
+        // A pin written through one handle is read through another at once.
+        let pin = GuardBlock {
+            scope: "pfx".into(),
+            key: "1650555".into(),
+            kind: BlockKind::Pinned,
+            until_ms: None,
+            reason: "pinned by an operator".into(),
+            judged: 0,
+            conversions: 0,
+            since_ms: 2_000,
+        };
+        SqliteLedger::open(&file, 2)
+            .unwrap()
+            .set_block(&pin)
+            .await
+            .unwrap();
+        assert_eq!(again.blocks(&[("pfx", "1650555")]).await, Ok(vec![pin]));
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_handles_racing_for_one_claim_give_it_once() {
+        let file = sqlite_file();
+        let handles: Vec<Arc<SqliteLedger>> = (0..4)
+            .map(|_| Arc::new(SqliteLedger::open(&file, 0).unwrap()))
+            .collect();
+        for round in 0..25 {
+            let e = eid(&format!("evt-race-{round}"));
+            let tries = handles.iter().enumerate().map(|(i, l)| {
+                let (l, e) = (l.clone(), e.clone());
+                tokio::spawn(async move {
+                    let owner = format!("owner-{i}");
+                    l.claim(&claim(&e, &owner, 5_000)).await.unwrap()
+                })
+            });
+            let outcomes = futures::future::join_all(tries).await;
+            let claimed = outcomes
+                .into_iter()
+                .filter(|o| matches!(o.as_ref().unwrap(), ClaimOutcome::Claimed { .. }))
+                .count();
+            assert_eq!(claimed, 1, "round {round}");
+        }
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    }
 }
