@@ -35,6 +35,8 @@ pub struct BenchArgs {
     /// Artificial provider latency in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub provider_latency_ms: u64,
+    /// Whether the server tries to send inside each hook call (off: every
+    /// hook is answered PENDING and the dispatcher sends).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub fast_path: OnOff,
     /// Run the server with fault injection (see serve --chaos); the run is
@@ -115,6 +117,8 @@ fn start_server(args: &BenchArgs, state_dir: &Path) -> Result<Server, Error> {
         // Jobs that keep failing reach the DLQ after five visibility
         // timeouts (30 s each locally); the drain waits for that.
         .args(["serve", "--port", "0", "--quiet", "--drain-timeout", "400"])
+        // A load run reconciles the in-memory ledger's snapshot.
+        .args(["--store", "memory"])
         .arg("--state-dir")
         .arg(state_dir)
         .args([

@@ -12,7 +12,8 @@ use telehook::okta::{HookDefaults, parse_hook};
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// Path to an Okta telephony hook body or an API Gateway proxy event.
+    /// Path to an Okta telephony hook body or an API Gateway proxy event;
+    /// `-` reads it from standard input.
     file: PathBuf,
     /// Region for numbers that are not in international form.
     #[arg(long, default_value = "US")]
@@ -30,7 +31,13 @@ pub fn check(args: &CheckArgs) -> ExitCode {
         eprintln!("error: bad --default-region or --default-locale");
         return ExitCode::from(2);
     };
-    let body = match std::fs::read(&args.file) {
+    let read = if args.file.as_os_str() == "-" {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut all).map(|_| all)
+    } else {
+        std::fs::read(&args.file)
+    };
+    let body = match read {
         Ok(b) => hook_body(b),
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", args.file.display());

@@ -11,15 +11,15 @@
 //! A target is a prefix (`+` and 6 to 8 digits, as the guard counts them)
 //! or an ISO country (`ID`). With `--aws` the ledger table is changed
 //! (normal AWS SDK environment, `--stack` or `--table`); without, local
-//! mode's `guard-blocks.json`, which `telehook serve` loads when it starts
-//! and writes when it stops.
+//! mode's ledger file, which a running `telehook serve` reads on every
+//! hook: a pin holds from the next one.
 
 use telehook::config::ConfigError;
 use telehook::flows::guard::Learning;
 use telehook::ledger::{BlockKind, GuardBlock, GuardBook};
 
 use crate::local::Error;
-use crate::report::{LedgerAt, block_text, read_blocks, write_blocks};
+use crate::report::{LedgerAt, block_text};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GuardCommand {
@@ -37,6 +37,7 @@ pub enum GuardCommand {
     },
     /// Block a prefix or country until lifted.
     Pin {
+        /// `+6281234` (a prefix of 6 to 8 digits) or `ID` (a country).
         target: String,
         /// Why, for whoever lists the blocks next.
         #[arg(long, default_value = "pinned by an operator")]
@@ -46,7 +47,9 @@ pub enum GuardCommand {
     },
     /// Never block a prefix or country by learning, until lifted.
     Allow {
+        /// `+6281234` (a prefix of 6 to 8 digits) or `ID` (a country).
         target: String,
+        /// Why, for whoever lists the blocks next.
         #[arg(long, default_value = "allowed by an operator")]
         reason: String,
         #[command(flatten)]
@@ -68,7 +71,14 @@ pub fn parse_target(target: &str) -> Result<(&'static str, String), String> {
         ));
     }
     if t.len() == 2 && t.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Ok(("cty", t.to_ascii_uppercase()));
+        let country = t.to_ascii_uppercase();
+        // Only a country a number can be in: a typo would pin nothing.
+        if country.parse::<telehook::domain::Region>().is_err() {
+            return Err(format!(
+                "{t}: not a country with telephone numbers (an ISO 3166 code such as ID)"
+            ));
+        }
+        return Ok(("cty", country));
     }
     Err(format!(
         "{t}: expected a prefix such as +6281234 or a country such as ID"
@@ -98,15 +108,13 @@ fn entry(target: &str, kind: BlockKind, reason: &str, now_ms: i64) -> Result<Gua
 
 /// Writes an operator's entry where `at` says.
 async fn set(at: &LedgerAt, block: GuardBlock) -> Result<(), Error> {
-    if at.aws {
+    eprintln!("changing {}", at.at.source());
+    if at.aws() {
         at.table_ledger().await?.set_block(&block).await?;
     } else {
-        std::fs::create_dir_all(&at.state_dir)?;
-        let mut blocks = read_blocks(&at.state_dir)?;
-        blocks.retain(|b| (&b.scope, &b.key) != (&block.scope, &block.key));
-        blocks.push(block.clone());
-        blocks.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
-        write_blocks(&at.state_dir, &blocks)?;
+        crate::local::open_ledger(&at.at.state_dir)?
+            .set_block(&block)
+            .await?;
     }
     outln!("{}", block_text(&block));
     Ok(())
@@ -116,10 +124,11 @@ pub async fn guard(command: GuardCommand) -> Result<(), Error> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     match command {
         GuardCommand::List { at } => {
-            let blocks = if at.aws {
+            eprintln!("reading {}", at.at.source());
+            let blocks = if at.aws() {
                 at.table_ledger().await?.list_blocks().await?
             } else {
-                read_blocks(&at.state_dir)?
+                at.local_ledger()?.list_blocks().await?
             };
             if blocks.is_empty() {
                 outln!("(no blocks)");
@@ -151,7 +160,16 @@ mod tests {
     fn targets_are_prefixes_or_countries() {
         assert_eq!(parse_target("+6281234"), Ok(("pfx", "6281234".to_owned())));
         assert_eq!(parse_target(" id "), Ok(("cty", "ID".to_owned())));
-        for bad in ["+62812", "+628123456", "+62a1234", "IDN", "6281234", ""] {
+        for bad in [
+            "+62812",
+            "+628123456",
+            "+62a1234",
+            "IDN",
+            "6281234",
+            "",
+            "XX",
+            "QQ",
+        ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
     }

@@ -18,14 +18,19 @@ use crate::local::{self, Error, LocalArgs};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Function {
+    /// The hook's front door: an API Gateway proxy event.
     Ingress,
+    /// The queue's consumer: an SQS event of jobs.
     Dispatcher,
+    /// The dead-letter queue's replayer: `{maxMessages, dryRun}`.
     DlqReplayer,
+    /// Delivery receipts (an SNS event) and the timers queue's checks.
     Receipts,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct InvokeArgs {
+    /// Which Lambda's handler runs the event.
     #[arg(value_enum)]
     pub function: Function,
     /// The event file (see events/).
@@ -44,10 +49,10 @@ pub async fn invoke(args: InvokeArgs) -> Result<(), Error> {
     if matches!(args.function, Function::Ingress) {
         problems.take(local::ingress_config(&local::issuer_for_port(8080)));
     }
-    let backend = if args.local.aws.0 {
+    let backend = if args.local.at.aws.0 {
         local::aws_backend(Some(args.local.fast_path()), problems).await?
     } else {
-        local::local_backend(&args.local.outbox(), args.local.fast_path(), problems)?
+        local::local_backend(local::LocalRun::of(&args.local)?, problems)?
     };
     let response = match args.function {
         Function::Ingress => ingress(&args.local, &text, backend).await?,
@@ -84,7 +89,7 @@ async fn ingress(
     text: &str,
     backend: local::Backend,
 ) -> Result<serde_json::Value, Error> {
-    let key = local::load_or_create_key(&local.state_dir)?;
+    let key = local::load_or_create_key(&local.at.state_dir)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = listener.local_addr()?.port();
     let jwks = key.jwks();
@@ -117,7 +122,7 @@ async fn aws_dlq() -> Result<Arc<dyn JobQueue>, Error> {
     let url = PipelineConfig::from_env()?
         .dlq_url
         .ok_or("DLQ_URL is not set")?;
-    let sdk = telehook::aws::load_sdk_config().await;
+    let sdk = crate::ops::sdk().await?;
     Ok(Arc::new(SqsQueue::new(
         telehook::aws::SqsClient::new(&sdk),
         url,

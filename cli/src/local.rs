@@ -13,7 +13,7 @@ use telehook::crypto::random_hex;
 use telehook::domain::locale::Locale;
 use telehook::domain::{Route, RoutePlan};
 use telehook::flows::{Pipeline, PipelineSettings};
-use telehook::ledger::InMemoryLedger;
+use telehook::ledger::{InMemoryLedger, LedgerRecord, SqliteLedger};
 use telehook::messenger::outbox::{Notices, OutboxMessenger};
 use telehook::messenger::receipts::Undeliverable;
 use telehook::messenger::routes::Routes;
@@ -28,24 +28,17 @@ const KEY_FILE: &str = "dev-issuer-key.pem";
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// The flags `serve` and `invoke` share: where local state lives, the fast
-/// path, and which adapters to use.
-#[derive(clap::Args, Debug)]
-pub struct LocalArgs {
-    /// Where the dev issuer's key and the outbox live.
+/// Where a command's data is: local mode's state directory, or AWS. Every
+/// command that could read either takes these same two flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// Local mode's state: the dev issuer's key, the ledger
+    /// (ledger.sqlite) and the outbox.
     #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
     pub state_dir: PathBuf,
-    /// The outbox file [default: <state-dir>/outbox.jsonl].
-    #[arg(long)]
-    pub outbox: Option<PathBuf>,
-    /// Try to send inside the hook call before answering. Like every
-    /// setting: the flag, else the environment (FAST_PATH, as in Lambda),
-    /// else the default.
-    #[arg(long, value_enum, env = "FAST_PATH", default_value_t = OnOff::On)]
-    pub fast_path: OnOff,
-    /// Use the AWS adapters (normal AWS SDK environment, AWS_ENDPOINT_URL
-    /// included). A bare flag; `--aws=local` or TELEHOOK_BACKEND=aws|local
-    /// also work.
+    /// Use AWS instead of local mode (the normal AWS SDK environment,
+    /// AWS_ENDPOINT_URL included). A bare --aws, or --aws=local to say
+    /// local mode; TELEHOOK_BACKEND=aws|local does the same.
     #[arg(
         long,
         env = "TELEHOOK_BACKEND",
@@ -58,11 +51,92 @@ pub struct LocalArgs {
     pub aws: BackendFlag,
 }
 
+impl BackendArgs {
+    /// Local mode's ledger file.
+    pub fn ledger_path(&self) -> PathBuf {
+        ledger_path(&self.state_dir)
+    }
+
+    /// Where the command reads, in words, for a line on stderr.
+    pub fn source(&self) -> String {
+        if self.aws.0 {
+            "AWS".to_owned()
+        } else {
+            format!("local mode's ledger {}", self.ledger_path().display())
+        }
+    }
+}
+
+/// A listening socket on 127.0.0.1, or an error that names the port and
+/// the flag that changes it.
+pub async fn listen(port: u16, flag: &str) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| port_error(port, flag, &e))
+}
+
+/// What to say when a port cannot be listened on.
+pub fn port_error(port: u16, flag: &str, e: &std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!("port {port} is already in use (another telehook?); choose another with {flag}, or 0 for any free port").into()
+    } else {
+        format!("cannot listen on 127.0.0.1:{port}: {e} (choose another port with {flag})").into()
+    }
+}
+
+/// Local mode's ledger file in a state directory.
+pub fn ledger_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("ledger.sqlite")
+}
+
+/// Opens (or creates) local mode's ledger file.
+pub fn open_ledger(state_dir: &Path) -> Result<SqliteLedger, Error> {
+    let now_s = chrono::Utc::now().timestamp();
+    Ok(SqliteLedger::open(&ledger_path(state_dir), now_s)?)
+}
+
+/// Where local mode keeps its ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// <state-dir>/ledger.sqlite: kept across restarts, and shared with
+    /// `telehook guard` and `telehook report` while serve runs.
+    Sqlite,
+    /// In this process only, gone when it stops (load runs).
+    Memory,
+}
+
+/// The flags `serve` and `invoke` share: where local state lives, the fast
+/// path, and which adapters to use.
+#[derive(clap::Args, Debug)]
+pub struct LocalArgs {
+    #[command(flatten)]
+    pub at: BackendArgs,
+    /// The outbox file [default: <state-dir>/outbox.jsonl].
+    #[arg(long)]
+    pub outbox: Option<PathBuf>,
+    /// Try to send inside the hook call before answering. Like every
+    /// setting: the flag, else the environment (FAST_PATH, as in Lambda),
+    /// else the default.
+    #[arg(long, value_enum, env = "FAST_PATH", default_value_t = OnOff::On)]
+    pub fast_path: OnOff,
+    /// Where local mode keeps its ledger.
+    #[arg(long, value_enum, env = "TELEHOOK_STORE", default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+}
+
 impl LocalArgs {
     pub fn outbox(&self) -> PathBuf {
         self.outbox
             .clone()
-            .unwrap_or_else(|| default_outbox(&self.state_dir))
+            .unwrap_or_else(|| default_outbox(&self.at.state_dir))
+    }
+
+    /// The ledger the local backend uses.
+    pub fn ledger(&self) -> Result<LocalLedger, Error> {
+        Ok(match self.store {
+            StoreKind::Sqlite => LocalLedger::Sqlite(Arc::new(open_ledger(&self.at.state_dir)?)),
+            StoreKind::Memory => LocalLedger::Memory(Arc::new(InMemoryLedger::new())),
+        })
     }
 
     pub fn fast_path(&self) -> bool {
@@ -93,6 +167,7 @@ fn parse_backend(s: &str) -> Result<BackendFlag, String> {
 
 #[derive(clap::Args, Debug)]
 pub struct TokenArgs {
+    /// Local mode's state, where the dev issuer's key is kept.
     #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
     state_dir: PathBuf,
     /// The port `telehook serve` listens on (it is part of the issuer).
@@ -101,8 +176,10 @@ pub struct TokenArgs {
     /// Issuer claim [default: http://127.0.0.1:<port>/oauth2/default].
     #[arg(long)]
     issuer: Option<String>,
+    /// Audience claim (aud): what local mode's ingress expects.
     #[arg(long, default_value = AUDIENCE)]
     audience: String,
+    /// Client id claim (cid): the client local mode's ingress trusts.
     #[arg(long, default_value = CLIENT_ID)]
     client_id: String,
     /// Scopes for scp; repeat for more.
@@ -269,43 +346,75 @@ pub fn local_env(k: &str) -> Option<String> {
 pub struct Backend {
     pub pipeline: Pipeline,
     pub queue: Arc<dyn JobQueue>,
-    /// The in-memory ledger, when local (for reports).
-    pub ledger: Option<Arc<InMemoryLedger>>,
+    /// Local mode's ledger (for the summary at stop, and the snapshot a
+    /// load run reconciles).
+    pub ledger: Option<LocalLedger>,
     pub dlq: Option<Arc<InMemoryFifo>>,
     /// Local mode's delivery events, for the receipts flow (serve).
     pub receipts: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+}
+
+/// Local mode's ledger: the file, or memory.
+#[derive(Debug, Clone)]
+pub enum LocalLedger {
+    Sqlite(Arc<SqliteLedger>),
+    Memory(Arc<InMemoryLedger>),
+}
+
+impl LocalLedger {
+    fn parts(&self) -> Arc<dyn telehook::ledger::Ledger> {
+        match self {
+            LocalLedger::Sqlite(l) => l.clone(),
+            LocalLedger::Memory(l) => l.clone(),
+        }
+    }
+
+    pub fn records(&self) -> Result<Vec<LedgerRecord>, Error> {
+        Ok(match self {
+            LocalLedger::Sqlite(l) => l.records()?,
+            LocalLedger::Memory(l) => l.records()?,
+        })
+    }
 }
 
 pub fn default_outbox(state_dir: &Path) -> PathBuf {
     state_dir.join("outbox.jsonl")
 }
 
-/// In-memory ledger and FIFO queue (with delay, visibility and DLQ), built-in
-/// templates, and the outbox as the messenger. `problems` holds what the
-/// caller found already; the start fails with those and this backend's
-/// own, all named at once.
-pub fn local_backend(outbox: &Path, fast_path: bool, problems: Problems) -> Result<Backend, Error> {
-    local_backend_with_latency(
-        outbox,
-        fast_path,
-        Duration::ZERO,
-        Notices::Stderr,
-        None,
-        None,
-        problems,
-    )
+/// What a local backend is made of besides the environment.
+pub struct LocalRun<'a> {
+    pub outbox: PathBuf,
+    pub fast_path: bool,
+    pub ledger: LocalLedger,
+    /// An artificial provider latency, for load runs.
+    pub provider_latency: Duration,
+    pub notices: Notices,
+    pub chaos: Option<&'a telehook::testkit::chaos::ChaosSpec>,
+    /// Local delivery receipts (serve), with what is undeliverable.
+    pub receipts: Option<Undeliverable>,
 }
 
-/// As [`local_backend`], with an artificial provider latency.
-pub fn local_backend_with_latency(
-    outbox: &Path,
-    fast_path: bool,
-    provider_latency: Duration,
-    notices: Notices,
-    chaos: Option<&telehook::testkit::chaos::ChaosSpec>,
-    receipts: Option<Undeliverable>,
-    mut problems: Problems,
-) -> Result<Backend, Error> {
+impl LocalRun<'_> {
+    /// `args`' outbox, fast path and ledger; no latency, faults or
+    /// receipts, notices on stderr.
+    pub fn of(args: &LocalArgs) -> Result<Self, Error> {
+        Ok(LocalRun {
+            outbox: args.outbox(),
+            fast_path: args.fast_path(),
+            ledger: args.ledger()?,
+            provider_latency: Duration::ZERO,
+            notices: Notices::Stderr,
+            chaos: None,
+            receipts: None,
+        })
+    }
+}
+
+/// The run's ledger, an in-memory FIFO queue (with delay, visibility and
+/// DLQ), built-in templates, and the outbox as the messenger. `problems`
+/// holds what the caller found already; the start fails with those and
+/// this backend's own, all named at once.
+pub fn local_backend(run: LocalRun<'_>, mut problems: Problems) -> Result<Backend, Error> {
     let env = local_env;
     // The same guard and code life as in Lambda, from the same variables.
     let guard = problems.take(telehook::flows::guard::guard_from_lookup(env));
@@ -338,15 +447,20 @@ pub fn local_backend_with_latency(
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
     let (queue, dlq) = local_queues(clock.clone(), budget);
-    let ledger = Arc::new(InMemoryLedger::new());
     let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
-    let (routes, events) = local_routes(plan, outbox, notices, provider_latency, receipts)?;
-    let mut builder = Pipeline::builder(ledger.clone(), queue.clone(), routes.first().clone())
+    let (routes, events) = local_routes(
+        plan,
+        &run.outbox,
+        run.notices,
+        run.provider_latency,
+        run.receipts,
+    )?;
+    let mut builder = Pipeline::builder(run.ledger.parts(), queue.clone(), routes.first().clone())
         .routes(routes)
         .templates(Templates::new(None, default_locale, org))
         .clock(clock)
         .settings(PipelineSettings {
-            fast_path,
+            fast_path: run.fast_path,
             fast_path_budget: budget,
             // One process, one key: group ids only need to be stable here.
             hash_key: random_hex(24).into_bytes().into(),
@@ -355,7 +469,7 @@ pub fn local_backend_with_latency(
             voice_fallback,
             ..Default::default()
         });
-    if let Some(spec) = chaos {
+    if let Some(spec) = run.chaos {
         // Faults go between the flows and the adapters; the event source
         // still reads the real queue.
         builder = builder.chaos(spec);
@@ -364,7 +478,7 @@ pub fn local_backend_with_latency(
     Ok(Backend {
         pipeline,
         queue,
-        ledger: Some(ledger),
+        ledger: Some(run.ledger),
         dlq: Some(dlq),
         receipts: events,
     })

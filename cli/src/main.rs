@@ -118,6 +118,30 @@ fn is_closed_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+
+    /// `telehook <cmd> --help` describes every command and every argument.
+    #[test]
+    fn every_command_and_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "telehook", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:#?}");
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("telehook").chain(args.iter().copied()))
@@ -292,23 +316,23 @@ mod tests {
         let Command::Serve(serve) = parse(&["serve", "--aws"]).unwrap().command else {
             panic!("serve")
         };
-        assert!(serve.local.aws.0);
+        assert!(serve.local.at.aws.0);
         let Command::Invoke(invoke) = parse(&["invoke", "--aws", "ingress", "events/x.json"])
             .unwrap()
             .command
         else {
             panic!("invoke")
         };
-        assert!(invoke.local.aws.0);
+        assert!(invoke.local.at.aws.0);
         assert_eq!(invoke.event, std::path::PathBuf::from("events/x.json"));
         let Command::Serve(serve) = parse(&["serve", "--aws=local"]).unwrap().command else {
             panic!("serve")
         };
-        assert!(!serve.local.aws.0);
+        assert!(!serve.local.at.aws.0);
         let Command::Serve(serve) = parse(&["serve"]).unwrap().command else {
             panic!("serve")
         };
-        assert!(!serve.local.aws.0 || std::env::var_os("TELEHOOK_BACKEND").is_some());
+        assert!(!serve.local.at.aws.0 || std::env::var_os("TELEHOOK_BACKEND").is_some());
     }
 
     #[test]

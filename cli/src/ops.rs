@@ -120,7 +120,7 @@ pub struct TableArgs {
 
 /// `telehook replay start|status`.
 pub async fn replay(command: ReplayCommand) -> Result<(), Error> {
-    let sdk = sdk().await;
+    let sdk = sdk().await?;
     match command {
         ReplayCommand::Start {
             max,
@@ -257,7 +257,7 @@ pub async fn replay_receipts(
             .map_err(|e| {
                 format!(
                     "the receipts' dead-letter queue: {}",
-                    telehook::aws::classify(&e).code
+                    telehook::aws::classify(&e).detail
                 )
             })?;
         if got.messages().is_empty() {
@@ -277,7 +277,7 @@ pub async fn replay_receipts(
                     .send()
                     .await
                     .map_err(|e| {
-                        format!("the receipts topic: {}", telehook::aws::classify(&e).code)
+                        format!("the receipts topic: {}", telehook::aws::classify(&e).detail)
                     })?;
                 report.published += 1;
             }
@@ -289,7 +289,7 @@ pub async fn replay_receipts(
                 .map_err(|e| {
                     format!(
                         "the receipts' dead-letter queue: {}",
-                        telehook::aws::classify(&e).code
+                        telehook::aws::classify(&e).detail
                     )
                 })?;
             report.messages += 1;
@@ -300,7 +300,7 @@ pub async fn replay_receipts(
 
 /// `telehook templates push|list`.
 pub async fn templates(command: TemplatesCommand) -> Result<(), Error> {
-    let sdk = sdk().await;
+    let sdk = sdk().await?;
     let (dir, which) = match command {
         TemplatesCommand::Push { dir, table } => (Some(dir), table),
         TemplatesCommand::List { table } => (None, table),
@@ -570,8 +570,33 @@ pub async fn templates_list(sdk: &SdkConfig, table: &str) -> Result<(), Error> {
 
 /// Operator commands are not on the 3-second hook path, so they use the
 /// SDK's default timeouts rather than the Lambdas' tight ones.
-pub async fn sdk() -> SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// The SDK configuration for a command that talks to AWS, once it is
+/// known to have a region and credentials: without them every call fails
+/// with the SDK's own words (`DispatchFailure`, warnings about IMDS), so the
+/// command says instead, in one line, what to set.
+pub async fn sdk() -> Result<SdkConfig, Error> {
+    use aws_sdk_sfn::config::ProvideCredentials;
+    let sdk = telehook::aws::load_sdk_config().await;
+    if sdk.region().is_none() {
+        return Err(
+            "no AWS region: set AWS_REGION (or AWS_PROFILE naming a profile with a region)".into(),
+        );
+    }
+    let found = match sdk.credentials_provider() {
+        Some(p) => p
+            .provide_credentials()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(e).to_string()),
+        None => Err("no credentials provider".to_owned()),
+    };
+    if let Err(why) = found {
+        return Err(format!(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE ({why})"
+        )
+        .into());
+    }
+    Ok(sdk)
 }
 
 #[cfg(test)]

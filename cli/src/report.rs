@@ -5,40 +5,35 @@
 //! p99), codes used (`CONVERTED`) and left to expire (`UNUSED`) and the
 //! conversion rate; the guard's current blocks; and how often Okta took
 //! over (it recorded a failed telephony hook call and sent the code through
-//! its own providers). From local mode's snapshots (written by
-//! `telehook serve` when it stops) or, with `--aws`, from the ledger table.
+//! its own providers). From local mode's ledger file (which a running
+//! `telehook serve` writes) or, with `--aws`, from the ledger table.
 //! It reads event records and block entries only, which hold a country and
 //! a prefix, never a number. `--html FILE` writes the same as one
 //! self-contained page with bar charts (inline SVG, no scripts).
 //!
-//! The snapshot formats are also here ([`snapshot_line`],
-//! [`record_from_snapshot`], [`block_line`], [`block_from_line`]), since
-//! `serve` writes them, `bench` reads the ledger's and `guard` edits the
-//! blocks'.
+//! The snapshot a load run reconciles is also here ([`snapshot_line`],
+//! [`record_from_snapshot`]): `serve` writes it from its in-memory ledger,
+//! `bench` reads it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use telehook::domain::{Conversion, DeliveryVerdict, UseSignal};
 use telehook::ledger::{
-    BlockKind, DeliveryRecord, DynamoLedger, GuardBlock, LedgerRecord, SentRecord, Status,
+    DeliveryRecord, DynamoLedger, GuardBlock, LedgerRecord, SentRecord, Status,
 };
 
-use crate::local::Error;
+use crate::local::{BackendArgs, Error};
 use crate::ops::{Source, resolve};
 
-/// Where the ledger is read or changed: local mode's state directory
-/// (serve's snapshots and `guard-blocks.json`), or with `--aws` the ledger
-/// table. `report` and `guard` share it.
+/// Where the ledger is read or changed: local mode's ledger file in the
+/// state directory, or with `--aws` the ledger table. `report` and `guard`
+/// share it.
 #[derive(clap::Args, Debug)]
 pub struct LedgerAt {
-    /// Where `telehook serve` keeps its state (and its snapshots).
-    #[arg(long, env = "TELEHOOK_STATE_DIR", default_value = ".telehook")]
-    pub state_dir: PathBuf,
-    /// Use the ledger table instead (normal AWS SDK environment).
-    #[arg(long)]
-    pub aws: bool,
+    #[command(flatten)]
+    pub at: BackendArgs,
     /// With --aws: find the table from this stack's outputs.
     #[arg(long)]
     pub stack: Option<String>,
@@ -48,9 +43,27 @@ pub struct LedgerAt {
 }
 
 impl LedgerAt {
+    pub fn aws(&self) -> bool {
+        self.at.aws.0
+    }
+
+    /// Local mode's ledger file, which must exist already: a report of a
+    /// directory `serve` never used is a mistake worth naming.
+    pub fn local_ledger(&self) -> Result<telehook::ledger::SqliteLedger, Error> {
+        let path = self.at.ledger_path();
+        if !path.exists() {
+            return Err(format!(
+                "no local ledger at {} (telehook serve makes it; --state-dir names another, --aws reads the ledger table)",
+                path.display()
+            )
+            .into());
+        }
+        crate::local::open_ledger(&self.at.state_dir)
+    }
+
     /// The ledger table, named by `--table`, `--stack` or `LEDGER_TABLE`.
     pub async fn table_ledger(&self) -> Result<DynamoLedger, Error> {
-        let sdk = telehook::aws::load_sdk_config().await;
+        let sdk = crate::ops::sdk().await?;
         let table = resolve(
             &sdk,
             self.table.clone(),
@@ -151,56 +164,6 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
         sent,
         fallback_ms: v["fallbackAt"].as_i64(),
     })
-}
-
-/// A block entry as the blocks file keeps it.
-pub fn block_line(b: &GuardBlock) -> serde_json::Value {
-    serde_json::json!({
-        "scope": b.scope, "key": b.key, "kind": b.kind.as_str(), "untilMs": b.until_ms,
-        "reason": b.reason, "judged": b.judged, "conversions": b.conversions, "sinceMs": b.since_ms,
-    })
-}
-
-pub fn block_from_line(v: &serde_json::Value) -> Option<GuardBlock> {
-    let count = |k: &str| {
-        v[k].as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0)
-    };
-    Some(GuardBlock {
-        scope: v["scope"].as_str()?.to_owned(),
-        key: v["key"].as_str()?.to_owned(),
-        kind: BlockKind::parse(v["kind"].as_str()?)?,
-        until_ms: v["untilMs"].as_i64(),
-        reason: v["reason"].as_str().unwrap_or_default().to_owned(),
-        judged: count("judged"),
-        conversions: count("conversions"),
-        since_ms: v["sinceMs"].as_i64().unwrap_or(0),
-    })
-}
-
-/// Local mode's guard blocks: `guard-blocks.json` in the state directory.
-pub fn blocks_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("guard-blocks.json")
-}
-
-/// Reads the blocks file; none when there is no file yet.
-pub fn read_blocks(state_dir: &Path) -> Result<Vec<GuardBlock>, Error> {
-    let path = blocks_path(state_dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display()).into()),
-    };
-    let lines: Vec<serde_json::Value> = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a blocks file ({e})", path.display()))?;
-    Ok(lines.iter().filter_map(block_from_line).collect())
-}
-
-pub fn write_blocks(state_dir: &Path, blocks: &[GuardBlock]) -> Result<(), Error> {
-    let lines: Vec<serde_json::Value> = blocks.iter().map(block_line).collect();
-    std::fs::write(blocks_path(state_dir), serde_json::to_vec_pretty(&lines)?)?;
-    Ok(())
 }
 
 /// One row of the report.
@@ -345,45 +308,6 @@ impl OktaTookOver {
             by.join(", ")
         )
     }
-}
-
-/// Local mode's copy of the ledger's `okta` counts, written by `serve`.
-pub fn okta_fallbacks_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("okta-fallbacks.json")
-}
-
-pub fn okta_fallback_lines(
-    stats: &[(String, i64, telehook::ledger::StatCounts)],
-) -> serde_json::Value {
-    serde_json::Value::Array(
-        stats
-            .iter()
-            .map(|(hook, hour, c)| serde_json::json!({"hook": hook, "hour": hour, "count": c.judged}))
-            .collect(),
-    )
-}
-
-fn read_okta_fallbacks(state_dir: &Path) -> Result<OktaTookOver, Error> {
-    let text = match std::fs::read_to_string(okta_fallbacks_path(state_dir)) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OktaTookOver::default()),
-        Err(e) => return Err(e.into()),
-    };
-    let lines: Vec<serde_json::Value> = serde_json::from_str(&text)?;
-    let stats: Vec<(String, i64, telehook::ledger::StatCounts)> = lines
-        .iter()
-        .filter_map(|l| {
-            Some((
-                l["hook"].as_str()?.to_owned(),
-                l["hour"].as_i64()?,
-                telehook::ledger::StatCounts {
-                    judged: u32::try_from(l["count"].as_u64()?).ok()?,
-                    conversions: 0,
-                },
-            ))
-        })
-        .collect();
-    Ok(OktaTookOver::from_stats(&stats))
 }
 
 /// Rows by (prefix, country), busiest first, at most `limit`; sends
@@ -644,7 +568,8 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td
 
 /// `telehook report`.
 pub async fn report(args: ReportArgs) -> Result<(), Error> {
-    let (records, blocks, okta) = if args.at.aws {
+    eprintln!("reading {}", args.at.at.source());
+    let (records, blocks, okta) = if args.at.aws() {
         let ledger = args.at.table_ledger().await?;
         let blocks = telehook::ledger::GuardBook::list_blocks(&ledger).await?;
         let okta = OktaTookOver::from_stats(
@@ -654,19 +579,12 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
         );
         (ledger.event_records().await?, blocks, okta)
     } else {
-        let path = args.at.state_dir.join("ledger-snapshot.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "{}: {e} (telehook serve writes it when it stops; or use --aws)",
-                path.display()
-            )
-        })?;
-        let lines: Vec<serde_json::Value> = serde_json::from_str(&text)?;
-        (
-            lines.iter().filter_map(record_from_snapshot).collect(),
-            read_blocks(&args.at.state_dir)?,
-            read_okta_fallbacks(&args.at.state_dir)?,
-        )
+        let ledger = args.at.local_ledger()?;
+        let blocks = telehook::ledger::GuardBook::list_blocks(&ledger).await?;
+        let okta = OktaTookOver::from_stats(
+            &ledger.stats(telehook::flows::conversion::OKTA_FALLBACK_SCOPE)?,
+        );
+        (ledger.records()?, blocks, okta)
     };
     let report = Report {
         rows: tally(&records),
@@ -678,7 +596,8 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
     };
     outln!("{}", render(&report).trim_end());
     if let Some(path) = &args.html {
-        std::fs::write(path, render_html(&report))?;
+        std::fs::write(path, render_html(&report))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -687,6 +606,7 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use telehook::ledger::BlockKind;
 
     fn rec(
         country: &str,
@@ -789,6 +709,5 @@ mod tests {
         assert_eq!(back.country.as_deref(), Some("US"));
         assert_eq!(back.delivery.unwrap().delivery_ms, Some(10));
         assert_eq!(back.sent.unwrap().prefix, "1415555");
-        assert_eq!(block_from_line(&block_line(&block)), Some(block));
     }
 }

@@ -37,7 +37,7 @@ use telehook::domain::UseSignal;
 use telehook::ledger::Status;
 use telehook::testkit::chaos::ChaosSpec;
 
-use crate::local::{self, Backend, Error, LocalArgs};
+use crate::local::{self, Backend, Error, LocalArgs, LocalLedger, LocalRun};
 use telehook::messenger::outbox::Notices;
 use telehook::messenger::receipts::Undeliverable;
 
@@ -174,14 +174,14 @@ async fn shutdown_signal() {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
-    let state_dir = &args.local.state_dir;
+    let state_dir = &args.local.at.state_dir;
     std::fs::create_dir_all(state_dir)?;
     let key = local::load_or_create_key(state_dir)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let listener = local::listen(args.port, "--port or TELEHOOK_PORT").await?;
     let port = listener.local_addr()?.port();
     let issuer = local::issuer_for_port(port);
     let outbox = args.local.outbox();
-    let (ingress, mut backend) = start_backend(&args, &issuer, &outbox).await?;
+    let (ingress, mut backend) = start_backend(&args, &issuer).await?;
     let app = Arc::new(App {
         deps: IngressDeps::new(&ingress, Arc::new(backend.pipeline.clone()))?,
         jwks: key.jwks(),
@@ -204,7 +204,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         .with_state(app);
 
     println!("listening on http://127.0.0.1:{port}");
-    if args.local.aws.0 {
+    if args.local.at.aws.0 {
         println!("issuer {issuer}  messages through End User Messaging (or its stand-in)");
     } else {
         println!("issuer {issuer}  outbox {}", outbox.display());
@@ -236,38 +236,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
 }
 
 /// The ingress's settings and the backend, checked together so a start
-/// that fails names every problem at once; local mode's guard blocks (which
-/// outlive a run, and `telehook guard` edits between runs) put back.
+/// that fails names every problem at once.
 async fn start_backend(
     args: &ServeArgs,
     issuer: &str,
-    outbox: &Path,
 ) -> Result<(telehook::auth::settings::IngressConfig, Backend), Error> {
     let mut problems = Problems::default();
     let ingress = problems.take(local::ingress_config(issuer));
-    let backend = if args.local.aws.0 {
+    let backend = if args.local.at.aws.0 {
         local::aws_backend(Some(args.local.fast_path()), problems).await?
     } else {
-        local::local_backend_with_latency(
-            outbox,
-            args.local.fast_path(),
-            Duration::from_millis(args.provider_latency_ms),
-            if args.quiet {
+        let run = LocalRun {
+            provider_latency: Duration::from_millis(args.provider_latency_ms),
+            notices: if args.quiet {
                 Notices::Off
             } else {
                 Notices::Stdout
             },
-            args.chaos.as_deref(),
-            Some(args.undeliverable.clone()),
-            problems,
-        )?
+            chaos: args.chaos.as_deref(),
+            receipts: Some(args.undeliverable.clone()),
+            ..LocalRun::of(&args.local)?
+        };
+        local::local_backend(run, problems)?
     };
     let ingress = ingress.ok_or("the ingress configuration is incomplete")?;
-    if let Some(ledger) = &backend.ledger {
-        for block in crate::report::read_blocks(&args.local.state_dir)? {
-            telehook::ledger::GuardBook::set_block(ledger.as_ref(), &block).await?;
-        }
-    }
     Ok((ingress, backend))
 }
 
@@ -471,31 +463,26 @@ async fn drain(queue: &dyn JobQueue, timeout: Duration) -> u64 {
     }
 }
 
-/// For reconciliation after a run (`telehook bench`) and reports: the
-/// in-memory ledger's event ids and states (it holds no code and no
-/// number), its guard blocks, and the event ids left in the queues.
+/// What the ledger holds now; and for a load run on the in-memory ledger
+/// (`telehook bench`, which reconciles after the run), its event ids and
+/// states (it holds no code and no number), and the event ids left in the
+/// queues.
 async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Result<(), Error> {
-    if let Some(ledger) = &backend.ledger {
-        let records = ledger.records();
-        let sent = records.iter().filter(|r| r.status == Status::Sent).count();
-        println!("ledger: {} events, {sent} sent", records.len());
-        let snapshot: Vec<serde_json::Value> =
-            records.iter().map(crate::report::snapshot_line).collect();
-        std::fs::write(
-            state_dir.join("ledger-snapshot.json"),
-            serde_json::to_vec(&snapshot)?,
-        )?;
-        let blocks = telehook::ledger::GuardBook::list_blocks(ledger.as_ref()).await?;
-        if !blocks.is_empty() {
-            println!("guard blocks: {}", blocks.len());
-        }
-        crate::report::write_blocks(state_dir, &blocks)?;
-        let okta = ledger.stats(telehook::flows::conversion::OKTA_FALLBACK_SCOPE);
-        std::fs::write(
-            crate::report::okta_fallbacks_path(state_dir),
-            serde_json::to_vec(&crate::report::okta_fallback_lines(&okta))?,
-        )?;
+    let Some(ledger) = &backend.ledger else {
+        return Ok(());
+    };
+    let records = ledger.records()?;
+    let sent = records.iter().filter(|r| r.status == Status::Sent).count();
+    println!("ledger: {} events, {sent} sent", records.len());
+    if !matches!(ledger, LocalLedger::Memory(_)) {
+        return Ok(());
     }
+    let snapshot: Vec<serde_json::Value> =
+        records.iter().map(crate::report::snapshot_line).collect();
+    std::fs::write(
+        state_dir.join("ledger-snapshot.json"),
+        serde_json::to_vec(&snapshot)?,
+    )?;
     if let Some(dlq) = &backend.dlq {
         if !dlq.is_empty() {
             println!("dead-letter queue: {} messages", dlq.len());

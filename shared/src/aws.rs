@@ -94,43 +94,54 @@ pub struct Classified {
     pub retryable: bool,
     /// The service's error code, or the transport failure kind.
     pub code: String,
+    /// What a person reads: the service's message, or what could not be
+    /// reached and why (the whole cause chain, not `DispatchFailure`).
+    pub detail: String,
 }
 
 /// Classifies any SDK error. The status code needs the raw response, which
 /// every generated client shares the type of.
 pub fn classify<E>(err: &SdkError<E, aws_smithy_runtime_api_http::HttpResponse>) -> Classified
 where
-    E: ProvideErrorMetadata,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match err {
-        SdkError::TimeoutError(_) => Classified {
-            retryable: true,
-            code: "Timeout".into(),
-        },
-        SdkError::DispatchFailure(_) => Classified {
-            retryable: true,
-            code: "DispatchFailure".into(),
-        },
-        SdkError::ResponseError(_) => Classified {
-            retryable: true,
-            code: "ResponseError".into(),
-        },
-        SdkError::ConstructionFailure(_) => Classified {
-            retryable: false,
-            code: "ConstructionFailure".into(),
-        },
+    let context = || aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+    let (retryable, code, detail) = match err {
+        SdkError::TimeoutError(_) => (true, "Timeout".to_owned(), "timed out".to_owned()),
+        SdkError::DispatchFailure(_) => (
+            true,
+            "DispatchFailure".to_owned(),
+            format!("could not reach the service ({})", context()),
+        ),
+        SdkError::ResponseError(_) => (
+            true,
+            "ResponseError".to_owned(),
+            format!("an unreadable answer ({})", context()),
+        ),
+        SdkError::ConstructionFailure(_) => (
+            false,
+            "ConstructionFailure".to_owned(),
+            format!("could not build the request ({})", context()),
+        ),
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("Unknown").to_owned();
             let status = se.raw().status().as_u16();
-            Classified {
-                retryable: status >= 500 || RETRYABLE_CODES.contains(&code.as_str()),
+            let detail = match se.err().message() {
+                Some(m) => format!("{code}: {m}"),
+                None => code.clone(),
+            };
+            (
+                status >= 500 || RETRYABLE_CODES.contains(&code.as_str()),
                 code,
-            }
+                detail,
+            )
         }
-        _ => Classified {
-            retryable: true,
-            code: "Unknown".into(),
-        },
+        _ => (true, "Unknown".to_owned(), context()),
+    };
+    Classified {
+        retryable,
+        code,
+        detail,
     }
 }
 

@@ -95,9 +95,9 @@ impl SecretsManagerSecret {
             .map_err(|e| {
                 let c = classify(&e);
                 if c.retryable {
-                    SecretError::Unavailable(c.code)
+                    SecretError::Unavailable(c.detail)
                 } else {
-                    SecretError::Rejected(c.code)
+                    SecretError::Rejected(c.detail)
                 }
             })?;
         let value = out.secret_string().ok_or(SecretError::NoString)?;

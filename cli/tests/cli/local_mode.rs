@@ -46,7 +46,20 @@ impl Server {
 
     /// As `start`, with these variables set for serve.
     fn start_env(tag: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let state_dir = temp_state_dir(tag);
+        Self::start_in(temp_state_dir(tag), extra, env)
+    }
+
+    /// Stops this server and starts another on the same state directory.
+    fn restart(mut self, extra: &[&str]) -> Server {
+        let (exit, _) = self.terminate();
+        assert!(exit.success());
+        // The state directory passes to the new server (dropping this one
+        // would remove it).
+        let state_dir = std::mem::take(&mut self.state_dir);
+        Self::start_in(state_dir, extra, &[])
+    }
+
+    fn start_in(state_dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0", "--state-dir"])
             .arg(&state_dir)
@@ -102,6 +115,34 @@ impl Server {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Local mode's ledger file, as `report` reads it.
+    fn ledger_records(&self) -> Vec<telehook::ledger::LedgerRecord> {
+        let file = self.state_dir.join("ledger.sqlite");
+        telehook::ledger::SqliteLedger::open(&file, 0)
+            .unwrap()
+            .records()
+            .unwrap()
+    }
+
+    /// The bytes of the ledger's files, as text, for a search for what
+    /// must not be there.
+    fn ledger_bytes(&self) -> String {
+        let mut all = String::new();
+        for entry in std::fs::read_dir(&self.state_dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("ledger.sqlite")
+            {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(path).unwrap()));
+            }
+        }
+        assert!(!all.is_empty(), "no ledger file");
+        all
+    }
+
     fn outbox(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.state_dir.join("outbox.jsonl")).unwrap_or_default();
         text.lines()
@@ -142,7 +183,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
-        let _ = std::fs::remove_dir_all(&self.state_dir);
+        if !self.state_dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.state_dir);
+        }
     }
 }
 
@@ -420,8 +463,10 @@ fn invoke_runs_every_event_file_and_prints_json() {
         let out = Command::new(BIN)
             .args(["invoke", function])
             .arg(&file)
+            // Each event on a fresh ledger: local mode's ledger is a file
+            // that remembers the events sent before.
             .arg("--state-dir")
-            .arg(&state_dir)
+            .arg(state_dir.join(&name))
             .env_remove("TELEHOOK_BACKEND")
             .output()
             .unwrap();
@@ -548,6 +593,66 @@ async fn the_quickstart_example_is_delivered() {
     assert!(status.success());
 }
 
+/// Local mode's ledger is a file: a restarted `serve` answers the same
+/// event from it (no second message), `report` still has the history, and
+/// a pin written by `telehook guard` while `serve` runs refuses the next
+/// hook to that range.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_keeps_its_ledger_across_restarts_and_sees_guard_edits_at_once() {
+    let server = Server::start("restart", &[]);
+    let body = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/okta-hook-sms.json"),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let (_, first) = post(&client, &server.url(), &server.token(&[]), &body).await;
+    assert_eq!(status_of(&first), "SUCCESSFUL", "{first}");
+
+    let mut server = server.restart(&[]);
+    let (_, again) = post(&client, &server.url(), &server.token(&[]), &body).await;
+    assert_eq!(status_of(&again), "SUCCESSFUL", "{again}");
+    let id = |v: &serde_json::Value| v["commands"][0]["value"][0]["transactionId"].clone();
+    assert_eq!(id(&again), id(&first));
+    assert_eq!(server.outbox().len(), 1, "the event was sent again");
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--state-dir")
+            .arg(&server.state_dir)
+            .env_remove("TELEHOOK_BACKEND")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (report, source) = cli(&["report"]);
+    assert!(source.contains("ledger.sqlite"), "{source}");
+    let us = report
+        .lines()
+        .find(|l| l.starts_with("US"))
+        .unwrap_or_default();
+    assert_eq!(us.split_whitespace().nth(2), Some("1"), "{report}");
+
+    // A pin while serve runs holds from the next hook.
+    cli(&["guard", "pin", "+1650555"]);
+    let pinned = body
+        .replace("qu1ckstartSms00000000001", "pinnedRange0000000000001")
+        .replace("+14155552671", "+16505550199");
+    let (status, refused) = post(&client, &server.url(), &server.token(&[]), &pinned).await;
+    assert_eq!(status, 200);
+    assert!(refused["error"]["errorSummary"].is_string(), "{refused}");
+    assert_eq!(server.outbox().len(), 1, "a pinned range was sent to");
+    let (exit, _) = server.terminate();
+    assert!(exit.success());
+}
+
 /// The quickstart in Notify mode (`ROUTES=notify`, as the README shows
 /// it): the example is delivered by the Notify route, and the outbox line
 /// says so. With both routes, a number Notify's Basic tier does not serve
@@ -595,7 +700,7 @@ async fn serve_delivers_the_quickstart_by_notify_and_falls_over_to_the_own_route
 /// Local mode plays End User Messaging's delivery events: each outbox
 /// message gets a final receipt through the receipts flow, delivered unless
 /// `--undeliverable` names its country or prefix; `telehook report` then
-/// shows the rates by country from the snapshot serve leaves.
+/// shows the rates by country from the ledger serve keeps.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_reports_receipts_and_report_shows_rates_by_country() {
     let mut server = Server::start("receipts", &["--undeliverable", "CA,+1415555"]);
@@ -621,15 +726,15 @@ async fn serve_reports_receipts_and_report_shows_rates_by_country() {
     }
     let (exit, _) = server.terminate();
     assert!(exit.success());
-    let snapshot: Vec<serde_json::Value> = serde_json::from_str(
-        &std::fs::read_to_string(server.state_dir.join("ledger-snapshot.json")).unwrap(),
-    )
-    .unwrap();
+    let records = server.ledger_records();
     let delivery = |id: &str| {
-        let line = snapshot.iter().find(|l| l["eventId"] == id).unwrap();
+        let r = records.iter().find(|r| r.event_id == id).unwrap();
         (
-            line["delivery"].as_str().unwrap_or("none").to_owned(),
-            line["country"].as_str().unwrap_or("none").to_owned(),
+            r.delivery
+                .as_ref()
+                .map_or("none", |d| d.delivery.as_str())
+                .to_owned(),
+            r.country.clone().unwrap_or_else(|| "none".into()),
         )
     };
     assert_eq!(delivery("rcpt-0"), ("DELIVERED".into(), "US".into()));
@@ -656,9 +761,10 @@ async fn serve_reports_receipts_and_report_shows_rates_by_country() {
     };
     assert_eq!(row("US")[1..7], ["sms", "2", "1", "1", "0", "50.0%"]);
     assert_eq!(row("CA")[1..7], ["sms", "1", "0", "1", "0", "0.0%"]);
-    // The report and the snapshot name countries, never numbers.
+    // The report and the ledger name countries, never numbers.
+    let ledger = server.ledger_bytes();
     for n in ["2065550101", "4155550102", "4165550103"] {
-        assert!(!text.contains(n) && !snapshot.iter().any(|l| l.to_string().contains(n)));
+        assert!(!text.contains(n) && !ledger.contains(n));
     }
 }
 
@@ -828,11 +934,11 @@ async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
         listed.contains("+4477009   PINNED") && listed.contains("fraud report"),
         "{listed}"
     );
-    // Numbers and user ids stay out of the report and the snapshots.
-    for dir_file in ["ledger-snapshot.json", "guard-blocks.json", "report.html"] {
-        let content = std::fs::read_to_string(server.state_dir.join(dir_file)).unwrap();
+    // Numbers and user ids stay out of the report and the ledger.
+    let report_page = std::fs::read_to_string(server.state_dir.join("report.html")).unwrap();
+    for (name, content) in [("ledger", server.ledger_bytes()), ("report", report_page)] {
         for secret in ["6281234000001", "2065550101", "00uconvus1", "00uconvid2"] {
-            assert!(!content.contains(secret), "{dir_file} holds {secret}");
+            assert!(!content.contains(secret), "the {name} holds {secret}");
         }
     }
     assert!(!text.contains("6281234000001"));

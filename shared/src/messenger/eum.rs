@@ -87,7 +87,7 @@ fn foreign_answer<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Option<SendError>
     })
 }
 
-pub(super) fn send_error<E: ProvideErrorMetadata>(
+pub(super) fn send_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: &SdkError<E>,
     reason: Option<String>,
 ) -> SendError {

@@ -22,13 +22,13 @@ pub(crate) fn queue_error<E>(
     e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
 ) -> QueueError
 where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata,
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
     let c = classify(e);
     if c.retryable {
-        QueueError::Unavailable(c.code)
+        QueueError::Unavailable(c.detail)
     } else {
-        QueueError::Rejected(c.code)
+        QueueError::Rejected(c.detail)
     }
 }
 

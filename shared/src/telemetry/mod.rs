@@ -22,10 +22,14 @@ pub fn init_json() {
         .try_init();
 }
 
-/// Human-readable logs on stderr for the CLI.
+/// Human-readable logs on stderr for the CLI. The SDK's own warnings (a
+/// region or credentials looked for in IMDS, with raw header values) are
+/// left out: the command says in one line what is missing.
 pub fn init_text() {
+    let quiet_sdk =
+        || EnvFilter::new("info,aws_config=error,aws_smithy_runtime=error,aws_runtime=error");
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| quiet_sdk()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)

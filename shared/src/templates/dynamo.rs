@@ -81,7 +81,7 @@ impl TemplateStore for DynamoTemplateStore {
         }
         req.send()
             .await
-            .map_err(|e| TemplateError::Store(classify(&e).code))?;
+            .map_err(|e| TemplateError::Store(classify(&e).detail))?;
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
         Ok(())
     }
@@ -98,7 +98,7 @@ impl TemplateStore for DynamoTemplateStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| TemplateError::Store(classify(&e).code))?;
+                .map_err(|e| TemplateError::Store(classify(&e).detail))?;
             out.extend(page.items().iter().filter_map(template_from_item));
             match page.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
@@ -130,7 +130,7 @@ impl TemplateStore for DynamoTemplateStore {
             .key("channel", AttributeValue::S(channel.as_str().to_owned()))
             .send()
             .await
-            .map_err(|e| TemplateError::Store(classify(&e).code))?;
+            .map_err(|e| TemplateError::Store(classify(&e).detail))?;
         let t = out.item().and_then(template_from_item);
         self.cache
             .lock()

@@ -189,13 +189,13 @@ fn ledger_error<E>(
     e: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> LedgerError
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
     let c = classify(e);
     if c.retryable {
-        LedgerError::Unavailable(c.code)
+        LedgerError::Unavailable(c.detail)
     } else {
-        LedgerError::Rejected(c.code)
+        LedgerError::Rejected(c.detail)
     }
 }
 
