@@ -27,9 +27,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use telehook::api::{IngressDeps, http_parts, proxy_event_from_http, telehook};
+use telehook::api::{
+    IngressDeps, IngressError, MAX_BODY_BYTES, http_parts, proxy_event_from_http, telehook,
+};
 use telehook::config::Problems;
 use telehook::flows::{PollerSettings, run_poller};
+use telehook::okta::InvalidHook;
 use telehook::queue::JobQueue;
 
 use telehook::domain::Job;
@@ -131,14 +134,59 @@ async fn hook(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        // Over the read limit, or cut off: answered in Okta's shape, as the
+        // handler answers a body over its own cap, never by the framework.
+        Err(too_large) => {
+            tracing::warn!(too_large, "hook body not read");
+            let error = if too_large {
+                IngressError::Invalid(InvalidHook::TooLarge {
+                    limit: MAX_BODY_BYTES,
+                })
+            } else {
+                IngressError::BadEvent
+            };
+            return respond(&error.to_response());
+        }
+    };
     let ip = peer.ip().to_string();
     if uri.path() == "/okta/telephony" {
         app.remember_user(&body);
     }
     let event = proxy_event_from_http(method, uri.path(), &headers, &body, Some(&ip));
-    let (status, headers, body) = http_parts(&telehook(&app.deps, event).await);
+    respond(&telehook(&app.deps, event).await)
+}
+
+/// The body, up to [`READ_LIMIT`]; a longer one is read to its end and
+/// dropped (`Err(true)`), so the client, still sending, gets the answer
+/// rather than a reset connection; past [`DRAIN_LIMIT`] (more than API
+/// Gateway ever passes) the connection is closed. `Err(false)`: the client
+/// stopped sending.
+async fn read_body(body: axum::body::Body) -> Result<Bytes, bool> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let (mut kept, mut seen) = (Vec::new(), 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| false)?;
+        seen += chunk.len();
+        if seen > DRAIN_LIMIT {
+            return Err(true);
+        }
+        if seen <= READ_LIMIT {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if seen > READ_LIMIT {
+        return Err(true);
+    }
+    Ok(kept.into())
+}
+
+fn respond(answer: &aws_lambda_events::apigw::ApiGatewayProxyResponse) -> Response {
+    let (status, headers, body) = http_parts(answer);
     let mut resp = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         body,
@@ -172,6 +220,14 @@ async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+/// The most of a body `serve` keeps for the handler (whose cap is far
+/// below: a hook is a few KiB).
+const READ_LIMIT: usize = 1024 * 1024;
+
+/// The most of a body `serve` reads at all: API Gateway's own limit is
+/// 10 MB.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let state_dir = &args.local.at.state_dir;

@@ -593,6 +593,36 @@ async fn the_quickstart_example_is_delivered() {
     assert!(status.success());
 }
 
+/// A body of any size over the cap is answered by telehook in Okta's
+/// error shape (HTTP 200, `BODY_TOO_LARGE`), whether the handler read it
+/// or the server stopped reading it; the framework never answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_of_every_size_get_okta_s_error() {
+    let mut server = Server::start("oversized", &[]);
+    let token = server.token(&[]);
+    let client = reqwest::Client::new();
+    for size in [70_000, 1_100_000, 2 * 1024 * 1024, 12 * 1024 * 1024] {
+        let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(size));
+        let resp = client
+            .post(server.url())
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{size}");
+        let json: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(
+            json["error"]["errorCauses"][0]["reason"], "BODY_TOO_LARGE",
+            "{size}: {json}"
+        );
+    }
+    assert!(server.outbox().is_empty());
+    let (exit, _) = server.terminate();
+    assert!(exit.success());
+}
+
 /// Local mode's ledger is a file: a restarted `serve` answers the same
 /// event from it (no second message), `report` still has the history, and
 /// a pin written by `telehook guard` while `serve` runs refuses the next
