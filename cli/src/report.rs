@@ -158,6 +158,7 @@ pub fn record_from_snapshot(v: &serde_json::Value) -> Option<LedgerRecord> {
         owner: None,
         correlation_id: None,
         country: text("country"),
+        destination: None,
         updated_at_ms: 0,
         expires_at: 0,
         delivery,

@@ -123,9 +123,11 @@ impl Pipeline {
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Verdict> {
+        let destination = super::destination_hash(&self.settings.hash_key, &req.phone);
         let claim = Claim {
             correlation_id: req.context.correlation_id.as_deref(),
             country: req.phone.region().map(|r| r.as_str()),
+            destination: Some(&destination),
             event_id: &req.event_id,
             channel: req.channel,
             owner,

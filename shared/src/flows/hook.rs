@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::guard::{Refusal, RefusalAnswer};
-use super::{Delivery, Pipeline, failure_text, guard, millis};
+use super::{Delivery, Pipeline, destination_hash, failure_text, guard, millis};
 use crate::crypto::random_hex;
-use crate::domain::{DeliveryOutcome, DeliveryRequest, FailureCause, RequestType};
+use crate::domain::{Channel, DeliveryOutcome, DeliveryRequest, FailureCause, RequestType};
 use crate::ledger::{Claim, ClaimEnd, ClaimOutcome, EndClaim};
 use crate::messenger::SendError;
 use crate::telemetry::metrics::Metrics;
@@ -89,12 +89,14 @@ impl Pipeline {
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<u32, DeliveryOutcome> {
+        let destination = destination_hash(&self.settings.hash_key, &req.phone);
         let claim = Claim {
             event_id: &req.event_id,
             channel: req.channel,
             owner,
             correlation_id: req.context.correlation_id.as_deref(),
             country: req.phone.region().map(|r| r.as_str()),
+            destination: Some(&destination),
             now_ms: now.timestamp_millis(),
             lease_ms: millis(self.settings.ingress_lease),
             expires_at: self.expires_at(req.otp_expires),
@@ -104,9 +106,10 @@ impl Pipeline {
             Ok(ClaimOutcome::Claimed { attempts }) => Ok(attempts),
             Ok(ClaimOutcome::AlreadySent { message_id }) => {
                 tracing::info!("event already sent; answering from the ledger");
+                let channel = self.sent_channel(req, &destination).await;
                 Err(DeliveryOutcome::Successful {
                     transaction_id: message_id.unwrap_or_else(|| req.event_id.to_string()),
-                    metadata: Some(metadata(req, "duplicate")),
+                    metadata: Some(described(channel, req, "duplicate")),
                 })
             }
             Ok(ClaimOutcome::Busy { .. }) => {
@@ -137,6 +140,35 @@ impl Pipeline {
                 Err(Self::failed(FailureCause::LEDGER_UNAVAILABLE))
             }
         }
+    }
+
+    /// The channel an already sent event went by. An event id Okta sends
+    /// again carries the same payload; one that comes back with another
+    /// number or channel is someone reusing it: nothing is sent, the
+    /// answer names what was sent, and the log says so (the number
+    /// masked).
+    async fn sent_channel(&self, req: &DeliveryRequest, destination: &str) -> Channel {
+        let Ok(Some(record)) = self.ledger.claims.get(&req.event_id).await else {
+            return req.channel;
+        };
+        let channel = record.channel.unwrap_or(req.channel);
+        let other_number = record
+            .destination
+            .as_deref()
+            .is_some_and(|d| d != destination);
+        if channel != req.channel || other_number {
+            tracing::warn!(
+                to = %req.phone,
+                channel = %req.channel,
+                sent_channel = %channel,
+                other_number,
+                "event id reused with a different payload; answered from the send it names, nothing sent"
+            );
+            self.settings
+                .metrics
+                .read_note(req.channel, "EVENT_ID_REUSED");
+        }
+        channel
     }
 
     /// Sends inline until the deadline and answers from what happened.
@@ -242,9 +274,15 @@ impl Pipeline {
 /// `transactionMetadata`: the channel, what happened, and Okta's request id,
 /// so the answer in Okta's System Log leads to our logs and ledger record.
 fn metadata(req: &DeliveryRequest, what: &str) -> String {
+    described(req.channel, req, what)
+}
+
+/// The answer's metadata: the channel the code went by, what happened,
+/// and Okta's request id.
+fn described(channel: Channel, req: &DeliveryRequest, what: &str) -> String {
     match &req.context.correlation_id {
-        Some(id) => format!("channel={}; {what}; okta_request={id}", req.channel),
-        None => format!("channel={}; {what}", req.channel),
+        Some(id) => format!("channel={channel}; {what}; okta_request={id}"),
+        None => format!("channel={channel}; {what}"),
     }
 }
 

@@ -64,6 +64,10 @@ pub struct LedgerRecord {
     pub correlation_id: Option<String>,
     /// The destination's ISO country, when known.
     pub country: Option<String>,
+    /// A keyed hash of the destination number (the job's message group),
+    /// to tell an event id reused for another number. Never the number.
+    #[serde(default)]
+    pub destination: Option<String>,
     pub updated_at_ms: i64,
     /// TTL attribute, epoch seconds.
     pub expires_at: i64,
@@ -86,6 +90,8 @@ pub struct Claim<'a> {
     /// The destination's ISO country (never the number), for reports by
     /// country.
     pub country: Option<&'a str>,
+    /// The keyed hash of the destination number, stored on the record.
+    pub destination: Option<&'a str>,
     pub now_ms: i64,
     pub lease_ms: i64,
     /// When the record may be deleted (epoch seconds).

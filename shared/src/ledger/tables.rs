@@ -151,6 +151,7 @@ fn claimed(existing: Option<LedgerRecord>, c: &Claim<'_>, attempts: u32) -> Ledg
         owner: Some(c.owner.to_owned()),
         correlation_id: c.correlation_id.map(str::to_owned).or(old.correlation_id),
         country: c.country.map(str::to_owned).or(old.country),
+        destination: c.destination.map(str::to_owned).or(old.destination),
         ..fresh
     }
 }
@@ -498,6 +499,7 @@ fn record(
         owner: None,
         correlation_id: None,
         country: None,
+        destination: None,
         updated_at_ms: now_ms,
         expires_at,
         delivery: None,

@@ -396,7 +396,8 @@ impl Metrics {
     /// Something worth knowing about how a hook was read: `AMBIGUOUS_NUMBER`
     /// (no `+`, valid both nationally and internationally), `ASSUMED_EXPIRY`
     /// (no `otpExpires`), `REQUEST_TYPE_MISSING`, `REQUEST_TYPE_UNREADABLE`,
-    /// `REQUEST_TYPE_NEW`.
+    /// `REQUEST_TYPE_NEW`, `EVENT_ID_REUSED` (an event id already sent,
+    /// back with another number or channel).
     pub fn read_note(&self, channel: Channel, note: &str) {
         self.emit(
             &[Directive {

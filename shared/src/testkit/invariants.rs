@@ -151,6 +151,7 @@ mod tests {
         LedgerRecord {
             correlation_id: None,
             country: None,
+            destination: None,
             event_id: id.into(),
             status,
             lease_until_ms: 0,

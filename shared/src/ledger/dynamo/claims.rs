@@ -28,6 +28,12 @@ impl Claims for DynamoLedger {
                 .expression_attribute_names("#country", "country")
                 .expression_attribute_values(":country", s(country));
         }
+        if let Some(destination) = c.destination {
+            set.push_str(", #dest = :dest");
+            update = update
+                .expression_attribute_names("#dest", "destination")
+                .expression_attribute_values(":dest", s(destination));
+        }
         let result = update
             .update_expression(set)
             .condition_expression("attribute_not_exists(pk) OR (#s = :inprog AND #lease <= :now)")

@@ -93,6 +93,7 @@ pub fn record_from_item(item: &Item) -> Option<LedgerRecord> {
         owner: get_s(item, "owner"),
         correlation_id: get_s(item, "oktaRequest"),
         country: get_s(item, "country"),
+        destination: get_s(item, "destination"),
         updated_at_ms: get_n(item, "updatedAt").unwrap_or(0),
         expires_at: get_n(item, "expiresAt").unwrap_or(0),
         delivery: delivery_from_item(item),

@@ -52,6 +52,7 @@ pub(crate) fn claim<'a>(e: &'a EventId, owner: &'a str, now_ms: i64) -> Claim<'a
         owner,
         correlation_id: Some("reqPortSuite"),
         country: Some("US"),
+        destination: Some("dest-hash-1"),
         now_ms,
         lease_ms: 10_000,
         expires_at: now_ms / 1000 + 86_400,
@@ -228,6 +229,11 @@ mod claims {
             (Status::Sent, Some("m-1"), 3)
         );
         assert_eq!(rec.failure, None, "an earlier try's failure is cleared");
+        assert_eq!(
+            (rec.destination.as_deref(), rec.country.as_deref()),
+            (Some("dest-hash-1"), Some("US")),
+            "the claim keeps the destination's hash and country"
+        );
         assert_eq!(ledger.get(&eid("evt-never")).await.unwrap(), None);
 
         // Claims that only hand a job over (the ingress with the fast path
