@@ -1,13 +1,22 @@
-//! Locales as BCP 47 language tags in canonical case (`en-US`, `zh-Hans-CN`).
-//! Okta has sent `EN-US` and `en`; `en_US` shows up from other systems. The
-//! template lookup walks from the full tag to its language to the default.
+//! Locales as BCP 47 language tags in canonical case (`en-US`, `zh-Hans-CN`),
+//! read by ICU4X's parser (`icu_locale_core`). Okta has sent `EN-US` and
+//! `en`; `en_US` shows up from other systems; a browser's tag may carry
+//! extensions (`de-DE-u-co-phonebk`), which say nothing about the
+//! language of a message and are dropped.
+//!
+//! The template lookup walks from the full tag towards its language, by
+//! script: Chinese written in Traditional characters (`zh-Hant`, and
+//! `zh-TW`, `zh-HK`, `zh-MO`, whose likely script it is) never falls to
+//! plain `zh`, which is Simplified; it stops at `zh-Hant`, then the
+//! default locale.
 
 use std::fmt;
 use std::str::FromStr;
 
 use thiserror::Error;
 
-const MAX_LEN: usize = 35;
+/// Longer than any tag a person's profile holds; a bound on the parse.
+const MAX_LEN: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LocaleError {
@@ -19,9 +28,36 @@ pub enum LocaleError {
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Locale {
-    tag: String,
+    /// The canonical tag (no extensions) first, then its fallbacks.
+    chain: Vec<String>,
     language_len: usize,
 }
+
+/// Languages whose script changes what a reader can read, with the
+/// regions whose likely script is not the language's default (CLDR's
+/// likely subtags): `(language, default script, other script, regions)`.
+const SCRIPTS: &[(&str, &str, &str, &[&str])] = &[("zh", "Hans", "Hant", &["TW", "HK", "MO"])];
+
+/// The script a bare language tag means, for the languages of the built-in
+/// templates and those written in more than one script (CLDR's likely
+/// subtags). A tag naming another script does not fall back to the bare
+/// language; for a language not listed, it does.
+const DEFAULT_SCRIPTS: &[(&str, &str)] = &[
+    ("ar", "Arab"),
+    ("de", "Latn"),
+    ("en", "Latn"),
+    ("es", "Latn"),
+    ("fr", "Latn"),
+    ("hi", "Deva"),
+    ("it", "Latn"),
+    ("ja", "Jpan"),
+    ("ko", "Kore"),
+    ("nl", "Latn"),
+    ("pt", "Latn"),
+    ("sr", "Cyrl"),
+    ("uz", "Latn"),
+    ("zh", "Hans"),
+];
 
 impl Locale {
     pub fn parse(raw: &str) -> Result<Self, LocaleError> {
@@ -32,63 +68,77 @@ impl Locale {
         if raw.len() > MAX_LEN || !raw.is_ascii() {
             return Err(LocaleError::Invalid);
         }
-        let mut parts = raw.split(['-', '_']);
-        let language = parts.next().unwrap_or_default();
-        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic())
-        {
+        let parsed = icu_locale_core::Locale::try_from_str(&raw.replace('_', "-"))
+            .map_err(|_| LocaleError::Invalid)?;
+        let id = parsed.id;
+        let language = id.language.as_str();
+        // ISO 639 codes only: BCP 47's 5-to-8-letter languages are
+        // reserved, and `und` names none.
+        if !(2..=3).contains(&language.len()) || id.language.is_unknown() {
             return Err(LocaleError::Invalid);
         }
-        let mut tag = language.to_ascii_lowercase();
-        let mut seen_region = false;
-        for (i, part) in parts.enumerate() {
-            if part.is_empty() || part.len() > 8 || !part.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                return Err(LocaleError::Invalid);
+        let region = id.region.map(|r| r.to_string());
+        let script = id.script.map(|s| s.to_string());
+        let mut chain = vec![id.to_string()];
+        let mut push = |tag: String| {
+            if !chain.contains(&tag) {
+                chain.push(tag);
             }
-            tag.push('-');
-            let alpha = part.bytes().all(|b| b.is_ascii_alphabetic());
-            if i == 0 && part.len() == 4 && alpha {
-                // Script subtag: title case (`Hans`).
-                tag.push_str(&part[..1].to_ascii_uppercase());
-                tag.push_str(&part[1..].to_ascii_lowercase());
-            } else if !seen_region && part.len() == 2 && alpha {
-                seen_region = true;
-                tag.push_str(&part.to_ascii_uppercase());
-            } else if !seen_region && part.len() == 3 && part.bytes().all(|b| b.is_ascii_digit()) {
-                seen_region = true;
-                tag.push_str(part);
-            } else if part.len() >= 4 {
-                tag.push_str(&part.to_ascii_lowercase());
-            } else {
-                return Err(LocaleError::Invalid);
-            }
+        };
+        let join = |parts: &[Option<&str>]| {
+            parts
+                .iter()
+                .flatten()
+                .copied()
+                .collect::<Vec<_>>()
+                .join("-")
+        };
+        let (lang, region) = (Some(language), region.as_deref());
+        push(join(&[lang, script.as_deref(), region]));
+        let likely = script.clone().or_else(|| likely_script(language, region));
+        push(join(&[lang, likely.as_deref(), region]));
+        push(join(&[lang, likely.as_deref()]));
+        let default_script = DEFAULT_SCRIPTS
+            .iter()
+            .find(|(l, _)| *l == language)
+            .map(|(_, d)| *d);
+        // A region or the bare language stand for the default script only.
+        if default_script.is_none() || likely.is_none() || likely.as_deref() == default_script {
+            push(join(&[lang, region]));
+            push(language.to_owned());
         }
         Ok(Locale {
+            chain,
             language_len: language.len(),
-            tag,
         })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.tag
+        &self.chain[0]
     }
 
     /// The primary language subtag (`es` for `es-MX`).
     pub fn language(&self) -> &str {
-        &self.tag[..self.language_len]
+        &self.chain[0][..self.language_len]
     }
 
-    /// The lookup chain for this locale: the full tag, then each shorter
-    /// prefix down to the language (`zh-Hans-CN`, `zh-Hans`, `zh`).
+    /// The lookup chain for this locale: the full tag, then shorter tags
+    /// of the same script down to the language (`zh-Hans-CN`, `zh-Hans`,
+    /// `zh-CN`, `zh`; `zh-TW`, `zh-Hant-TW`, `zh-Hant`).
     pub fn fallbacks(&self) -> Vec<&str> {
-        let mut out = vec![self.tag.as_str()];
-        let mut end = self.tag.len();
-        while let Some(pos) = self.tag[..end].rfind('-') {
-            end = pos;
-            out.push(&self.tag[..end]);
-        }
-        out
+        self.chain.iter().map(String::as_str).collect()
     }
+}
+
+/// The script a language is likely written in, where it matters
+/// ([`SCRIPTS`]): Chinese in Taiwan, Hong Kong and Macao is Traditional,
+/// elsewhere Simplified.
+fn likely_script(language: &str, region: Option<&str>) -> Option<String> {
+    let (_, default, other, regions) = SCRIPTS.iter().find(|(l, ..)| *l == language)?;
+    Some(match region {
+        Some(r) if regions.contains(&r) => (*other).to_owned(),
+        _ => (*default).to_owned(),
+    })
 }
 
 impl FromStr for Locale {
@@ -101,13 +151,13 @@ impl FromStr for Locale {
 
 impl fmt::Display for Locale {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.tag)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Locale {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Locale({})", self.tag)
+        write!(f, "Locale({})", self.as_str())
     }
 }
 
@@ -127,10 +177,32 @@ mod tests {
 
     #[test]
     fn fallback_chain() {
-        let l = Locale::parse("zh-Hans-CN").unwrap();
-        assert_eq!(l.fallbacks(), vec!["zh-Hans-CN", "zh-Hans", "zh"]);
-        assert_eq!(l.language(), "zh");
-        assert_eq!(Locale::parse("en").unwrap().fallbacks(), vec!["en"]);
+        let chain = |tag: &str| Locale::parse(tag).unwrap().fallbacks().join(" ");
+        assert_eq!(chain("zh-Hans-CN"), "zh-Hans-CN zh-Hans zh-CN zh");
+        assert_eq!(Locale::parse("zh-Hans-CN").unwrap().language(), "zh");
+        assert_eq!(chain("en"), "en");
+        assert_eq!(chain("pt-BR"), "pt-BR pt");
+        assert_eq!(chain("zh-CN"), "zh-CN zh-Hans-CN zh-Hans zh");
+        // Traditional Chinese never falls to plain `zh` (Simplified).
+        assert_eq!(chain("zh-Hant-TW"), "zh-Hant-TW zh-Hant");
+        assert_eq!(chain("zh-TW"), "zh-TW zh-Hant-TW zh-Hant");
+        assert_eq!(chain("zh-HK"), "zh-HK zh-Hant-HK zh-Hant");
+        assert_eq!(chain("zh-Hant"), "zh-Hant");
+        assert_eq!(chain("pt-Latn-BR"), "pt-Latn-BR pt-Latn pt-BR pt");
+        // Serbian is Cyrillic by default: Latin script stays Latin.
+        assert_eq!(chain("sr-Latn-RS"), "sr-Latn-RS sr-Latn");
+        assert_eq!(chain("tl-Latn-PH"), "tl-Latn-PH tl-Latn tl-PH tl");
+    }
+
+    /// Extensions and private use say nothing about the message's language.
+    #[test]
+    fn extensions_are_dropped() {
+        let chain = |tag: &str| Locale::parse(tag).unwrap().fallbacks().join(" ");
+        assert_eq!(chain("de-DE-u-co-phonebk"), "de-DE de");
+        assert_eq!(chain("en-US-x-twain"), "en-US en");
+        assert_eq!(chain("ja-JP-u-ca-japanese-hc-h24"), "ja-JP ja");
+        assert_eq!(chain("es-419-u-nu-latn"), "es-419 es");
+        assert_eq!(chain("de-CH-1996"), "de-CH-1996 de-CH de");
     }
 
     #[test]
@@ -142,9 +214,11 @@ mod tests {
             "en--US",
             "en-U",
             "en-US-",
+            "und",
+            "und-US",
             "日本",
             "en;DROP",
-            &"a".repeat(40),
+            &"a".repeat(70),
         ] {
             assert_eq!(Locale::parse(bad), Err(LocaleError::Invalid), "{bad}");
         }

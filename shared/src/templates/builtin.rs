@@ -79,6 +79,10 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("nl.json", include_str!("../../../templates/nl.json")),
     ("pt-BR.json", include_str!("../../../templates/pt-BR.json")),
     ("zh-CN.json", include_str!("../../../templates/zh-CN.json")),
+    (
+        "zh-Hant.json",
+        include_str!("../../../templates/zh-Hant.json"),
+    ),
 ];
 
 /// The built-in defaults, keyed by locale and channel.
@@ -113,12 +117,24 @@ impl BuiltinTemplates {
     }
 
     /// A built-in of the same language under another region, e.g. `pt-BR`
-    /// for `pt-PT`: closer to the reader than the default language.
+    /// for `pt-PT`: closer to the reader than the default language. Only
+    /// one in the language's default script (`zh-CN` for `zh`, never
+    /// `zh-Hant`): a tag in another script never reaches its bare language.
     pub fn sibling(&self, language: &str, channel: Channel) -> Option<&Template> {
+        let names_a_script = |locale: &str| {
+            locale
+                .split('-')
+                .nth(1)
+                .is_some_and(|s| s.len() == 4 && s.bytes().all(|b| b.is_ascii_alphabetic()))
+        };
         let mut found: Vec<&Template> = self
             .by_key
             .values()
-            .filter(|t| t.channel == channel && t.locale.split('-').next() == Some(language))
+            .filter(|t| {
+                t.channel == channel
+                    && t.locale.split('-').next() == Some(language)
+                    && !names_a_script(&t.locale)
+            })
             .collect();
         found.sort_by(|a, b| a.locale.cmp(&b.locale));
         found.first().copied()

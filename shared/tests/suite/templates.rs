@@ -17,7 +17,7 @@ use telehook::templates::{
 };
 
 const REQUIRED: &[&str] = &[
-    "en", "es", "fr", "de", "it", "pt-BR", "nl", "ja", "ko", "zh-CN", "hi", "ar",
+    "en", "es", "fr", "de", "it", "pt-BR", "nl", "ja", "ko", "zh-CN", "zh-Hant", "hi", "ar",
 ];
 const LATIN: &[&str] = &["en", "es", "fr", "de", "it", "pt-BR", "nl"];
 
@@ -135,6 +135,17 @@ async fn missing_locales_fall_back() {
         ("fr-CA", "fr"),
         ("pt-PT", "pt-BR"),
         ("zh-Hans-CN", "zh-CN"),
+        ("zh", "zh-CN"),
+        ("zh-SG", "zh-CN"),
+        // Traditional Chinese readers get Traditional characters.
+        ("zh-Hant-TW", "zh-Hant"),
+        ("zh-TW", "zh-Hant"),
+        ("zh-HK", "zh-Hant"),
+        ("zh-Hant", "zh-Hant"),
+        // Extensions name no language.
+        ("de-DE-u-co-phonebk", "de"),
+        ("ja-JP-u-ca-japanese", "ja"),
+        ("en_GB", "en"),
         ("sv-SE", "en"),
         ("xx", "en"),
     ] {
