@@ -679,6 +679,17 @@ async fn serve_keeps_its_ledger_across_restarts_and_sees_guard_edits_at_once() {
     assert_eq!(status, 200);
     assert!(refused["error"]["errorSummary"].is_string(), "{refused}");
     assert_eq!(server.outbox().len(), 1, "a pinned range was sent to");
+    // The report counts the refusal by prefix and country, with its kind.
+    let (report, _) = cli(&["report"]);
+    let refused = report
+        .lines()
+        .skip_while(|l| !l.starts_with("refused by the guard"))
+        .find(|l| l.starts_with("+1650555"))
+        .unwrap_or_default();
+    assert!(
+        refused.contains("US") && refused.contains("1  LEARNED 1"),
+        "{report}"
+    );
     let (exit, _) = server.terminate();
     assert!(exit.success());
 }

@@ -55,6 +55,7 @@ impl Pipeline {
         if let Err(refusal) = guarded {
             tracing::warn!(reason = ?refusal, to = %req.phone, "refused by the toll-fraud guard");
             self.settings.metrics.refused(req.channel, refusal.kind());
+            guard::count_refusal(self, &req, &refusal, now.timestamp_millis()).await;
             return match self.settings.guard.on_refusal {
                 RefusalAnswer::Fallback => Self::failed(refusal.cause()),
                 RefusalAnswer::Block => self.block(&req, &refusal, now).await,

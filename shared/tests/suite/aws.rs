@@ -87,6 +87,8 @@ async fn ledger_items_hold_only_the_documented_attributes() {
         "attempts",
         "channel",
         "country",
+        // The number's keyed hash, never the number.
+        "destination",
         "expiresAt",
         // No `failure`: the released first try's reason is removed
         // once the send is recorded.

@@ -65,6 +65,35 @@ pub use settings::{
 /// The learning guard's scopes: a number prefix, a country.
 pub const STAT_PREFIX: &str = "pfx";
 pub const STAT_COUNTRY: &str = "cty";
+
+/// The guard's refusals per hour, for `telehook report`: scope `refused`,
+/// key `<country>:<prefix>:<kind>`, the count in `judged` (kept 35 days).
+pub const REFUSED_SCOPE: &str = "refused";
+
+/// Counts a refusal for the report, by country, prefix and kind. A failed
+/// write loses one count, never the answer.
+pub(crate) async fn count_refusal(
+    pipeline: &Pipeline,
+    req: &DeliveryRequest,
+    refusal: &Refusal,
+    now_ms: i64,
+) {
+    let prefix = prefix_of(&req.phone, pipeline.settings.guard.learning.prefix_digits);
+    let country = req.phone.region().map_or("??", |r| r.as_str());
+    let key = format!("{country}:{prefix}:{}", refusal.kind().as_str());
+    let bump = StatBump {
+        scope: REFUSED_SCOPE,
+        key: &key,
+        window: now_ms.div_euclid(3_600_000),
+        judged: 1,
+        conversions: 0,
+        expires_at: now_ms / 1000 + 35 * 86_400,
+    };
+    if let Err(e) = pipeline.ledger.guard.bump(&bump).await {
+        tracing::warn!(error = %e, "refusal not counted for the report");
+        pipeline.settings.metrics.follow_up_error("stats");
+    }
+}
 use crate::telemetry::metrics::RefusalKind;
 
 /// Why a request was refused. Safe to log: no number, no user id.

@@ -25,7 +25,10 @@ use telehook::ledger::{
 };
 
 use crate::local::{BackendArgs, Error};
+
+mod html;
 use crate::ops::{Source, resolve};
+pub use html::render_html;
 
 /// Where the ledger is read or changed: local mode's ledger file in the
 /// state directory, or with `--aws` the ledger table. `report` and `guard`
@@ -177,6 +180,9 @@ pub struct Row {
     pub awaiting: u64,
     pub converted: u64,
     pub unused: u64,
+    /// Sent codes of a kind Okta shows used, neither used nor expired
+    /// yet: what makes `sent` more than `used` and `unused` together.
+    pub open: u64,
     /// Times to delivery of the delivered ones, in ms.
     times: Vec<i64>,
 }
@@ -214,9 +220,11 @@ impl Row {
             Some(_) => self.undelivered += 1,
             None => self.awaiting += 1,
         }
+        let tracked = r.sent.as_ref().is_some_and(|s| s.signal.is_some());
         match r.sent.as_ref().and_then(|s| s.conversion).map(|c| c.0) {
             Some(Conversion::Converted) => self.converted += 1,
             Some(Conversion::Unused) => self.unused += 1,
+            None if tracked => self.open += 1,
             None => {}
         }
     }
@@ -311,6 +319,78 @@ impl OktaTookOver {
     }
 }
 
+/// Hooks the guard refused, from the ledger's `refused` counts: per
+/// country and per prefix, the total and the count of each kind
+/// (COUNTRY, RATE, NUMBER_TYPE, LEARNED: a learned block or a pin).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub by_country: BTreeMap<String, BTreeMap<String, u64>>,
+    pub by_prefix: BTreeMap<(String, String), BTreeMap<String, u64>>,
+}
+
+impl Refused {
+    /// From (key, window, counts) of scope `refused`, keys
+    /// `<country>:<prefix>:<kind>`.
+    pub fn from_stats(stats: &[(String, i64, telehook::ledger::StatCounts)]) -> Self {
+        let mut out = Refused::default();
+        for (key, _, counts) in stats {
+            let mut parts = key.splitn(3, ':');
+            let (Some(country), Some(prefix), Some(kind)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let n = u64::from(counts.judged);
+            *out.by_country
+                .entry(country.to_owned())
+                .or_default()
+                .entry(kind.to_owned())
+                .or_default() += n;
+            *out.by_prefix
+                .entry((prefix.to_owned(), country.to_owned()))
+                .or_default()
+                .entry(kind.to_owned())
+                .or_default() += n;
+        }
+        out
+    }
+
+    /// Lines: country or prefix, country, total, kinds.
+    fn lines(&self) -> Vec<(String, String, u64, String)> {
+        let kinds = |k: &BTreeMap<String, u64>| {
+            k.iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out: Vec<(String, String, u64, String)> = self
+            .by_country
+            .iter()
+            .map(|(c, k)| (c.clone(), "all".to_owned(), k.values().sum(), kinds(k)))
+            .collect();
+        let mut prefixes: Vec<_> = self.by_prefix.iter().collect();
+        prefixes.sort_by_key(|(_, k)| std::cmp::Reverse(k.values().sum::<u64>()));
+        out.extend(
+            prefixes
+                .into_iter()
+                .map(|((p, c), k)| (format!("+{p}"), c.clone(), k.values().sum(), kinds(k))),
+        );
+        out
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::from("refused by the guard\n");
+        let lines = self.lines();
+        if lines.is_empty() {
+            out.push_str("(none)\n");
+        }
+        for (what, country, total, kinds) in lines {
+            let _ = writeln!(out, "{what:<10} {country:<7} {total:>8}  {kinds}");
+        }
+        out
+    }
+}
+
 /// Rows by (prefix, country), busiest first, at most `limit`; sends
 /// without a noted prefix (conversions off) are left out.
 pub fn tally_prefixes(records: &[LedgerRecord], limit: usize) -> Vec<((String, String), Row)> {
@@ -336,7 +416,7 @@ fn dash(v: Option<i64>) -> String {
     v.map_or("-".to_owned(), |v| v.to_string())
 }
 
-const HEADINGS: [&str; 10] = [
+const HEADINGS: [&str; 11] = [
     "sent",
     "delivered",
     "undelivered",
@@ -347,9 +427,10 @@ const HEADINGS: [&str; 10] = [
     "used",
     "unused",
     "conv",
+    "open",
 ];
 
-fn cells(row: &Row) -> [String; 10] {
+fn cells(row: &Row) -> [String; 11] {
     [
         row.sent.to_string(),
         row.delivered.to_string(),
@@ -361,6 +442,7 @@ fn cells(row: &Row) -> [String; 10] {
         row.converted.to_string(),
         row.unused.to_string(),
         percent(row.conversion_rate()),
+        row.open.to_string(),
     ]
 }
 
@@ -411,7 +493,21 @@ pub struct Report {
     pub kinds: BTreeMap<String, Row>,
     pub prefixes: Vec<((String, String), Row)>,
     pub blocks: Vec<GuardBlock>,
+    pub refused: Refused,
     pub okta: OktaTookOver,
+    /// When the report was made, and from what.
+    pub generated_at: chrono::DateTime<chrono::Utc>,
+    pub source: String,
+}
+
+impl Report {
+    fn heading(&self) -> String {
+        format!(
+            "generated {} from {}",
+            self.generated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.source
+        )
+    }
 }
 
 fn render(report: &Report) -> String {
@@ -421,9 +517,12 @@ fn render(report: &Report) -> String {
         kinds,
         prefixes,
         blocks,
+        refused,
         okta,
+        ..
     } = report;
-    let mut out = line("country", "channel", &headings());
+    let mut out = format!("{}\n\n", report.heading());
+    out.push_str(&line("country", "channel", &headings()));
     for ((country, channel), row) in rows {
         out.push_str(&line(country, channel, &cells(row)));
     }
@@ -460,132 +559,29 @@ fn render(report: &Report) -> String {
         out.push('\n');
     }
     out.push('\n');
+    out.push_str(&refused.text());
+    out.push('\n');
     out.push_str(&okta.text());
     out
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A horizontal bar chart of shares (0 to 1), one bar per label.
-fn bar_chart(title: &str, bars: &[(String, Option<f64>)]) -> String {
-    let height = 24 * bars.len().max(1) + 30;
-    let mut svg = format!(
-        "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"560\" height=\"{height}\" role=\"img\">",
-        escape(title)
-    );
-    for (i, (label, share)) in bars.iter().enumerate() {
-        let y = 24 * i + 10;
-        let w = share.map_or(0.0, |s| (s * 400.0).clamp(0.0, 400.0));
-        let _ = write!(
-            svg,
-            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"110\" y=\"{y}\" width=\"{w:.1}\" height=\"16\" fill=\"#3b7dd8\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{}</text>",
-            y + 13,
-            escape(label),
-            115.0 + w,
-            y + 13,
-            percent(*share)
-        );
-    }
-    svg.push_str("</svg></figure>");
-    svg
-}
-
-fn html_table(first: &str, second: &str, rows: &[((String, String), &Row)]) -> String {
-    let mut t = format!("<table><tr><th>{first}</th><th>{second}</th>");
-    for h in HEADINGS {
-        let _ = write!(t, "<th>{h}</th>");
-    }
-    t.push_str("</tr>");
-    for ((a, b), row) in rows {
-        let _ = write!(t, "<tr><td>{}</td><td>{}</td>", escape(a), escape(b));
-        for c in cells(row) {
-            let _ = write!(t, "<td>{}</td>", escape(&c));
-        }
-        t.push_str("</tr>");
-    }
-    t.push_str("</table>");
-    t
-}
-
-/// The report as one HTML page: tables and inline SVG charts, no scripts
-/// and nothing fetched.
-pub fn render_html(report: &Report) -> String {
-    let by_route: Vec<((String, String), &Row)> =
-        report.routes.iter().map(|(k, r)| (k.clone(), r)).collect();
-    let by_kind: Vec<((String, String), &Row)> = report
-        .kinds
-        .iter()
-        .map(|(k, r)| ((k.clone(), String::new()), r))
-        .collect();
-    let by_country: Vec<((String, String), &Row)> =
-        report.rows.iter().map(|(k, r)| (k.clone(), r)).collect();
-    let by_prefix: Vec<((String, String), &Row)> = report
-        .prefixes
-        .iter()
-        .map(|((p, c), r)| ((format!("+{p}"), c.clone()), r))
-        .collect();
-    let label = |((a, b), _): &((String, String), &Row)| format!("{a} {b}");
-    let delivery: Vec<(String, Option<f64>)> = by_country
-        .iter()
-        .map(|x| (label(x), x.1.delivery_rate()))
-        .collect();
-    let conversion: Vec<(String, Option<f64>)> = by_country
-        .iter()
-        .map(|x| (label(x), x.1.conversion_rate()))
-        .collect();
-    let prefix_conversion: Vec<(String, Option<f64>)> = by_prefix
-        .iter()
-        .map(|x| (label(x), x.1.conversion_rate()))
-        .collect();
-    let mut blocks_html = String::from("<ul>");
-    for b in &report.blocks {
-        let _ = write!(blocks_html, "<li>{}</li>", escape(&block_text(b)));
-    }
-    if report.blocks.is_empty() {
-        blocks_html.push_str("<li>none</li>");
-    }
-    blocks_html.push_str("</ul>");
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>telehook report</title>\
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}\
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head>\
-<body><h1>What became of the codes</h1><h2>By country and channel</h2>{}{}{}<h2>By route and country</h2>{}<h2>By kind of code</h2>{}<h2>By prefix</h2>{}{}<h2>Guard blocks</h2>{}<h2>Okta's own sends</h2><p>{}</p></body></html>\n",
-        html_table("country", "channel", &by_country),
-        bar_chart("Delivery rate", &delivery),
-        bar_chart("Conversion rate", &conversion),
-        html_table("route", "country", &by_route),
-        html_table("kind", "", &by_kind),
-        html_table("prefix", "country", &by_prefix),
-        bar_chart("Conversion rate by prefix", &prefix_conversion),
-        blocks_html,
-        escape(report.okta.text().trim_end()),
-    )
-}
-
 /// `telehook report`.
 pub async fn report(args: ReportArgs) -> Result<(), Error> {
-    eprintln!("reading {}", args.at.at.source());
-    let (records, blocks, okta) = if args.at.aws() {
+    let source = args.at.at.source();
+    eprintln!("reading {source}");
+    use telehook::flows::conversion::OKTA_FALLBACK_SCOPE as OKTA;
+    use telehook::flows::guard::REFUSED_SCOPE as REFUSED;
+    let (records, blocks, okta, refused) = if args.at.aws() {
         let ledger = args.at.table_ledger().await?;
         let blocks = telehook::ledger::GuardBook::list_blocks(&ledger).await?;
-        let okta = OktaTookOver::from_stats(
-            &ledger
-                .stats(telehook::flows::conversion::OKTA_FALLBACK_SCOPE)
-                .await?,
-        );
-        (ledger.event_records().await?, blocks, okta)
+        let okta = ledger.stats(OKTA).await?;
+        let refused = ledger.stats(REFUSED).await?;
+        (ledger.event_records().await?, blocks, okta, refused)
     } else {
         let ledger = args.at.local_ledger()?;
         let blocks = telehook::ledger::GuardBook::list_blocks(&ledger).await?;
-        let okta = OktaTookOver::from_stats(
-            &ledger.stats(telehook::flows::conversion::OKTA_FALLBACK_SCOPE)?,
-        );
-        (ledger.records()?, blocks, okta)
+        let (okta, refused) = (ledger.stats(OKTA)?, ledger.stats(REFUSED)?);
+        (ledger.records()?, blocks, okta, refused)
     };
     let report = Report {
         rows: tally(&records),
@@ -593,7 +589,10 @@ pub async fn report(args: ReportArgs) -> Result<(), Error> {
         kinds: tally_kinds(&records),
         prefixes: tally_prefixes(&records, args.prefixes),
         blocks,
-        okta,
+        refused: Refused::from_stats(&refused),
+        okta: OktaTookOver::from_stats(&okta),
+        generated_at: chrono::Utc::now(),
+        source,
     };
     outln!("{}", render(&report).trim_end());
     if let Some(path) = &args.html {
@@ -685,9 +684,16 @@ mod tests {
             rows,
             prefixes,
             blocks: vec![block.clone()],
+            refused: Refused::default(),
             okta,
+            generated_at: chrono::DateTime::from_timestamp(1_765_000_000, 0).unwrap(),
+            source: "a test".into(),
         };
         let text = render(&report);
+        assert!(
+            text.starts_with("generated 2025-12-06 05:46:40 UTC from a test"),
+            "{text}"
+        );
         assert!(text.contains("99.0%") && text.contains("GB"), "{text}");
         assert!(
             text.contains("75.0%") && text.contains("+1415555"),
@@ -710,5 +716,72 @@ mod tests {
         assert_eq!(back.country.as_deref(), Some("US"));
         assert_eq!(back.delivery.unwrap().delivery_ms, Some(10));
         assert_eq!(back.sent.unwrap().prefix, "1415555");
+    }
+
+    /// Codes still open make the rows add up; refusals are counted per
+    /// country and prefix; the page marks the worst rows and draws a 0 %
+    /// bar.
+    #[test]
+    fn open_codes_refusals_and_the_worst_rows_show() {
+        let mut open = |country: &str, conversion: Option<&str>| {
+            let mut r = rec(country, Some((DeliveryVerdict::Delivered, 10)), conversion);
+            if let Some(sent) = r.sent.as_mut() {
+                sent.signal = Some(telehook::domain::UseSignal::SignIn);
+            }
+            r
+        };
+        let records = vec![
+            open("US", Some("CONVERTED")),
+            open("US", None),
+            open("ID", Some("UNUSED")),
+            open("ID", None),
+        ];
+        let rows = tally(&records);
+        let us = &rows[&("US".to_owned(), "sms".to_owned())];
+        assert_eq!((us.sent, us.converted, us.unused, us.open), (2, 1, 0, 1));
+        let counts = |judged| telehook::ledger::StatCounts {
+            judged,
+            conversions: 0,
+        };
+        let refused = Refused::from_stats(&[
+            ("ID:6281234:LEARNED".to_owned(), 490_000, counts(7)),
+            ("ID:6281234:LEARNED".to_owned(), 490_001, counts(3)),
+            ("ID:6285555:RATE".to_owned(), 490_001, counts(2)),
+            ("not a key".to_owned(), 490_001, counts(9)),
+        ]);
+        let report = Report {
+            routes: tally_routes(&records),
+            kinds: tally_kinds(&records),
+            prefixes: tally_prefixes(&records, 20),
+            rows,
+            blocks: vec![learned_block()],
+            refused,
+            okta: OktaTookOver::default(),
+            generated_at: chrono::DateTime::from_timestamp(1_765_000_000, 0).unwrap(),
+            source: "a test".into(),
+        };
+        let text = render(&report);
+        let line_of = |what: &str| text.lines().find(|l| l.starts_with(what)).unwrap_or("");
+        assert!(
+            line_of("US").trim_end().ends_with('1'),
+            "open column: {text}"
+        );
+        assert!(
+            line_of("ID         all").contains("12  LEARNED 10, RATE 2"),
+            "{text}"
+        );
+        assert!(
+            line_of("+6281234   ID").contains("10  LEARNED 10"),
+            "{text}"
+        );
+        let html = render_html(&report);
+        // ID converts 0 %: its row stands out and its bar is drawn.
+        assert!(html.contains("<tr class=\"worst\"><td>ID</td>"), "{html}");
+        assert!(html.contains("fill=\"#c62828\""), "{html}");
+        assert!(
+            html.contains("<tr class=\"blocked\"><td>+4477009</td>"),
+            "{html}"
+        );
+        assert!(html.contains("generated 2025-12-06"), "{html}");
     }
 }
