@@ -723,10 +723,10 @@ mod tests {
     /// bar.
     #[test]
     fn open_codes_refusals_and_the_worst_rows_show() {
-        let mut open = |country: &str, conversion: Option<&str>| {
+        let open = |country: &str, conversion: Option<&str>| {
             let mut r = rec(country, Some((DeliveryVerdict::Delivered, 10)), conversion);
             if let Some(sent) = r.sent.as_mut() {
-                sent.signal = Some(telehook::domain::UseSignal::SignIn);
+                sent.signal = Some(UseSignal::SignIn);
             }
             r
         };
