@@ -134,9 +134,17 @@ fn start_server(args: &BenchArgs, state_dir: &Path) -> Result<Server, Error> {
         .env_remove("TELEHOOK_BACKEND")
         // A load run sends far past the org's hourly ceiling on purpose.
         .env("RATE_LIMIT_TOTAL", "off")
+        // Thousands of codes to a few ranges, typed by nobody: the learning
+        // guard would say "would block" all run long. Unless asked for.
+        .env(
+            "LEARNED_GUARD",
+            std::env::var("LEARNED_GUARD").unwrap_or_else(|_| "off".to_owned()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        // Its warnings (chaos makes many) go to a file the summary counts,
+        // not over the progress bar.
+        .stderr(std::fs::File::create(state_dir.join(SERVE_LOG))?)
         .spawn()?;
     let stdout = child.stdout.take().ok_or("no stdout from serve")?;
     let mut lines = BufReader::new(stdout).lines();
@@ -150,8 +158,24 @@ fn start_server(args: &BenchArgs, state_dir: &Path) -> Result<Server, Error> {
     Ok(Server { child, port, tail })
 }
 
+/// Where the server's stderr goes, in the run's state directory.
+const SERVE_LOG: &str = "serve.log";
+
+/// A bar on stderr (drawn only on a terminal).
+fn progress(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// Fires every hook at the given concurrency; returns each outcome.
 async fn fire(args: &BenchArgs, url: &str, token: &str) -> Result<Vec<Outcome>, Error> {
+    let bar = progress(
+        args.n as u64,
+        "hooks {bar:40} {pos}/{len} {per_sec} eta {eta}",
+    );
     let concurrency = args.concurrency.max(1);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -186,8 +210,20 @@ async fn fire(args: &BenchArgs, url: &str, token: &str) -> Result<Vec<Outcome>, 
             }
         })
         .buffer_unordered(concurrency)
+        .inspect(|_| bar.inc(1))
         .collect()
         .await)
+}
+
+/// Counts of the server's log lines by level.
+fn log_levels(state_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(state_dir.join(SERVE_LOG)).unwrap_or_default();
+    let count = |level: &str| text.lines().filter(|l| l.contains(level)).count();
+    serde_json::json!({"warnings": count(" WARN "), "errors": count(" ERROR ")})
+}
+
+fn seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 pub async fn bench(args: BenchArgs) -> Result<(), Error> {
@@ -205,9 +241,14 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
     } = start_server(&args, &state_dir)?;
     let token = local::local_token(&key, &local::issuer_for_port(port), 3600)?;
     let url = format!("http://127.0.0.1:{port}/okta/telephony");
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "note: this telehook is a debug build (no optimisations); its figures are not comparable with BENCHMARKS.md (cargo run --release -p telehook-cli -- bench)"
+        );
+    }
     let started = Instant::now();
     let results = fire(&args, &url, &token).await?;
-    let wall = started.elapsed();
+    let answered = started.elapsed();
 
     let peak_kib = peak_rss_kib(child.id());
     let kill = Command::new("kill")
@@ -216,7 +257,13 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
     if !kill.success() {
         return Err("could not signal serve".into());
     }
+    // The server drains its queue before it exits: what was queued is only
+    // sent by then, so the run's wall time includes it.
+    let draining = progress(0, "{spinner} draining the queue {elapsed}");
+    draining.enable_steady_tick(Duration::from_millis(200));
     let exit = child.wait()?;
+    draining.finish_and_clear();
+    let wall = started.elapsed();
     let serve_lines = tail.join().unwrap_or_default();
     let run = Reconciled::of(&results, &state_dir)?;
     let report = serde_json::json!({
@@ -224,8 +271,12 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
         "concurrency": args.concurrency.max(1),
         "fastPath": args.fast_path(),
         "providerLatencyMs": args.provider_latency_ms,
-        "wallSeconds": (wall.as_secs_f64() * 1000.0).round() / 1000.0,
-        "throughputPerSecond": (args.n as f64 / wall.as_secs_f64()).round(),
+        "optimised": !cfg!(debug_assertions),
+        "answerSeconds": seconds(answered),
+        "drainSeconds": seconds(wall - answered),
+        "wallSeconds": seconds(wall),
+        "throughputPerSecond": (args.n as f64 / answered.as_secs_f64()).round(),
+        "endToEndPerSecond": (args.n as f64 / wall.as_secs_f64()).round(),
         "latencyMs": run.latency_ms(),
         "answers": run.answers,
         "errors": run.errors,
@@ -235,16 +286,22 @@ pub async fn bench(args: BenchArgs) -> Result<(), Error> {
         "ledgerNotSent": run.not_sent,
         "servePeakRssMiB": peak_kib.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0),
         "serveExit": exit.code(),
+        "serveLog": log_levels(&state_dir),
         "chaos": args.chaos,
         "invariants": run.invariants,
     });
     outln!("{}", serde_json::to_string_pretty(&report)?);
-    if std::env::var_os("TELEHOOK_BENCH_KEEP").is_some() {
-        eprintln!("state kept in {}", state_dir.display());
+    let verdict = run.verdict(args.chaos.is_some(), exit.success(), &serve_lines);
+    // A failed run keeps its state: the server's log is the first thing to read.
+    if verdict.is_err() || std::env::var_os("TELEHOOK_BENCH_KEEP").is_some() {
+        eprintln!(
+            "state kept in {} (the server's log is {SERVE_LOG})",
+            state_dir.display()
+        );
     } else {
         let _ = std::fs::remove_dir_all(&state_dir);
     }
-    run.verdict(args.chaos.is_some(), exit.success(), &serve_lines)
+    verdict
 }
 
 /// What a run's answers, outbox, ledger and queues add up to.

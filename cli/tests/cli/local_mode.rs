@@ -552,9 +552,23 @@ fn bench_reconciles_and_reports() {
         assert_eq!(report[key], 0, "{key}");
     }
     assert_eq!(report["serveExit"], 0);
-    for key in ["throughputPerSecond", "servePeakRssMiB"] {
+    for key in ["throughputPerSecond", "servePeakRssMiB", "answerSeconds"] {
         assert!(report[key].as_f64().unwrap() > 0.0, "{key}");
     }
+    // The wall time includes the drain after the last answer.
+    let (answer, drain, wall) = (
+        report["answerSeconds"].as_f64().unwrap(),
+        report["drainSeconds"].as_f64().unwrap(),
+        report["wallSeconds"].as_f64().unwrap(),
+    );
+    assert!((answer + drain - wall).abs() < 0.002, "{report}");
+    // A debug build (the tests' own profile) says so.
+    let debug = cfg!(debug_assertions);
+    assert_eq!(report["optimised"], !debug);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.contains("debug build"), debug, "{stderr}");
+    assert!(!stderr.contains("would block"), "{stderr}");
+    assert_eq!(report["serveLog"]["errors"], 0, "{report}");
     assert!(
         report["latencyMs"]["p99"].as_f64().unwrap()
             >= report["latencyMs"]["p50"].as_f64().unwrap()
