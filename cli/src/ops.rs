@@ -587,7 +587,7 @@ pub async fn sdk() -> Result<SdkConfig, Error> {
             .provide_credentials()
             .await
             .map(|_| ())
-            .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(e).to_string()),
+            .map_err(|e| telehook::aws::causes(&e)),
         None => Err("no credentials provider".to_owned()),
     };
     if let Err(why) = found {

@@ -105,7 +105,7 @@ pub fn classify<E>(err: &SdkError<E, aws_smithy_runtime_api_http::HttpResponse>)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let context = || aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+    let context = || causes(err);
     let (retryable, code, detail) = match err {
         SdkError::TimeoutError(_) => (true, "Timeout".to_owned(), "timed out".to_owned()),
         SdkError::DispatchFailure(_) => (
@@ -143,6 +143,22 @@ where
         code,
         detail,
     }
+}
+
+/// An error and its causes in words, outermost first ("dispatch failure:
+/// io error: … Connection refused"), each said once: what a person reads,
+/// without the SDK's debug dumps.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The raw HTTP response type shared by all generated clients.

@@ -6,5 +6,6 @@
 mod compat;
 mod emulator;
 mod local_mode;
+mod messages;
 mod ops;
 mod readme_commands;
