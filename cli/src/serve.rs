@@ -263,7 +263,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     if args.local.at.aws.0 {
         println!("issuer {issuer}  messages through End User Messaging (or its stand-in)");
     } else {
-        println!("issuer {issuer}  outbox {}", outbox.display());
+        let ledger = match args.local.store {
+            local::StoreKind::Sqlite => args.local.at.ledger_path().display().to_string(),
+            local::StoreKind::Memory => "in memory".to_owned(),
+        };
+        println!(
+            "issuer {issuer}  outbox {}  ledger {ledger}",
+            outbox.display()
+        );
     }
     axum::serve(
         listener,

@@ -115,6 +115,21 @@ impl Server {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Runs another command on this server's state directory (`guard`,
+    /// `report`); its stdout and stderr, once it succeeded.
+    fn cli(&self, args: &[&str]) -> (String, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env_remove("TELEHOOK_BACKEND")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        (String::from_utf8(out.stdout).unwrap(), stderr)
+    }
+
     /// Local mode's ledger file, as `report` reads it.
     fn ledger_records(&self) -> Vec<telehook::ledger::LedgerRecord> {
         let file = self.state_dir.join("ledger.sqlite");
@@ -658,24 +673,7 @@ async fn serve_keeps_its_ledger_across_restarts_and_sees_guard_edits_at_once() {
     let id = |v: &serde_json::Value| v["commands"][0]["value"][0]["transactionId"].clone();
     assert_eq!(id(&again), id(&first));
     assert_eq!(server.outbox().len(), 1, "the event was sent again");
-    let cli = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .arg("--state-dir")
-            .arg(&server.state_dir)
-            .env_remove("TELEHOOK_BACKEND")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
+    let cli = |args: &[&str]| server.cli(args);
     let (report, source) = cli(&["report"]);
     assert!(source.contains("ledger.sqlite"), "{source}");
     let us = report
@@ -927,20 +925,7 @@ async fn serve_converts_expires_and_learns_blocks_that_guard_and_report_show() {
     let (exit, _) = server.terminate();
     assert!(exit.success());
 
-    let run = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .arg("--state-dir")
-            .arg(&server.state_dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| server.cli(args).0;
     let html = server.state_dir.join("report.html");
     let text = run(&["report", "--html", html.to_str().unwrap()]);
     let row = |first: &str| {

@@ -56,7 +56,7 @@ async fn templates_push_and_list() {
         ],
     );
     assert!(
-        stdout(&pushed).contains("24 templates from 12 files"),
+        stdout(&pushed).contains("26 templates from 13 files"),
         "{}",
         stdout(&pushed)
     );
@@ -71,7 +71,7 @@ async fn templates_push_and_list() {
         String::from_utf8_lossy(&listed.stderr)
     );
     let listed = stdout(&listed);
-    assert_eq!(listed.lines().count(), 24, "{listed}");
+    assert_eq!(listed.lines().count(), 26, "{listed}");
     assert!(
         listed
             .lines()
