@@ -17,11 +17,12 @@ use telehook::ledger::{InMemoryLedger, LedgerRecord, SqliteLedger};
 use telehook::messenger::outbox::{Notices, OutboxMessenger};
 use telehook::messenger::receipts::Undeliverable;
 use telehook::messenger::routes::Routes;
-use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue};
+use telehook::queue::{FifoSettings, InMemoryFifo, JobQueue, QueueFile, SqliteFifo};
 use telehook::telemetry::metrics::{Metrics, StderrSink};
 use telehook::templates::Templates;
 use telehook::testkit::DelayedMessenger;
 use telehook::testkit::dev_issuer::{DevKey, TokenClaims};
+use telehook::timers::{InMemoryTimers, SqliteTimers, Timers};
 
 pub use telehook::testkit::dev_issuer::{AUDIENCE, CLIENT_ID, SCOPE};
 const KEY_FILE: &str = "dev-issuer-key.pem";
@@ -134,7 +135,10 @@ impl LocalArgs {
     /// The ledger the local backend uses.
     pub fn ledger(&self) -> Result<LocalLedger, Error> {
         Ok(match self.store {
-            StoreKind::Sqlite => LocalLedger::Sqlite(Arc::new(open_ledger(&self.at.state_dir)?)),
+            StoreKind::Sqlite => LocalLedger::Sqlite {
+                ledger: Arc::new(open_ledger(&self.at.state_dir)?),
+                queues: QueueFile::open(&self.at.state_dir.join("queue.sqlite"))?,
+            },
             StoreKind::Memory => LocalLedger::Memory(Arc::new(InMemoryLedger::new())),
         })
     }
@@ -349,7 +353,7 @@ pub struct Backend {
     /// Local mode's ledger (for the summary at stop, and the snapshot a
     /// load run reconciles).
     pub ledger: Option<LocalLedger>,
-    pub dlq: Option<Arc<InMemoryFifo>>,
+    pub dlq: Option<Arc<dyn JobQueue>>,
     /// Local mode's delivery events, for the receipts flow (serve).
     pub receipts: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
@@ -357,21 +361,26 @@ pub struct Backend {
 /// Local mode's ledger: the file, or memory.
 #[derive(Debug, Clone)]
 pub enum LocalLedger {
-    Sqlite(Arc<SqliteLedger>),
+    /// The ledger file, and the queue file beside it (jobs, dead letters,
+    /// timers).
+    Sqlite {
+        ledger: Arc<SqliteLedger>,
+        queues: QueueFile,
+    },
     Memory(Arc<InMemoryLedger>),
 }
 
 impl LocalLedger {
     fn parts(&self) -> Arc<dyn telehook::ledger::Ledger> {
         match self {
-            LocalLedger::Sqlite(l) => l.clone(),
+            LocalLedger::Sqlite { ledger, .. } => ledger.clone(),
             LocalLedger::Memory(l) => l.clone(),
         }
     }
 
     pub fn records(&self) -> Result<Vec<LedgerRecord>, Error> {
         Ok(match self {
-            LocalLedger::Sqlite(l) => l.records()?,
+            LocalLedger::Sqlite { ledger, .. } => ledger.records()?,
             LocalLedger::Memory(l) => l.records()?,
         })
     }
@@ -446,7 +455,7 @@ pub fn local_backend(run: LocalRun<'_>, mut problems: Problems) -> Result<Backen
     problems.finish()?;
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
-    let (queue, dlq) = local_queues(clock.clone(), budget);
+    let (queue, dlq, timers) = local_queues(&run.ledger, clock.clone(), budget)?;
     let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
     let (routes, events) = local_routes(
         plan,
@@ -457,6 +466,7 @@ pub fn local_backend(run: LocalRun<'_>, mut problems: Problems) -> Result<Backen
     )?;
     let mut builder = Pipeline::builder(run.ledger.parts(), queue.clone(), routes.first().clone())
         .routes(routes)
+        .timers(timers)
         .templates(Templates::new(None, default_locale, org))
         .clock(clock)
         .settings(PipelineSettings {
@@ -523,29 +533,57 @@ fn local_routes(
     Ok((routes, events))
 }
 
-/// The in-memory job queue and its dead-letter queue, timed as in the SAM
-/// template: the delivery delay is longer than the fast-path budget.
+/// The job queue and its dead-letter queue, timed as in the SAM template
+/// (the delivery delay is longer than the fast-path budget), and the
+/// timers: in the state directory's queue file beside the ledger, or in
+/// memory with the in-memory ledger.
 fn local_queues(
+    ledger: &LocalLedger,
     clock: Arc<SystemClock>,
     budget: Duration,
-) -> (Arc<InMemoryFifo>, Arc<InMemoryFifo>) {
-    let dlq = Arc::new(InMemoryFifo::dead_letter(
-        "telehook-jobs-dlq.fifo",
-        clock.clone(),
-        Duration::from_secs(30),
-    ));
-    let queue = Arc::new(InMemoryFifo::new(
-        "telehook-jobs.fifo",
-        clock,
-        FifoSettings {
-            delay: budget + Duration::from_secs(1),
-            visibility: Duration::from_secs(30),
-            max_receive_count: Some(5),
-            dedup_window: Duration::from_secs(300),
-        },
-        Some(dlq.clone()),
-    ));
-    (queue, dlq)
+) -> Result<(Arc<dyn JobQueue>, Arc<dyn JobQueue>, Arc<dyn Timers>), Error> {
+    const JOBS: &str = "telehook-jobs.fifo";
+    const DLQ: &str = "telehook-jobs-dlq.fifo";
+    let jobs = FifoSettings {
+        delay: budget + Duration::from_secs(1),
+        visibility: Duration::from_secs(30),
+        max_receive_count: Some(5),
+        dedup_window: Duration::from_secs(300),
+    };
+    let dead = FifoSettings {
+        delay: Duration::ZERO,
+        max_receive_count: None,
+        ..jobs.clone()
+    };
+    Ok(match ledger {
+        LocalLedger::Sqlite { queues, .. } => (
+            Arc::new(SqliteFifo::new(
+                queues.clone(),
+                JOBS,
+                clock.clone(),
+                jobs,
+                Some(DLQ),
+            )),
+            Arc::new(SqliteFifo::new(
+                queues.clone(),
+                DLQ,
+                clock.clone(),
+                dead,
+                None,
+            )),
+            Arc::new(SqliteTimers::new(queues.clone(), clock)),
+        ),
+        LocalLedger::Memory(_) => {
+            let dlq = Arc::new(InMemoryFifo::new(DLQ, clock.clone(), dead, None));
+            let queue = Arc::new(InMemoryFifo::new(
+                JOBS,
+                clock.clone(),
+                jobs,
+                Some(dlq.clone()),
+            ));
+            (queue, dlq, Arc::new(InMemoryTimers::new(clock)))
+        }
+    })
 }
 
 /// The AWS adapters, configured from the environment as in Lambda

@@ -537,32 +537,39 @@ async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Resu
     let records = ledger.records()?;
     let sent = records.iter().filter(|r| r.status == Status::Sent).count();
     println!("ledger: {} events, {sent} sent", records.len());
-    if !matches!(ledger, LocalLedger::Memory(_)) {
-        return Ok(());
+    let dead = match &backend.dlq {
+        Some(dlq) => dlq.depth().await?,
+        None => Default::default(),
+    };
+    let dead_count = dead.visible + dead.in_flight + dead.delayed;
+    if dead_count > 0 {
+        println!("dead-letter queue: {dead_count} messages");
     }
+    let (LocalLedger::Memory(_), Some(dlq)) = (ledger, &backend.dlq) else {
+        return Ok(());
+    };
     let snapshot: Vec<serde_json::Value> =
         records.iter().map(crate::report::snapshot_line).collect();
     std::fs::write(
         state_dir.join("ledger-snapshot.json"),
         serde_json::to_vec(&snapshot)?,
     )?;
-    if let Some(dlq) = &backend.dlq {
-        if !dlq.is_empty() {
-            println!("dead-letter queue: {} messages", dlq.len());
-        }
-        let dead: Vec<String> = dlq
-            .receive(10_000, Duration::ZERO)
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|m| Job::decode(&m.body).ok().map(|j| j.event_id))
-            .collect();
-        let snapshot = serde_json::json!({"deadLettered": dead, "stillQueued": left});
-        std::fs::write(
-            state_dir.join("queue-snapshot.json"),
-            serde_json::to_vec(&snapshot)?,
-        )?;
+    // Ten at a time, as SQS hands them out; each is hidden once read.
+    let mut dead = Vec::new();
+    while let Ok(batch) = dlq.receive(10, Duration::ZERO).await
+        && !batch.is_empty()
+    {
+        dead.extend(
+            batch
+                .iter()
+                .filter_map(|m| Job::decode(&m.body).ok().map(|j| j.event_id)),
+        );
     }
+    let snapshot = serde_json::json!({"deadLettered": dead, "stillQueued": left});
+    std::fs::write(
+        state_dir.join("queue-snapshot.json"),
+        serde_json::to_vec(&snapshot)?,
+    )?;
     Ok(())
 }
 

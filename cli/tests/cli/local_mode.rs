@@ -49,6 +49,15 @@ impl Server {
         Self::start_in(temp_state_dir(tag), extra, env)
     }
 
+    /// Kills this server (SIGKILL: no drain, nothing written at exit) and
+    /// starts another on the same state directory.
+    fn crash_and_restart(mut self, extra: &[&str]) -> Server {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let state_dir = std::mem::take(&mut self.state_dir);
+        Self::start_in(state_dir, extra, &[])
+    }
+
     /// Stops this server and starts another on the same state directory.
     fn restart(mut self, extra: &[&str]) -> Server {
         let (exit, _) = self.terminate();
@@ -704,6 +713,29 @@ async fn serve_keeps_its_ledger_across_restarts_and_sees_guard_edits_at_once() {
     );
     let (exit, _) = server.terminate();
     assert!(exit.success());
+}
+
+/// A job `serve` accepted (PENDING, queued for the dispatcher) is in the
+/// queue file: a server killed before sending it leaves it there, and the
+/// next one sends it, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_job_survives_a_crash_and_is_sent_by_the_next_serve() {
+    let server = Server::start("crash", &["--fast-path", "off"]);
+    let body = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/okta-hook-sms.json"),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let (_, answer) = post(&client, &server.url(), &server.token(&[]), &body).await;
+    assert_eq!(status_of(&answer), "PENDING", "{answer}");
+    assert!(server.outbox().is_empty(), "sent before the delivery delay");
+    let mut server = server.crash_and_restart(&["--fast-path", "off"]);
+    wait_for(|| !server.outbox().is_empty(), 30);
+    let (_, again) = post(&client, &server.url(), &server.token(&[]), &body).await;
+    assert_eq!(status_of(&again), "SUCCESSFUL", "{again}");
+    let (exit, _) = server.terminate();
+    assert!(exit.success());
+    assert_eq!(server.outbox().len(), 1);
 }
 
 /// The quickstart in Notify mode (`ROUTES=notify`, as the README shows

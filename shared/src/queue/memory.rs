@@ -1,13 +1,13 @@
 //! [`InMemoryFifo`]: an SQS FIFO queue in memory, for flow tests and local
 //! mode, with the semantics the flows depend on (see the port's docs).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{JobQueue, OutgoingMessage, QueueDepth, QueueError, ReceivedMessage};
+use super::{JobQueue, OutgoingMessage, Pick, QueueDepth, QueueError, ReceivedMessage, Slot, pick};
 use crate::clock::Clock;
 
 #[derive(Debug, Clone)]
@@ -140,40 +140,37 @@ impl InMemoryFifo {
         let mut out = Vec::new();
         {
             let mut st = self.lock();
-            // A group is locked while any of its messages is in flight.
-            let locked: HashSet<String> = st
+            let slots: Vec<Slot<'_>> = st
                 .messages
                 .iter()
-                .filter(|m| m.receipt.is_some() && m.visible_at_ms > now)
-                .map(|m| m.group.clone())
+                .map(|m| Slot {
+                    group: &m.group,
+                    visible_at_ms: m.visible_at_ms,
+                    in_flight_receipt: m.receipt.is_some(),
+                    receive_count: m.receive_count,
+                })
                 .collect();
-            // A group whose head is not visible yet (delayed) blocks the rest.
-            let mut blocked: HashSet<String> = HashSet::new();
-            let mut i = 0;
-            while i < st.messages.len() && out.len() < max.min(10) {
-                let m = &st.messages[i];
-                if locked.contains(&m.group) || blocked.contains(&m.group) {
-                    i += 1;
-                    continue;
+            let picks = pick(
+                &slots,
+                now,
+                max,
+                self.settings.max_receive_count,
+                self.dlq.is_some(),
+            );
+            let mut gone = Vec::new();
+            for p in picks {
+                match p {
+                    Pick::HandOut(i) => out.push(self.hand_out(&mut st.messages[i], now)),
+                    Pick::Redrive(i) => gone.push(i),
                 }
-                if m.visible_at_ms > now {
-                    blocked.insert(m.group.clone());
-                    i += 1;
-                    continue;
-                }
-                let over = self
-                    .settings
-                    .max_receive_count
-                    .is_some_and(|max_rc| m.receive_count >= max_rc);
-                if over && self.dlq.is_some() {
-                    if let Some(m) = st.messages.remove(i) {
-                        redriven.push(m);
-                    }
-                    continue;
-                }
-                out.push(self.hand_out(&mut st.messages[i], now));
-                i += 1;
             }
+            // From the back, so the earlier indices stay right.
+            for i in gone.into_iter().rev() {
+                if let Some(m) = st.messages.remove(i) {
+                    redriven.push(m);
+                }
+            }
+            redriven.reverse();
         }
         if let Some(dlq) = &self.dlq {
             for m in redriven {

@@ -11,6 +11,8 @@
 //! - deduplication on the deduplication id for five minutes.
 
 pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod sqs;
 
 use std::collections::HashMap;
@@ -21,6 +23,8 @@ use aws_lambda_events::sqs::SqsMessage;
 use thiserror::Error;
 
 pub use memory::{FifoSettings, InMemoryFifo};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{QueueFile, SqliteFifo};
 pub use sqs::SqsQueue;
 
 /// A message to send.
@@ -85,6 +89,67 @@ impl ReceivedMessage {
         m.attributes = attrs;
         m
     }
+}
+
+/// What a receive does with one stored message ([`pick`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// Hand it out (the caller gives it a receipt and hides it).
+    HandOut(usize),
+    /// Past `maxReceiveCount`: move it to the dead-letter queue.
+    Redrive(usize),
+}
+
+/// A stored message as the receive rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot<'a> {
+    pub group: &'a str,
+    pub visible_at_ms: i64,
+    pub in_flight_receipt: bool,
+    pub receive_count: u32,
+}
+
+/// SQS FIFO's receive rule, for the embedded queues: over a queue's
+/// messages in send order, which to hand out and which to redrive. A
+/// group is locked while any of its messages is in flight; a group whose
+/// head is not visible yet (delayed, or waiting out its visibility) holds
+/// back the rest of the group; a message received `max_receive_count`
+/// times goes to the DLQ instead of out, when there is one.
+pub(crate) fn pick(
+    slots: &[Slot<'_>],
+    now_ms: i64,
+    max: usize,
+    max_receive_count: Option<u32>,
+    has_dlq: bool,
+) -> Vec<Pick> {
+    use std::collections::HashSet;
+    let locked: HashSet<&str> = slots
+        .iter()
+        .filter(|m| m.in_flight_receipt && m.visible_at_ms > now_ms)
+        .map(|m| m.group)
+        .collect();
+    let mut blocked: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    let mut handed = 0;
+    for (i, m) in slots.iter().enumerate() {
+        if handed >= max.min(10) {
+            break;
+        }
+        if locked.contains(m.group) || blocked.contains(m.group) {
+            continue;
+        }
+        if m.visible_at_ms > now_ms {
+            blocked.insert(m.group);
+            continue;
+        }
+        if has_dlq && max_receive_count.is_some_and(|n| m.receive_count >= n) {
+            out.push(Pick::Redrive(i));
+            continue;
+        }
+        out.push(Pick::HandOut(i));
+        handed += 1;
+    }
+    out
 }
 
 /// Approximate counts, as SQS reports them.

@@ -11,6 +11,8 @@
 //! codes live 5 minutes by default, so that is rare.
 
 pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod sqs;
 
 use std::time::Duration;
@@ -19,6 +21,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use memory::InMemoryTimers;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteTimers;
 pub use sqs::SqsTimers;
 
 use crate::queue::QueueError;

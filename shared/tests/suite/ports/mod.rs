@@ -164,6 +164,46 @@ mod queue {
     }
 
     #[tokio::test]
+    async fn on_sqlite() {
+        use telehook::queue::{QueueFile, SqliteFifo};
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let as_clock: Arc<dyn Clock> = clock.clone();
+        let path = super::ledger::sqlite_file().with_file_name("queue.sqlite");
+        let file = QueueFile::open(&path).unwrap();
+        let dlq = Arc::new(SqliteFifo::new(
+            file.clone(),
+            "jobs-dlq.fifo",
+            as_clock.clone(),
+            FifoSettings {
+                delay: Duration::ZERO,
+                visibility: Duration::from_secs(1),
+                max_receive_count: None,
+                dedup_window: Duration::from_secs(300),
+            },
+            None,
+        ));
+        let queue = Arc::new(SqliteFifo::new(
+            file,
+            "jobs.fifo",
+            as_clock,
+            FifoSettings {
+                delay: Duration::ZERO,
+                visibility: Duration::from_secs(1),
+                max_receive_count: Some(2),
+                dedup_window: Duration::from_secs(300),
+            },
+            Some("jobs-dlq.fifo"),
+        ));
+        behaves(Twin {
+            queue,
+            dlq,
+            clock: Some(clock),
+        })
+        .await;
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
     async fn on_sqs() {
         let (_guard, m) = moto().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk_config(&m.url).await);
@@ -202,6 +242,18 @@ mod timers {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let now = telehook::clock::Clock::now_ms(clock.as_ref());
         behaves(&InMemoryTimers::new(clock), now).await;
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        use telehook::queue::QueueFile;
+        use telehook::timers::SqliteTimers;
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let now = telehook::clock::Clock::now_ms(clock.as_ref());
+        let path = super::ledger::sqlite_file().with_file_name("queue.sqlite");
+        let timers = SqliteTimers::new(QueueFile::open(&path).unwrap(), clock);
+        behaves(&timers, now).await;
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[tokio::test]
