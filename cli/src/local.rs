@@ -533,6 +533,9 @@ fn local_routes(
     Ok((routes, events))
 }
 
+/// The job queue, its dead-letter queue, and the timers.
+type LocalQueues = (Arc<dyn JobQueue>, Arc<dyn JobQueue>, Arc<dyn Timers>);
+
 /// The job queue and its dead-letter queue, timed as in the SAM template
 /// (the delivery delay is longer than the fast-path budget), and the
 /// timers: in the state directory's queue file beside the ledger, or in
@@ -541,7 +544,7 @@ fn local_queues(
     ledger: &LocalLedger,
     clock: Arc<SystemClock>,
     budget: Duration,
-) -> Result<(Arc<dyn JobQueue>, Arc<dyn JobQueue>, Arc<dyn Timers>), Error> {
+) -> Result<LocalQueues, Error> {
     const JOBS: &str = "telehook-jobs.fifo";
     const DLQ: &str = "telehook-jobs-dlq.fifo";
     let jobs = FifoSettings {

@@ -736,6 +736,23 @@ async fn a_queued_job_survives_a_crash_and_is_sent_by_the_next_serve() {
     let (exit, _) = server.terminate();
     assert!(exit.success());
     assert_eq!(server.outbox().len(), 1);
+    // The sent job's code is gone from the queue file, not just unlinked.
+    let mut files = String::new();
+    for entry in std::fs::read_dir(&server.state_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("queue.sqlite")
+        {
+            files.push_str(&String::from_utf8_lossy(&std::fs::read(path).unwrap()));
+        }
+    }
+    assert!(
+        !files.is_empty() && !files.contains("739201"),
+        "the code stayed"
+    );
 }
 
 /// The quickstart in Notify mode (`ROUTES=notify`, as the README shows

@@ -161,18 +161,6 @@ impl SqliteFifo {
         }
     }
 
-    /// How many messages the queue holds, whatever their state.
-    pub fn len(&self) -> Result<u64, QueueError> {
-        self.file.write(|tx| {
-            tx.query_row(
-                "SELECT COUNT(*) FROM messages WHERE queue = ?1",
-                [&self.name],
-                |r| r.get(0),
-            )
-            .map_err(sql_error)
-        })
-    }
-
     fn rows(&self, tx: &rusqlite::Transaction<'_>) -> Result<Vec<Row>, QueueError> {
         let mut stmt = tx
             .prepare(

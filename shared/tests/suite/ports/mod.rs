@@ -168,7 +168,7 @@ mod queue {
         use telehook::queue::{QueueFile, SqliteFifo};
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let as_clock: Arc<dyn Clock> = clock.clone();
-        let path = super::ledger::sqlite_file().with_file_name("queue.sqlite");
+        let path = ledger::sqlite_file().with_file_name("queue.sqlite");
         let file = QueueFile::open(&path).unwrap();
         let dlq = Arc::new(SqliteFifo::new(
             file.clone(),
@@ -250,7 +250,7 @@ mod timers {
         use telehook::timers::SqliteTimers;
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let now = telehook::clock::Clock::now_ms(clock.as_ref());
-        let path = super::ledger::sqlite_file().with_file_name("queue.sqlite");
+        let path = ledger::sqlite_file().with_file_name("queue.sqlite");
         let timers = SqliteTimers::new(QueueFile::open(&path).unwrap(), clock);
         behaves(&timers, now).await;
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
