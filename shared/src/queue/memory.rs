@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{JobQueue, OutgoingMessage, Pick, QueueDepth, QueueError, ReceivedMessage, Slot, pick};
+use super::{
+    JobQueue, OutgoingMessage, Pick, QueueDepth, QueueError, ReceivedMessage, Slot, local_arn, pick,
+};
 use crate::clock::Clock;
 
 #[derive(Debug, Clone)]
@@ -40,6 +42,17 @@ struct Stored {
     receive_count: u32,
     receipt: Option<String>,
     sent_at_ms: i64,
+}
+
+impl Stored {
+    fn slot(&self) -> Slot<'_> {
+        Slot {
+            group: &self.group,
+            visible_at_ms: self.visible_at_ms,
+            in_flight_receipt: self.receipt.is_some(),
+            receive_count: self.receive_count,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -140,16 +153,7 @@ impl InMemoryFifo {
         let mut out = Vec::new();
         {
             let mut st = self.lock();
-            let slots: Vec<Slot<'_>> = st
-                .messages
-                .iter()
-                .map(|m| Slot {
-                    group: &m.group,
-                    visible_at_ms: m.visible_at_ms,
-                    in_flight_receipt: m.receipt.is_some(),
-                    receive_count: m.receive_count,
-                })
-                .collect();
+            let slots: Vec<Slot<'_>> = st.messages.iter().map(Stored::slot).collect();
             let picks = pick(
                 &slots,
                 now,
@@ -295,17 +299,13 @@ impl JobQueue for InMemoryFifo {
         let st = self.lock();
         let mut d = QueueDepth::default();
         for m in &st.messages {
-            match (&m.receipt, m.visible_at_ms > now) {
-                (Some(_), true) => d.in_flight += 1,
-                (None, true) => d.delayed += 1,
-                _ => d.visible += 1,
-            }
+            d.count(&m.slot(), now);
         }
         Ok(d)
     }
 
     fn arn(&self) -> String {
-        format!("arn:aws:sqs:local:000000000000:{}", self.name)
+        local_arn(&self.name)
     }
 }
 

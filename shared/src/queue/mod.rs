@@ -160,6 +160,23 @@ pub struct QueueDepth {
     pub delayed: u64,
 }
 
+impl QueueDepth {
+    /// Counts a stored message of an embedded queue: in flight (received,
+    /// still hidden), delayed (never received, not visible yet) or visible.
+    pub(crate) fn count(&mut self, slot: &Slot<'_>, now_ms: i64) {
+        match (slot.in_flight_receipt, slot.visible_at_ms > now_ms) {
+            (true, true) => self.in_flight += 1,
+            (false, true) => self.delayed += 1,
+            _ => self.visible += 1,
+        }
+    }
+}
+
+/// An embedded queue's ARN, as local mode names it.
+pub(crate) fn local_arn(name: &str) -> String {
+    format!("arn:aws:sqs:local:000000000000:{name}")
+}
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum QueueError {
     #[error("queue unavailable: {0}")]

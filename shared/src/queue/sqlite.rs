@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     FifoSettings, JobQueue, OutgoingMessage, Pick, QueueDepth, QueueError, ReceivedMessage, Slot,
-    pick,
+    local_arn, pick,
 };
 use crate::clock::Clock;
 use crate::crypto::random_hex;
@@ -144,6 +144,17 @@ struct Row {
     sent_at: i64,
 }
 
+impl Row {
+    fn slot(&self) -> Slot<'_> {
+        Slot {
+            group: &self.group,
+            visible_at_ms: self.visible_at,
+            in_flight_receipt: self.receipt.is_some(),
+            receive_count: self.receive_count,
+        }
+    }
+}
+
 impl SqliteFifo {
     pub fn new(
         file: QueueFile,
@@ -190,15 +201,7 @@ impl SqliteFifo {
         let now = self.clock.now_ms();
         self.file.write(|tx| {
             let rows = self.rows(tx)?;
-            let slots: Vec<Slot<'_>> = rows
-                .iter()
-                .map(|m| Slot {
-                    group: &m.group,
-                    visible_at_ms: m.visible_at,
-                    in_flight_receipt: m.receipt.is_some(),
-                    receive_count: m.receive_count,
-                })
-                .collect();
+            let slots: Vec<Slot<'_>> = rows.iter().map(Row::slot).collect();
             let picks = pick(
                 &slots,
                 now,
@@ -385,17 +388,13 @@ impl JobQueue for SqliteFifo {
         self.file.write(|tx| {
             let mut d = QueueDepth::default();
             for m in self.rows(tx)? {
-                match (&m.receipt, m.visible_at > now) {
-                    (Some(_), true) => d.in_flight += 1,
-                    (None, true) => d.delayed += 1,
-                    _ => d.visible += 1,
-                }
+                d.count(&m.slot(), now);
             }
             Ok(d)
         })
     }
 
     fn arn(&self) -> String {
-        format!("arn:aws:sqs:local:000000000000:{}", self.name)
+        local_arn(&self.name)
     }
 }
