@@ -132,14 +132,14 @@ impl LocalArgs {
             .unwrap_or_else(|| default_outbox(&self.at.state_dir))
     }
 
-    /// The ledger the local backend uses.
-    pub fn ledger(&self) -> Result<LocalLedger, Error> {
+    /// The store (ledger, queues, timers) the local backend uses.
+    pub fn store(&self) -> Result<LocalStore, Error> {
         Ok(match self.store {
-            StoreKind::Sqlite => LocalLedger::Sqlite {
+            StoreKind::Sqlite => LocalStore::Sqlite {
                 ledger: Arc::new(open_ledger(&self.at.state_dir)?),
                 queues: QueueFile::open(&self.at.state_dir.join("queue.sqlite"))?,
             },
-            StoreKind::Memory => LocalLedger::Memory(Arc::new(InMemoryLedger::new())),
+            StoreKind::Memory => LocalStore::Memory(Arc::new(InMemoryLedger::new())),
         })
     }
 
@@ -350,17 +350,17 @@ pub fn local_env(k: &str) -> Option<String> {
 pub struct Backend {
     pub pipeline: Pipeline,
     pub queue: Arc<dyn JobQueue>,
-    /// Local mode's ledger (for the summary at stop, and the snapshot a
+    /// Local mode's store (for the summary at stop, and the snapshot a
     /// load run reconciles).
-    pub ledger: Option<LocalLedger>,
+    pub store: Option<LocalStore>,
     pub dlq: Option<Arc<dyn JobQueue>>,
     /// Local mode's delivery events, for the receipts flow (serve).
     pub receipts: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
-/// Local mode's ledger: the file, or memory.
+/// Local mode's store: the ledger and queue files, or memory.
 #[derive(Debug, Clone)]
-pub enum LocalLedger {
+pub enum LocalStore {
     /// The ledger file, and the queue file beside it (jobs, dead letters,
     /// timers).
     Sqlite {
@@ -370,18 +370,18 @@ pub enum LocalLedger {
     Memory(Arc<InMemoryLedger>),
 }
 
-impl LocalLedger {
+impl LocalStore {
     fn parts(&self) -> Arc<dyn telehook::ledger::Ledger> {
         match self {
-            LocalLedger::Sqlite { ledger, .. } => ledger.clone(),
-            LocalLedger::Memory(l) => l.clone(),
+            LocalStore::Sqlite { ledger, .. } => ledger.clone(),
+            LocalStore::Memory(l) => l.clone(),
         }
     }
 
     pub fn records(&self) -> Result<Vec<LedgerRecord>, Error> {
         Ok(match self {
-            LocalLedger::Sqlite { ledger, .. } => ledger.records()?,
-            LocalLedger::Memory(l) => l.records()?,
+            LocalStore::Sqlite { ledger, .. } => ledger.records()?,
+            LocalStore::Memory(l) => l.records()?,
         })
     }
 }
@@ -394,7 +394,7 @@ pub fn default_outbox(state_dir: &Path) -> PathBuf {
 pub struct LocalRun<'a> {
     pub outbox: PathBuf,
     pub fast_path: bool,
-    pub ledger: LocalLedger,
+    pub store: LocalStore,
     /// An artificial provider latency, for load runs.
     pub provider_latency: Duration,
     pub notices: Notices,
@@ -410,7 +410,7 @@ impl LocalRun<'_> {
         Ok(LocalRun {
             outbox: args.outbox(),
             fast_path: args.fast_path(),
-            ledger: args.ledger()?,
+            store: args.store()?,
             provider_latency: Duration::ZERO,
             notices: Notices::Stderr,
             chaos: None,
@@ -455,7 +455,7 @@ pub fn local_backend(run: LocalRun<'_>, mut problems: Problems) -> Result<Backen
     problems.finish()?;
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
-    let (queue, dlq, timers) = local_queues(&run.ledger, clock.clone(), budget)?;
+    let (queue, dlq, timers) = local_queues(&run.store, clock.clone(), budget)?;
     let org = std::env::var("ORG_NAME").unwrap_or_else(|_| "Okta".to_owned());
     let (routes, events) = local_routes(
         plan,
@@ -464,7 +464,7 @@ pub fn local_backend(run: LocalRun<'_>, mut problems: Problems) -> Result<Backen
         run.provider_latency,
         run.receipts,
     )?;
-    let mut builder = Pipeline::builder(run.ledger.parts(), queue.clone(), routes.first().clone())
+    let mut builder = Pipeline::builder(run.store.parts(), queue.clone(), routes.first().clone())
         .routes(routes)
         .timers(timers)
         .templates(Templates::new(None, default_locale, org))
@@ -488,7 +488,7 @@ pub fn local_backend(run: LocalRun<'_>, mut problems: Problems) -> Result<Backen
     Ok(Backend {
         pipeline,
         queue,
-        ledger: Some(run.ledger),
+        store: Some(run.store),
         dlq: Some(dlq),
         receipts: events,
     })
@@ -541,7 +541,7 @@ type LocalQueues = (Arc<dyn JobQueue>, Arc<dyn JobQueue>, Arc<dyn Timers>);
 /// timers: in the state directory's queue file beside the ledger, or in
 /// memory with the in-memory ledger.
 fn local_queues(
-    ledger: &LocalLedger,
+    ledger: &LocalStore,
     clock: Arc<SystemClock>,
     budget: Duration,
 ) -> Result<LocalQueues, Error> {
@@ -553,13 +553,9 @@ fn local_queues(
         max_receive_count: Some(5),
         dedup_window: Duration::from_secs(300),
     };
-    let dead = FifoSettings {
-        delay: Duration::ZERO,
-        max_receive_count: None,
-        ..jobs.clone()
-    };
+    let dead = FifoSettings::dead_letter(jobs.visibility);
     Ok(match ledger {
-        LocalLedger::Sqlite { queues, .. } => (
+        LocalStore::Sqlite { queues, .. } => (
             Arc::new(SqliteFifo::new(
                 queues.clone(),
                 JOBS,
@@ -576,7 +572,7 @@ fn local_queues(
             )),
             Arc::new(SqliteTimers::new(queues.clone(), clock)),
         ),
-        LocalLedger::Memory(_) => {
+        LocalStore::Memory(_) => {
             let dlq = Arc::new(InMemoryFifo::new(DLQ, clock.clone(), dead, None));
             let queue = Arc::new(InMemoryFifo::new(
                 JOBS,
@@ -613,7 +609,7 @@ pub async fn aws_backend(
     Ok(Backend {
         queue: pipeline.queue.clone(),
         pipeline,
-        ledger: None,
+        store: None,
         dlq: None,
         receipts: None,
     })

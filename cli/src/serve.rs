@@ -40,7 +40,7 @@ use telehook::domain::UseSignal;
 use telehook::ledger::Status;
 use telehook::testkit::chaos::ChaosSpec;
 
-use crate::local::{self, Backend, Error, LocalArgs, LocalLedger, LocalRun};
+use crate::local::{self, Backend, Error, LocalArgs, LocalRun, LocalStore};
 use telehook::messenger::outbox::Notices;
 use telehook::messenger::receipts::Undeliverable;
 
@@ -531,7 +531,7 @@ async fn drain(queue: &dyn JobQueue, timeout: Duration) -> u64 {
 /// states (it holds no code and no number), and the event ids left in the
 /// queues.
 async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Result<(), Error> {
-    let Some(ledger) = &backend.ledger else {
+    let Some(ledger) = &backend.store else {
         return Ok(());
     };
     let records = ledger.records()?;
@@ -545,7 +545,7 @@ async fn write_snapshots(state_dir: &Path, backend: &Backend, left: u64) -> Resu
     if dead_count > 0 {
         println!("dead-letter queue: {dead_count} messages");
     }
-    let (LocalLedger::Memory(_), Some(dlq)) = (ledger, &backend.dlq) else {
+    let (LocalStore::Memory(_), Some(dlq)) = (ledger, &backend.dlq) else {
         return Ok(());
     };
     let snapshot: Vec<serde_json::Value> =

@@ -62,12 +62,15 @@ impl Pipeline {
             };
         }
         let owner = random_hex(16);
-        let attempts = match self.claim_for_hook(&req, &owner, now).await {
+        // The number's keyed hash: the claim keeps it, the job's message
+        // group is it. Computed once.
+        let destination = destination_hash(&self.settings.hash_key, &req.phone);
+        let attempts = match self.claim_for_hook(&req, &destination, &owner, now).await {
             Ok(attempts) => attempts,
             Err(answer) => return answer,
         };
 
-        let enqueued = self.enqueue(&req).await;
+        let enqueued = self.enqueue(&req, &destination).await;
         match &enqueued {
             Ok(id) => tracing::info!(queue_message_id = %id, "job queued"),
             Err(e) => tracing::error!(error = %e, "could not queue the job; trying to send inline"),
@@ -87,17 +90,17 @@ impl Pipeline {
     async fn claim_for_hook(
         &self,
         req: &DeliveryRequest,
+        destination: &str,
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<u32, DeliveryOutcome> {
-        let destination = destination_hash(&self.settings.hash_key, &req.phone);
         let claim = Claim {
             event_id: &req.event_id,
             channel: req.channel,
             owner,
             correlation_id: req.context.correlation_id.as_deref(),
             country: req.phone.region().map(|r| r.as_str()),
-            destination: Some(&destination),
+            destination: Some(destination),
             now_ms: now.timestamp_millis(),
             lease_ms: millis(self.settings.ingress_lease),
             expires_at: self.expires_at(req.otp_expires),
@@ -107,7 +110,7 @@ impl Pipeline {
             Ok(ClaimOutcome::Claimed { attempts }) => Ok(attempts),
             Ok(ClaimOutcome::AlreadySent { message_id }) => {
                 tracing::info!("event already sent; answering from the ledger");
-                let channel = self.sent_channel(req, &destination).await;
+                let channel = self.sent_channel(req, destination).await;
                 Err(DeliveryOutcome::Successful {
                     transaction_id: message_id.unwrap_or_else(|| req.event_id.to_string()),
                     metadata: Some(described(channel, req, "duplicate")),
@@ -119,7 +122,7 @@ impl Pipeline {
                 // it: queue it too. The dedup id (the eventId) makes a second
                 // copy vanish, and the ledger makes a second send impossible.
                 tracing::info!("event is being delivered by another worker");
-                Err(match self.enqueue(req).await {
+                Err(match self.enqueue(req, destination).await {
                     Ok(_) => pending(req, "in progress"),
                     Err(e) => {
                         tracing::error!(error = %e, "event held elsewhere and not queued here; Okta will use its own provider");
@@ -230,7 +233,8 @@ impl Pipeline {
     ) -> DeliveryOutcome {
         self.settings.metrics.blocked(req.channel, refusal.kind());
         let owner = random_hex(16);
-        match self.claim_for_hook(req, &owner, now).await {
+        let destination = destination_hash(&self.settings.hash_key, &req.phone);
+        match self.claim_for_hook(req, &destination, &owner, now).await {
             Ok(_) => {
                 let why = format!("guard:{}", refusal.cause().reason);
                 if let Err(e) = self

@@ -395,12 +395,18 @@ impl Pipeline {
     }
 
     /// Queues the job for the dispatcher; the eventId is the dedup id.
-    async fn enqueue(&self, req: &DeliveryRequest) -> Result<String, QueueError> {
+    /// Queues the job; its message group is `destination`, the number's
+    /// keyed hash ([`destination_hash`]).
+    async fn enqueue(
+        &self,
+        req: &DeliveryRequest,
+        destination: &str,
+    ) -> Result<String, QueueError> {
         self.queue
             .send(OutgoingMessage {
                 body: Job::from_request(req, crate::crypto::keyed(&self.settings.hash_key))
                     .encode(),
-                group_id: destination_hash(&self.settings.hash_key, &req.phone),
+                group_id: destination.to_owned(),
                 dedup_id: req.event_id.as_str().to_owned(),
             })
             .await

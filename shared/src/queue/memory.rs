@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    JobQueue, OutgoingMessage, Pick, QueueDepth, QueueError, ReceivedMessage, Slot, local_arn, pick,
+    JobQueue, OutgoingMessage, Pick, QueueDepth, QueueError, ReceivedMessage, Slot, check_ids,
+    local_arn, pick, poll,
 };
 use crate::clock::Clock;
 
@@ -19,6 +20,18 @@ pub struct FifoSettings {
     /// Redrive after this many receives; `None` for a queue without a DLQ.
     pub max_receive_count: Option<u32>,
     pub dedup_window: Duration,
+}
+
+impl FifoSettings {
+    /// A dead-letter queue's: no delay, no redrive of its own.
+    pub fn dead_letter(visibility: Duration) -> Self {
+        FifoSettings {
+            delay: Duration::ZERO,
+            visibility,
+            max_receive_count: None,
+            dedup_window: Duration::from_secs(300),
+        }
+    }
 }
 
 impl Default for FifoSettings {
@@ -94,17 +107,7 @@ impl InMemoryFifo {
 
     /// A dead-letter queue: no delay, no redrive of its own.
     pub fn dead_letter(name: &str, clock: Arc<dyn Clock>, visibility: Duration) -> Self {
-        Self::new(
-            name,
-            clock,
-            FifoSettings {
-                delay: Duration::ZERO,
-                visibility,
-                max_receive_count: None,
-                dedup_window: Duration::from_secs(300),
-            },
-            None,
-        )
+        Self::new(name, clock, FifoSettings::dead_letter(visibility), None)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FifoState> {
@@ -154,13 +157,7 @@ impl InMemoryFifo {
         {
             let mut st = self.lock();
             let slots: Vec<Slot<'_>> = st.messages.iter().map(Stored::slot).collect();
-            let picks = pick(
-                &slots,
-                now,
-                max,
-                self.settings.max_receive_count,
-                self.dlq.is_some(),
-            );
+            let picks = pick(&slots, now, max, &self.settings, self.dlq.is_some());
             let mut gone = Vec::new();
             for p in picks {
                 match p {
@@ -189,11 +186,7 @@ impl InMemoryFifo {
 #[async_trait]
 impl JobQueue for InMemoryFifo {
     async fn send(&self, msg: OutgoingMessage) -> Result<String, QueueError> {
-        if msg.group_id.is_empty() || msg.dedup_id.is_empty() || msg.dedup_id.len() > 128 {
-            return Err(QueueError::Rejected(
-                "group id and dedup id (1-128 chars) are required".into(),
-            ));
-        }
+        check_ids(&msg)?;
         let now = self.clock.now_ms();
         let window = i64::try_from(self.settings.dedup_window.as_millis()).unwrap_or(i64::MAX);
         let mut st = self.lock();
@@ -241,14 +234,12 @@ impl JobQueue for InMemoryFifo {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let got = self.try_receive(max);
-            if !got.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(got);
-            }
-            tokio::time::sleep(Duration::from_millis(10).min(wait)).await;
-        }
+        poll(
+            wait,
+            Duration::from_millis(10),
+            || Ok(self.try_receive(max)),
+        )
+        .await
     }
 
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {

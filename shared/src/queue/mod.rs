@@ -91,6 +91,34 @@ impl ReceivedMessage {
     }
 }
 
+/// What SQS refuses in a send to a FIFO queue: no group id, or a dedup id
+/// that is empty or over 128 characters.
+pub(crate) fn check_ids(msg: &OutgoingMessage) -> Result<(), QueueError> {
+    if msg.group_id.is_empty() || msg.dedup_id.is_empty() || msg.dedup_id.len() > 128 {
+        return Err(QueueError::Rejected(
+            "group id and dedup id (1-128 chars) are required".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A receive that waits up to `wait` for something, trying every `step`:
+/// the embedded queues' long poll.
+pub(crate) async fn poll(
+    wait: Duration,
+    step: Duration,
+    mut try_receive: impl FnMut() -> Result<Vec<ReceivedMessage>, QueueError>,
+) -> Result<Vec<ReceivedMessage>, QueueError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let got = try_receive()?;
+        if !got.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(got);
+        }
+        tokio::time::sleep(step.min(wait)).await;
+    }
+}
+
 /// What a receive does with one stored message ([`pick`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pick {
@@ -119,9 +147,10 @@ pub(crate) fn pick(
     slots: &[Slot<'_>],
     now_ms: i64,
     max: usize,
-    max_receive_count: Option<u32>,
+    settings: &FifoSettings,
     has_dlq: bool,
 ) -> Vec<Pick> {
+    let max_receive_count = settings.max_receive_count;
     use std::collections::HashSet;
     let locked: HashSet<&str> = slots
         .iter()

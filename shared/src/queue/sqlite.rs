@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     FifoSettings, JobQueue, OutgoingMessage, Pick, QueueDepth, QueueError, ReceivedMessage, Slot,
-    local_arn, pick,
+    check_ids, local_arn, pick, poll,
 };
 use crate::clock::Clock;
 use crate::crypto::random_hex;
@@ -202,13 +202,7 @@ impl SqliteFifo {
         self.file.write(|tx| {
             let rows = self.rows(tx)?;
             let slots: Vec<Slot<'_>> = rows.iter().map(Row::slot).collect();
-            let picks = pick(
-                &slots,
-                now,
-                max,
-                self.settings.max_receive_count,
-                self.dlq.is_some(),
-            );
+            let picks = pick(&slots, now, max, &self.settings, self.dlq.is_some());
             let mut out = Vec::new();
             for p in picks {
                 match p {
@@ -289,11 +283,7 @@ impl SqliteFifo {
 #[async_trait]
 impl JobQueue for SqliteFifo {
     async fn send(&self, msg: OutgoingMessage) -> Result<String, QueueError> {
-        if msg.group_id.is_empty() || msg.dedup_id.is_empty() || msg.dedup_id.len() > 128 {
-            return Err(QueueError::Rejected(
-                "group id and dedup id (1-128 chars) are required".into(),
-            ));
-        }
+        check_ids(&msg)?;
         let now = self.clock.now_ms();
         self.file.write(|tx| {
             tx.execute(
@@ -341,15 +331,8 @@ impl JobQueue for SqliteFifo {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let got = self.try_receive(max)?;
-            if !got.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(got);
-            }
-            // Another process may send: poll the file, not a channel.
-            tokio::time::sleep(Duration::from_millis(25).min(wait)).await;
-        }
+        // Another process may send: poll the file, not a channel.
+        poll(wait, Duration::from_millis(25), || self.try_receive(max)).await
     }
 
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {

@@ -37,6 +37,17 @@ mod queue {
         }
     }
 
+    /// The embedded twins' job queue: no delay, `maxReceiveCount` 2, a
+    /// one-second visibility timeout (the emulator's queue is made so too).
+    fn twin_settings() -> FifoSettings {
+        FifoSettings {
+            delay: Duration::ZERO,
+            visibility: Duration::from_secs(1),
+            max_receive_count: Some(2),
+            dedup_window: Duration::from_secs(300),
+        }
+    }
+
     /// A FIFO queue with `maxReceiveCount` 2 and a one-second visibility
     /// timeout, its DLQ, and how to let time pass for it.
     struct Twin {
@@ -147,12 +158,7 @@ mod queue {
         let queue = Arc::new(InMemoryFifo::new(
             "jobs.fifo",
             as_clock,
-            FifoSettings {
-                delay: Duration::ZERO,
-                visibility: Duration::from_secs(1),
-                max_receive_count: Some(2),
-                dedup_window: Duration::from_secs(300),
-            },
+            twin_settings(),
             Some(dlq.clone()),
         ));
         behaves(Twin {
@@ -174,24 +180,14 @@ mod queue {
             file.clone(),
             "jobs-dlq.fifo",
             as_clock.clone(),
-            FifoSettings {
-                delay: Duration::ZERO,
-                visibility: Duration::from_secs(1),
-                max_receive_count: None,
-                dedup_window: Duration::from_secs(300),
-            },
+            FifoSettings::dead_letter(Duration::from_secs(1)),
             None,
         ));
         let queue = Arc::new(SqliteFifo::new(
             file,
             "jobs.fifo",
             as_clock,
-            FifoSettings {
-                delay: Duration::ZERO,
-                visibility: Duration::from_secs(1),
-                max_receive_count: Some(2),
-                dedup_window: Duration::from_secs(300),
-            },
+            twin_settings(),
             Some("jobs-dlq.fifo"),
         ));
         behaves(Twin {
