@@ -453,6 +453,14 @@ pub fn local_backend(run: LocalRun<'_>, mut problems: Problems) -> Result<Backen
         return Err(problems.into_error().into());
     };
     problems.finish()?;
+    // The phone metadata the Lambdas build: the allow-list's countries and
+    // the region of numbers without `+` (a bad value is the ingress
+    // settings' to report).
+    let home = env("DEFAULT_REGION")
+        .unwrap_or_else(|| "US".to_owned())
+        .parse()
+        .ok();
+    telehook::domain::phone::prepare(&guard.countries.reach(home));
     let clock = Arc::new(SystemClock);
     let budget = Duration::from_millis(2000);
     let (queue, dlq, timers) = local_queues(&run.store, clock.clone(), budget)?;

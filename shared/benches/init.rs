@@ -11,19 +11,45 @@ use aws_config::Region;
 use criterion::{Criterion, criterion_group, criterion_main};
 use telehook::auth::jwks::JwksCache;
 use telehook::aws::{AwsClients, sdk_config_loader};
+use telehook::domain::PhoneNumber;
+use telehook::domain::phone::{Numbering, Reach, Region as PhoneRegion};
 
 fn init(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    // The phone-number metadata: decoding the embedded tables and building
-    // the lookup maps, then the first parse, which compiles the patterns of
-    // one region (what `domain::phone::warm_up` does at init).
-    c.bench_function("init_phone_metadata_and_first_parse", |b| {
+    // The phone-number metadata. Decoding the tables the library embeds
+    // (once per process, for every region's calling code), then building
+    // the library for the regions a deployment reaches and reading one
+    // number of each allowed country, which compiles their patterns (what
+    // `domain::phone::prepare` does at init): the default allow-list, and
+    // every country.
+    let tables: &[u8] = include_bytes!(env!("TELEHOOK_PHONE_METADATA"));
+    c.bench_function("init_phone_decode_tables", |b| {
         b.iter(|| {
-            let util = rlibphonenumber::PhoneNumberUtil::new().unwrap();
-            util.parse("+14155552671", None).unwrap()
+            <rlibphonenumber::PhoneMetadataCollection as prost::Message>::decode(tables).unwrap()
+        })
+    });
+    let us: PhoneRegion = "US".parse().unwrap();
+    let ca: PhoneRegion = "CA".parse().unwrap();
+    let first_reads = |numbering: &Numbering| {
+        for number in ["+14155552671", "+16042345678"] {
+            PhoneNumber::read_with(numbering, number, us).unwrap();
+        }
+    };
+    c.bench_function("init_phone_metadata_us_ca", |b| {
+        b.iter(|| {
+            let numbering = Numbering::for_reach(&Reach::Regions(vec![us, ca]));
+            first_reads(&numbering);
+            numbering
+        })
+    });
+    c.bench_function("init_phone_metadata_everywhere", |b| {
+        b.iter(|| {
+            let numbering = Numbering::for_reach(&Reach::Everywhere);
+            first_reads(&numbering);
+            numbering
         })
     });
     // The SDK configuration as the Lambdas load it (region given here, so

@@ -16,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Problems};
 use crate::domain::Locale;
 use crate::domain::Route;
+use crate::domain::phone::Region;
 use crate::flows::guard::AllowedCountries;
 use crate::flows::settings::PipelineConfig;
 use crate::flows::{Pipeline, PipelineSettings};
@@ -144,9 +145,8 @@ impl PipelineBuilder {
     }
 }
 
-/// The pipeline on the AWS adapters, as the Lambdas run it. It also builds
-/// the phone-number metadata, so that happens at init and not inside the
-/// first hook's 3 seconds, and reads a hash key given by ARN
+/// The pipeline on the AWS adapters, as the Lambdas run it. It reads a hash
+/// key given by ARN
 /// (`HASH_KEY_SECRET_ARN`) through Secrets Manager: the only network call
 /// at init, and only when an ARN is configured.
 pub async fn aws_pipeline(
@@ -160,7 +160,6 @@ pub async fn aws_pipeline(
             "ALLOWED_COUNTRIES=*: codes may go to any country; SMS pumping is on the table"
         );
     }
-    crate::domain::phone::warm_up();
     let store = config.templates_table.as_ref().map(|t| {
         Arc::new(DynamoTemplateStore::new(
             clients.dynamodb.clone(),
@@ -239,7 +238,7 @@ pub async fn lambda_init() -> Result<LambdaInit, ConfigError> {
     let mut problems = Problems::default();
     let (sdk, config) = load_settings(&mut problems).await;
     match config {
-        Some(config) if problems.is_empty() => lambda_init_from(&sdk, config).await,
+        Some(config) if problems.is_empty() => lambda_init_from(&sdk, config, None).await,
         _ => Err(problems.into_error()),
     }
     .inspect_err(log_init_error)
@@ -264,7 +263,8 @@ pub async fn ingress_init() -> Result<(IngressConfig, LambdaInit), ConfigError> 
     let (sdk, config) = load_settings(&mut problems).await;
     match (ingress, config) {
         (Some(ingress), Some(config)) if problems.is_empty() => {
-            let init = lambda_init_from(&sdk, config).await?;
+            let home = Some(ingress.defaults.region);
+            let init = lambda_init_from(&sdk, config, home).await?;
             // The hook's 3 seconds should not pay for Notify's catalog.
             init.pipeline.routes.warm(ROUTES_INIT_DEADLINE).await;
             Ok((ingress, init))
@@ -280,9 +280,28 @@ pub async fn ingress_init() -> Result<(IngressConfig, LambdaInit), ConfigError> 
 /// configuration problem at start instead.
 pub async fn load_settings(problems: &mut Problems) -> (SdkConfig, Option<PipelineConfig>) {
     let config = problems.take(PipelineConfig::from_env());
+    problems.take(trust_roots(std::env::var_os("SSL_CERT_FILE")));
     let sdk = crate::aws::load_sdk_config().await;
     problems.take(region_of(&sdk));
     (sdk, config)
+}
+
+/// The trust-root bundle the template names (`SSL_CERT_FILE`) must be a
+/// file: the TLS clients read only it, and without it they would trust no
+/// server, so every AWS call would fail; better a failed start that says so.
+fn trust_roots(file: Option<std::ffi::OsString>) -> Result<(), ConfigError> {
+    match file {
+        Some(path) if !path.is_empty() && !std::path::Path::new(&path).is_file() => {
+            Err(ConfigError::Invalid {
+                var: "SSL_CERT_FILE",
+                reason: format!(
+                    "{} is not a file; the TLS clients would trust no server",
+                    std::path::Path::new(&path).display()
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `Missing { var: "AWS_REGION" }` when the SDK found no region (neither
@@ -294,15 +313,46 @@ pub fn region_of(sdk: &SdkConfig) -> Result<(), ConfigError> {
     }
 }
 
-/// The clients and the pipeline from checked settings.
+/// The clients and the pipeline from checked settings, and the phone-number
+/// metadata for the countries the allow-list reaches (and `home`, the
+/// region of numbers written without `+`). The metadata is built on a
+/// thread of its own meanwhile, so the clients' set-up and a secret read by
+/// ARN (a network round trip) do not wait for it, and init ends when both
+/// are done: the first hook never pays for it.
 pub async fn lambda_init_from(
     sdk: &SdkConfig,
     config: PipelineConfig,
+    home: Option<Region>,
 ) -> Result<LambdaInit, ConfigError> {
+    let reach = config.settings.guard.countries.reach(home);
+    let phone = std::thread::spawn(move || crate::domain::phone::prepare(&reach));
     let clients = AwsClients::new(sdk);
+    let pipeline = aws_pipeline(&clients, &config).await;
+    if let Err(panic) = phone.join() {
+        std::panic::resume_unwind(panic);
+    }
     Ok(LambdaInit {
-        pipeline: aws_pipeline(&clients, &config).await?,
+        pipeline: pipeline?,
         clients,
         config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trust_root_bundle_that_is_not_a_file_stops_the_start() {
+        assert!(trust_roots(None).is_ok());
+        assert!(trust_roots(Some("".into())).is_ok());
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        assert!(trust_roots(Some(manifest.into())).is_ok());
+        let err = trust_roots(Some("/nonexistent/ca-bundle.crt".into())).unwrap_err();
+        assert!(err.to_string().contains("SSL_CERT_FILE"), "{err}");
+        assert!(
+            trust_roots(Some(env!("CARGO_MANIFEST_DIR").into())).is_err(),
+            "a folder"
+        );
+    }
 }

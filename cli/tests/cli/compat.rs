@@ -18,10 +18,15 @@ const CORRELATION: &str = "reqRgSk8IBBRhuo0YdlEDTmUw";
 /// Runs one ingress event; returns Okta's answer (the response body) and
 /// the outbox lines written.
 fn invoke(file: &str, env: &[(&str, &str)]) -> (Value, Vec<Value>) {
+    invoke_event(&events_dir().join(file), env)
+}
+
+fn invoke_event(event: &Path, env: &[(&str, &str)]) -> (Value, Vec<Value>) {
+    let file = event.display();
     let dir = temp_state_dir("compat");
     let mut cmd = Command::new(BIN);
     cmd.args(["invoke", "ingress"])
-        .arg(events_dir().join(file))
+        .arg(event)
         .arg("--state-dir")
         .arg(&dir)
         .env_remove("TELEHOOK_BACKEND")
@@ -278,6 +283,51 @@ fn guard_refusals_fall_back_or_block_as_configured() {
                 "channel=sms; blocked by the toll-fraud guard; not sent; okta_request={CORRELATION}"
             ),
         }]}]})
+    );
+}
+
+/// The process builds phone metadata only for the allow-list's calling
+/// codes (here +1); a number of any other country is still refused as that
+/// country, and an impossible one as invalid, as with the whole metadata.
+#[test]
+fn numbers_out_of_the_allow_lists_reach_get_the_same_refusals() {
+    let template =
+        std::fs::read_to_string(events_dir().join("ingress-international-without-plus.json"))
+            .unwrap();
+    let dir = temp_state_dir("reach");
+    let refused_as_country = json!({"error": {"errorSummary": "Could not deliver the code", "errorCauses": [{
+        "errorSummary": "Codes are not sent to this country",
+        "reason": "COUNTRY_NOT_ALLOWED",
+        "locationType": "body",
+        "location": "data.messageProfile.phoneNumber",
+        "domain": "policy",
+    }]}});
+    // Great Britain, Germany, a non-geographic number, and Jamaica (+1, so
+    // read with its full metadata, and not on the list).
+    for number in [
+        "+447400123456",
+        "+4915112345678",
+        "+80012345678",
+        "+18762345678",
+        "447400123456",
+    ] {
+        let event = dir.join(format!("{number}.json"));
+        std::fs::write(&event, template.replace("447400123456", number)).unwrap();
+        let (answer, lines) = invoke_event(&event, &[("ALLOWED_COUNTRIES", "US,CA")]);
+        assert!(lines.is_empty(), "{number}");
+        assert_eq!(answer, refused_as_country, "{number}");
+    }
+    let event = dir.join("short.json");
+    std::fs::write(&event, template.replace("447400123456", "+4912")).unwrap();
+    let (answer, lines) = invoke_event(&event, &[("ALLOWED_COUNTRIES", "US,CA")]);
+    assert!(lines.is_empty());
+    assert_eq!(
+        answer["error"]["errorCauses"][0]["location"], "data.messageProfile.phoneNumber",
+        "{answer}"
+    );
+    assert_ne!(
+        answer["error"]["errorCauses"][0]["reason"], "COUNTRY_NOT_ALLOWED",
+        "{answer}"
     );
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, Env, Problems, invalid};
 use crate::domain::UseSignal;
-use crate::domain::phone::Region;
+use crate::domain::phone::{Reach, Region};
 
 /// The toll-fraud guard from `ALLOWED_COUNTRIES` and `RATE_LIMIT_PER_*`.
 /// Local mode reads it too, so the same settings apply on one machine.
@@ -195,6 +195,19 @@ impl AllowedCountries {
             return Err("no country listed (use * to allow all)".into());
         }
         Ok(AllowedCountries::Only(set))
+    }
+
+    /// The regions a code can go to, for the phone metadata to build:
+    /// these, and `home` (the region of numbers written without `+`).
+    pub fn reach(&self, home: Option<Region>) -> Reach {
+        match self {
+            AllowedCountries::All => Reach::Everywhere,
+            AllowedCountries::Only(set) => Reach::Regions(
+                home.into_iter()
+                    .chain(set.iter().filter_map(|c| c.parse().ok()))
+                    .collect(),
+            ),
+        }
     }
 
     pub fn allows(&self, region: Option<&str>) -> bool {

@@ -6,15 +6,22 @@
 //! libphonenumber's metadata (the `rlibphonenumber` crate, a port that is
 //! differentially tested against Google's C++ library) rather than
 //! hand-written length rules, so new numbering plans arrive with a crate
-//! update. The library's types stay inside this module.
+//! update. The library's types stay inside this module; how much of its
+//! metadata a process builds is [`numbering`]'s business.
+
+mod numbering;
+
+pub use numbering::{Numbering, Reach, prepare, warm_up};
 
 use std::fmt;
 use std::str::FromStr;
 
 use rlibphonenumber::{
-    NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumberFormat, PhoneNumberType, Region as LibRegion,
+    NumberLengthType, PhoneNumberFormat, PhoneNumberType, PhoneNumberUtil, Region as LibRegion,
     RegionStr,
 };
+
+use numbering::CATALOGUE;
 use thiserror::Error;
 
 /// Longest input we look at: E.164 has at most 15 digits, so anything much
@@ -75,7 +82,7 @@ impl Region {
     fn from_lib(id: LibRegion) -> Option<Self> {
         // The library's enum has a variant for every two letters; only
         // regions with a numbering plan in the metadata are regions here.
-        PHONE_NUMBER_UTIL.get_country_code_for_region(id)?;
+        CATALOGUE.code_of(id)?;
         Some(Region {
             id,
             text: id.as_region_str(),
@@ -176,6 +183,16 @@ impl PhoneNumber {
     /// mobile. When both readings are valid the national one wins and the
     /// reading is [`Reading::Ambiguous`], for the caller to count and log.
     pub fn read(raw: &str, default_region: Region) -> Result<(Self, Reading), PhoneError> {
+        Self::read_with(numbering::numbering(), raw, default_region)
+    }
+
+    /// [`PhoneNumber::read`] with the given metadata rather than the
+    /// process's own.
+    pub fn read_with(
+        numbering: &Numbering,
+        raw: &str,
+        default_region: Region,
+    ) -> Result<(Self, Reading), PhoneError> {
         let cleaned: String = raw
             .chars()
             .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\t' | '\u{a0}'))
@@ -198,12 +215,42 @@ impl PhoneNumber {
         }
 
         let intl = format!("+{digits}");
+        // The international reading's calling code, when one fits.
+        let code = CATALOGUE.split(digits);
+        let home = numbering.for_code(CATALOGUE.code_of(default_region.id).unwrap_or(0));
         let region = Some(default_region.id);
         let strict = if plus {
-            parse_checked(None, &intl, Check::Valid).map(|n| (n, Reading::E164))
+            match code {
+                // Out of this deployment's reach: named from the calling
+                // code alone, for the allow-list to refuse, when its length
+                // fits the code's numbering plan.
+                Some((code, national)) if !numbering.covers(code) => {
+                    if let Some(number) = out_of_reach(code, &intl, national) {
+                        return Ok((number, Reading::E164));
+                    }
+                    // Otherwise the whole metadata decides, as before: a
+                    // national prefix written after the code (`+7 8…`,
+                    // `+241 0…`) or a short form the plan expands.
+                    parse_checked(numbering::everything(), None, &intl, Check::Valid)
+                }
+                _ => parse_checked(&numbering.util, None, &intl, Check::Valid),
+            }
+            .map(|n| (n, Reading::E164))
         } else {
-            let national = parse_checked(region, digits, Check::Valid);
-            let international = parse_checked(None, &intl, Check::Valid);
+            let national = parse_checked(home, region, digits, Check::Valid);
+            let international = match code {
+                // A valid national reading wins whatever the other one is,
+                // and a code out of reach could never be sent to: the
+                // whole metadata is built only when the national reading
+                // fails and the international one decides. (So a number
+                // valid both ways is `Ambiguous` only when both countries
+                // are in reach.)
+                Some((code, _)) if !numbering.covers(code) && national.is_some() => None,
+                Some((code, _)) => {
+                    parse_checked(numbering.for_code(code), None, &intl, Check::Valid)
+                }
+                None => None,
+            };
             match (national, international) {
                 (Some(n), Some(i)) if n.e164 != i.e164 => Some((n, Reading::Ambiguous)),
                 (Some(n), _) => Some((n, Reading::National)),
@@ -223,9 +270,10 @@ impl PhoneNumber {
         // foreign country code for an unverifiable number is the one mistake
         // that sends a code abroad.
         let possible = if plus {
-            parse_checked(None, &intl, Check::Possible).map(|n| (n, Reading::E164))
+            let util = code.map_or(&numbering.util, |(code, _)| numbering.for_code(code));
+            parse_checked(util, None, &intl, Check::Possible).map(|n| (n, Reading::E164))
         } else {
-            parse_checked(region, digits, Check::Possible).map(|n| (n, Reading::National))
+            parse_checked(home, region, digits, Check::Possible).map(|n| (n, Reading::National))
         };
         possible.ok_or(PhoneError::Invalid)
     }
@@ -273,12 +321,21 @@ impl PhoneNumber {
     }
 }
 
-/// Builds libphonenumber's metadata (hundreds of compiled patterns) now
-/// rather than on the first number parsed. Lambda's init phase is the place
-/// for it: otherwise the first hook of every cold instance pays for it inside
-/// Okta's 3 seconds.
-pub fn warm_up() {
-    let _ = PHONE_NUMBER_UTIL.parse("+14155552671", None);
+/// A number with `+` whose calling code this deployment does not reach,
+/// read from the code alone when its length fits the code's plan:
+/// unverified, of the code's country (`None` for a non-geographic code),
+/// which no allow-list that left it out accepts. With the whole metadata the
+/// answer was the same refusal; only the region named in the log differs
+/// where the code is shared (the UK rather than Jersey).
+fn out_of_reach(code: u16, intl: &str, national: &str) -> Option<PhoneNumber> {
+    let plan = CATALOGUE.out_of_reach(code, national)?;
+    Some(PhoneNumber {
+        e164: intl.to_owned(),
+        calling_code: code,
+        region: plan.main.and_then(Region::from_lib),
+        kind: NumberType::Unknown,
+        verified: false,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -289,32 +346,36 @@ enum Check {
     Possible,
 }
 
-fn parse_checked(region: Option<LibRegion>, text: &str, check: Check) -> Option<PhoneNumber> {
-    let number = PHONE_NUMBER_UTIL.parse(text, region).ok()?;
-    let verified = number.is_valid();
+fn parse_checked(
+    util: &PhoneNumberUtil,
+    region: Option<LibRegion>,
+    text: &str,
+    check: Check,
+) -> Option<PhoneNumber> {
+    let number = util.parse(text, region).ok()?;
+    let verified = util.is_valid_number(&number);
     let region = match check {
-        Check::Valid if verified => number.get_region_code(),
+        Check::Valid if verified => util.get_region_for_number(&number),
         Check::Valid => return None,
         Check::Possible => {
             // A full-length number only: a local-only length (a number
             // without its area code) cannot be dialled from abroad.
             if !matches!(
-                number.is_possible_with_reason(),
+                util.is_possible_number_with_reason(&number),
                 Ok(NumberLengthType::IsPossible)
             ) {
                 return None;
             }
-            number
-                .get_region_code()
-                .or_else(|| PHONE_NUMBER_UTIL.get_region_for_country_code(number.country_code))
+            util.get_region_for_number(&number)
+                .or_else(|| util.get_region_for_country_code(number.country_code))
         }
     };
-    let e164 = number.format_as(PhoneNumberFormat::E164).into_owned();
+    let e164 = util.format(&number, PhoneNumberFormat::E164).into_owned();
     Some(PhoneNumber {
         calling_code: u16::try_from(number.country_code).ok()?,
         region: region.and_then(Region::from_lib),
         kind: if verified {
-            NumberType::from_lib(number.get_type())
+            NumberType::from_lib(util.get_number_type(&number))
         } else {
             NumberType::Unknown
         },
@@ -351,6 +412,95 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.calling_code(), 1);
         assert_eq!(a.region().map(|r| r.as_str()), Some("US"));
+    }
+
+    fn reaching(regions: &[&str]) -> Numbering {
+        Numbering::for_reach(&Reach::Regions(
+            regions.iter().map(|r| r.parse().unwrap()).collect(),
+        ))
+    }
+
+    fn summary(read: Result<(PhoneNumber, Reading), PhoneError>) -> String {
+        match read {
+            Ok((n, how)) => format!(
+                "{} {} {} {:?} {}",
+                n.e164(),
+                n.region().map_or("-", |r| r.as_str()),
+                if n.is_verified() {
+                    "valid"
+                } else {
+                    "unverified"
+                },
+                n.number_type(),
+                how.as_str()
+            ),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_number_out_of_reach_is_named_from_its_calling_code() {
+        let us_only = reaching(&["US"]);
+        let read = |raw| summary(PhoneNumber::read_with(&us_only, raw, us()));
+        // Valid German and British mobiles: their country, unverified.
+        assert_eq!(
+            read("+4915112345678"),
+            "+4915112345678 DE unverified Unknown e164"
+        );
+        assert_eq!(
+            read("+447400123456"),
+            "+447400123456 GB unverified Unknown e164"
+        );
+        // Non-geographic (+800): no country, which no list allows.
+        assert_eq!(
+            read("+80012345678"),
+            "+80012345678 - unverified Unknown e164"
+        );
+        // Too short for any plan of +49: decided by the whole metadata,
+        // which refuses it as before.
+        assert_eq!(read("+4912"), "Invalid");
+        // A national prefix after the code (Kazakhstan's 8) is not a length
+        // +7 has: the whole metadata reads it, as before.
+        assert_eq!(
+            read("+780012345677"),
+            summary(PhoneNumber::read_with(
+                &reaching(&["RU"]),
+                "+780012345677",
+                us()
+            ))
+        );
+        // +1 is in reach, so all of it is: Jamaica is read as Jamaica.
+        assert_eq!(
+            read("+18762345678"),
+            summary(PhoneNumber::read("+18762345678", us()))
+        );
+        assert!(read("+18762345678").contains(" JM valid "));
+    }
+
+    #[test]
+    fn numbers_without_plus_read_the_same_with_less_metadata() {
+        let us_only = reaching(&["US"]);
+        for raw in [
+            "4155552671",
+            "442071838750",
+            "9876543210",
+            "5555551212",
+            "15555551212",
+        ] {
+            let whole = PhoneNumber::read(raw, us());
+            let less = PhoneNumber::read_with(&us_only, raw, us());
+            assert_eq!(summary(less), summary(whole), "{raw}");
+        }
+        // Valid in the US and in Singapore: with Singapore out of reach the
+        // US reading is taken without looking abroad (it would win anyway).
+        let (n, how) = PhoneNumber::read_with(&us_only, "6594821993", us()).unwrap();
+        assert_eq!((n.e164(), how), ("+16594821993", Reading::National));
+        // A home region out of reach is read with the whole metadata.
+        let gb: Region = "GB".parse().unwrap();
+        assert_eq!(
+            summary(PhoneNumber::read_with(&us_only, "07400123456", gb)),
+            summary(PhoneNumber::read("07400123456", gb))
+        );
     }
 
     #[test]

@@ -1,0 +1,313 @@
+//! Which numbering plans this process can read, and how much of
+//! libphonenumber's metadata it builds for them.
+//!
+//! Building the library's metadata for all 244 regions is most of a
+//! Lambda's init, yet a deployment sends codes only to its allow-listed
+//! countries (`ALLOWED_COUNTRIES`, default US and CA). So the library's
+//! tables are decoded once into a [`Catalogue`] (every region's calling code
+//! and possible lengths: cheap), and the library itself is built only for
+//! the calling codes a deployment can reach ([`prepare`]): every region that
+//! shares such a code, since a `+1` number may be Jamaican as well as
+//! American and only the full metadata tells them apart.
+//!
+//! A number with `+` and a calling code out of reach is answered from the
+//! catalogue alone ([`Catalogue::out_of_reach`]) when its length fits the
+//! code's plan: the country the code belongs to, which the allow-list then
+//! refuses, as before. The rest (such a number of another length, which may
+//! carry a national prefix after the code; the international reading of a
+//! number written without `+` that is not valid nationally) is read with the
+//! whole metadata, built the first time it is needed ([`everything`]): rare
+//! input, whose first occurrence costs the instance one build, once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{LazyLock, OnceLock};
+
+use prost::Message;
+use rlibphonenumber::{
+    PhoneMetadata, PhoneMetadataCollection, PhoneNumberUtil, Region as LibRegion,
+};
+
+/// The tables rlibphonenumber embeds, read from the library's own file at
+/// build time (see `build.rs`): the same metadata release it was built with.
+static EMBEDDED: &[u8] = include_bytes!(env!("TELEHOOK_PHONE_METADATA"));
+
+/// Every region's calling code, decoded once per process.
+pub(super) static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(Catalogue::decode);
+
+static NUMBERING: OnceLock<Numbering> = OnceLock::new();
+static EVERYTHING: OnceLock<PhoneNumberUtil> = OnceLock::new();
+
+/// The regions a process sends to: every region, or a list (the allow-list
+/// and the default region for numbers without `+`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    Everywhere,
+    Regions(Vec<super::Region>),
+}
+
+/// What one calling code stands for.
+#[derive(Debug, Clone)]
+pub(super) struct CallingCode {
+    /// The region the library names for the code when a number does not
+    /// tell (US for `+1`, GB for `+44`); `None` for the non-geographic codes
+    /// (`+800`, `+882`…).
+    pub main: Option<LibRegion>,
+    /// National significant number lengths possible in any of the code's
+    /// regions, as bits (bit n: n digits).
+    lengths: u32,
+}
+
+impl CallingCode {
+    fn fits(&self, national_len: usize) -> bool {
+        national_len < 32 && self.lengths & (1 << national_len) != 0
+    }
+}
+
+/// The calling-code table of the whole metadata, and the decoded tables to
+/// build the library from.
+pub(super) struct Catalogue {
+    tables: Vec<PhoneMetadata>,
+    code_of: HashMap<LibRegion, u16>,
+    codes: BTreeMap<u16, CallingCode>,
+}
+
+impl Catalogue {
+    fn decode() -> Self {
+        let tables = PhoneMetadataCollection::decode(EMBEDDED)
+            .expect("the metadata the library embeds decodes")
+            .metadata;
+        let mut code_of = HashMap::new();
+        let mut codes: BTreeMap<u16, CallingCode> = BTreeMap::new();
+        for m in &tables {
+            let Some(code) = m.country_code.and_then(|c| u16::try_from(c).ok()) else {
+                continue;
+            };
+            let region = LibRegion::from_code(&m.id)
+                .ok()
+                .filter(|r| *r != LibRegion::World);
+            if let Some(region) = region {
+                code_of.insert(region, code);
+            }
+            // Deprecated for the library's wrapper, which moves it out; in the
+            // decoded tables it is the region's general description.
+            #[allow(deprecated)]
+            let lengths = m
+                .general_desc
+                .iter()
+                .flat_map(|d| &d.possible_length)
+                .filter_map(|&n| u32::try_from(n).ok().filter(|n| *n < 32))
+                .fold(0u32, |bits, n| bits | (1 << n));
+            let entry = codes.entry(code).or_insert(CallingCode {
+                main: None,
+                lengths: 0,
+            });
+            entry.lengths |= lengths;
+            let first = entry.main.is_none();
+            if region.is_some() && (first || m.main_country_for_code == Some(true)) {
+                entry.main = region;
+            }
+        }
+        Catalogue {
+            tables,
+            code_of,
+            codes,
+        }
+    }
+
+    /// The calling code of a region with a numbering plan.
+    pub fn code_of(&self, region: LibRegion) -> Option<u16> {
+        self.code_of.get(&region).copied()
+    }
+
+    /// The calling code an international number starts with, and the rest.
+    /// Calling codes are prefix-free, so at most one of 1 to 3 digits fits.
+    pub fn split<'a>(&self, digits: &'a str) -> Option<(u16, &'a str)> {
+        if digits.starts_with('0') {
+            return None;
+        }
+        (1..=3.min(digits.len())).find_map(|n| {
+            let code = digits[..n].parse().ok()?;
+            self.codes.contains_key(&code).then(|| (code, &digits[n..]))
+        })
+    }
+
+    /// A number with `+` whose calling code is out of reach: the code's
+    /// plan when the number's length is possible in one of its regions.
+    pub fn out_of_reach(&self, code: u16, national: &str) -> Option<&CallingCode> {
+        self.codes.get(&code).filter(|c| c.fits(national.len()))
+    }
+
+    /// The library built for `codes`, or for everything.
+    fn build(&self, codes: Option<&BTreeSet<u16>>) -> PhoneNumberUtil {
+        let tables = self
+            .tables
+            .iter()
+            .filter(|m| {
+                codes.is_none_or(|codes| {
+                    m.country_code
+                        .and_then(|c| u16::try_from(c).ok())
+                        .is_some_and(|c| codes.contains(&c))
+                })
+            })
+            .cloned()
+            .collect();
+        PhoneNumberUtil::new_for_metadata(PhoneMetadataCollection { metadata: tables })
+            .expect("the library's own metadata builds")
+    }
+}
+
+/// The library built for some calling codes (the process's own comes from
+/// [`prepare`]; [`Numbering::for_reach`] makes another, for tests and
+/// comparisons).
+pub struct Numbering {
+    pub(super) util: PhoneNumberUtil,
+    /// `None`: every code.
+    codes: Option<BTreeSet<u16>>,
+    /// The regions whose patterns [`warm_up`] compiles.
+    warm: Vec<LibRegion>,
+}
+
+impl fmt::Debug for Numbering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Numbering")
+            .field("codes", &self.codes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Numbering {
+    /// The library built for `reach` (what [`prepare`] builds once per
+    /// process).
+    pub fn for_reach(reach: &Reach) -> Self {
+        Numbering::new(reach)
+    }
+
+    /// Whether numbers of this calling code are read with the full
+    /// metadata (otherwise from the calling code alone, or by
+    /// [`everything`]).
+    pub fn covers(&self, code: u16) -> bool {
+        self.codes.as_ref().is_none_or(|c| c.contains(&code))
+    }
+
+    /// The library for a number of `code`: this process's own when it
+    /// covers the code, otherwise the whole metadata ([`everything`]).
+    pub(super) fn for_code(&self, code: u16) -> &PhoneNumberUtil {
+        if self.covers(code) {
+            &self.util
+        } else {
+            everything()
+        }
+    }
+
+    fn new(reach: &Reach) -> Self {
+        let catalogue = &*CATALOGUE;
+        let codes = match reach {
+            Reach::Everywhere => None,
+            Reach::Regions(regions) => Some(
+                regions
+                    .iter()
+                    .filter_map(|r| catalogue.code_of(r.id))
+                    .collect::<BTreeSet<u16>>(),
+            ),
+        };
+        let warm = match reach {
+            Reach::Regions(regions) => regions.iter().map(|r| r.id).collect(),
+            // Every region: the main region of `+1`, as before.
+            Reach::Everywhere => catalogue
+                .codes
+                .get(&1)
+                .and_then(|c| c.main)
+                .into_iter()
+                .collect(),
+        };
+        Numbering {
+            util: catalogue.build(codes.as_ref()),
+            codes,
+            warm,
+        }
+    }
+}
+
+/// Builds the metadata for `reach`, once per process, and compiles the
+/// listed regions' patterns ([`warm_up`]). A later call, or a number parsed
+/// before any call (the CLI, tests), keeps what was built first. Lambda's
+/// init is the place for it: otherwise the first hook of every cold
+/// instance pays for it inside Okta's 3 seconds.
+pub fn prepare(reach: &Reach) {
+    NUMBERING.get_or_init(|| Numbering::new(reach));
+    warm_up();
+}
+
+/// Compiles the patterns of the prepared regions (or, when nothing was
+/// prepared, builds the whole metadata) by reading one example number of
+/// each: the library compiles a region's patterns when it first reads one
+/// of its numbers.
+pub fn warm_up() {
+    let numbering = numbering();
+    for &region in &numbering.warm {
+        if let Ok(example) = numbering.util.get_example_number(region) {
+            let _ = numbering.util.get_number_type(&example);
+        }
+    }
+}
+
+/// The numbering this process prepared; every region when nothing was.
+pub(super) fn numbering() -> &'static Numbering {
+    NUMBERING.get_or_init(|| Numbering::new(&Reach::Everywhere))
+}
+
+/// The whole metadata, built on first use (or this process's own numbering
+/// when that already is the whole metadata).
+pub(super) fn everything() -> &'static PhoneNumberUtil {
+    match NUMBERING.get() {
+        Some(n) if n.codes.is_none() => &n.util,
+        _ => EVERYTHING.get_or_init(|| CATALOGUE.build(None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_knows_every_region_the_library_knows() {
+        let full = PhoneNumberUtil::new().unwrap();
+        let regions: Vec<LibRegion> = full.get_supported_regions().collect();
+        assert_eq!(regions.len(), CATALOGUE.code_of.len());
+        for region in regions {
+            assert_eq!(
+                CATALOGUE.code_of(region).map(i32::from),
+                full.get_country_code_for_region(region),
+                "{region}"
+            );
+        }
+        for code in full.get_supported_calling_codes() {
+            let main = CATALOGUE.codes[&u16::try_from(code).unwrap()].main;
+            let lib = full.get_region_for_country_code(code);
+            assert_eq!(main, lib.filter(|r| *r != LibRegion::World), "+{code}");
+        }
+    }
+
+    #[test]
+    fn calling_codes_are_read_off_the_front() {
+        assert_eq!(CATALOGUE.split("14155552671"), Some((1, "4155552671")));
+        assert_eq!(CATALOGUE.split("442079460000"), Some((44, "2079460000")));
+        assert_eq!(CATALOGUE.split("3546111234"), Some((354, "6111234")));
+        assert_eq!(CATALOGUE.split("80012345678"), Some((800, "12345678")));
+        // No calling code starts with 0; none is 28.
+        assert_eq!(CATALOGUE.split("0123"), None);
+        assert_eq!(CATALOGUE.split("28123"), None);
+    }
+
+    #[test]
+    fn a_numbering_for_us_covers_the_whole_nanp_and_nothing_else() {
+        let n = Numbering::new(&Reach::Regions(vec!["US".parse().unwrap()]));
+        assert!(n.covers(1));
+        assert!(!n.covers(44));
+        let jm = LibRegion::from_code("JM").unwrap();
+        let built: Vec<LibRegion> = n.util.get_supported_regions().collect();
+        assert!(built.contains(&jm), "Jamaica shares +1");
+        assert!(!built.contains(&LibRegion::from_code("GB").unwrap()));
+    }
+}
