@@ -110,9 +110,11 @@ async fn ingress(
     } else {
         text.to_owned()
     };
-    let payload: serde_json::Value = serde_json::from_str(&text)?;
+    // Not JSON at all is the file's problem, said here; JSON that is not a
+    // proxy event is the handler's 400, as in Lambda.
+    serde_json::from_str::<&serde_json::value::RawValue>(&text)?;
     let deps = IngressDeps::new(&local::ingress_config(&issuer)?, Arc::new(backend.pipeline))?;
-    let resp = telehook_json(&deps, payload).await;
+    let resp = telehook_json(&deps, &text).await;
     server.abort();
     Ok(serde_json::to_value(resp)?)
 }

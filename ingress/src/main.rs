@@ -20,8 +20,9 @@ async fn main() -> Result<(), Error> {
     }
     let deps = &deps;
     run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, std::convert::Infallible>(telehook_json(deps, event.payload).await)
+        // The event as text: read once, into the proxy request.
+        move |event: LambdaEvent<Box<serde_json::value::RawValue>>| async move {
+            Ok::<_, std::convert::Infallible>(telehook_json(deps, event.payload.get()).await)
         },
     ))
     .await

@@ -206,15 +206,13 @@ impl IngressError {
     }
 }
 
-/// The Lambda entry point's view: the raw event JSON. A payload that is not
-/// a proxy event (a header value API Gateway would never pass, say) gets a
+/// The Lambda entry point's view: the event's JSON text, read straight into
+/// the proxy request (no JSON tree in between). A payload that is not a
+/// proxy event (a header value API Gateway would never pass, say) gets a
 /// 400 here instead of failing the invocation, and serde's message, which can
 /// quote header values, is not logged.
-pub async fn telehook_json(
-    deps: &IngressDeps,
-    payload: serde_json::Value,
-) -> ApiGatewayProxyResponse {
-    match serde_json::from_value::<ApiGatewayProxyRequest>(payload) {
+pub async fn telehook_json(deps: &IngressDeps, payload: &str) -> ApiGatewayProxyResponse {
+    match serde_json::from_str::<ApiGatewayProxyRequest>(payload) {
         Ok(event) => telehook(deps, event).await,
         Err(e) => {
             tracing::warn!(category = ?e.classify(), "event is not an API Gateway proxy request");

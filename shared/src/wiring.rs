@@ -236,9 +236,11 @@ pub struct LambdaInit {
 /// at once, a missing region included.
 pub async fn lambda_init() -> Result<LambdaInit, ConfigError> {
     let mut problems = Problems::default();
-    let (sdk, config) = load_settings(&mut problems).await;
+    let config = problems.take(PipelineConfig::from_env());
+    let phone = PhonePrep::start(config.as_ref(), None);
+    let sdk = load_sdk(&mut problems).await;
     match config {
-        Some(config) if problems.is_empty() => lambda_init_from(&sdk, config, None).await,
+        Some(config) if problems.is_empty() => lambda_init_from(&sdk, config, phone).await,
         _ => Err(problems.into_error()),
     }
     .inspect_err(log_init_error)
@@ -260,11 +262,13 @@ pub const ROUTES_INIT_DEADLINE: std::time::Duration = std::time::Duration::from_
 pub async fn ingress_init() -> Result<(IngressConfig, LambdaInit), ConfigError> {
     let mut problems = Problems::default();
     let ingress = problems.take(IngressConfig::from_env());
-    let (sdk, config) = load_settings(&mut problems).await;
+    let config = problems.take(PipelineConfig::from_env());
+    let home = ingress.as_ref().map(|i| i.defaults.region);
+    let phone = PhonePrep::start(config.as_ref(), home);
+    let sdk = load_sdk(&mut problems).await;
     match (ingress, config) {
         (Some(ingress), Some(config)) if problems.is_empty() => {
-            let home = Some(ingress.defaults.region);
-            let init = lambda_init_from(&sdk, config, home).await?;
+            let init = lambda_init_from(&sdk, config, phone).await?;
             // The hook's 3 seconds should not pay for Notify's catalog.
             init.pipeline.routes.warm(ROUTES_INIT_DEADLINE).await;
             Ok((ingress, init))
@@ -280,10 +284,40 @@ pub async fn ingress_init() -> Result<(IngressConfig, LambdaInit), ConfigError> 
 /// configuration problem at start instead.
 pub async fn load_settings(problems: &mut Problems) -> (SdkConfig, Option<PipelineConfig>) {
     let config = problems.take(PipelineConfig::from_env());
+    (load_sdk(problems).await, config)
+}
+
+/// The SDK configuration (which reads the trust roots), its problems added
+/// to `problems`.
+async fn load_sdk(problems: &mut Problems) -> SdkConfig {
     problems.take(trust_roots(std::env::var_os("SSL_CERT_FILE")));
     let sdk = crate::aws::load_sdk_config().await;
     problems.take(region_of(&sdk));
-    (sdk, config)
+    sdk
+}
+
+/// The phone-number metadata for the countries the allow-list reaches (and
+/// `home`, the region of numbers written without `+`), built on a thread of
+/// its own from the moment the settings are read: the SDK's set-up (trust
+/// roots included) and a secret read by ARN (a network round trip) go on
+/// meanwhile, and init ends when both are done, so the first hook never
+/// pays for it.
+#[derive(Debug)]
+pub struct PhonePrep(Option<std::thread::JoinHandle<()>>);
+
+impl PhonePrep {
+    pub fn start(config: Option<&PipelineConfig>, home: Option<Region>) -> Self {
+        PhonePrep(config.map(|c| {
+            let reach = c.settings.guard.countries.reach(home);
+            std::thread::spawn(move || crate::domain::phone::prepare(&reach))
+        }))
+    }
+
+    fn finish(self) {
+        if let Some(Err(panic)) = self.0.map(std::thread::JoinHandle::join) {
+            std::panic::resume_unwind(panic);
+        }
+    }
 }
 
 /// The trust-root bundle the template names (`SSL_CERT_FILE`) must be a
@@ -313,24 +347,16 @@ pub fn region_of(sdk: &SdkConfig) -> Result<(), ConfigError> {
     }
 }
 
-/// The clients and the pipeline from checked settings, and the phone-number
-/// metadata for the countries the allow-list reaches (and `home`, the
-/// region of numbers written without `+`). The metadata is built on a
-/// thread of its own meanwhile, so the clients' set-up and a secret read by
-/// ARN (a network round trip) do not wait for it, and init ends when both
-/// are done: the first hook never pays for it.
+/// The clients and the pipeline from checked settings, once the phone
+/// metadata `phone` is building is ready too.
 pub async fn lambda_init_from(
     sdk: &SdkConfig,
     config: PipelineConfig,
-    home: Option<Region>,
+    phone: PhonePrep,
 ) -> Result<LambdaInit, ConfigError> {
-    let reach = config.settings.guard.countries.reach(home);
-    let phone = std::thread::spawn(move || crate::domain::phone::prepare(&reach));
     let clients = AwsClients::new(sdk);
     let pipeline = aws_pipeline(&clients, &config).await;
-    if let Err(panic) = phone.join() {
-        std::panic::resume_unwind(panic);
-    }
+    phone.finish();
     Ok(LambdaInit {
         pipeline: pipeline?,
         clients,

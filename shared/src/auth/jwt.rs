@@ -1,49 +1,109 @@
 //! Verifying Okta's bearer JWTs: RS256 only, the header checked by hand
-//! before anything else, then `iss`, `aud`, `exp`/`nbf`/`iat`, `cid`, `scp`.
+//! before anything else, then the signature, then `exp`/`nbf`/`iat`, `iss`,
+//! `aud`, `cid`, `scp`.
+//!
+//! The token is read once: its header and its claims are each decoded and
+//! parsed a single time, the claims into one borrowed struct (the JWT
+//! library's `decode` parsed the header again and the claims twice, once
+//! for its checks and once for ours). The library still does the
+//! cryptography (`jsonwebtoken::crypto::verify`); the registered claims are
+//! checked here with its rules: `exp`, `iss` and `aud` required, `exp`
+//! and `nbf` whole seconds, within the leeway.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::jwks::JwksCache;
 use super::{AuthError, MAX_TOKEN_BYTES, Principal};
 use crate::auth::settings::OAuthConfig;
 
 #[derive(Deserialize)]
-struct JoseHeader {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
 }
 
-/// The claims beyond the registered ones that jsonwebtoken checks for us.
+/// Every claim we check, read in one pass, borrowing from the decoded
+/// payload where no escapes forbid it.
 #[derive(Deserialize)]
-struct OktaClaims {
+struct Claims<'a> {
     #[serde(default)]
-    cid: Option<String>,
+    exp: Option<u64>,
     #[serde(default)]
-    scp: Option<Scopes>,
+    nbf: Option<u64>,
     #[serde(default)]
     iat: Option<i64>,
+    #[serde(default, borrow)]
+    iss: Option<OneOrMany<'a>>,
+    #[serde(default, borrow)]
+    aud: Option<OneOrMany<'a>>,
+    #[serde(default, borrow)]
+    cid: Option<Cow<'a, str>>,
+    /// Okta sends `scp` as an array; some servers send a space-separated
+    /// string.
+    #[serde(default, borrow)]
+    scp: Option<OneOrMany<'a>>,
 }
 
-/// Okta sends `scp` as an array; some servers send a space-separated string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scopes {
-    List(Vec<String>),
-    Spaced(String),
+/// A claim that is a string or an array of strings (`aud`, `iss`, `scp`).
+enum OneOrMany<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
 }
 
-impl Scopes {
-    fn contains(&self, scope: &str) -> bool {
+impl OneOrMany<'_> {
+    fn contains(&self, value: &str) -> bool {
         match self {
-            Scopes::List(v) => v.iter().any(|s| s == scope),
-            Scopes::Spaced(s) => s.split(' ').any(|s| s == scope),
+            OneOrMany::One(s) => s == value,
+            OneOrMany::Many(v) => v.iter().any(|s| s == value),
         }
+    }
+
+    /// `scp` as a string is a space-separated list.
+    fn has_scope(&self, scope: &str) -> bool {
+        match self {
+            OneOrMany::One(s) => s.split(' ').any(|s| s == scope),
+            OneOrMany::Many(v) => v.iter().any(|s| s == scope),
+        }
+    }
+}
+
+/// A string that borrows when it can, as an array element.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OneOrMany<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(Text(s)) = seq.next_element()? {
+                    all.push(s);
+                }
+                Ok(OneOrMany::Many(all))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -55,27 +115,17 @@ pub struct JwtVerifier {
     client_ids: Vec<String>,
     required_scope: String,
     leeway: Duration,
-    validation: Validation,
     jwks: JwksCache,
 }
 
 impl JwtVerifier {
     pub fn new(config: &OAuthConfig) -> Result<Self, reqwest::Error> {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.algorithms = vec![Algorithm::RS256];
-        validation.leeway = config.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[config.issuer.as_str()]);
-        validation.set_audience(&[config.audience.as_str()]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         Ok(JwtVerifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             client_ids: config.client_ids.clone(),
             required_scope: config.required_scope.clone(),
             leeway: config.leeway,
-            validation,
             jwks: JwksCache::new(
                 config.jwks_url.clone(),
                 config.jwks_ttl,
@@ -103,54 +153,122 @@ impl JwtVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let kid = unverified_kid(token)?;
+        let parts = Parts::split(token)?;
+        let header_bytes = decode_part(parts.header)?;
+        let kid = acceptable_kid(&header_bytes, !parts.signature.is_empty())?;
         let key = self.jwks.key(&kid).await?;
-        let claims = jsonwebtoken::decode::<OktaClaims>(token, &key, &self.validation)
-            .map_err(|e| jwt_error(&e))?
-            .claims;
-        if let Some(iat) = claims.iat {
-            let now = chrono::Utc::now().timestamp();
-            if iat > now + self.leeway.as_secs() as i64 {
-                return Err(AuthError::IssuedInFuture);
-            }
+        let signed = &token[..parts.header.len() + 1 + parts.claims.len()];
+        match jsonwebtoken::crypto::verify(
+            parts.signature,
+            signed.as_bytes(),
+            &key,
+            Algorithm::RS256,
+        ) {
+            Ok(true) => {}
+            Ok(false) => return Err(AuthError::BadSignature),
+            Err(e) => return Err(jwt_error(&e)),
         }
+        let payload = decode_part(parts.claims)?;
+        let claims: Claims<'_> =
+            serde_json::from_slice(&payload).map_err(|_| AuthError::Malformed)?;
+        self.check(&claims, chrono::Utc::now().timestamp())?;
         let cid = claims.cid.ok_or(AuthError::MissingClaim("cid"))?;
-        if !self.client_ids.iter().any(|c| c == &cid) {
+        if !self.client_ids.iter().any(|c| c.as_str() == cid) {
             return Err(AuthError::ClientNotAllowed);
         }
         let scp = claims.scp.ok_or(AuthError::MissingClaim("scp"))?;
-        if !scp.contains(&self.required_scope) {
+        if !scp.has_scope(&self.required_scope) {
             return Err(AuthError::MissingScope);
         }
-        Ok(Principal::Client { client_id: cid })
+        Ok(Principal::Client {
+            client_id: cid.into_owned(),
+        })
+    }
+
+    /// The registered claims, by the JWT library's rules: `exp`, `iss` and
+    /// `aud` required; expired when `exp` is more than the leeway past, not
+    /// yet valid when `nbf` is more than the leeway ahead; `iss` ours; our
+    /// audience among `aud`. Then `iat`, which Okta sets and the library
+    /// does not check: not more than the leeway ahead.
+    fn check(&self, claims: &Claims<'_>, now: i64) -> Result<(), AuthError> {
+        let exp = claims.exp.ok_or(AuthError::MissingClaim("exp"))?;
+        let iss = claims.iss.as_ref().ok_or(AuthError::MissingClaim("iss"))?;
+        let aud = claims.aud.as_ref().ok_or(AuthError::MissingClaim("aud"))?;
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
+        let now_u = u64::try_from(now).unwrap_or(0);
+        let leeway_u = self.leeway.as_secs();
+        if exp < now_u.saturating_sub(leeway_u) {
+            return Err(AuthError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now_u.saturating_add(leeway_u))
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if !iss.contains(&self.issuer) {
+            return Err(AuthError::WrongIssuer);
+        }
+        if !aud.contains(&self.audience) {
+            return Err(AuthError::WrongAudience);
+        }
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(leeway))
+        {
+            return Err(AuthError::IssuedInFuture);
+        }
+        Ok(())
     }
 }
 
-/// The `kid` of a token whose shape and algorithm are acceptable. The
-/// header is read by hand before anything else so that the algorithm check
-/// does not depend on which algorithms the JWT library happens to know:
-/// `none`, `HS256` and friends stop here.
-fn unverified_kid(token: &str) -> Result<String, AuthError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(AuthError::TokenTooLarge);
+/// A compact JWS: three base64url parts. An empty header or payload is
+/// malformed at once; an empty signature once the header has been read, so
+/// that a token signed with another algorithm is named for it.
+struct Parts<'a> {
+    header: &'a str,
+    claims: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    fn split(token: &'a str) -> Result<Self, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TokenTooLarge);
+        }
+        let mut segments = token.split('.');
+        let (Some(header), Some(claims), Some(signature), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(AuthError::Malformed);
+        };
+        if header.is_empty() || claims.is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        Ok(Parts {
+            header,
+            claims,
+            signature,
+        })
     }
-    let mut segments = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
-        return Err(AuthError::Malformed);
-    };
-    if h.is_empty() || p.is_empty() {
-        return Err(AuthError::Malformed);
-    }
-    let header_bytes = URL_SAFE_NO_PAD
-        .decode(h)
-        .map_err(|_| AuthError::Malformed)?;
-    let header: JoseHeader =
-        serde_json::from_slice(&header_bytes).map_err(|_| AuthError::Malformed)?;
+}
+
+fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::Malformed)
+}
+
+/// The `kid` of a token whose header is acceptable. The header is read by
+/// hand before anything else so that the algorithm check does not depend on
+/// which algorithms the JWT library happens to know: `none`, `HS256` and
+/// friends stop here.
+fn acceptable_kid(header_bytes: &[u8], signed: bool) -> Result<String, AuthError> {
+    let header: JoseHeader<'_> =
+        serde_json::from_slice(header_bytes).map_err(|_| AuthError::Malformed)?;
     if header.alg != "RS256" {
         // Only a short, printable prefix: the header is attacker data.
         let alg = header
@@ -161,12 +279,13 @@ fn unverified_kid(token: &str) -> Result<String, AuthError> {
             .collect();
         return Err(AuthError::AlgorithmNotAllowed(alg));
     }
-    if s.is_empty() {
+    if !signed {
         return Err(AuthError::Malformed);
     }
     header
         .kid
         .filter(|k| !k.is_empty())
+        .map(Cow::into_owned)
         .ok_or(AuthError::MissingKid)
 }
 

@@ -195,6 +195,96 @@ async fn wrong_issuer_and_audience_are_refused() {
     f.refuses(&f.sign(&c), AuthError::MissingClaim("aud")).await;
 }
 
+/// The claims are read in one pass by our own reader: the shapes servers
+/// send (arrays or strings, escapes) and the registered claims' rules.
+#[tokio::test]
+async fn claims_of_every_shape_are_read_by_the_registered_rules() {
+    let f = Fixture::new().await;
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut c = f.claims();
+        edit(&mut c);
+        f.sign(&c)
+    };
+    // Arrays for aud and iss, a space-separated scp, escaped strings.
+    let aud = f.claims()["aud"].clone();
+    let iss = f.claims()["iss"].clone();
+    let cid = f.claims()["cid"].as_str().unwrap().to_owned();
+    for token in [
+        with(&|c| c["aud"] = json!(["api://other", aud.clone()])),
+        with(&|c| c["iss"] = json!([iss.clone()])),
+        with(&|c| c["scp"] = json!(format!("openid {SCOPE} profile"))),
+        // JSON escapes: the same text, read through the owned path.
+        {
+            let payload = serde_json::to_string(&f.claims()).unwrap().replace(
+                &format!("\"{cid}\""),
+                &format!("\"\\u00{:x}{}\"", cid.as_bytes()[0], &cid[1..]),
+            );
+            assert!(payload.contains("\\u00"), "{payload}");
+            f.issuer
+                .key
+                .sign_raw(
+                    &f.rs256(),
+                    &serde_json::from_str::<serde_json::Value>(&payload).unwrap(),
+                )
+                .unwrap()
+        },
+    ] {
+        assert_eq!(f.verify(&token).await, Ok(()));
+    }
+    for (name, token, expected) in [
+        (
+            "no exp",
+            with(&|c| drop(c.as_object_mut().unwrap().remove("exp"))),
+            AuthError::MissingClaim("exp"),
+        ),
+        (
+            "no iss",
+            with(&|c| drop(c.as_object_mut().unwrap().remove("iss"))),
+            AuthError::MissingClaim("iss"),
+        ),
+        (
+            "exp a string",
+            with(&|c| c["exp"] = json!("4102444800")),
+            AuthError::Malformed,
+        ),
+        (
+            "exp a fraction",
+            with(&|c| c["exp"] = json!(4102444800.5)),
+            AuthError::Malformed,
+        ),
+        (
+            "nbf negative",
+            with(&|c| c["nbf"] = json!(-1)),
+            AuthError::Malformed,
+        ),
+        (
+            "aud empty",
+            with(&|c| c["aud"] = json!([])),
+            AuthError::WrongAudience,
+        ),
+        (
+            "iss of another case",
+            with(&|c| c["iss"] = json!(iss.as_str().unwrap().to_uppercase())),
+            AuthError::WrongIssuer,
+        ),
+        (
+            "scp a number",
+            with(&|c| c["scp"] = json!(7)),
+            AuthError::Malformed,
+        ),
+    ] {
+        assert_eq!(f.verify(&token).await, Err(expected), "{name}");
+    }
+    // The signed part is what is verified: claims swapped after signing fail.
+    let good = f.sign(&f.claims());
+    let (head, rest) = good.split_once('.').unwrap();
+    let signature = rest.split_once('.').unwrap().1;
+    let mut c = f.claims();
+    c["cid"] = json!("0oaSomeOtherApp");
+    let swapped = format!("{head}.{}.{signature}", b64(&c));
+    f.refuses(&swapped, AuthError::BadSignature).await;
+}
+
 #[tokio::test]
 async fn cid_missing_or_not_allowed_is_refused() {
     let f = Fixture::new().await;

@@ -353,7 +353,12 @@ fn parse_checked(
     check: Check,
 ) -> Option<PhoneNumber> {
     let number = util.parse(text, region).ok()?;
-    let verified = util.is_valid_number(&number);
+    // One type lookup says both what the number is and whether it is valid
+    // (the library's validity is "its region's patterns give it a type"),
+    // where asking for validity and then the type would find the region and
+    // match the patterns twice.
+    let kind = util.get_number_type(&number);
+    let verified = kind != PhoneNumberType::Unknown;
     let region = match check {
         Check::Valid if verified => util.get_region_for_number(&number),
         Check::Valid => return None,
@@ -374,11 +379,7 @@ fn parse_checked(
     Some(PhoneNumber {
         calling_code: u16::try_from(number.country_code).ok()?,
         region: region.and_then(Region::from_lib),
-        kind: if verified {
-            NumberType::from_lib(util.get_number_type(&number))
-        } else {
-            NumberType::Unknown
-        },
+        kind: NumberType::from_lib(kind),
         verified,
         e164,
     })

@@ -24,9 +24,7 @@ use std::fmt;
 use std::sync::{LazyLock, OnceLock};
 
 use prost::Message;
-use rlibphonenumber::{
-    PhoneMetadata, PhoneMetadataCollection, PhoneNumberUtil, Region as LibRegion,
-};
+use rlibphonenumber::{PhoneMetadataCollection, PhoneNumberUtil, Region as LibRegion};
 
 /// The tables rlibphonenumber embeds, read from the library's own file at
 /// build time (see `build.rs`): the same metadata release it was built with.
@@ -64,22 +62,49 @@ impl CallingCode {
     }
 }
 
-/// The calling-code table of the whole metadata, and the decoded tables to
-/// build the library from.
+/// The few fields of the library's tables the calling-code table needs,
+/// decoded from the same bytes: prost skips the rest (the patterns, the
+/// formats) without building them, so this is a fraction of a full decode.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Plans {
+    #[prost(message, repeated, tag = "1")]
+    metadata: Vec<Plan>,
+}
+
+/// One region's entry (field numbers of libphonenumber's `PhoneMetadata`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Plan {
+    #[prost(message, optional, tag = "1")]
+    general_desc: Option<Lengths>,
+    #[prost(string, required, tag = "9")]
+    id: String,
+    #[prost(int32, optional, tag = "10")]
+    country_code: Option<i32>,
+    #[prost(bool, optional, tag = "22")]
+    main_country_for_code: Option<bool>,
+}
+
+/// `PhoneNumberDesc.possible_length`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Lengths {
+    #[prost(int32, repeated, packed = "false", tag = "9")]
+    possible_length: Vec<i32>,
+}
+
+/// The calling-code table of the whole metadata.
 pub(super) struct Catalogue {
-    tables: Vec<PhoneMetadata>,
     code_of: HashMap<LibRegion, u16>,
     codes: BTreeMap<u16, CallingCode>,
 }
 
 impl Catalogue {
     fn decode() -> Self {
-        let tables = PhoneMetadataCollection::decode(EMBEDDED)
+        let plans = Plans::decode(EMBEDDED)
             .expect("the metadata the library embeds decodes")
             .metadata;
         let mut code_of = HashMap::new();
         let mut codes: BTreeMap<u16, CallingCode> = BTreeMap::new();
-        for m in &tables {
+        for m in &plans {
             let Some(code) = m.country_code.and_then(|c| u16::try_from(c).ok()) else {
                 continue;
             };
@@ -89,9 +114,6 @@ impl Catalogue {
             if let Some(region) = region {
                 code_of.insert(region, code);
             }
-            // Deprecated for the library's wrapper, which moves it out; in the
-            // decoded tables it is the region's general description.
-            #[allow(deprecated)]
             let lengths = m
                 .general_desc
                 .iter()
@@ -108,11 +130,7 @@ impl Catalogue {
                 entry.main = region;
             }
         }
-        Catalogue {
-            tables,
-            code_of,
-            codes,
-        }
+        Catalogue { code_of, codes }
     }
 
     /// The calling code of a region with a numbering plan.
@@ -138,11 +156,14 @@ impl Catalogue {
         self.codes.get(&code).filter(|c| c.fits(national.len()))
     }
 
-    /// The library built for `codes`, or for everything.
+    /// The library built for `codes`, or for everything, from a full decode
+    /// of the tables: the regions left out are dropped before the library
+    /// builds its own structures from them.
     fn build(&self, codes: Option<&BTreeSet<u16>>) -> PhoneNumberUtil {
-        let tables = self
-            .tables
-            .iter()
+        let tables = PhoneMetadataCollection::decode(EMBEDDED)
+            .expect("the metadata the library embeds decodes")
+            .metadata
+            .into_iter()
             .filter(|m| {
                 codes.is_none_or(|codes| {
                     m.country_code
@@ -150,7 +171,6 @@ impl Catalogue {
                         .is_some_and(|c| codes.contains(&c))
                 })
             })
-            .cloned()
             .collect();
         PhoneNumberUtil::new_for_metadata(PhoneMetadataCollection { metadata: tables })
             .expect("the library's own metadata builds")
@@ -164,7 +184,8 @@ pub struct Numbering {
     pub(super) util: PhoneNumberUtil,
     /// `None`: every code.
     codes: Option<BTreeSet<u16>>,
-    /// The regions whose patterns [`warm_up`] compiles.
+    /// The regions whose patterns [`warm_up`] compiles: the main region of
+    /// each calling code in reach.
     warm: Vec<LibRegion>,
 }
 
@@ -211,15 +232,14 @@ impl Numbering {
                     .collect::<BTreeSet<u16>>(),
             ),
         };
-        let warm = match reach {
-            Reach::Regions(regions) => regions.iter().map(|r| r.id).collect(),
-            // Every region: the main region of `+1`, as before.
-            Reach::Everywhere => catalogue
-                .codes
-                .get(&1)
-                .and_then(|c| c.main)
-                .into_iter()
-                .collect(),
+        // The main region of each calling code (the US for +1): the
+        // library tries a shared code's regions in order, main first, so
+        // its numbers need the fewest patterns. Every region at once would
+        // cost more than the rest of init; every country: `+1` only.
+        let main_of = |code: &u16| catalogue.codes.get(code).and_then(|c| c.main);
+        let warm = match &codes {
+            Some(codes) => codes.iter().filter_map(main_of).collect(),
+            None => main_of(&1).into_iter().collect(),
         };
         Numbering {
             util: catalogue.build(codes.as_ref()),
@@ -239,10 +259,12 @@ pub fn prepare(reach: &Reach) {
     warm_up();
 }
 
-/// Compiles the patterns of the prepared regions (or, when nothing was
-/// prepared, builds the whole metadata) by reading one example number of
-/// each: the library compiles a region's patterns when it first reads one
-/// of its numbers.
+/// Compiles the patterns of the main region of each calling code in reach
+/// (or, when nothing was prepared, builds the whole metadata and compiles
+/// the US's) by reading one example number of each, as a hook reads it:
+/// the library compiles a pattern when it first needs it. Another region
+/// of a shared code (Canada for +1) compiles its own on its first number,
+/// a millisecond or two once per instance.
 pub fn warm_up() {
     let numbering = numbering();
     for &region in &numbering.warm {
