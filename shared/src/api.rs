@@ -12,6 +12,8 @@
 //! POSTed batches of sign-in events ([`crate::okta::events`]), each
 //! authenticated by that secret.
 
+mod event;
+
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
@@ -31,6 +33,7 @@ use crate::domain::{ActionStatus, DeliveryOutcome, ip_network};
 use crate::flows::Delivery;
 use crate::okta::{ErrorCause, HookDefaults, HookResponse, InvalidHook, parse_hook};
 use crate::secrets::{REFRESH_COOLDOWN, Refresher, SecretSource, SecretsManagerSecret};
+use event::Incoming;
 
 /// Okta's hook bodies are around 1 KiB; 64 KiB leaves room for growth and
 /// stops memory abuse.
@@ -212,8 +215,8 @@ impl IngressError {
 /// 400 here instead of failing the invocation, and serde's message, which can
 /// quote header values, is not logged.
 pub async fn telehook_json(deps: &IngressDeps, payload: &str) -> ApiGatewayProxyResponse {
-    match serde_json::from_str::<ApiGatewayProxyRequest>(payload) {
-        Ok(event) => telehook(deps, event).await,
+    match Incoming::from_json(payload) {
+        Ok(event) => serve(deps, event).await,
         Err(e) => {
             tracing::warn!(category = ?e.classify(), "event is not an API Gateway proxy request");
             IngressError::BadEvent.to_response()
@@ -226,13 +229,16 @@ pub async fn telehook(
     deps: &IngressDeps,
     event: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    serve(deps, Incoming::from_event(&event)).await
+}
+
+async fn serve(deps: &IngressDeps, event: Incoming<'_>) -> ApiGatewayProxyResponse {
     if is_events_path(&event) {
         return events::handle(deps, event).await;
     }
-    let request_id = event.request_context.request_id.clone().unwrap_or_default();
     let span = tracing::info_span!(
         "hook",
-        request_id = %request_id,
+        request_id = %event.request_id,
         event_id = field::Empty,
         okta_request = field::Empty
     );
@@ -260,17 +266,13 @@ pub async fn telehook(
     .await
 }
 
-async fn handle(
-    deps: &IngressDeps,
-    event: ApiGatewayProxyRequest,
-) -> Result<HookResponse, IngressError> {
+async fn handle(deps: &IngressDeps, event: Incoming<'_>) -> Result<HookResponse, IngressError> {
     // Budgets count from the moment the event reached this handler.
     let arrived = tokio::time::Instant::now();
-    if event.http_method != Method::POST {
+    if event.method != Method::POST {
         return Err(IngressError::MethodNotAllowed);
     }
-    let headers = merged_headers(&event);
-    deps.auth.authenticate(&headers).await?;
+    deps.auth.authenticate(&event.headers).await?;
 
     let body = read_body(&event)?;
     let request = parse_hook(&body, &deps.defaults, deps.clock.now())?;
@@ -310,7 +312,7 @@ async fn handle(
     })
 }
 
-fn is_events_path(event: &ApiGatewayProxyRequest) -> bool {
+fn is_events_path(event: &Incoming<'_>) -> bool {
     event
         .path
         .as_deref()
@@ -327,24 +329,20 @@ mod events {
         json_response(status, &HookResponse::error(summary, vec![]))
     }
 
-    pub(super) async fn handle(
-        deps: &IngressDeps,
-        event: ApiGatewayProxyRequest,
-    ) -> ApiGatewayProxyResponse {
-        let request_id = event.request_context.request_id.clone().unwrap_or_default();
-        let span = tracing::info_span!("event_hook", request_id = %request_id);
+    pub(super) async fn handle(deps: &IngressDeps, event: Incoming<'_>) -> ApiGatewayProxyResponse {
+        let span = tracing::info_span!("event_hook", request_id = %event.request_id);
         async move {
             let Some(secret) = &deps.event_hook else {
                 tracing::warn!("event hook call, but no event hook secret is configured");
                 return error(404, "Not found");
             };
-            let headers = merged_headers(&event);
-            if let Err(e) = secret.check(&headers).await {
+            let headers = &event.headers;
+            if let Err(e) = secret.check(headers).await {
                 tracing::warn!(reason = e.code(), detail = %e, "event hook call not authenticated");
                 return error(401, "Unauthorized");
             }
-            match event.http_method {
-                Method::GET => verify(&headers),
+            match event.method {
+                Method::GET => verify(headers),
                 Method::POST => batch(deps, &event).await,
                 _ => {
                     let mut r = error(405, "Method not allowed");
@@ -377,7 +375,7 @@ mod events {
         }
     }
 
-    async fn batch(deps: &IngressDeps, event: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+    async fn batch(deps: &IngressDeps, event: &Incoming<'_>) -> ApiGatewayProxyResponse {
         let body = match read_body_up_to(event, MAX_EVENT_BODY_BYTES) {
             Ok(b) => b,
             Err(e) => {
@@ -413,25 +411,11 @@ mod events {
     }
 }
 
-/// `headers` and `multiValueHeaders` together. `HeaderMap` keys are
-/// case-insensitive, which is what makes `AUTHORIZATION` and `authorization`
-/// the same header.
-fn merged_headers(event: &ApiGatewayProxyRequest) -> HeaderMap {
-    let mut headers = event.headers.clone();
-    for (name, value) in &event.multi_value_headers {
-        let present = headers.get_all(name).iter().any(|v| v == value);
-        if !present {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    headers
-}
-
-fn read_body(event: &ApiGatewayProxyRequest) -> Result<Vec<u8>, InvalidHook> {
+fn read_body(event: &Incoming<'_>) -> Result<Vec<u8>, InvalidHook> {
     read_body_up_to(event, MAX_BODY_BYTES)
 }
 
-fn read_body_up_to(event: &ApiGatewayProxyRequest, limit: usize) -> Result<Vec<u8>, InvalidHook> {
+fn read_body_up_to(event: &Incoming<'_>, limit: usize) -> Result<Vec<u8>, InvalidHook> {
     let raw = event.body.as_deref().unwrap_or_default();
     let too_large = InvalidHook::TooLarge { limit };
     let bytes = if event.is_base64_encoded {

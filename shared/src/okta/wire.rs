@@ -12,9 +12,11 @@
 
 use std::fmt;
 
-use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 
 pub use crate::domain::ActionStatus;
 
@@ -138,22 +140,188 @@ pub struct MessageProfile {
 
 /// A string as is, a number as its text, anything else as absent.
 fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
+    Ok(LenientText::deserialize(d)?.0)
 }
 
 /// An object read into `T` (whose fields are lenient themselves); anything
-/// else as absent.
-fn lenient_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+/// else as absent. Read field by field as it streams, a repeated name's last
+/// value winning and unknown names skipped: what reading it into a JSON value
+/// first and then into `T` did, without building the value.
+fn lenient_object<'de, D: Deserializer<'de>, T: LenientFields>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        v @ Value::Object(_) => serde_json::from_value(v).ok(),
-        _ => None,
-    })
+    d.deserialize_any(LenientObject(PhantomData))
+}
+
+/// [`lenient_text`]'s reading of one value.
+struct LenientText(Option<String>);
+
+impl<'de> Deserialize<'de> for LenientText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LenientText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientText, E> {
+                Ok(LenientText(Some(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<LenientText, E> {
+                Ok(LenientText(Some(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LenientText, E> {
+                Ok(LenientText(Some(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LenientText, E> {
+                Ok(LenientText(Some(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LenientText, E> {
+                // As a JSON number prints (`1.0`, `1e+30`).
+                Ok(LenientText(
+                    serde_json::Number::from_f64(v).map(|n| n.to_string()),
+                ))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<LenientText, E> {
+                Ok(LenientText(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LenientText, E> {
+                Ok(LenientText(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<LenientText, E> {
+                Ok(LenientText(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<LenientText, A::Error> {
+                skip_seq(seq).map(|()| LenientText(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LenientText, A::Error> {
+                skip_map(map).map(|()| LenientText(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The fields a leniently read object takes; every value read through
+/// [`LenientText`] or [`lenient_object`], so no value's type is an error.
+trait LenientFields: Default {
+    /// Reads the value of `key` when it is one of ours; `false` otherwise
+    /// (the caller skips it).
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error>;
+}
+
+struct LenientObject<T>(PhantomData<T>);
+
+impl<'de, T: LenientFields> Visitor<'de> for LenientObject<T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut value = T::default();
+        while let Some(Key(key)) = map.next_key()? {
+            if !value.field(&key, &mut map)? {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Some(value))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<T>, A::Error> {
+        skip_seq(seq).map(|()| None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+}
+
+/// An object's key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+impl LenientFields for HookContext {
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "request" => self.request = map.next_value::<Lenient<ContextRequest>>()?.0,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl LenientFields for ContextRequest {
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "id" => self.id = map.next_value::<LenientText>()?.0,
+            "ipAddress" => self.ip_address = map.next_value::<LenientText>()?.0,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl LenientFields for UserProfile {
+    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "userId" => self.user_id = map.next_value::<LenientText>()?.0,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// A nested lenient object as a map value.
+struct Lenient<T>(Option<T>);
+
+impl<'de, T: LenientFields> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_object(d).map(Lenient)
+    }
 }
 
 // These Debug impls exist so wire values can sit in structs that derive
@@ -301,7 +469,7 @@ impl HookResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn response_shapes() {
@@ -332,5 +500,73 @@ mod tests {
             serde_json::to_value(&err).unwrap(),
             json!({"error":{"errorSummary":"Could not deliver the code"}})
         );
+    }
+
+    /// The lenient fields read as streaming used to read them through a JSON
+    /// value: a string as is, a number as its text, anything else absent;
+    /// an object's repeated name, its last value; a non-object, absent.
+    #[test]
+    fn lenient_fields_read_every_json_shape_as_through_a_value() {
+        fn text(v: &Value) -> Option<String> {
+            match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        }
+        let shapes = [
+            json!("00u1"),
+            json!(""),
+            json!(12345),
+            json!(-7),
+            json!(1.5),
+            json!(1e30),
+            json!(18446744073709551615u64),
+            json!(true),
+            json!(null),
+            json!([1, "a", {"b": [2]}]),
+            json!({"nested": {"deep": [1, 2, {"x": null}]}}),
+        ];
+        for v in &shapes {
+            let body = json!({"data": {
+                "userProfile": {"userId": v, "login": v},
+                "context": {"request": {"id": v, "ipAddress": v, "url": v}},
+            }});
+            let wire: HookRequest = serde_json::from_value(body).unwrap();
+            let data = wire.data.unwrap();
+            assert_eq!(data.user_profile.unwrap().user_id, text(v), "{v}");
+            let request = data.context.unwrap().request.unwrap();
+            assert_eq!(request.id, text(v), "{v}");
+            assert_eq!(request.ip_address, text(v), "{v}");
+            // The object itself as any other shape: absent.
+            let body = json!({"data": {"userProfile": v, "context": {"request": v}}});
+            let data = serde_json::from_value::<HookRequest>(body)
+                .unwrap()
+                .data
+                .unwrap();
+            assert!(data.user_profile.is_none() || v.is_object(), "{v}");
+            assert!(
+                data.context.unwrap().request.is_none() || v.is_object(),
+                "{v}"
+            );
+        }
+        // A repeated name: the last value, as a JSON object keeps it.
+        let text = r#"{"data":{"userProfile":{"userId":"first","userId":"last"},
+            "context":{"request":{"id":1,"id":{"x":1}},"request":{"ipAddress":"192.0.2.1"}}}}"#;
+        let data = serde_json::from_str::<HookRequest>(text)
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(data.user_profile.unwrap().user_id.as_deref(), Some("last"));
+        let request = data.context.unwrap().request.unwrap();
+        assert_eq!(request.id, None);
+        assert_eq!(request.ip_address.as_deref(), Some("192.0.2.1"));
+        // Escaped keys are the same keys.
+        let text = r#"{"data":{"userProfile":{"user\u0049d":"00u9"}}}"#;
+        let data = serde_json::from_str::<HookRequest>(text)
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(data.user_profile.unwrap().user_id.as_deref(), Some("00u9"));
     }
 }
