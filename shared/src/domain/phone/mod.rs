@@ -352,6 +352,11 @@ fn parse_checked(
     text: &str,
     check: Check,
 ) -> Option<PhoneNumber> {
+    if region.is_none() && check == Check::Valid {
+        if let Some(number) = valid_as_written(util, text) {
+            return Some(number);
+        }
+    }
     let number = util.parse(text, region).ok()?;
     // One type lookup says both what the number is and whether it is valid
     // (the library's validity is "its region's patterns give it a type"),
@@ -382,6 +387,55 @@ fn parse_checked(
         kind: NumberType::from_lib(kind),
         verified,
         e164,
+    })
+}
+
+/// A `+` and digits (what [`PhoneNumber::read`] hands on) taken as the
+/// calling code and the national number they spell, when that number is
+/// valid as written. The library's `parse` is made for any text a person
+/// types (letters, extensions, full-width digits, a national prefix after
+/// the code), and its general patterns for that are most of the time a
+/// number takes; this skips them for the common case and leaves everything
+/// else, a national prefix written after the code included, to `parse`.
+/// The golden file holds the two to the same answers.
+fn valid_as_written(util: &PhoneNumberUtil, text: &str) -> Option<PhoneNumber> {
+    let digits = text.strip_prefix('+')?;
+    let (code, national) = CATALOGUE.split(digits)?;
+    // The library's bounds on a national significant number.
+    if !(2..=17).contains(&national.len()) {
+        return None;
+    }
+    let mut number = rlibphonenumber::PhoneNumber {
+        country_code: i32::from(code),
+        national_number: national.parse().ok()?,
+        ..Default::default()
+    };
+    // As the library records leading zeros (Italy's `06…`): all but the
+    // last digit of an all-zero number.
+    let zeros = national.bytes().take_while(|b| *b == b'0').count();
+    let zeros = if zeros == national.len() {
+        zeros - 1
+    } else {
+        zeros
+    };
+    if national.starts_with('0') {
+        number.italian_leading_zero = Some(true);
+        if zeros > 1 {
+            number.number_of_leading_zeros = i32::try_from(zeros).ok();
+        }
+    }
+    let kind = util.get_number_type(&number);
+    if kind == PhoneNumberType::Unknown {
+        return None;
+    }
+    Some(PhoneNumber {
+        e164: text.to_owned(),
+        calling_code: code,
+        region: util
+            .get_region_for_number(&number)
+            .and_then(Region::from_lib),
+        kind: NumberType::from_lib(kind),
+        verified: true,
     })
 }
 
