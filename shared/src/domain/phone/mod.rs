@@ -352,10 +352,11 @@ fn parse_checked(
     text: &str,
     check: Check,
 ) -> Option<PhoneNumber> {
-    if region.is_none() && check == Check::Valid {
-        if let Some(number) = valid_as_written(util, text) {
-            return Some(number);
-        }
+    if region.is_none()
+        && check == Check::Valid
+        && let Some(number) = valid_as_written(util, text)
+    {
+        return Some(number);
     }
     let number = util.parse(text, region).ok()?;
     // One type lookup says both what the number is and whether it is valid
