@@ -33,6 +33,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod flows;
+pub mod json;
 pub mod ledger;
 pub mod messenger;
 pub mod okta;

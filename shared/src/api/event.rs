@@ -19,7 +19,9 @@ use std::fmt;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use crate::json::{OneOrMany, Text};
 
 /// One hook or event-hook call, as the handler sees it.
 #[derive(Debug)]
@@ -111,10 +113,6 @@ struct WireContext<'a> {
     http_method: HttpMethod,
 }
 
-/// A string that borrows from the event's text unless it has escapes.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
 /// An HTTP method, any token (as the typed event takes it).
 struct HttpMethod(Method);
 
@@ -165,11 +163,11 @@ impl<'de> Visitor<'de> for HeadersVisitor {
         while let Some(Text(name)) = access.next_key()? {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| de::Error::custom("not an HTTP header name"))?;
-            match access.next_value::<Values<'_>>()? {
-                Values::One(v) => {
+            match access.next_value::<OneOrMany<'_>>()? {
+                OneOrMany::One(v) => {
                     map.insert(name, header_value(&v)?);
                 }
-                Values::Many(all) => {
+                OneOrMany::Many(all) => {
                     for v in all {
                         map.append(&name, header_value(&v)?);
                     }
@@ -182,38 +180,6 @@ impl<'de> Visitor<'de> for HeadersVisitor {
 
 fn header_value<E: de::Error>(v: &str) -> Result<HeaderValue, E> {
     HeaderValue::from_str(v).map_err(|_| E::custom("not an HTTP header value"))
-}
-
-/// One header's value or values.
-enum Values<'a> {
-    One(Cow<'a, str>),
-    Many(Vec<Cow<'a, str>>),
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Values<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Values<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a list of strings")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Values::One(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Values::One(Cow::Owned(v.to_owned())))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
-                while let Some(Text(v)) = seq.next_element()? {
-                    all.push(v);
-                }
-                Ok(Values::Many(all))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 #[cfg(test)]

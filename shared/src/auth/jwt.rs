@@ -11,18 +11,17 @@
 //! and `nbf` whole seconds, within the leeway.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::jwks::JwksCache;
 use super::{AuthError, MAX_TOKEN_BYTES, Principal};
 use crate::auth::settings::OAuthConfig;
+use crate::json::OneOrMany;
 
 #[derive(Deserialize)]
 struct JoseHeader<'a> {
@@ -54,56 +53,11 @@ struct Claims<'a> {
     scp: Option<OneOrMany<'a>>,
 }
 
-/// A claim that is a string or an array of strings (`aud`, `iss`, `scp`).
-enum OneOrMany<'a> {
-    One(Cow<'a, str>),
-    Many(Vec<Cow<'a, str>>),
-}
-
-impl OneOrMany<'_> {
-    fn contains(&self, value: &str) -> bool {
-        match self {
-            OneOrMany::One(s) => s == value,
-            OneOrMany::Many(v) => v.iter().any(|s| s == value),
-        }
-    }
-
-    /// `scp` as a string is a space-separated list.
-    fn has_scope(&self, scope: &str) -> bool {
-        match self {
-            OneOrMany::One(s) => s.split(' ').any(|s| s == scope),
-            OneOrMany::Many(v) => v.iter().any(|s| s == scope),
-        }
-    }
-}
-
-/// A string that borrows when it can, as an array element.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for OneOrMany<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OneOrMany<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(OneOrMany::One(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(OneOrMany::One(Cow::Owned(v.to_owned())))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-                while let Some(Text(s)) = seq.next_element()? {
-                    all.push(s);
-                }
-                Ok(OneOrMany::Many(all))
-            }
-        }
-        d.deserialize_any(V)
+/// `scp` as a string is a space-separated list.
+fn has_scope(scp: &OneOrMany<'_>, scope: &str) -> bool {
+    match scp {
+        OneOrMany::One(s) => s.split(' ').any(|s| s == scope),
+        OneOrMany::Many(_) => scp.contains(scope),
     }
 }
 
@@ -177,7 +131,7 @@ impl JwtVerifier {
             return Err(AuthError::ClientNotAllowed);
         }
         let scp = claims.scp.ok_or(AuthError::MissingClaim("scp"))?;
-        if !scp.has_scope(&self.required_scope) {
+        if !has_scope(&scp, &self.required_scope) {
             return Err(AuthError::MissingScope);
         }
         Ok(Principal::Client {

@@ -12,11 +12,12 @@
 
 use std::fmt;
 
-use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::json::Text;
 
 pub use crate::domain::ActionStatus;
 
@@ -219,7 +220,7 @@ impl<'de, T: LenientFields> Visitor<'de> for LenientObject<T> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
         let mut value = T::default();
-        while let Some(Key(key)) = map.next_key()? {
+        while let Some(Text(key)) = map.next_key()? {
             if !value.field(&key, &mut map)? {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -249,28 +250,6 @@ impl<'de, T: LenientFields> Visitor<'de> for LenientObject<T> {
     }
     fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
         Ok(None)
-    }
-}
-
-/// An object's key, borrowed when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 
