@@ -217,7 +217,10 @@ impl PhoneNumber {
         let intl = format!("+{digits}");
         // The international reading's calling code, when one fits.
         let code = CATALOGUE.split(digits);
-        let home = numbering.for_code(CATALOGUE.code_of(default_region.id).unwrap_or(0));
+        // Only a number without `+` is read in the default region; looking
+        // its numbering up for a `+` number could build the whole metadata
+        // for nothing (the dispatcher reads every job with `US`).
+        let home = || numbering.for_code(CATALOGUE.code_of(default_region.id).unwrap_or(0));
         let region = Some(default_region.id);
         let strict = if plus {
             match code {
@@ -231,13 +234,13 @@ impl PhoneNumber {
                     // Otherwise the whole metadata decides, as before: a
                     // national prefix written after the code (`+7 8…`,
                     // `+241 0…`) or a short form the plan expands.
-                    parse_checked(numbering::everything(), None, &intl, Check::Valid)
+                    parse_checked(numbering.fell_back(), None, &intl, Check::Valid)
                 }
                 _ => parse_checked(&numbering.util, None, &intl, Check::Valid),
             }
             .map(|n| (n, Reading::E164))
         } else {
-            let national = parse_checked(home, region, digits, Check::Valid);
+            let national = parse_checked(home(), region, digits, Check::Valid);
             let international = match code {
                 // A valid national reading wins whatever the other one is,
                 // and a code out of reach could never be sent to: the
@@ -273,7 +276,7 @@ impl PhoneNumber {
             let util = code.map_or(&numbering.util, |(code, _)| numbering.for_code(code));
             parse_checked(util, None, &intl, Check::Possible).map(|n| (n, Reading::E164))
         } else {
-            parse_checked(home, region, digits, Check::Possible).map(|n| (n, Reading::National))
+            parse_checked(home(), region, digits, Check::Possible).map(|n| (n, Reading::National))
         };
         possible.ok_or(PhoneError::Invalid)
     }
@@ -531,6 +534,22 @@ mod tests {
             summary(PhoneNumber::read("+18762345678", us()))
         );
         assert!(read("+18762345678").contains(" JM valid "));
+    }
+
+    #[test]
+    fn numbers_with_plus_never_need_the_default_regions_metadata() {
+        // The dispatcher reads every job with `US`; a deployment for Britain
+        // and Ireland must not build the whole metadata for that.
+        let gb_ie = reaching(&["GB", "IE"]);
+        for raw in ["+447400123456", "+353851234567", "+353 1 234 5678"] {
+            let (n, how) = PhoneNumber::read_with(&gb_ie, raw, us()).unwrap();
+            assert_eq!(how, Reading::E164, "{raw}");
+            assert!(n.is_verified(), "{raw}");
+        }
+        assert_eq!(gb_ie.fallbacks(), 0);
+        // A number without `+` in an unreached home region does need it.
+        PhoneNumber::read_with(&gb_ie, "4155552671", us()).unwrap();
+        assert!(gb_ie.fallbacks() > 0);
     }
 
     #[test]

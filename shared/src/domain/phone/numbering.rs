@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, OnceLock};
 
 use prost::Message;
@@ -187,6 +188,9 @@ pub struct Numbering {
     /// The regions whose patterns [`warm_up`] compiles: the main region of
     /// each calling code in reach.
     warm: Vec<LibRegion>,
+    /// How many reads needed the whole metadata: each one builds it on an
+    /// instance that has not yet (what tests hold down to zero).
+    fallbacks: AtomicU32,
 }
 
 impl fmt::Debug for Numbering {
@@ -201,27 +205,6 @@ impl Numbering {
     /// The library built for `reach` (what [`prepare`] builds once per
     /// process).
     pub fn for_reach(reach: &Reach) -> Self {
-        Numbering::new(reach)
-    }
-
-    /// Whether numbers of this calling code are read with the full
-    /// metadata (otherwise from the calling code alone, or by
-    /// [`everything`]).
-    pub fn covers(&self, code: u16) -> bool {
-        self.codes.as_ref().is_none_or(|c| c.contains(&code))
-    }
-
-    /// The library for a number of `code`: this process's own when it
-    /// covers the code, otherwise the whole metadata ([`everything`]).
-    pub(super) fn for_code(&self, code: u16) -> &PhoneNumberUtil {
-        if self.covers(code) {
-            &self.util
-        } else {
-            everything()
-        }
-    }
-
-    fn new(reach: &Reach) -> Self {
         let catalogue = &*CATALOGUE;
         let codes = match reach {
             Reach::Everywhere => None,
@@ -245,7 +228,36 @@ impl Numbering {
             util: catalogue.build(codes.as_ref()),
             codes,
             warm,
+            fallbacks: AtomicU32::new(0),
         }
+    }
+
+    /// Whether numbers of this calling code are read with the full
+    /// metadata (otherwise from the calling code alone, or by
+    /// [`everything`]).
+    pub fn covers(&self, code: u16) -> bool {
+        self.codes.as_ref().is_none_or(|c| c.contains(&code))
+    }
+
+    /// The library for a number of `code`: this process's own when it
+    /// covers the code, otherwise the whole metadata ([`everything`]).
+    pub(super) fn for_code(&self, code: u16) -> &PhoneNumberUtil {
+        if self.covers(code) {
+            &self.util
+        } else {
+            self.fell_back()
+        }
+    }
+
+    /// The whole metadata, counted.
+    pub(super) fn fell_back(&self) -> &PhoneNumberUtil {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        everything()
+    }
+
+    #[cfg(test)]
+    pub(super) fn fallbacks(&self) -> u32 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 }
 
@@ -255,7 +267,7 @@ impl Numbering {
 /// init is the place for it: otherwise the first hook of every cold
 /// instance pays for it inside Okta's 3 seconds.
 pub fn prepare(reach: &Reach) {
-    NUMBERING.get_or_init(|| Numbering::new(reach));
+    NUMBERING.get_or_init(|| Numbering::for_reach(reach));
     warm_up();
 }
 
@@ -276,7 +288,7 @@ pub fn warm_up() {
 
 /// The numbering this process prepared; every region when nothing was.
 pub(super) fn numbering() -> &'static Numbering {
-    NUMBERING.get_or_init(|| Numbering::new(&Reach::Everywhere))
+    NUMBERING.get_or_init(|| Numbering::for_reach(&Reach::Everywhere))
 }
 
 /// The whole metadata, built on first use (or this process's own numbering
@@ -324,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_numbering_for_us_covers_the_whole_nanp_and_nothing_else() {
-        let n = Numbering::new(&Reach::Regions(vec!["US".parse().unwrap()]));
+        let n = Numbering::for_reach(&Reach::Regions(vec!["US".parse().unwrap()]));
         assert!(n.covers(1));
         assert!(!n.covers(44));
         let jm = LibRegion::from_code("JM").unwrap();
