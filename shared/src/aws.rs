@@ -7,16 +7,29 @@
 //! normal AWS environment (region, credentials, `AWS_ENDPOINT_URL` and the
 //! service-specific `AWS_ENDPOINT_URL_*`, which is how tests reach the local
 //! emulator and the SMS/voice stub). Building them does no network I/O.
+//! They share one HTTPS client ([`https_client`]), so the trust roots are
+//! parsed once per process rather than once per client.
 //!
 //! SDK errors are classified once, here: throttling, timeouts, transport
 //! failures and 5xx are retryable; everything else is permanent.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig, tls};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_runtime_api::shared::IntoShared;
+use aws_smithy_types::config_bag::ConfigBag;
 
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb::Client as DynamoDbClient;
@@ -33,6 +46,7 @@ pub async fn load_sdk_config() -> SdkConfig {
 /// (tests pointing at the local emulator, say).
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(800))
@@ -46,6 +60,87 @@ pub fn sdk_config_loader() -> aws_config::ConfigLoader {
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(500)),
         )
+}
+
+/// The HTTPS client for every SDK client a configuration makes (the
+/// credential providers' too): the SDK's default, built the same way
+/// (rustls with aws-lc, a proxy from the environment's `HTTPS_PROXY` and
+/// `NO_PROXY`), but one for all of them.
+///
+/// Left to itself the SDK gives each service client a client of its own,
+/// and each one, when the service client is created, builds a whole TLS
+/// connector and drops it, only so the trust roots are read at init rather
+/// than on the first request; a Lambda creating four clients (and the
+/// credential chain its own) parsed the trust roots six times during init,
+/// then once more per service on its first hook. Shared, they are read and
+/// checked once at init, and the first request of any service builds the
+/// one connector the others reuse (connectors are cached by their timeouts).
+pub fn https_client() -> SharedHttpClient {
+    let inner =
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+            let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ));
+            builder.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                builder.set_sleep_impl(components.sleep_impl());
+            }
+            builder.set_proxy_config(Some(ProxyConfig::from_env()));
+            builder.build()
+        });
+    CheckedOnce {
+        inner,
+        checked: OnceLock::new(),
+    }
+    .into_shared()
+}
+
+/// An HTTP client whose start-up check (for the SDK's client, building a
+/// connector, which reads the trust roots) runs for the first service client
+/// only; every other call is passed on.
+#[derive(Debug)]
+struct CheckedOnce {
+    inner: SharedHttpClient,
+    checked: OnceLock<Result<(), String>>,
+}
+
+impl HttpClient for CheckedOnce {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.inner.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        components: &RuntimeComponentsBuilder,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.checked
+            .get_or_init(|| {
+                self.inner
+                    .validate_base_client_config(components, cfg)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(BoxError::from)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.inner.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
 }
 
 /// The SDK clients, created once per process.
@@ -164,4 +259,61 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
 /// The raw HTTP response type shared by all generated clients.
 mod aws_smithy_runtime_api_http {
     pub use aws_sdk_dynamodb::config::http::HttpResponse;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts the start-up checks it is asked for; never sends anything.
+    #[derive(Debug, Default)]
+    struct Counting(Arc<AtomicUsize>);
+
+    impl HttpClient for Counting {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            unreachable!("no request is made")
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_clients_of_one_configuration_check_the_http_client_once() {
+        let checks = Arc::new(AtomicUsize::new(0));
+        let client = CheckedOnce {
+            inner: Counting(checks.clone()).into_shared(),
+            checked: OnceLock::new(),
+        };
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .http_client(client)
+            .load()
+            .await;
+        let _clients = AwsClients::new(&sdk);
+        let _again = AwsClients::new(&sdk);
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        // Without the wrapper, every client checks its own.
+        let checks = Arc::new(AtomicUsize::new(0));
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .http_client(Counting(checks.clone()))
+            .load()
+            .await;
+        let _clients = AwsClients::new(&sdk);
+        assert!(checks.load(Ordering::SeqCst) >= 4);
+    }
 }

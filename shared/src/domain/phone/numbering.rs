@@ -24,8 +24,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, OnceLock};
 
+use bytes::Bytes;
 use prost::Message;
-use rlibphonenumber::{PhoneMetadataCollection, PhoneNumberUtil, Region as LibRegion};
+use rlibphonenumber::{
+    PhoneMetadata, PhoneMetadataCollection, PhoneNumberUtil, Region as LibRegion,
+};
 
 /// The tables rlibphonenumber embeds, read from the library's own file at
 /// build time (see `build.rs`): the same metadata release it was built with.
@@ -63,16 +66,19 @@ impl CallingCode {
     }
 }
 
-/// The few fields of the library's tables the calling-code table needs,
-/// decoded from the same bytes: prost skips the rest (the patterns, the
-/// formats) without building them, so this is a fraction of a full decode.
+/// The library's tables, each region's entry left encoded (a slice of the
+/// embedded bytes, not a copy): a nested message is length-delimited like
+/// `bytes` on the wire.
 #[derive(Clone, PartialEq, prost::Message)]
-struct Plans {
-    #[prost(message, repeated, tag = "1")]
-    metadata: Vec<Plan>,
+struct Entries {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    metadata: Vec<Bytes>,
 }
 
-/// One region's entry (field numbers of libphonenumber's `PhoneMetadata`).
+/// The few fields of a region's entry the calling-code table needs: prost
+/// skips the rest (the patterns, the formats) without building them, so
+/// this is a fraction of a full decode.
+/// Field numbers of libphonenumber's `PhoneMetadata`.
 #[derive(Clone, PartialEq, prost::Message)]
 struct Plan {
     #[prost(message, optional, tag = "1")]
@@ -96,17 +102,24 @@ struct Lengths {
 pub(super) struct Catalogue {
     code_of: HashMap<LibRegion, u16>,
     codes: BTreeMap<u16, CallingCode>,
+    /// Every region's entry, still encoded, with its calling code, in the
+    /// tables' order.
+    entries: Vec<(Option<u16>, Bytes)>,
 }
 
 impl Catalogue {
     fn decode() -> Self {
-        let plans = Plans::decode(EMBEDDED)
+        let tables = Entries::decode(Bytes::from_static(EMBEDDED))
             .expect("the metadata the library embeds decodes")
             .metadata;
         let mut code_of = HashMap::new();
         let mut codes: BTreeMap<u16, CallingCode> = BTreeMap::new();
-        for m in &plans {
-            let Some(code) = m.country_code.and_then(|c| u16::try_from(c).ok()) else {
+        let mut entries = Vec::with_capacity(tables.len());
+        for entry in tables {
+            let m = Plan::decode(entry.clone()).expect("the metadata the library embeds decodes");
+            let code = m.country_code.and_then(|c| u16::try_from(c).ok());
+            entries.push((code, entry));
+            let Some(code) = code else {
                 continue;
             };
             let region = LibRegion::from_code(&m.id)
@@ -131,7 +144,11 @@ impl Catalogue {
                 entry.main = region;
             }
         }
-        Catalogue { code_of, codes }
+        Catalogue {
+            code_of,
+            codes,
+            entries,
+        }
     }
 
     /// The calling code of a region with a numbering plan.
@@ -157,20 +174,17 @@ impl Catalogue {
         self.codes.get(&code).filter(|c| c.fits(national.len()))
     }
 
-    /// The library built for `codes`, or for everything, from a full decode
-    /// of the tables: the regions left out are dropped before the library
-    /// builds its own structures from them.
+    /// The library built for `codes`, or for everything: only the entries
+    /// of those codes are decoded in full (with US and CA, the 25 regions of
+    /// `+1` out of 245), then the library builds its own structures.
     fn build(&self, codes: Option<&BTreeSet<u16>>) -> PhoneNumberUtil {
-        let tables = PhoneMetadataCollection::decode(EMBEDDED)
-            .expect("the metadata the library embeds decodes")
-            .metadata
-            .into_iter()
-            .filter(|m| {
-                codes.is_none_or(|codes| {
-                    m.country_code
-                        .and_then(|c| u16::try_from(c).ok())
-                        .is_some_and(|c| codes.contains(&c))
-                })
+        let tables = self
+            .entries
+            .iter()
+            .filter(|(code, _)| codes.is_none_or(|codes| code.is_some_and(|c| codes.contains(&c))))
+            .map(|(_, entry)| {
+                PhoneMetadata::decode(entry.clone())
+                    .expect("the metadata the library embeds decodes")
             })
             .collect();
         PhoneNumberUtil::new_for_metadata(PhoneMetadataCollection { metadata: tables })
