@@ -19,12 +19,11 @@
 //! whole metadata, built the first time it is needed ([`everything`]): rare
 //! input, whose first occurrence costs the instance one build, once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{LazyLock, OnceLock};
 
-use bytes::Bytes;
 use prost::Message;
 use rlibphonenumber::{
     PhoneMetadata, PhoneMetadataCollection, PhoneNumberUtil, Region as LibRegion,
@@ -34,8 +33,15 @@ use rlibphonenumber::{
 /// build time (see `build.rs`): the same metadata release it was built with.
 static EMBEDDED: &[u8] = include_bytes!(env!("TELEHOOK_PHONE_METADATA"));
 
-/// Every region's calling code, decoded once per process.
-pub(super) static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(Catalogue::decode);
+/// The calling-code table, written by `build.rs` from the same file.
+mod tables {
+    use super::{CallingCode, LibRegion};
+    include!(concat!(env!("OUT_DIR"), "/phone_tables.rs"));
+}
+
+/// Every region's calling code: compiled in, so nothing is decoded for it
+/// at start.
+pub(super) static CATALOGUE: Catalogue = Catalogue;
 
 static NUMBERING: OnceLock<Numbering> = OnceLock::new();
 static EVERYTHING: OnceLock<PhoneNumberUtil> = OnceLock::new();
@@ -66,94 +72,24 @@ impl CallingCode {
     }
 }
 
-/// The library's tables, each region's entry left encoded (a slice of the
-/// embedded bytes, not a copy): a nested message is length-delimited like
-/// `bytes` on the wire.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Entries {
-    #[prost(bytes = "bytes", repeated, tag = "1")]
-    metadata: Vec<Bytes>,
-}
-
-/// The few fields of a region's entry the calling-code table needs: prost
-/// skips the rest (the patterns, the formats) without building them, so
-/// this is a fraction of a full decode.
-/// Field numbers of libphonenumber's `PhoneMetadata`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Plan {
-    #[prost(message, optional, tag = "1")]
-    general_desc: Option<Lengths>,
-    #[prost(string, required, tag = "9")]
-    id: String,
-    #[prost(int32, optional, tag = "10")]
-    country_code: Option<i32>,
-    #[prost(bool, optional, tag = "22")]
-    main_country_for_code: Option<bool>,
-}
-
-/// `PhoneNumberDesc.possible_length`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Lengths {
-    #[prost(int32, repeated, packed = "false", tag = "9")]
-    possible_length: Vec<i32>,
-}
-
-/// The calling-code table of the whole metadata.
-pub(super) struct Catalogue {
-    code_of: HashMap<LibRegion, u16>,
-    codes: BTreeMap<u16, CallingCode>,
-    /// Every region's entry, still encoded, with its calling code, in the
-    /// tables' order.
-    entries: Vec<(Option<u16>, Bytes)>,
-}
+/// The calling-code table of the whole metadata (`tables`, sorted by
+/// region and by code).
+pub(super) struct Catalogue;
 
 impl Catalogue {
-    fn decode() -> Self {
-        let tables = Entries::decode(Bytes::from_static(EMBEDDED))
-            .expect("the metadata the library embeds decodes")
-            .metadata;
-        let mut code_of = HashMap::new();
-        let mut codes: BTreeMap<u16, CallingCode> = BTreeMap::new();
-        let mut entries = Vec::with_capacity(tables.len());
-        for entry in tables {
-            let m = Plan::decode(entry.clone()).expect("the metadata the library embeds decodes");
-            let code = m.country_code.and_then(|c| u16::try_from(c).ok());
-            entries.push((code, entry));
-            let Some(code) = code else {
-                continue;
-            };
-            let region = LibRegion::from_code(&m.id)
-                .ok()
-                .filter(|r| *r != LibRegion::World);
-            if let Some(region) = region {
-                code_of.insert(region, code);
-            }
-            let lengths = m
-                .general_desc
-                .iter()
-                .flat_map(|d| &d.possible_length)
-                .filter_map(|&n| u32::try_from(n).ok().filter(|n| *n < 32))
-                .fold(0u32, |bits, n| bits | (1 << n));
-            let entry = codes.entry(code).or_insert(CallingCode {
-                main: None,
-                lengths: 0,
-            });
-            entry.lengths |= lengths;
-            let first = entry.main.is_none();
-            if region.is_some() && (first || m.main_country_for_code == Some(true)) {
-                entry.main = region;
-            }
-        }
-        Catalogue {
-            code_of,
-            codes,
-            entries,
-        }
-    }
-
     /// The calling code of a region with a numbering plan.
     pub fn code_of(&self, region: LibRegion) -> Option<u16> {
-        self.code_of.get(&region).copied()
+        let i = tables::REGION_CODES
+            .binary_search_by_key(&region, |(r, _)| *r)
+            .ok()?;
+        Some(tables::REGION_CODES[i].1)
+    }
+
+    fn code(&self, code: u16) -> Option<&'static CallingCode> {
+        let i = tables::CODES
+            .binary_search_by_key(&code, |(c, _)| *c)
+            .ok()?;
+        Some(&tables::CODES[i].1)
     }
 
     /// The calling code an international number starts with, and the rest.
@@ -164,26 +100,25 @@ impl Catalogue {
         }
         (1..=3.min(digits.len())).find_map(|n| {
             let code = digits[..n].parse().ok()?;
-            self.codes.contains_key(&code).then(|| (code, &digits[n..]))
+            self.code(code).map(|_| (code, &digits[n..]))
         })
     }
 
     /// A number with `+` whose calling code is out of reach: the code's
     /// plan when the number's length is possible in one of its regions.
-    pub fn out_of_reach(&self, code: u16, national: &str) -> Option<&CallingCode> {
-        self.codes.get(&code).filter(|c| c.fits(national.len()))
+    pub fn out_of_reach(&self, code: u16, national: &str) -> Option<&'static CallingCode> {
+        self.code(code).filter(|c| c.fits(national.len()))
     }
 
     /// The library built for `codes`, or for everything: only the entries
-    /// of those codes are decoded in full (with US and CA, the 25 regions of
-    /// `+1` out of 245), then the library builds its own structures.
+    /// of those codes are decoded (with US and CA, the 25 regions of `+1`
+    /// out of 245), then the library builds its own structures.
     fn build(&self, codes: Option<&BTreeSet<u16>>) -> PhoneNumberUtil {
-        let tables = self
-            .entries
+        let tables = tables::ENTRIES
             .iter()
-            .filter(|(code, _)| codes.is_none_or(|codes| code.is_some_and(|c| codes.contains(&c))))
-            .map(|(_, entry)| {
-                PhoneMetadata::decode(entry.clone())
+            .filter(|(code, ..)| codes.is_none_or(|codes| code.is_some_and(|c| codes.contains(&c))))
+            .map(|&(_, start, end)| {
+                PhoneMetadata::decode(&EMBEDDED[start..end])
                     .expect("the metadata the library embeds decodes")
             })
             .collect();
@@ -219,7 +154,7 @@ impl Numbering {
     /// The library built for `reach` (what [`prepare`] builds once per
     /// process).
     pub fn for_reach(reach: &Reach) -> Self {
-        let catalogue = &*CATALOGUE;
+        let catalogue = &CATALOGUE;
         let codes = match reach {
             Reach::Everywhere => None,
             Reach::Regions(regions) => Some(
@@ -233,7 +168,7 @@ impl Numbering {
         // library tries a shared code's regions in order, main first, so
         // its numbers need the fewest patterns. Every region at once would
         // cost more than the rest of init; every country: `+1` only.
-        let main_of = |code: &u16| catalogue.codes.get(code).and_then(|c| c.main);
+        let main_of = |code: &u16| catalogue.code(*code).and_then(|c| c.main);
         let warm = match &codes {
             Some(codes) => codes.iter().filter_map(main_of).collect(),
             None => main_of(&1).into_iter().collect(),
@@ -322,7 +257,7 @@ mod tests {
     fn the_catalogue_knows_every_region_the_library_knows() {
         let full = PhoneNumberUtil::new().unwrap();
         let regions: Vec<LibRegion> = full.get_supported_regions().collect();
-        assert_eq!(regions.len(), CATALOGUE.code_of.len());
+        assert_eq!(regions.len(), tables::REGION_CODES.len());
         for region in regions {
             assert_eq!(
                 CATALOGUE.code_of(region).map(i32::from),
@@ -331,9 +266,28 @@ mod tests {
             );
         }
         for code in full.get_supported_calling_codes() {
-            let main = CATALOGUE.codes[&u16::try_from(code).unwrap()].main;
+            let main = CATALOGUE.code(u16::try_from(code).unwrap()).unwrap().main;
             let lib = full.get_region_for_country_code(code);
             assert_eq!(main, lib.filter(|r| *r != LibRegion::World), "+{code}");
+        }
+    }
+
+    #[test]
+    fn the_tables_are_sorted_for_binary_search_and_cover_the_file() {
+        assert!(tables::REGION_CODES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(tables::CODES.windows(2).all(|w| w[0].0 < w[1].0));
+        // Every entry once, end to end: a field key and a length before each.
+        let mut at = 0;
+        for &(_, start, end) in tables::ENTRIES {
+            assert!(start > at && start - at <= 4 && end > start, "{at} {start}");
+            at = end;
+        }
+        assert_eq!(at, EMBEDDED.len());
+        let whole = PhoneMetadataCollection::decode(EMBEDDED).unwrap().metadata;
+        assert_eq!(whole.len(), tables::ENTRIES.len());
+        for (m, &(code, start, end)) in whole.iter().zip(tables::ENTRIES) {
+            assert_eq!(PhoneMetadata::decode(&EMBEDDED[start..end]).unwrap(), *m);
+            assert_eq!(code.map(i32::from), m.country_code);
         }
     }
 
