@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -38,15 +39,37 @@ pub use aws_sdk_sqs::Client as SqsClient;
 /// Loads the shared SDK configuration. Attempts are short because the
 /// ingress answers Okta within 3 seconds; the SDK retries throttling and
 /// transient errors up to three attempts with jittered backoff.
+///
+/// The HTTPS client's start-up check, which reads and parses the trust
+/// roots (about a millisecond, the largest piece of a Lambda's init), runs
+/// on a thread of its own while the configuration loads and the phone
+/// metadata builds; the first service client created waits for it.
 pub async fn load_sdk_config() -> SdkConfig {
-    sdk_config_loader().load().await
+    let https = https_client();
+    let check = https.clone();
+    std::thread::spawn(move || {
+        // Its outcome is kept for the clients (`CheckedOnce`).
+        let _ = check.validate_base_client_config(
+            &RuntimeComponentsBuilder::new("init"),
+            &ConfigBag::base(),
+        );
+    });
+    sdk_config_loader_with(https).load().await
 }
 
 /// The loader behind [`load_sdk_config`], for callers that add settings
 /// (tests pointing at the local emulator, say).
 pub fn sdk_config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
+    sdk_config_loader_with(https_client())
+}
+
+fn sdk_config_loader_with(https: SharedHttpClient) -> aws_config::ConfigLoader {
+    let loader = match environment_credentials() {
+        Some(env) => aws_config::defaults(BehaviorVersion::latest()).credentials_provider(env),
+        None => aws_config::defaults(BehaviorVersion::latest()),
+    };
+    loader
+        .http_client(https)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(800))
@@ -60,6 +83,18 @@ pub fn sdk_config_loader() -> aws_config::ConfigLoader {
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(500)),
         )
+}
+
+/// Credentials given in the environment, which the default chain would
+/// take first anyway: on Lambda always (the runtime sets the function
+/// role's). Taking them directly spares building the rest of the chain
+/// (profiles, SSO, web identity with its own STS client, the container and
+/// instance endpoints), which init otherwise pays for on every cold start.
+/// Without them (the CLI with a profile, say) the default chain is used.
+fn environment_credentials() -> Option<EnvironmentVariableCredentialsProvider> {
+    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    (set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY"))
+        .then(EnvironmentVariableCredentialsProvider::new)
 }
 
 /// The HTTPS client for every SDK client a configuration makes (the
