@@ -77,6 +77,7 @@ fn pipeline(limit: Option<usize>) -> Pipeline {
 
 /// Ten jobs to ten numbers, as Lambda's SQS event source hands them over.
 fn batch(round: u64) -> SqsEvent {
+    let key = telehook::crypto::HashKey::from(HASH_KEY.to_vec());
     let mut event = SqsEvent::default();
     event.records = (0..10)
         .map(|i| {
@@ -96,8 +97,8 @@ fn batch(round: u64) -> SqsEvent {
             ReceivedMessage {
                 message_id: format!("m{i}"),
                 receipt_handle: format!("rh-{i}"),
-                body: Job::from_request(&req, telehook::crypto::keyed(HASH_KEY)).encode(),
-                group_id: destination_hash(HASH_KEY, &req.phone),
+                body: Job::from_request(&req, telehook::crypto::keyed(&key)).encode(),
+                group_id: destination_hash(&key, &req.phone),
                 dedup_id: Some(req.event_id.to_string()),
                 receive_count: 1,
                 sent_at_ms: 0,

@@ -2,9 +2,14 @@
 //! cryptography outside authentication.
 
 /// The key of every keyed hash: held so that no `Debug` of the settings
-/// that carry it (or of anything that holds those) can print it.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct HashKey(Vec<u8>);
+/// that carry it (or of anything that holds those) can print it, and
+/// prepared once for HMAC (the key's padded blocks hashed when the settings
+/// are read, not on each of the hashes a hook makes).
+#[derive(Clone)]
+pub struct HashKey {
+    bytes: Vec<u8>,
+    hmac: aws_lc_rs::hmac::Key,
+}
 
 impl std::fmt::Debug for HashKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -12,31 +17,45 @@ impl std::fmt::Debug for HashKey {
     }
 }
 
+impl PartialEq for HashKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for HashKey {}
+
+impl Default for HashKey {
+    fn default() -> Self {
+        HashKey::from(Vec::new())
+    }
+}
+
 impl std::ops::Deref for HashKey {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 }
 
 impl From<Vec<u8>> for HashKey {
     fn from(bytes: Vec<u8>) -> Self {
-        HashKey(bytes)
+        let hmac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes);
+        HashKey { bytes, hmac }
     }
 }
 
 /// Keyed hash (HMAC-SHA256, 128 bits in hex): stable across instances,
 /// useless to anyone without the key. Message group ids and rate-limit keys
 /// are made with it.
-pub fn keyed_hash(key: &[u8], value: &str) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    let tag = aws_lc_rs::hmac::sign(&key, value.as_bytes());
+pub fn keyed_hash(key: &HashKey, value: &str) -> String {
+    let tag = aws_lc_rs::hmac::sign(&key.hmac, value.as_bytes());
     hex(&tag.as_ref()[..16])
 }
 
 /// [`keyed_hash`] with its key bound: how the domain is handed the hash
 /// it may not compute itself (a user id's key, for instance).
-pub fn keyed(key: &[u8]) -> impl Fn(&str) -> String + '_ {
+pub fn keyed(key: &HashKey) -> impl Fn(&str) -> String + '_ {
     move |value| keyed_hash(key, value)
 }
 
@@ -81,9 +100,16 @@ mod tests {
 
     #[test]
     fn hashes_and_ids() {
-        assert_eq!(keyed_hash(b"k", "a"), keyed_hash(b"k", "a"));
-        assert_ne!(keyed_hash(b"k", "a"), keyed_hash(b"j", "a"));
-        assert_eq!(keyed_hash(b"k", "a").len(), 32);
+        let (k, j) = (HashKey::from(b"k".to_vec()), HashKey::from(b"j".to_vec()));
+        assert_eq!(keyed_hash(&k, "a"), keyed_hash(&k.clone(), "a"));
+        assert_ne!(keyed_hash(&k, "a"), keyed_hash(&j, "a"));
+        assert_eq!(keyed_hash(&k, "a").len(), 32);
+        // HMAC-SHA256 (RFC 4231, test case 2), first 128 bits.
+        let jefe = HashKey::from(b"Jefe".to_vec());
+        assert_eq!(
+            keyed_hash(&jefe, "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c7"
+        );
         let (a, b) = (random_hex(16), random_hex(16));
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);

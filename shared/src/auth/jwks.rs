@@ -5,8 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::PublicKeyComponents;
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use backon::{ExponentialBuilder, Retryable};
-use jsonwebtoken::DecodingKey;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use serde::Deserialize;
 
@@ -16,9 +20,16 @@ use super::AuthError;
 /// from filling memory.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
+/// An issuer's RS256 key, parsed once when the key set is fetched: RS256
+/// with PKCS#1 v1.5 padding, 2048 to 8192 bits (what the JWT library checks
+/// for RS256). Verifying with the parsed key skips building the key and its
+/// Montgomery context from the modulus on every token (about a tenth of a
+/// verify).
+pub type VerifyingKey = ParsedPublicKey;
+
 #[derive(Default)]
 struct JwksState {
-    keys: HashMap<String, Arc<DecodingKey>>,
+    keys: HashMap<String, Arc<VerifyingKey>>,
     fetched_at: Option<Instant>,
     last_attempt: Option<Instant>,
 }
@@ -77,7 +88,7 @@ impl JwksCache {
         })
     }
 
-    fn lookup(&self, kid: &str) -> (Option<Arc<DecodingKey>>, bool) {
+    fn lookup(&self, kid: &str) -> (Option<Arc<VerifyingKey>>, bool) {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < self.ttl);
         (state.keys.get(kid).cloned(), fresh)
@@ -112,7 +123,7 @@ impl JwksCache {
         }
     }
 
-    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, AuthError> {
+    pub async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, AuthError> {
         if let (Some(key), true) = self.lookup(kid) {
             return Ok(key);
         }
@@ -158,7 +169,7 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, Arc<DecodingKey>>, String> {
+    async fn fetch(&self) -> Result<HashMap<String, Arc<VerifyingKey>>, String> {
         let attempt = || async {
             let resp = self
                 .client
@@ -225,7 +236,7 @@ impl JwksCache {
     }
 }
 
-fn usable_rs256_key(jwk: &Jwk) -> Option<(String, DecodingKey)> {
+fn usable_rs256_key(jwk: &Jwk) -> Option<(String, VerifyingKey)> {
     let kid = jwk.common.key_id.clone().filter(|k| !k.is_empty())?;
     if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
         return None;
@@ -240,6 +251,53 @@ fn usable_rs256_key(jwk: &Jwk) -> Option<(String, DecodingKey)> {
     let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
         return None;
     };
-    let key = DecodingKey::from_rsa_components(&rsa.n, &rsa.e).ok()?;
+    let n = URL_SAFE_NO_PAD.decode(&rsa.n).ok()?;
+    let e = URL_SAFE_NO_PAD.decode(&rsa.e).ok()?;
+    let spki = PublicKeyComponents { n, e }.as_der().ok()?;
+    let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, spki.as_ref()).ok()?;
     Some((kid, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+
+    use super::*;
+
+    fn jwk(n: &[u8], e: &[u8]) -> Jwk {
+        serde_json::from_value(serde_json::json!({
+            "kty": "RSA", "alg": "RS256", "use": "sig", "kid": "k1",
+            "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_rs256_key_is_parsed_once_and_verifies_only_its_own_signatures() {
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let mut signature = vec![0; pair.public_modulus_len()];
+        pair.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            b"header.claims",
+            &mut signature,
+        )
+        .unwrap();
+        let public = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let (kid, key) = usable_rs256_key(&jwk(&public.n, &public.e)).unwrap();
+        assert_eq!(kid, "k1");
+        assert!(key.verify_sig(b"header.claims", &signature).is_ok());
+        assert!(key.verify_sig(b"header.claimz", &signature).is_err());
+        signature[10] ^= 1;
+        assert!(key.verify_sig(b"header.claims", &signature).is_err());
+
+        // A modulus written with a leading zero is not the JWK encoding.
+        let padded = [&[0u8][..], &public.n].concat();
+        assert!(usable_rs256_key(&jwk(&padded, &public.e)).is_none());
+        // RS256 keys are 2048 to 8192 bits, as the JWT library checks.
+        let short = usable_rs256_key(&jwk(&public.n[..128], &public.e));
+        assert!(short.is_none_or(|(_, k)| k.verify_sig(b"header.claims", &signature).is_err()));
+    }
 }

@@ -94,7 +94,7 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// The FIFO message group id of a destination.
-pub fn destination_hash(key: &[u8], phone: &PhoneNumber) -> String {
+pub fn destination_hash(key: &crate::crypto::HashKey, phone: &PhoneNumber) -> String {
     keyed_hash(key, phone.e164())
 }
 

@@ -457,7 +457,11 @@ async fn dlq_replay_over_the_wire() {
             dlq.send(msg(
                 &format!("g{i}"),
                 req.event_id.as_str(),
-                &Job::from_request(req, telehook::crypto::keyed(b"emulator-key")).encode(),
+                &Job::from_request(
+                    req,
+                    telehook::crypto::keyed(&b"emulator-key".to_vec().into()),
+                )
+                .encode(),
             ))
             .await
             .unwrap();

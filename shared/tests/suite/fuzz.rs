@@ -77,10 +77,12 @@ fn check_accepted(r: &DeliveryRequest) {
         "Debug never shows the code"
     );
     // Whatever was accepted survives the trip through the queue.
-    let back = Job::decode(&Job::from_request(r, telehook::crypto::keyed(b"fuzz-key")).encode())
-        .unwrap()
-        .to_request()
-        .unwrap();
+    let back = Job::decode(
+        &Job::from_request(r, telehook::crypto::keyed(&b"fuzz-key".to_vec().into())).encode(),
+    )
+    .unwrap()
+    .to_request()
+    .unwrap();
     assert_eq!(back.event_id, r.event_id);
     assert_eq!(back.phone, r.phone);
 }

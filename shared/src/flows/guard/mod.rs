@@ -166,7 +166,7 @@ pub fn recheck(settings: &GuardSettings, req: &DeliveryRequest) -> Option<Refusa
 pub async fn check(
     settings: &GuardSettings,
     ledger: (&dyn RateCounts, &dyn GuardBook),
-    hash_key: &[u8],
+    hash_key: &crate::crypto::HashKey,
     req: &DeliveryRequest,
     now_ms: i64,
 ) -> Result<(), Refusal> {

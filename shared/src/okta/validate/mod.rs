@@ -149,29 +149,47 @@ pub fn parse_hook(
             column: first + 1,
         });
     }
+    // Read without tracking the path (a fifth of the read); only a body
+    // that fails is read again with it, to name the field.
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let wire: HookRequest = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        // serde's own message can quote the offending value (an OTP sent as a
-        // number, say), so only the category and position are kept.
-        match inner.classify() {
-            serde_json::error::Category::Data if path != "." => {
-                InvalidHook::field(&path, Problem::WrongType)
-            }
-            category => InvalidHook::Malformed {
-                category: match category {
-                    serde_json::error::Category::Io => "io error",
-                    serde_json::error::Category::Syntax => "syntax error",
-                    serde_json::error::Category::Data => "not a JSON object",
-                    serde_json::error::Category::Eof => "unexpected end of input",
-                },
-                line: inner.line(),
-                column: inner.column(),
-            },
-        }
-    })?;
+    let wire = match <HookRequest as serde::Deserialize>::deserialize(de) {
+        Ok(wire) => wire,
+        Err(_) => return Err(located(body)),
+    };
     validate(wire, defaults, arrived)
+}
+
+/// Why `body` is not a hook request, and where: read again with the path
+/// tracked.
+fn located(body: &[u8]) -> InvalidHook {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let Err(e) = serde_path_to_error::deserialize::<_, HookRequest>(de) else {
+        // The same bytes read the same way failed a moment ago.
+        return InvalidHook::Malformed {
+            category: "syntax error",
+            line: 1,
+            column: 1,
+        };
+    };
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    // serde's own message can quote the offending value (an OTP sent as a
+    // number, say), so only the category and position are kept.
+    match inner.classify() {
+        serde_json::error::Category::Data if path != "." => {
+            InvalidHook::field(&path, Problem::WrongType)
+        }
+        category => InvalidHook::Malformed {
+            category: match category {
+                serde_json::error::Category::Io => "io error",
+                serde_json::error::Category::Syntax => "syntax error",
+                serde_json::error::Category::Data => "not a JSON object",
+                serde_json::error::Category::Eof => "unexpected end of input",
+            },
+            line: inner.line(),
+            column: inner.column(),
+        },
+    }
 }
 
 /// Validates the wire struct field by field, in a fixed order so that the
