@@ -138,7 +138,7 @@ fn calling_codes(path: &Path) -> String {
     }
     let mut src = String::from("// Written by build.rs from rlibphonenumber's metadata file.\n\n");
     src += "/// Every region with a numbering plan and its calling code, by region.\n";
-    src += "pub(super) static REGION_CODES: &[(LibRegion, u16)] = &[\n";
+    src += "pub(in crate::domain::phone) static REGION_CODES: &[(LibRegion, u16)] = &[\n";
     for (region, code) in &regions {
         src += &format!("    (LibRegion::{region}, {code}),\n");
     }
@@ -151,7 +151,7 @@ fn calling_codes(path: &Path) -> String {
         src += &format!("    ({code}, CallingCode {{ main: {main}, lengths: {lengths:#x} }}),\n");
     }
     src += "];\n\n/// Each region's entry: its calling code and its bytes in the file, in the file's order.\n";
-    src += "pub(super) static ENTRIES: &[(Option<u16>, usize, usize)] = &[\n";
+    src += "pub(in crate::domain::phone) static ENTRIES: &[(Option<u16>, usize, usize)] = &[\n";
     for (code, start, end) in &entries {
         let code = code.map_or("None".to_owned(), |c| format!("Some({c})"));
         src += &format!("    ({code}, {start}, {end}),\n");

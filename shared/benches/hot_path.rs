@@ -28,6 +28,10 @@ use telehook::okta::{HookDefaults, parse_hook};
 use telehook::queue::{FifoSettings, InMemoryFifo};
 use telehook::templates::Templates;
 
+/// The allocator the Lambdas run on (see their `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Accepts instantly and keeps nothing: the provider's own time is not ours.
 #[derive(Debug, Default)]
 struct ZeroLatencyMessenger(AtomicU64);

@@ -59,6 +59,32 @@ pub fn keyed(key: &HashKey) -> impl Fn(&str) -> String + '_ {
     move |value| keyed_hash(key, value)
 }
 
+/// A token no other call makes, in this process or any other: eight bytes
+/// drawn once per process from the system CSPRNG, then a counter; 32 hex
+/// characters. Claim owners need tokens that differ, not tokens nobody can
+/// guess (an owner token is never a credential: it only tells the holders
+/// of a lease apart), and drawing fresh bytes from the system source on
+/// every hook cost about as much as the rest of the claim.
+pub fn unique_token() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut buf = [0u8; 8];
+        if aws_lc_rs::rand::fill(&mut buf).is_err() {
+            tracing::error!("the system random source failed; using a non-cryptographic one");
+            buf = fastrand::u64(..).to_be_bytes();
+        }
+        buf
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(prefix);
+    bytes[8..].copy_from_slice(&n.to_be_bytes());
+    hex(&bytes)
+}
+
 /// Lower-case hex of `n` random bytes from the system CSPRNG.
 ///
 /// These ids tell claim owners apart, so they must differ even if the system
@@ -113,5 +139,20 @@ mod tests {
         let (a, b) = (random_hex(16), random_hex(16));
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn unique_tokens_share_the_process_prefix_and_never_repeat() {
+        let tokens: Vec<String> = (0..1000).map(|_| unique_token()).collect();
+        let distinct: std::collections::HashSet<&String> = tokens.iter().collect();
+        assert_eq!(distinct.len(), tokens.len());
+        for t in &tokens {
+            assert_eq!(t.len(), 32);
+            assert!(
+                t.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+            assert_eq!(t[..16], tokens[0][..16], "one prefix per process");
+        }
     }
 }

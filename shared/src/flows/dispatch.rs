@@ -24,7 +24,7 @@ use futures::stream::{self, StreamExt};
 use tracing::{Instrument, field};
 
 use super::{Pipeline, failure_text, millis};
-use crate::crypto::random_hex;
+use crate::crypto::unique_token;
 use crate::domain::{DeliveryRequest, Job};
 use crate::ledger::{Claim, ClaimOutcome, LedgerError};
 use crate::queue::{JobQueue, QueueError, ReceivedMessage};
@@ -51,7 +51,7 @@ impl Pipeline {
         if req.otp_expires <= now {
             return self.expire(&req, now).await;
         }
-        let owner = random_hex(16);
+        let owner = unique_token();
         self.claim_for_dispatch(&req, &owner, now).await?;
         if let Some(refusal) = super::guard::recheck(&self.settings.guard, &req) {
             // Recorded FAILED, so neither Okta's retry nor a replay sends it.

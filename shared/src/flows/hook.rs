@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::guard::{Refusal, RefusalAnswer};
 use super::{Delivery, Pipeline, destination_hash, failure_text, guard, millis};
-use crate::crypto::random_hex;
+use crate::crypto::unique_token;
 use crate::domain::{Channel, DeliveryOutcome, DeliveryRequest, FailureCause, RequestType};
 use crate::ledger::{Claim, ClaimEnd, ClaimOutcome, EndClaim};
 use crate::messenger::SendError;
@@ -61,7 +61,7 @@ impl Pipeline {
                 RefusalAnswer::Block => self.block(&req, &refusal, now).await,
             };
         }
-        let owner = random_hex(16);
+        let owner = unique_token();
         // The number's keyed hash: the claim keeps it, the job's message
         // group is it. Computed once.
         let destination = destination_hash(&self.settings.hash_key, &req.phone);
@@ -232,7 +232,7 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> DeliveryOutcome {
         self.settings.metrics.blocked(req.channel, refusal.kind());
-        let owner = random_hex(16);
+        let owner = unique_token();
         let destination = destination_hash(&self.settings.hash_key, &req.phone);
         match self.claim_for_hook(req, &destination, &owner, now).await {
             Ok(_) => {

@@ -25,7 +25,7 @@ pub struct MemoryTables {
 
 #[derive(Debug, Default)]
 struct Maps {
-    records: HashMap<String, LedgerRecord>,
+    records: HashMap<String, LedgerRecord, foldhash::fast::RandomState>,
     // Ordered, so listing a prefix is a range.
     items: BTreeMap<String, Item>,
 }

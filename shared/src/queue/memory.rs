@@ -72,7 +72,7 @@ impl Stored {
 struct FifoState {
     seq: u64,
     messages: VecDeque<Stored>,
-    dedup: HashMap<String, (i64, String)>,
+    dedup: HashMap<String, (i64, String), foldhash::fast::RandomState>,
     /// Dedup ids in the order they were seen, so expired ones are pruned
     /// from the front instead of by scanning the whole map on every send.
     dedup_order: VecDeque<(i64, String)>,
@@ -207,12 +207,9 @@ impl JobQueue for InMemoryFifo {
             return Ok(id.clone());
         }
         st.seq += 1;
-        let id = format!(
-            "{}-{:08}-{}",
-            self.name,
-            st.seq,
-            crate::crypto::random_hex(4)
-        );
+        // The sequence number makes the id unique; the suffix only makes it
+        // look like no other run's.
+        let id = format!("{}-{:08}-{:08x}", self.name, st.seq, fastrand::u32(..));
         st.dedup.insert(msg.dedup_id.clone(), (now, id.clone()));
         st.dedup_order.push_back((now, msg.dedup_id.clone()));
         let delay = i64::try_from(self.settings.delay.as_millis()).unwrap_or(0);

@@ -10,6 +10,7 @@
 //! metadata a process builds is [`numbering`]'s business.
 
 mod numbering;
+mod types;
 
 pub use numbering::{Numbering, Reach, prepare, warm_up};
 
@@ -428,16 +429,19 @@ fn valid_as_written(util: &PhoneNumberUtil, text: &str) -> Option<PhoneNumber> {
             number.number_of_leading_zeros = i32::try_from(zeros).ok();
         }
     }
-    let kind = util.get_number_type(&number);
+    // The library's answers, from patterns compiled for speed (`types`),
+    // or from the library where those do not answer.
+    let (kind, region) = types::type_and_region(util, &number).unwrap_or_else(|| {
+        let kind = util.get_number_type(&number);
+        (kind, util.get_region_for_number(&number))
+    });
     if kind == PhoneNumberType::Unknown {
         return None;
     }
     Some(PhoneNumber {
         e164: text.to_owned(),
         calling_code: code,
-        region: util
-            .get_region_for_number(&number)
-            .and_then(Region::from_lib),
+        region: region.and_then(Region::from_lib),
         kind: NumberType::from_lib(kind),
         verified: true,
     })

@@ -31,10 +31,10 @@ use rlibphonenumber::{
 
 /// The tables rlibphonenumber embeds, read from the library's own file at
 /// build time (see `build.rs`): the same metadata release it was built with.
-static EMBEDDED: &[u8] = include_bytes!(env!("TELEHOOK_PHONE_METADATA"));
+pub(super) static EMBEDDED: &[u8] = include_bytes!(env!("TELEHOOK_PHONE_METADATA"));
 
 /// The calling-code table, written by `build.rs` from the same file.
-mod tables {
+pub(super) mod tables {
     use super::{CallingCode, LibRegion};
     include!(concat!(env!("OUT_DIR"), "/phone_tables.rs"));
 }
@@ -232,6 +232,8 @@ pub fn warm_up() {
         if let Ok(example) = numbering.util.get_example_number(region) {
             let _ = numbering.util.get_number_type(&example);
         }
+        // And the same patterns for the hook's own reading (`types`).
+        super::types::compile(region);
     }
 }
 
