@@ -6,11 +6,6 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use telehook::flows::replay::{ReplayRequest, replay_dlq};
 use telehook::queue::SqsQueue;
 
-// A hook allocates a few hundred small blocks; glibc's malloc and free were
-// a tenth of a warm hook's time, mimalloc's are a fraction of that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telehook::telemetry::init_json();

@@ -6,11 +6,6 @@ use std::sync::Arc;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use telehook::api::{IngressDeps, telehook_json};
 
-// A hook allocates a few hundred small blocks; glibc's malloc and free were
-// a tenth of a warm hook's time, mimalloc's are a fraction of that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 // One invocation at a time per instance: the current-thread runtime starts
 // faster and needs no cross-thread synchronisation.
 #[tokio::main(flavor = "current_thread")]

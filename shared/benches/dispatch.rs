@@ -30,10 +30,6 @@ use telehook::ledger::InMemoryLedger;
 use telehook::messenger::{Messenger, OutboundMessage, SendError, SendReceipt};
 use telehook::queue::{FifoSettings, InMemoryFifo, ReceivedMessage};
 
-/// The allocator the Lambdas run on (see their `main.rs`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const PROVIDER_LATENCY: Duration = Duration::from_millis(50);
 const HASH_KEY: &[u8] = b"bench-hash-key-0123456789";
 

@@ -14,10 +14,6 @@ use telehook::aws::{AwsClients, sdk_config_loader};
 use telehook::domain::PhoneNumber;
 use telehook::domain::phone::{Numbering, Reach, Region as PhoneRegion};
 
-/// The allocator the Lambdas run on (see their `main.rs`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn init(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

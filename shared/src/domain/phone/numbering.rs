@@ -232,8 +232,15 @@ pub fn warm_up() {
         if let Ok(example) = numbering.util.get_example_number(region) {
             let _ = numbering.util.get_number_type(&example);
         }
-        // And the same patterns for the hook's own reading (`types`).
-        super::types::compile(region);
+    }
+    // The same regions' patterns for the hook's own reading (`types`), once
+    // per process, on a thread init does not wait for: Lambda's runtime
+    // asks for the first event meanwhile, and a hook that comes sooner
+    // waits for the compile (under a millisecond) instead of doing it.
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !STARTED.swap(true, Ordering::Relaxed) {
+        let regions = numbering.warm.clone();
+        std::thread::spawn(move || regions.into_iter().for_each(super::types::compile));
     }
 }
 
