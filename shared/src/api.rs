@@ -14,6 +14,7 @@
 
 mod event;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
@@ -164,6 +165,21 @@ impl IngressDeps {
         }
     }
 
+    /// Whether a request header is one the handler reads: the hook's
+    /// credentials, and the event hook's secret and challenge when that
+    /// route is on. The event keeps only these.
+    fn reads_header(&self, name: &str) -> bool {
+        let is = |header: &str| name.eq_ignore_ascii_case(header);
+        let credentials = match &self.auth {
+            Authenticator::OAuth(_) => is(http::header::AUTHORIZATION.as_str()),
+            Authenticator::HeaderSecret(secret) => is(secret.header().as_str()),
+        };
+        credentials
+            || self.event_hook.as_ref().is_some_and(|secret| {
+                is(secret.header().as_str()) || is(crate::okta::events::VERIFICATION_HEADER)
+            })
+    }
+
     /// The same deps reading time from `clock` (the pipeline's).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -215,7 +231,7 @@ impl IngressError {
 /// 400 here instead of failing the invocation, and serde's message, which can
 /// quote header values, is not logged.
 pub async fn telehook_json(deps: &IngressDeps, payload: &str) -> ApiGatewayProxyResponse {
-    match Incoming::from_json(payload) {
+    match Incoming::from_json(payload, |name| deps.reads_header(name)) {
         Ok(event) => serve(deps, event).await,
         Err(e) => {
             tracing::warn!(category = ?e.classify(), "event is not an API Gateway proxy request");
@@ -229,7 +245,11 @@ pub async fn telehook(
     deps: &IngressDeps,
     event: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    serve(deps, Incoming::from_event(&event)).await
+    serve(
+        deps,
+        Incoming::from_event(&event, |name| deps.reads_header(name)),
+    )
+    .await
 }
 
 async fn serve(deps: &IngressDeps, event: Incoming<'_>) -> ApiGatewayProxyResponse {
@@ -411,11 +431,15 @@ mod events {
     }
 }
 
-fn read_body(event: &Incoming<'_>) -> Result<Vec<u8>, InvalidHook> {
+fn read_body<'a>(event: &'a Incoming<'_>) -> Result<Cow<'a, [u8]>, InvalidHook> {
     read_body_up_to(event, MAX_BODY_BYTES)
 }
 
-fn read_body_up_to(event: &Incoming<'_>, limit: usize) -> Result<Vec<u8>, InvalidHook> {
+/// The body's bytes: borrowed from the event unless it was base64.
+fn read_body_up_to<'a>(
+    event: &'a Incoming<'_>,
+    limit: usize,
+) -> Result<Cow<'a, [u8]>, InvalidHook> {
     let raw = event.body.as_deref().unwrap_or_default();
     let too_large = InvalidHook::TooLarge { limit };
     let bytes = if event.is_base64_encoded {
@@ -423,11 +447,13 @@ fn read_body_up_to(event: &Incoming<'_>, limit: usize) -> Result<Vec<u8>, Invali
         if raw.len() > limit.div_ceil(3) * 4 + 4 {
             return Err(too_large);
         }
-        STANDARD
-            .decode(raw.trim())
-            .map_err(|_| InvalidHook::BadEncoding)?
+        Cow::Owned(
+            STANDARD
+                .decode(raw.trim())
+                .map_err(|_| InvalidHook::BadEncoding)?,
+        )
     } else {
-        raw.as_bytes().to_vec()
+        Cow::Borrowed(raw.as_bytes())
     };
     if bytes.len() > limit {
         return Err(too_large);

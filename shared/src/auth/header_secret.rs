@@ -88,6 +88,11 @@ impl HeaderSecret {
 
     /// Compares SHA-256 digests in constant time, so neither the content nor
     /// the length of the secret leaks through timing.
+    /// The header the secret comes in.
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
     pub async fn check(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let value = header_str(headers, &self.header)?;
         let given = digest(&SecretString::from(value.to_owned()));
