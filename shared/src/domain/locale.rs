@@ -68,8 +68,14 @@ impl Locale {
         if raw.len() > MAX_LEN || !raw.is_ascii() {
             return Err(LocaleError::Invalid);
         }
-        let parsed = icu_locale_core::Locale::try_from_str(&raw.replace('_', "-"))
-            .map_err(|_| LocaleError::Invalid)?;
+        // Okta sends `en_US` as often as `en-US`; copied only to replace.
+        let tag = if raw.contains('_') {
+            std::borrow::Cow::Owned(raw.replace('_', "-"))
+        } else {
+            std::borrow::Cow::Borrowed(raw)
+        };
+        let parsed =
+            icu_locale_core::Locale::try_from_str(&tag).map_err(|_| LocaleError::Invalid)?;
         let id = parsed.id;
         let language = id.language.as_str();
         // ISO 639 codes only: BCP 47's 5-to-8-letter languages are
@@ -77,35 +83,35 @@ impl Locale {
         if !(2..=3).contains(&language.len()) || id.language.is_unknown() {
             return Err(LocaleError::Invalid);
         }
-        let region = id.region.map(|r| r.to_string());
-        let script = id.script.map(|s| s.to_string());
-        let mut chain = vec![id.to_string()];
-        let mut push = |tag: String| {
+        let region = id.region.as_ref().map(|r| r.as_str());
+        let script = id.script.as_ref().map(|s| s.as_str());
+        let mut chain = Vec::with_capacity(4);
+        chain.push(id.to_string());
+        let mut push = |parts: &[Option<&str>]| {
+            let mut tag = String::with_capacity(16);
+            for part in parts.iter().flatten() {
+                if !tag.is_empty() {
+                    tag.push('-');
+                }
+                tag.push_str(part);
+            }
             if !chain.contains(&tag) {
                 chain.push(tag);
             }
         };
-        let join = |parts: &[Option<&str>]| {
-            parts
-                .iter()
-                .flatten()
-                .copied()
-                .collect::<Vec<_>>()
-                .join("-")
-        };
-        let (lang, region) = (Some(language), region.as_deref());
-        push(join(&[lang, script.as_deref(), region]));
-        let likely = script.clone().or_else(|| likely_script(language, region));
-        push(join(&[lang, likely.as_deref(), region]));
-        push(join(&[lang, likely.as_deref()]));
+        let lang = Some(language);
+        push(&[lang, script, region]);
+        let likely = script.or_else(|| likely_script(language, region));
+        push(&[lang, likely, region]);
+        push(&[lang, likely]);
         let default_script = DEFAULT_SCRIPTS
             .iter()
             .find(|(l, _)| *l == language)
             .map(|(_, d)| *d);
         // A region or the bare language stand for the default script only.
-        if default_script.is_none() || likely.is_none() || likely.as_deref() == default_script {
-            push(join(&[lang, region]));
-            push(language.to_owned());
+        if default_script.is_none() || likely.is_none() || likely == default_script {
+            push(&[lang, region]);
+            push(&[lang]);
         }
         Ok(Locale {
             chain,
@@ -133,11 +139,11 @@ impl Locale {
 /// The script a language is likely written in, where it matters
 /// ([`SCRIPTS`]): Chinese in Taiwan, Hong Kong and Macao is Traditional,
 /// elsewhere Simplified.
-fn likely_script(language: &str, region: Option<&str>) -> Option<String> {
+fn likely_script(language: &str, region: Option<&str>) -> Option<&'static str> {
     let (_, default, other, regions) = SCRIPTS.iter().find(|(l, ..)| *l == language)?;
     Some(match region {
-        Some(r) if regions.contains(&r) => (*other).to_owned(),
-        _ => (*default).to_owned(),
+        Some(r) if regions.contains(&r) => other,
+        _ => default,
     })
 }
 

@@ -25,7 +25,9 @@ pub struct MemoryTables {
 
 #[derive(Debug, Default)]
 struct Maps {
-    records: HashMap<String, LedgerRecord, foldhash::fast::RandomState>,
+    // Boxed: a record is a few hundred bytes, and growing the map then
+    // moves pointers rather than every record.
+    records: HashMap<String, Box<LedgerRecord>, foldhash::fast::RandomState>,
     // Ordered, so listing a prefix is a range.
     items: BTreeMap<String, Item>,
 }
@@ -49,11 +51,18 @@ impl Store for MemoryTables {
 
 impl Tables for Maps {
     fn record(&mut self, event_id: &str) -> Result<Option<LedgerRecord>, LedgerError> {
-        Ok(self.records.get(event_id).cloned())
+        Ok(self.records.get(event_id).map(|r| LedgerRecord::clone(r)))
     }
 
     fn put_record(&mut self, record: LedgerRecord) -> Result<(), LedgerError> {
-        self.records.insert(record.event_id.clone(), record);
+        match self.records.get_mut(&record.event_id) {
+            // The same event again (every write after the claim): in place.
+            Some(stored) => **stored = record,
+            None => {
+                self.records
+                    .insert(record.event_id.clone(), Box::new(record));
+            }
+        }
         Ok(())
     }
 
@@ -71,11 +80,15 @@ impl Tables for Maps {
                 })
             })
             .max_by_key(|r| r.sent.as_ref().map_or(0, |s| s.sent_ms))
-            .cloned())
+            .map(|r| LedgerRecord::clone(r)))
     }
 
     fn records(&mut self) -> Result<Vec<LedgerRecord>, LedgerError> {
-        let mut v: Vec<LedgerRecord> = self.records.values().cloned().collect();
+        let mut v: Vec<LedgerRecord> = self
+            .records
+            .values()
+            .map(|r| LedgerRecord::clone(r))
+            .collect();
         v.sort_by(|a, b| a.event_id.cmp(&b.event_id));
         Ok(v)
     }
