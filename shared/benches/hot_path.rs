@@ -196,6 +196,19 @@ fn hot_path(c: &mut Criterion) {
         rt.block_on(v.verify(&token)).unwrap();
         deps
     };
+    // Events with ids never seen before: each is a new hook to send.
+    let new_events = |n: u64, prefix: &str| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let mut v = template.clone();
+                v["eventId"] = serde_json::Value::String(format!(
+                    "{prefix}-{}",
+                    counter.fetch_add(1, Ordering::Relaxed)
+                ));
+                lambda_event(&v, &bearer)
+            })
+            .collect()
+    };
     c.bench_function("handle_hook_whole_in_memory", |b| {
         b.iter_custom(|iters| {
             let mut elapsed = std::time::Duration::ZERO;
@@ -204,16 +217,7 @@ fn hot_path(c: &mut Criterion) {
                 let block = left.min(BLOCK);
                 left -= block;
                 let deps = fresh_deps();
-                let events: Vec<_> = (0..block)
-                    .map(|_| {
-                        let mut v = template.clone();
-                        v["eventId"] = serde_json::Value::String(format!(
-                            "bench-{}",
-                            counter.fetch_add(1, Ordering::Relaxed)
-                        ));
-                        lambda_event(&v, &bearer)
-                    })
-                    .collect();
+                let events = new_events(block, "bench");
                 let started = std::time::Instant::now();
                 for event in events {
                     let resp = rt.block_on(telehook_json(&deps, &event));
@@ -248,16 +252,7 @@ fn hot_path(c: &mut Criterion) {
             parsed_floor.push(started.elapsed());
             ok.unwrap();
         }
-        let events: Vec<_> = (0..BLOCK)
-            .map(|_| {
-                let mut v = template.clone();
-                v["eventId"] = serde_json::Value::String(format!(
-                    "tail-{}",
-                    counter.fetch_add(1, Ordering::Relaxed)
-                ));
-                lambda_event(&v, &bearer)
-            })
-            .collect();
+        let events = new_events(BLOCK, "tail");
         for event in events {
             let started = std::time::Instant::now();
             let resp = rt.block_on(telehook_json(&deps, &event));
