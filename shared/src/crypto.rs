@@ -87,11 +87,11 @@ pub fn unique_token() -> String {
 
 /// Lower-case hex of `n` random bytes from the system CSPRNG.
 ///
-/// These ids tell claim owners apart, so they must differ even if the system
-/// source fails. It practically never does; if it does, the failure is
-/// logged and the bytes come from `fastrand`, whose per-thread state is
-/// seeded from the process's own randomness: not secret, but unique, which
-/// is all an owner token or a request id needs.
+/// These ids (local mode's request ids, queue receipts and timer handles)
+/// must differ even if the system source fails. It practically never does;
+/// if it does, the failure is logged and the bytes come from `fastrand`,
+/// whose per-thread state is seeded from the process's own randomness: not
+/// secret, but unique, which is all such an id needs.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     if aws_lc_rs::rand::fill(&mut buf).is_err() {

@@ -86,13 +86,13 @@ impl HeaderSecret {
             .into()
     }
 
-    /// Compares SHA-256 digests in constant time, so neither the content nor
-    /// the length of the secret leaks through timing.
     /// The header the secret comes in.
     pub fn header(&self) -> &HeaderName {
         &self.header
     }
 
+    /// Compares SHA-256 digests in constant time, so neither the content nor
+    /// the length of the secret leaks through timing.
     pub async fn check(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let value = header_str(headers, &self.header)?;
         let given = digest(&SecretString::from(value.to_owned()));
