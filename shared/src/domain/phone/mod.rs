@@ -12,7 +12,23 @@
 mod numbering;
 mod types;
 
-pub use numbering::{Numbering, Reach, prepare, warm_up};
+pub use numbering::{Numbering, Reach};
+
+/// Builds the numbering for `reach` once per process and compiles its
+/// main regions' patterns ([`warm_up`]). Lambda's init is the place for
+/// it: otherwise the first hook of every cold instance pays for it inside
+/// Okta's 3 seconds.
+pub fn prepare(reach: &Reach) {
+    numbering::prepare(reach);
+    types::compile_soon(numbering::warm_regions());
+}
+
+/// Compiles the main regions' patterns, the library's now and the hook's
+/// own reading's (`types`) on a thread of their own.
+pub fn warm_up() {
+    numbering::warm_up();
+    types::compile_soon(numbering::warm_regions());
+}
 
 use std::fmt;
 use std::str::FromStr;

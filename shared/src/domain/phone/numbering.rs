@@ -233,15 +233,12 @@ pub fn warm_up() {
             let _ = numbering.util.get_number_type(&example);
         }
     }
-    // The same regions' patterns for the hook's own reading (`types`), once
-    // per process, on a thread init does not wait for: Lambda's runtime
-    // asks for the first event meanwhile, and a hook that comes sooner
-    // waits for the compile (under a millisecond) instead of doing it.
-    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !STARTED.swap(true, Ordering::Relaxed) {
-        let regions = numbering.warm.clone();
-        std::thread::spawn(move || regions.into_iter().for_each(super::types::compile));
-    }
+}
+
+/// The regions [`warm_up`] compiles (the main region of each calling code
+/// in reach).
+pub(super) fn warm_regions() -> &'static [LibRegion] {
+    &numbering().warm
 }
 
 /// The numbering this process prepared; every region when nothing was.

@@ -17,6 +17,7 @@
 //! and the library to the same answers.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use prost::Message;
 use regex::Regex;
@@ -53,7 +54,12 @@ impl Pattern {
             None => Pattern::Never,
             Some(b) if b.len() < MIN_WRAPPED => Pattern::Always,
             Some(b) => {
-                let b = if whole { b } else { &b[..b.len() - 1] };
+                // Without its final character, as the library cuts it.
+                let b = if whole {
+                    b
+                } else {
+                    b.char_indices().last().map_or(b, |(i, _)| &b[..i])
+                };
                 Pattern::Compiled(Regex::new(&b.replace("\\d", "[0-9]"))?)
             }
         })
@@ -175,9 +181,19 @@ fn region_types(region: LibRegion) -> Option<&'static RegionTypes> {
         .as_ref()
 }
 
-/// Compiles `region`'s patterns now.
-pub(super) fn compile(region: LibRegion) {
-    let _ = region_types(region);
+/// Compiles `regions`' patterns, once per process, on a thread start-up
+/// does not wait for: Lambda's runtime asks for the first event meanwhile,
+/// and a hook that comes sooner waits for the compile (under a millisecond)
+/// instead of doing it.
+pub(super) fn compile_soon(regions: &'static [LibRegion]) {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if !STARTED.swap(true, Ordering::Relaxed) {
+        std::thread::spawn(move || {
+            for &region in regions {
+                let _ = region_types(region);
+            }
+        });
+    }
 }
 
 /// `number`'s type and region, as the library's `get_number_type` and
